@@ -1,0 +1,127 @@
+//! `QuantizedConv1d`: int8 1-D convolution, and the swappable [`Conv1d`] enum.
+//!
+//! Runs as a 2-D convolution of height 1 (the shared im2col path in `conv.rs`).
+
+use burn::module::{Module, Param, ParamId};
+use burn::nn::{self, PaddingConfig1d};
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+use crate::conv::{ConvGeometry, conv2d_int8, same_padding};
+use crate::quantizers::{dequantize, quantize_per_channel};
+use crate::Int8Error;
+
+/// A 1-D convolution with int8 weights: one scale per output channel, one activation scale
+/// per output position (and group). Stride, padding, dilation and groups as in `nn::Conv1d`.
+#[derive(Module, Debug)]
+pub struct QuantizedConv1d<B: Backend> {
+    /// `[channels_out, channels_in / groups, kernel_size]`, dtype I8.
+    pub weight: Param<Tensor<B, 3, Int>>,
+    /// `[channels_out]`, a multiplier per output channel.
+    pub weight_scale: Param<Tensor<B, 1>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    pub stride: usize,
+    pub kernel_size: usize,
+    pub dilation: usize,
+    pub groups: usize,
+    pub padding: PaddingConfig1d,
+}
+
+impl<B: Backend> QuantizedConv1d<B> {
+    pub fn from_float(conv: &nn::conv::Conv1d<B>) -> Result<Self, Int8Error> {
+        let (weight, weight_scale) = quantize_per_channel(conv.weight.val(), 0, "conv1d weight")?;
+        Ok(Self {
+            weight: Param::initialized(ParamId::new(), weight),
+            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
+            bias: conv.bias.clone(),
+            stride: conv.stride,
+            kernel_size: conv.kernel_size,
+            dilation: conv.dilation,
+            groups: conv.groups,
+            padding: conv.padding.clone(),
+        })
+    }
+
+    pub fn dequantize(&self) -> nn::conv::Conv1d<B> {
+        let scale = self.weight_scale.val();
+        let channels = scale.dims()[0];
+        let weight = dequantize(self.weight.val(), scale.reshape([channels, 1, 1]));
+        nn::conv::Conv1d {
+            weight: Param::from_tensor(weight),
+            bias: self.bias.clone(),
+            stride: self.stride,
+            kernel_size: self.kernel_size,
+            dilation: self.dilation,
+            groups: self.groups,
+            padding: self.padding.clone(),
+        }
+    }
+
+    /// `[batch, channels_in, length]` to `[batch, channels_out, length_out]`.
+    ///
+    /// # Panics
+    /// On a wrong channel count, like `nn::Conv1d`; see [`Self::try_forward`].
+    pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
+        match self.try_forward(input) {
+            Ok(output) => output,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    pub fn try_forward(&self, input: Tensor<B, 3>) -> Result<Tensor<B, 3>, Int8Error> {
+        let [batch, channels_in, length] = input.dims();
+        let [channels_out, channels_in_group, kernel] = self.weight.val().dims();
+        let expected = channels_in_group * self.groups;
+        let effective = self.dilation * (kernel - 1) + 1;
+        let (left, right) = match &self.padding {
+            PaddingConfig1d::Valid => (0, 0),
+            PaddingConfig1d::Same => same_padding(kernel, self.stride, length),
+            PaddingConfig1d::Explicit(left, right) => (*left, *right),
+        };
+        if channels_in != expected || length + left + right < effective {
+            return Err(Int8Error::ShapeMismatch {
+                what: "QuantizedConv1d input".into(),
+                expected: format!("[batch, {expected}, length >= {effective}] (after padding)"),
+                found: input.dims().to_vec(),
+            });
+        }
+        let geometry = ConvGeometry {
+            stride: [1, self.stride],
+            dilation: [1, self.dilation],
+            groups: self.groups,
+            padding: ((0, 0), (left, right)),
+        };
+        let weight = self.weight.val().reshape([channels_out, channels_in_group, 1, kernel]);
+        let output = conv2d_int8(
+            input.reshape([batch, channels_in, 1, length]),
+            weight,
+            self.weight_scale.val(),
+            self.bias.as_ref().map(Param::val),
+            geometry,
+        );
+        let [_, _, _, length_out] = output.dims();
+        Ok(output.reshape([batch, channels_out, length_out]))
+    }
+}
+
+/// A 1-D convolution that is float or int8.
+#[derive(Module, Debug)]
+pub enum Conv1d<B: Backend> {
+    Float(nn::conv::Conv1d<B>),
+    Int8(QuantizedConv1d<B>),
+}
+
+impl<B: Backend> Conv1d<B> {
+    pub fn new(config: &nn::conv::Conv1dConfig, device: &B::Device) -> Self {
+        Conv1d::Float(config.init(device))
+    }
+
+    pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
+        match self {
+            Conv1d::Float(layer) => layer.forward(input),
+            Conv1d::Int8(layer) => layer.forward(input),
+        }
+    }
+
+}
+
+crate::quantize::swappable_layer!(Conv1d, QuantizedConv1d, nn::conv::Conv1d<B>);

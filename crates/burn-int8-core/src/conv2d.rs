@@ -1,0 +1,128 @@
+//! `QuantizedConv2d`: int8 2-D convolution, and the swappable [`Conv2d`] enum.
+
+use burn::module::{Module, Param, ParamId};
+use burn::nn::{self, PaddingConfig2d};
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+use crate::conv::{ConvGeometry, conv2d_int8, same_padding};
+use crate::quantizers::{dequantize, quantize_per_channel};
+use crate::Int8Error;
+
+/// A 2-D convolution with int8 weights: one scale per output channel, one activation scale
+/// per output position (and group), computed at run time. Stride, padding, dilation and groups
+/// behave as in `nn::Conv2d`.
+#[derive(Module, Debug)]
+pub struct QuantizedConv2d<B: Backend> {
+    /// `[channels_out, channels_in / groups, kernel_h, kernel_w]`, dtype I8.
+    pub weight: Param<Tensor<B, 4, Int>>,
+    /// `[channels_out]`, a multiplier per output channel.
+    pub weight_scale: Param<Tensor<B, 1>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    pub stride: [usize; 2],
+    pub kernel_size: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub padding: PaddingConfig2d,
+}
+
+impl<B: Backend> QuantizedConv2d<B> {
+    pub fn from_float(conv: &nn::conv::Conv2d<B>) -> Result<Self, Int8Error> {
+        let (weight, weight_scale) = quantize_per_channel(conv.weight.val(), 0, "conv2d weight")?;
+        Ok(Self {
+            weight: Param::initialized(ParamId::new(), weight),
+            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
+            bias: conv.bias.clone(),
+            stride: conv.stride,
+            kernel_size: conv.kernel_size,
+            dilation: conv.dilation,
+            groups: conv.groups,
+            padding: conv.padding.clone(),
+        })
+    }
+
+    pub fn dequantize(&self) -> nn::conv::Conv2d<B> {
+        let scale = self.weight_scale.val();
+        let channels = scale.dims()[0];
+        let weight = dequantize(self.weight.val(), scale.reshape([channels, 1, 1, 1]));
+        nn::conv::Conv2d {
+            weight: Param::from_tensor(weight),
+            bias: self.bias.clone(),
+            stride: self.stride,
+            kernel_size: self.kernel_size,
+            dilation: self.dilation,
+            groups: self.groups,
+            padding: self.padding.clone(),
+        }
+    }
+
+    /// `[batch, channels_in, h, w]` to `[batch, channels_out, h_out, w_out]`.
+    ///
+    /// # Panics
+    /// On a wrong channel count, like `nn::Conv2d`; see [`Self::try_forward`].
+    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self.try_forward(input) {
+            Ok(output) => output,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    pub fn try_forward(&self, input: Tensor<B, 4>) -> Result<Tensor<B, 4>, Int8Error> {
+        let [_, channels_in, height, width] = input.dims();
+        let [_, channels_in_group, kh, kw] = self.weight.val().dims();
+        let expected = channels_in_group * self.groups;
+        let effective = [self.dilation[0] * (kh - 1) + 1, self.dilation[1] * (kw - 1) + 1];
+        let padding = match &self.padding {
+            PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+            PaddingConfig2d::Same => (
+                same_padding(kh, self.stride[0], height),
+                same_padding(kw, self.stride[1], width),
+            ),
+            PaddingConfig2d::Explicit(top, left, bottom, right) => ((*top, *bottom), (*left, *right)),
+        };
+        let ((top, bottom), (left, right)) = padding;
+        if channels_in != expected
+            || height + top + bottom < effective[0]
+            || width + left + right < effective[1]
+        {
+            return Err(Int8Error::ShapeMismatch {
+                what: "QuantizedConv2d input".into(),
+                expected: format!(
+                    "[batch, {expected}, h >= {}, w >= {}] (after padding)",
+                    effective[0], effective[1]
+                ),
+                found: input.dims().to_vec(),
+            });
+        }
+        let geometry = ConvGeometry { stride: self.stride, dilation: self.dilation, groups: self.groups, padding };
+        Ok(conv2d_int8(
+            input,
+            self.weight.val(),
+            self.weight_scale.val(),
+            self.bias.as_ref().map(Param::val),
+            geometry,
+        ))
+    }
+}
+
+/// A 2-D convolution that is float or int8.
+#[derive(Module, Debug)]
+pub enum Conv2d<B: Backend> {
+    Float(nn::conv::Conv2d<B>),
+    Int8(QuantizedConv2d<B>),
+}
+
+impl<B: Backend> Conv2d<B> {
+    pub fn new(config: &nn::conv::Conv2dConfig, device: &B::Device) -> Self {
+        Conv2d::Float(config.init(device))
+    }
+
+    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self {
+            Conv2d::Float(layer) => layer.forward(input),
+            Conv2d::Int8(layer) => layer.forward(input),
+        }
+    }
+
+}
+
+crate::quantize::swappable_layer!(Conv2d, QuantizedConv2d, nn::conv::Conv2d<B>);

@@ -1,0 +1,113 @@
+//! `QuantizedEmbedding`: Keras's int8 `Embedding` and `ReversibleEmbedding` (tied logits).
+
+use burn::module::{Module, Param, ParamId};
+use burn::nn;
+use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
+
+use crate::ops::quantized_matmul;
+use crate::quantizers::{dequantize, quantize_per_channel};
+use crate::Int8Error;
+
+/// An embedding table with int8 rows and one scale per vocabulary row.
+///
+/// - [`Self::forward`] looks rows up: `E_q[id] * (1 / scale[id])`, a multiplication by the
+///   reciprocal, which is what reproduces Keras bit for bit.
+/// - [`Self::reverse`] is the tied output projection `h @ E^T` of Keras's
+///   `ReversibleEmbedding`: `h` is quantized per row, the product is int8×int8→int32, and the
+///   result is divided by `h_scale * scale[vocab]`.
+#[derive(Module, Debug)]
+pub struct QuantizedEmbedding<B: Backend> {
+    /// `[n_embedding, d_model]`, dtype I8, the layout of `nn::Embedding`.
+    pub weight: Param<Tensor<B, 2, Int>>,
+    /// `[n_embedding]`, a multiplier per row (`q = e * scale`).
+    pub weight_scale: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> QuantizedEmbedding<B> {
+    /// Quantizes a float table `[n_embedding, d_model]`, one scale per row.
+    pub fn from_weights(weight: Tensor<B, 2>) -> Result<Self, Int8Error> {
+        let (weight, weight_scale) = quantize_per_channel(weight, 0, "embedding table")?;
+        Ok(Self {
+            weight: Param::initialized(ParamId::new(), weight),
+            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
+        })
+    }
+
+    pub fn from_float(embedding: &nn::Embedding<B>) -> Result<Self, Int8Error> {
+        Self::from_weights(embedding.weight.val())
+    }
+
+    pub fn dequantize(&self) -> nn::Embedding<B> {
+        let weight = dequantize(self.weight.val(), self.weight_scale.val().unsqueeze_dim(1));
+        nn::Embedding { weight: Param::from_tensor(weight) }
+    }
+
+    /// `[n_embedding, d_model]`.
+    pub fn dims(&self) -> [usize; 2] {
+        self.weight.val().dims()
+    }
+
+    /// Looks up `ids [batch, seq]`, giving `[batch, seq, d_model]`.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [batch, seq] = ids.dims();
+        let [_, d_model] = self.dims();
+        let ids = ids.reshape([batch * seq]);
+        let rows = self.weight.val().select(0, ids.clone()).cast(FloatDType::F32);
+        let scale = self.weight_scale.val().select(0, ids);
+        let ones = Tensor::ones(scale.shape(), &scale.device());
+        let inverse_scale = ones.div(scale);
+        rows.mul(inverse_scale.unsqueeze_dim(1)).reshape([batch, seq, d_model])
+    }
+
+    /// Tied logits: `hidden [..., d_model]` to `[..., n_embedding]`.
+    pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
+        let [n_embedding, d_model] = self.dims();
+        let mut dims = hidden.dims();
+        let rows = dims[..D - 1].iter().product();
+        let logits = quantized_matmul(
+            hidden.reshape([rows, d_model]),
+            self.weight.val().transpose(),
+            self.weight_scale.val(),
+        );
+        dims[D - 1] = n_embedding;
+        logits.reshape(dims)
+    }
+}
+
+/// An embedding that is float or int8, with lookup and tied-logits paths for both.
+#[derive(Module, Debug)]
+pub enum Embedding<B: Backend> {
+    Float(nn::Embedding<B>),
+    Int8(QuantizedEmbedding<B>),
+}
+
+impl<B: Backend> Embedding<B> {
+    pub fn new(config: &nn::EmbeddingConfig, device: &B::Device) -> Self {
+        Embedding::Float(config.init(device))
+    }
+
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        match self {
+            Embedding::Float(layer) => layer.forward(ids),
+            Embedding::Int8(layer) => layer.forward(ids),
+        }
+    }
+
+    /// Tied logits `hidden @ E^T`.
+    pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Embedding::Float(layer) => {
+                let [n_embedding, d_model] = layer.weight.val().dims();
+                let mut dims = hidden.dims();
+                let rows = dims[..D - 1].iter().product();
+                let logits = hidden.reshape([rows, d_model]).matmul(layer.weight.val().transpose());
+                dims[D - 1] = n_embedding;
+                logits.reshape(dims)
+            }
+            Embedding::Int8(layer) => layer.reverse(hidden),
+        }
+    }
+
+}
+
+crate::quantize::swappable_layer!(Embedding, QuantizedEmbedding, nn::Embedding<B>);

@@ -1,0 +1,120 @@
+//! `QuantizedLinear`: Keras's int8 `Dense`, and the swappable [`Linear`] enum.
+
+use burn::module::{Module, Param, ParamId};
+use burn::nn;
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+use crate::ops::quantized_matmul;
+use crate::quantizers::{dequantize, quantize_per_channel};
+use crate::Int8Error;
+
+/// A linear layer with int8 weights.
+///
+/// `y = (x_q @ W_q) / (x_scale * weight_scale) + bias`, with `x_q` quantized per row at run
+/// time. The weight and its scales are not trainable (Keras freezes them too); the bias is.
+#[derive(Module, Debug)]
+pub struct QuantizedLinear<B: Backend> {
+    /// `[d_input, d_output]`, dtype I8 (1 byte per weight), the layout of `nn::Linear`.
+    pub weight: Param<Tensor<B, 2, Int>>,
+    /// `[d_output]`: Keras's `kernel_scale`, a multiplier (`q = w * scale`).
+    pub weight_scale: Param<Tensor<B, 1>>,
+    /// `[d_output]`, float and trainable.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> QuantizedLinear<B> {
+    /// Quantizes a float weight `[d_input, d_output]` with one scale per output column.
+    pub fn from_weights(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Result<Self, Int8Error> {
+        let [_, d_output] = weight.dims();
+        if let Some(bias) = &bias
+            && bias.dims() != [d_output]
+        {
+            return Err(Int8Error::ShapeMismatch {
+                what: "linear bias".into(),
+                expected: format!("[{d_output}]"),
+                found: bias.dims().to_vec(),
+            });
+        }
+        let (weight, weight_scale) = quantize_per_channel(weight, 1, "linear weight")?;
+        Ok(Self {
+            weight: Param::initialized(ParamId::new(), weight),
+            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
+            bias: bias.map(Param::from_tensor),
+        })
+    }
+
+    /// Quantizes a Burn `nn::Linear` (its bias is kept as is).
+    pub fn from_float(linear: &nn::Linear<B>) -> Result<Self, Int8Error> {
+        Self::from_weights(linear.weight.val(), linear.bias.as_ref().map(Param::val))
+    }
+
+    /// Back to a float `nn::Linear` (`q / scale`, Keras's dequantize).
+    pub fn dequantize(&self) -> nn::Linear<B> {
+        let weight = dequantize(self.weight.val(), self.weight_scale.val().unsqueeze_dim(0));
+        nn::Linear { weight: Param::from_tensor(weight), bias: self.bias.clone() }
+    }
+
+    /// `[d_input, d_output]`.
+    pub fn dims(&self) -> [usize; 2] {
+        self.weight.val().dims()
+    }
+
+    /// Applies the layer to `[..., d_input]`, giving `[..., d_output]`.
+    ///
+    /// # Panics
+    /// When the last input dimension is not `d_input`, like `nn::Linear`; see [`Self::try_forward`].
+    pub fn forward<const D: usize>(&self, input: Tensor<B, D>) -> Tensor<B, D> {
+        match self.try_forward(input) {
+            Ok(output) => output,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// [`Self::forward`] with a typed error on a wrong input shape.
+    pub fn try_forward<const D: usize>(&self, input: Tensor<B, D>) -> Result<Tensor<B, D>, Int8Error> {
+        let [d_input, d_output] = self.dims();
+        let mut dims = input.dims();
+        if D == 0 || dims[D - 1] != d_input {
+            return Err(Int8Error::ShapeMismatch {
+                what: "QuantizedLinear input".into(),
+                expected: format!("[..., {d_input}]"),
+                found: dims.to_vec(),
+            });
+        }
+        let rows = dims[..D - 1].iter().product();
+        let mut output = quantized_matmul(
+            input.reshape([rows, d_input]),
+            self.weight.val(),
+            self.weight_scale.val(),
+        );
+        if let Some(bias) = &self.bias {
+            output = output.add(bias.val().unsqueeze_dim(0));
+        }
+        dims[D - 1] = d_output;
+        Ok(output.reshape(dims))
+    }
+}
+
+/// A linear layer that is float or int8; `model.quantize_int8()` turns `Float` into `Int8`.
+#[derive(Module, Debug)]
+pub enum Linear<B: Backend> {
+    Float(nn::Linear<B>),
+    Int8(QuantizedLinear<B>),
+}
+
+impl<B: Backend> Linear<B> {
+    /// A float layer from Burn's config, ready to train and quantize later.
+    pub fn new(config: &nn::LinearConfig, device: &B::Device) -> Self {
+        Linear::Float(config.init(device))
+    }
+
+    pub fn forward<const D: usize>(&self, input: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Linear::Float(layer) => layer.forward(input),
+            Linear::Int8(layer) => layer.forward(input),
+        }
+    }
+
+}
+
+crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>);

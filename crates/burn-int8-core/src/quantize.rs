@@ -1,0 +1,351 @@
+//! `Quantize`: rewrite a whole model in place, like Keras's `model.quantize("int8")`.
+//!
+//! A model implements [`Quantize`] with `#[derive(Quantize)]`: the derive visits every field
+//! whose type mentions the backend `B` (skip one with `#[quantize(skip)]`). The swappable
+//! layers ([`crate::Linear`], [`crate::Embedding`], [`crate::Conv1d`], [`crate::Conv2d`]) turn
+//! from `Float` into `Int8`; everything else (norms, activations) stays float.
+
+use std::fmt;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn;
+use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+
+use crate::Int8Error;
+
+/// Implemented by every module that can hold swappable layers.
+pub trait Quantize<B: Backend> {
+    /// Visits this module's quantizable layers, quantizing or dequantizing them per `ctx.mode()`.
+    fn visit_quantize(&mut self, ctx: &mut QuantizeContext<'_>) -> Result<(), Int8Error>;
+}
+
+/// The one-call API, for every module that implements [`Quantize`].
+pub trait QuantizeExt<B: Backend>: Quantize<B> + Module<B> {
+    /// Quantizes every swappable layer to int8, in place, like Keras's `model.quantize("int8")`.
+    ///
+    /// All or nothing: on an error (a NaN weight, say) the model is left exactly as it was.
+    /// Layers that are already int8 are skipped and reported, never quantized twice.
+    fn quantize_with(&mut self, config: &QuantizeConfig) -> Result<QuantizeReport, Int8Error> {
+        run(self, config, Mode::Quantize)
+    }
+
+    /// [`Self::quantize_with`] with the default config (quantize every swappable layer).
+    fn quantize_int8(&mut self) -> Result<QuantizeReport, Int8Error> {
+        self.quantize_with(&QuantizeConfig::default())
+    }
+
+    /// Turns every int8 layer back into a float layer (`q / scale`). Keras has no equivalent.
+    fn dequantize(&mut self) -> Result<QuantizeReport, Int8Error> {
+        run(self, &QuantizeConfig::default(), Mode::Dequantize)
+    }
+}
+
+impl<B: Backend, M: Quantize<B> + Module<B>> QuantizeExt<B> for M {}
+
+fn run<B: Backend, M: Quantize<B> + Module<B>>(
+    model: &mut M,
+    config: &QuantizeConfig,
+    mode: Mode,
+) -> Result<QuantizeReport, Int8Error> {
+    let bytes_before = param_bytes::<B, M>(model);
+    // Work on a clone (tensors are shared, so this is cheap) and commit only on success.
+    let mut candidate = model.clone();
+    let mut ctx = QuantizeContext { config, mode, path: Vec::new(), report: QuantizeReport::default() };
+    candidate.visit_quantize(&mut ctx)?;
+    let mut report = ctx.report;
+    report.bytes_before = bytes_before;
+    report.bytes_after = param_bytes::<B, M>(&candidate);
+    *model = candidate;
+    tracing::info!(%report, "{mode:?} done");
+    Ok(report)
+}
+
+/// Which way the visit goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Quantize,
+    Dequantize,
+}
+
+type SkipPredicate = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// What to quantize. By default every swappable layer.
+#[derive(Default)]
+pub struct QuantizeConfig {
+    skip_paths: Vec<String>,
+    skip_predicates: Vec<SkipPredicate>,
+}
+
+impl QuantizeConfig {
+    /// Keeps float the layer at `path` (dot-separated field names, e.g. `"head"` or
+    /// `"blocks.3.mlp"`) and everything under it.
+    pub fn skip(mut self, path: impl Into<String>) -> Self {
+        self.skip_paths.push(path.into());
+        self
+    }
+
+    /// Keeps float every layer whose path satisfies `predicate`.
+    pub fn skip_if(mut self, predicate: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.skip_predicates.push(Box::new(predicate));
+        self
+    }
+
+    fn skips(&self, path: &str) -> bool {
+        let listed = self.skip_paths.iter().any(|skip| {
+            path == skip || path.strip_prefix(skip.as_str()).is_some_and(|rest| rest.starts_with('.'))
+        });
+        listed || self.skip_predicates.iter().any(|predicate| predicate(path))
+    }
+}
+
+impl fmt::Debug for QuantizeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuantizeConfig")
+            .field("skip_paths", &self.skip_paths)
+            .field("skip_predicates", &self.skip_predicates.len())
+            .finish()
+    }
+}
+
+/// Why a layer was left as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Named by [`QuantizeConfig::skip`] or [`QuantizeConfig::skip_if`].
+    Config,
+    /// Already int8: quantizing again would be a double quantization.
+    AlreadyQuantized,
+    /// A plain Burn layer (`nn::Linear`, ...) cannot change type in place.
+    NotSwappable(&'static str),
+}
+
+/// What a quantize (or dequantize) call did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuantizeReport {
+    /// `(path, layer kind)` of every layer that changed precision.
+    pub changed: Vec<(String, &'static str)>,
+    /// `(path, reason)` of every quantizable layer left as it was.
+    pub skipped: Vec<(String, SkipReason)>,
+    /// Parameter bytes of the whole model before and after (from dtypes and shapes).
+    pub bytes_before: usize,
+    pub bytes_after: usize,
+}
+
+impl fmt::Display for QuantizeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} layer(s) changed, {} skipped, parameters {} -> {} bytes",
+            self.changed.len(),
+            self.skipped.len(),
+            self.bytes_before,
+            self.bytes_after
+        )
+    }
+}
+
+/// State of one visit: the current module path, the config and the report being built.
+pub struct QuantizeContext<'a> {
+    config: &'a QuantizeConfig,
+    mode: Mode,
+    path: Vec<String>,
+    report: QuantizeReport,
+}
+
+impl QuantizeContext<'_> {
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The dot-separated path of the module being visited.
+    pub fn path(&self) -> String {
+        self.path.join(".")
+    }
+
+    /// Visits `child` under the field name `name`.
+    pub fn visit_child<B: Backend, T: Quantize<B> + ?Sized>(
+        &mut self,
+        name: &str,
+        child: &mut T,
+    ) -> Result<(), Int8Error> {
+        self.path.push(name.to_string());
+        let result = child.visit_quantize(self);
+        self.path.pop();
+        result
+    }
+
+    /// True when the current layer may be quantized; records a skip when the config names it.
+    pub fn allows_quantize(&mut self) -> bool {
+        let path = self.path();
+        if self.config.skips(&path) {
+            self.report.skipped.push((path, SkipReason::Config));
+            return false;
+        }
+        true
+    }
+
+    /// Tags an error with the current layer path.
+    pub fn locate(&self, error: Int8Error) -> Int8Error {
+        error.at_layer(&self.path())
+    }
+
+    /// Puts `replacement` (if any) into `slot` and records what happened.
+    pub fn swap<T>(&mut self, slot: &mut T, replacement: Option<T>, was_quantized: bool, kind: &'static str) {
+        match replacement {
+            Some(layer) => {
+                *slot = layer;
+                self.report.changed.push((self.path(), kind));
+            }
+            None if self.mode == Mode::Quantize && was_quantized => {
+                tracing::info!(path = %self.path(), "already int8: skipped");
+                self.report.skipped.push((self.path(), SkipReason::AlreadyQuantized));
+            }
+            None => {}
+        }
+    }
+
+    /// Records a plain Burn layer that cannot be swapped.
+    pub fn not_swappable(&mut self, kind: &'static str) {
+        if self.mode == Mode::Quantize {
+            tracing::warn!(path = %self.path(), "{kind} is a plain Burn layer and stays float; use burn_int8::{kind}");
+            self.report.skipped.push((self.path(), SkipReason::NotSwappable(kind)));
+        }
+    }
+}
+
+/// Bytes held by every parameter of `module`, from dtypes and shapes (int8 counts 1 byte).
+pub fn param_bytes<B: Backend, M: Module<B>>(module: &M) -> usize {
+    struct Counter(usize);
+    impl<B: Backend> ModuleVisitor<B> for Counter {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let value = param.val();
+            self.0 += value.shape().num_elements() * value.dtype().size();
+        }
+        fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, Int>>) {
+            let value = param.val();
+            self.0 += value.shape().num_elements() * value.dtype().size();
+        }
+        fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
+            let value = param.val();
+            self.0 += value.shape().num_elements() * value.dtype().size();
+        }
+    }
+    let mut counter = Counter(0);
+    module.visit(&mut counter);
+    counter.0
+}
+
+// ---- Containers -------------------------------------------------------------------------
+
+impl<B: Backend, T: Quantize<B>> Quantize<B> for Option<T> {
+    fn visit_quantize(&mut self, ctx: &mut QuantizeContext<'_>) -> Result<(), Int8Error> {
+        match self {
+            Some(inner) => inner.visit_quantize(ctx),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<B: Backend, T: Quantize<B>> Quantize<B> for Vec<T> {
+    fn visit_quantize(&mut self, ctx: &mut QuantizeContext<'_>) -> Result<(), Int8Error> {
+        for (index, item) in self.iter_mut().enumerate() {
+            ctx.visit_child(&index.to_string(), item)?;
+        }
+        Ok(())
+    }
+}
+
+// ---- Modules that stay float ------------------------------------------------------------
+
+macro_rules! stays_float {
+    ($($ty:ty),* $(,)?) => {$(
+        impl<B: Backend> Quantize<B> for $ty {
+            fn visit_quantize(&mut self, _ctx: &mut QuantizeContext<'_>) -> Result<(), Int8Error> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+stays_float!(
+    nn::LayerNorm<B>,
+    nn::RmsNorm<B>,
+    nn::BatchNorm<B>,
+    nn::GroupNorm<B>,
+    nn::InstanceNorm<B>,
+    nn::PRelu<B>,
+    nn::RotaryEncoding<B>,
+    nn::PositionalEncoding<B>,
+);
+
+impl<B: Backend, const D: usize> Quantize<B> for Param<Tensor<B, D>> {
+    fn visit_quantize(&mut self, _ctx: &mut QuantizeContext<'_>) -> Result<(), Int8Error> {
+        Ok(())
+    }
+}
+
+impl<B: Backend, const D: usize> Quantize<B> for Tensor<B, D> {
+    fn visit_quantize(&mut self, _ctx: &mut QuantizeContext<'_>) -> Result<(), Int8Error> {
+        Ok(())
+    }
+}
+
+// ---- Plain Burn layers: reported, since they cannot become int8 in place ----------------
+
+macro_rules! not_swappable {
+    ($($ty:ty => $kind:literal),* $(,)?) => {$(
+        impl<B: Backend> Quantize<B> for $ty {
+            fn visit_quantize(&mut self, ctx: &mut QuantizeContext<'_>) -> Result<(), Int8Error> {
+                ctx.not_swappable($kind);
+                Ok(())
+            }
+        }
+    )*};
+}
+
+not_swappable!(
+    nn::Linear<B> => "Linear",
+    nn::Embedding<B> => "Embedding",
+    nn::conv::Conv1d<B> => "Conv1d",
+    nn::conv::Conv2d<B> => "Conv2d",
+);
+
+// ---- The swappable float-or-int8 layers -------------------------------------------------
+
+/// Implements `From<float layer>`, `is_quantized` and [`Quantize`] for a `Float`/`Int8` enum
+/// whose int8 type has `from_float` and `dequantize`.
+macro_rules! swappable_layer {
+    ($enum:ident, $int8:ident, $float:ty) => {
+        impl<B: burn::tensor::backend::Backend> $enum<B> {
+            /// True once the layer holds int8 weights.
+            pub fn is_quantized(&self) -> bool {
+                matches!(self, $enum::Int8(_))
+            }
+        }
+
+        impl<B: burn::tensor::backend::Backend> From<$float> for $enum<B> {
+            fn from(layer: $float) -> Self {
+                $enum::Float(layer)
+            }
+        }
+
+        impl<B: burn::tensor::backend::Backend> crate::Quantize<B> for $enum<B> {
+            fn visit_quantize(
+                &mut self,
+                ctx: &mut crate::QuantizeContext<'_>,
+            ) -> Result<(), crate::Int8Error> {
+                use crate::Mode;
+                let swapped = match (ctx.mode(), &*self) {
+                    (Mode::Quantize, $enum::Float(layer)) if ctx.allows_quantize() => {
+                        Some($enum::Int8($int8::from_float(layer).map_err(|e| ctx.locate(e))?))
+                    }
+                    (Mode::Dequantize, $enum::Int8(layer)) => Some($enum::Float(layer.dequantize())),
+                    _ => None,
+                };
+                let was_quantized = self.is_quantized();
+                ctx.swap(self, swapped, was_quantized, stringify!($enum));
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use swappable_layer;

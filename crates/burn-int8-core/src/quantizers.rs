@@ -1,0 +1,119 @@
+//! The quantization math, exactly as Keras 3 computes it (`keras/src/quantizers/quantizers.py`).
+//!
+//! ```text
+//! scale = 127 / (max(|x|, axis, keepdims) + 1e-7)   # a multiplier
+//! q     = clip(round_half_to_even(x * scale), -127, 127) as int8
+//! x    ~= q / scale                                 # dequantize: always a division
+//! ```
+//! The keras.io guide's prose (`2*amax/256`, clip to [-128, 127]) is *not* what the code does;
+//! this file follows the code, which produced the guide's numbers. -128 never occurs.
+
+use burn::tensor::{Bool, DType, FloatDType, Int, IntDType, Tensor, backend::Backend};
+
+use crate::Int8Error;
+
+/// Largest int8 magnitude Keras produces: the range is symmetric, -128 is never used.
+pub const INT8_MAX: f32 = 127.0;
+/// Keras's `epsilon` in `abs_max_quantize`, added to the max before dividing.
+pub const ABS_MAX_EPSILON: f32 = 1e-7;
+
+/// `abs_max_quantize(x, axis)` of Keras: int8 values (dtype I8, same shape as `x`) and the
+/// scale, reduced over `axis` with the dimension kept (shape 1 there).
+pub fn abs_max_quantize<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    axis: usize,
+) -> Result<(Tensor<B, D, Int>, Tensor<B, D>), Int8Error> {
+    if axis >= D {
+        return Err(Int8Error::AxisOutOfRange { axis, rank: D });
+    }
+    let shape = x.dims();
+    if shape.contains(&0) {
+        return Err(Int8Error::EmptyTensor { what: "tensor".into(), shape: shape.to_vec() });
+    }
+    Ok(abs_max_quantize_along(x, axis))
+}
+
+/// [`abs_max_quantize`] for callers that already checked the axis and emptiness.
+pub(crate) fn abs_max_quantize_along<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    axis: usize,
+) -> (Tensor<B, D, Int>, Tensor<B, D>) {
+    let amax = x.clone().abs().max_dim(axis);
+    // `127 / (amax + eps)` as one IEEE division, as Keras does (not `127 * recip(...)`).
+    let numerator = Tensor::full(amax.shape(), INT8_MAX, &amax.device());
+    let scale = numerator.div(amax.add_scalar(ABS_MAX_EPSILON));
+    let q = quantize_with_scale(x, scale.clone());
+    (q, scale)
+}
+
+/// `clip(round_half_to_even(x * scale), -127, 127)` as I8. `scale` broadcasts against `x`.
+pub fn quantize_with_scale<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    scale: Tensor<B, D>,
+) -> Tensor<B, D, Int> {
+    // Burn's `round` is round-half-to-even on every backend, like `jnp.round`.
+    x.mul(scale).round().clamp(-INT8_MAX, INT8_MAX).cast(IntDType::I8)
+}
+
+/// Keras's dequantize: `q / scale` (a true division).
+pub fn dequantize<B: Backend, const D: usize>(
+    q: Tensor<B, D, Int>,
+    scale: Tensor<B, D>,
+) -> Tensor<B, D> {
+    q.cast(FloatDType::F32).div(scale)
+}
+
+/// Fails with [`Int8Error::NonFinite`] when `x` holds a NaN or an infinity.
+pub fn ensure_finite<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    what: &str,
+) -> Result<(), Int8Error> {
+    let bad: Tensor<B, D, Bool> = x.clone().is_finite().bool_not();
+    let count = bad.int().sum().into_scalar();
+    let count = burn::tensor::ElementConversion::elem::<i64>(count) as usize;
+    if count > 0 {
+        return Err(Int8Error::NonFinite { what: what.to_string(), count });
+    }
+    Ok(())
+}
+
+/// Fails unless `x` is a non-empty tensor; used on weights before quantizing them.
+pub(crate) fn ensure_non_empty<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    what: &str,
+) -> Result<(), Int8Error> {
+    let shape = x.dims();
+    if shape.contains(&0) {
+        return Err(Int8Error::EmptyTensor { what: what.to_string(), shape: shape.to_vec() });
+    }
+    Ok(())
+}
+
+/// Quantizes a weight with one scale per output channel, where `channel_axis` is the axis
+/// that is kept (every other axis is reduced). Returns I8 values and a `[channels]` scale.
+pub(crate) fn quantize_per_channel<B: Backend, const D: usize>(
+    weight: Tensor<B, D>,
+    channel_axis: usize,
+    what: &str,
+) -> Result<(Tensor<B, D, Int>, Tensor<B, 1>), Int8Error> {
+    ensure_non_empty(&weight, what)?;
+    ensure_finite(&weight, what)?;
+    let shape = weight.dims();
+    let channels = shape[channel_axis];
+    // Move the channel axis first and flatten the rest: one row per channel.
+    let rows = weight.swap_dims(0, channel_axis);
+    let swapped = rows.dims();
+    let (q, scale) = abs_max_quantize_along(rows.reshape([channels, swapped[1..].iter().product()]), 1);
+    let q = q.reshape(swapped).swap_dims(0, channel_axis);
+    Ok((q, scale.reshape([channels])))
+}
+
+/// Mean squared error between two float tensors, as the Keras guide prints it.
+pub fn mse<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
+    let diff = a.sub(b);
+    let value = diff.clone().mul(diff).mean().into_scalar();
+    burn::tensor::ElementConversion::elem::<f32>(value)
+}
+
+/// The storage dtype of every int8 weight in this crate.
+pub const INT8_DTYPE: DType = DType::I8;

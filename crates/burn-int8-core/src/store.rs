@@ -1,0 +1,95 @@
+//! Saving and loading models as Burnpack records (burn-store), int8 kept as 1 byte per weight.
+//!
+//! - Saves are atomic: the record is written to a temporary file next to the target, synced,
+//!   then renamed over it, so an interrupted save never damages an existing file.
+//! - Loads go into a copy of the model that replaces it only on success: a truncated, foreign
+//!   or wrong-precision record leaves the model as it was.
+//! - An int8 record needs an int8 model: quantize the freshly built model first (as Keras
+//!   does when loading a quantized `.keras` file), then load. Mixing precisions is a typed
+//!   [`Int8Error::PrecisionMismatch`].
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn_store::{BurnpackStore, ModuleSnapshot, ModuleStore};
+
+use crate::Int8Error;
+
+/// Writes `model` to `path` (a `.bpk` Burnpack file) atomically; returns the file size.
+pub fn save<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -> Result<u64, Int8Error> {
+    let path = path.as_ref();
+    let temp = temporary_sibling(path);
+    let result = (|| {
+        let mut store = BurnpackStore::from_file(&temp).auto_extension(false).overwrite(true);
+        model
+            .save_into(&mut store)
+            .map_err(|e| Int8Error::Record { path: path.to_path_buf(), message: e.to_string() })?;
+        let file = std::fs::File::open(&temp).map_err(|source| io(&temp, source))?;
+        file.sync_all().map_err(|source| io(&temp, source))?;
+        std::fs::rename(&temp, path).map_err(|source| io(path, source))?;
+        std::fs::metadata(path).map(|m| m.len()).map_err(|source| io(path, source))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Loads the record at `path` into `model`, which must have the same structure and precision.
+pub fn load<B: Backend, M: Module<B>>(model: &mut M, path: impl AsRef<Path>) -> Result<(), Int8Error> {
+    let path = path.as_ref();
+    if !path.is_file() {
+        return Err(io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such record file")));
+    }
+    let record_error = |message: String| Int8Error::Record { path: path.to_path_buf(), message };
+    let mut store = BurnpackStore::from_file(path).auto_extension(false);
+    let file_keys = store.keys().map_err(|e| record_error(e.to_string()))?;
+    let model_keys: Vec<String> = model.collect(None, None, false).into_iter().map(|s| s.full_path()).collect();
+    check_precision(path, &file_keys, &model_keys)?;
+
+    let mut candidate = model.clone();
+    let result = candidate.load_from(&mut store).map_err(|e| record_error(e.to_string()))?;
+    if !result.errors.is_empty() {
+        return Err(record_error(format!("{:?}", result.errors)));
+    }
+    if !result.missing.is_empty() || !result.unused.is_empty() {
+        let missing: Vec<_> = result.missing.iter().map(|(path, _)| path.as_str()).collect();
+        return Err(record_error(format!(
+            "not a record of this model: missing tensors {missing:?}, unexpected tensors {:?}",
+            result.unused
+        )));
+    }
+    *model = candidate;
+    Ok(())
+}
+
+/// Names the precision problem before touching the model: int8 layers are stored under an
+/// `Int8` enum variant, float ones under `Float`.
+fn check_precision(path: &Path, file_keys: &[String], model_keys: &[String]) -> Result<(), Int8Error> {
+    let mismatch = |found, expected, example: &str, hint| Int8Error::PrecisionMismatch {
+        path: path.to_path_buf(),
+        found,
+        expected,
+        example: example.to_string(),
+        hint,
+    };
+    for key in file_keys.iter().filter(|key| !model_keys.contains(key)) {
+        if model_keys.contains(&key.replacen(".Int8.", ".Float.", 1)) {
+            return Err(mismatch("int8", "float", key, "quantize the model (`quantize_int8`) before loading"));
+        }
+        if model_keys.contains(&key.replacen(".Float.", ".Int8.", 1)) {
+            return Err(mismatch("float", "int8", key, "load it into a float model, then quantize"));
+        }
+    }
+    Ok(())
+}
+
+fn temporary_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn io(path: &Path, source: std::io::Error) -> Int8Error {
+    Int8Error::Io { path: path.to_path_buf(), source }
+}

@@ -1,0 +1,1 @@
+pub use burn_int8_core::*;

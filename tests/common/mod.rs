@@ -1,0 +1,130 @@
+//! Shared test helpers: the Keras fixture reader and the backend list.
+#![allow(dead_code)]
+
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use safetensors::{Dtype, SafeTensors};
+
+/// Runs `$body::<Backend>(&device)` on every compiled CPU backend, and on wgpu (Mesa lavapipe
+/// through Vulkan) when the `wgpu` feature is on.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($body:ident) => {{
+        #[cfg(feature = "ndarray")]
+        {
+            eprintln!("-- ndarray");
+            $body::<burn::backend::NdArray>(&Default::default());
+        }
+        #[cfg(feature = "flex")]
+        {
+            eprintln!("-- flex");
+            $body::<burn::backend::Flex>(&Default::default());
+        }
+        #[cfg(feature = "wgpu")]
+        {
+            eprintln!("-- wgpu (vulkan)");
+            $body::<burn::backend::Vulkan>(&burn::backend::wgpu::WgpuDevice::Cpu);
+        }
+    }};
+}
+
+/// The Keras layer fixture: `tests/fixtures/keras-int8-layers.safetensors`, or the file named
+/// by `KERAS_INT8_FIXTURE`.
+pub struct Fixture {
+    bytes: Vec<u8>,
+}
+
+impl Fixture {
+    pub fn load() -> Self {
+        let path = std::env::var("KERAS_INT8_FIXTURE").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras-int8-layers.safetensors").to_string()
+        });
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {path}: {e}"));
+        Self { bytes }
+    }
+
+    fn tensors(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("fixture is a safetensors file")
+    }
+
+    /// Case names that have a tensor `<case>.<suffix>`.
+    pub fn cases_with(&self, suffix: &str) -> Vec<String> {
+        let mut cases: Vec<String> = self
+            .tensors()
+            .names()
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(&format!(".{suffix}")).map(str::to_string))
+            .collect();
+        cases.sort();
+        cases
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors().tensor(name).is_ok()
+    }
+
+    pub fn shape(&self, name: &str) -> Vec<usize> {
+        self.tensors().tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}")).shape().to_vec()
+    }
+
+    pub fn f32_values(&self, name: &str) -> Vec<f32> {
+        let tensors = self.tensors();
+        let view = tensors.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        assert_eq!(view.dtype(), Dtype::F32, "{name}");
+        view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    }
+
+    pub fn i8_values(&self, name: &str) -> Vec<i8> {
+        let tensors = self.tensors();
+        let view = tensors.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        assert_eq!(view.dtype(), Dtype::I8, "{name}");
+        view.data().iter().map(|&b| b as i8).collect()
+    }
+
+    pub fn i32_values(&self, name: &str) -> Vec<i32> {
+        let tensors = self.tensors();
+        let view = tensors.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        assert_eq!(view.dtype(), Dtype::I32, "{name}");
+        view.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    }
+
+    pub fn float<B: Backend, const D: usize>(&self, name: &str, device: &B::Device) -> Tensor<B, D> {
+        Tensor::from_data(TensorData::new(self.f32_values(name), self.shape(name)), device)
+    }
+
+    pub fn ids<B: Backend, const D: usize>(&self, name: &str, device: &B::Device) -> Tensor<B, D, Int> {
+        let ids: Vec<i64> = self.i32_values(name).into_iter().map(i64::from).collect();
+        Tensor::from_data(TensorData::new(ids, self.shape(name)), device)
+    }
+}
+
+pub fn f32_of<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data")
+}
+
+pub fn i8_of<B: Backend, const D: usize>(tensor: Tensor<B, D, Int>) -> Vec<i8> {
+    let data = tensor.into_data();
+    assert_eq!(data.dtype, burn::tensor::DType::I8, "int8 weights must be stored as I8");
+    data.to_vec::<i8>().expect("i8 data")
+}
+
+/// Asserts `|actual - expected| <= rel * |expected| + abs` element-wise.
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rel: f32, abs: f32) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - e).abs() <= rel * e.abs() + abs,
+            "{what}[{i}]: got {a}, Keras {e} (|diff| {} > {})",
+            (a - e).abs(),
+            rel * e.abs() + abs
+        );
+    }
+}
+
+/// Asserts two f32 slices are equal to within 1 ulp.
+pub fn assert_within_one_ulp(what: &str, actual: &[f32], expected: &[f32]) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let ulps = (a.to_bits() as i64 - e.to_bits() as i64).abs();
+        assert!(ulps <= 1, "{what}[{i}]: got {a}, Keras {e} ({ulps} ulp apart)");
+    }
+}
