@@ -1,0 +1,144 @@
+//! Saving and reloading: int8 stays 1 byte on disk, reloads are exact, bad records are typed
+//! errors that leave the model and existing files intact.
+
+mod common;
+
+use burn::module::Module;
+use burn::nn::{LinearConfig, Relu};
+use burn::tensor::{Distribution, Tensor, backend::Backend};
+use burn_int8::{Int8Error, Linear, Quantize, QuantizeExt, mse, param_bytes, store};
+use common::f32_of;
+
+#[derive(Module, Debug, Quantize)]
+struct Mlp<B: Backend> {
+    dense1: Linear<B>,
+    dense2: Linear<B>,
+    activation: Relu,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn new(d_in: usize, d_hidden: usize, d_out: usize, device: &B::Device) -> Self {
+        Self {
+            dense1: Linear::new(&LinearConfig::new(d_in, d_hidden), device),
+            dense2: Linear::new(&LinearConfig::new(d_hidden, d_out), device),
+            activation: Relu::new(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.dense2.forward(self.activation.forward(self.dense1.forward(x)))
+    }
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("burn-int8-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn save_reload_is_exact<B: Backend>(device: &B::Device) {
+    let dir = temp_dir(&format!("exact-{}", B::name(device).replace(['/', ' ', '<', '>'], "_")));
+    let mut model = Mlp::<B>::new(10, 32, 1, device);
+    model.quantize_int8().unwrap();
+    let x = Tensor::<B, 2>::random([32, 10], Distribution::Normal(0.0, 1.0), device);
+    let y = model.forward(x.clone());
+
+    let path = dir.join("mlp-int8.bpk");
+    store::save(&model, &path).unwrap();
+    // A freshly built model, quantized (as Keras does before loading), then loaded.
+    let mut reloaded = Mlp::<B>::new(10, 32, 1, device);
+    reloaded.quantize_int8().unwrap();
+    store::load(&mut reloaded, &path).unwrap();
+    let y_reloaded = reloaded.forward(x);
+    assert_eq!(mse(y.clone(), y_reloaded.clone()), 0.0);
+    assert_eq!(f32_of(y), f32_of(y_reloaded));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn save_and_reload_reproduce_outputs_exactly() {
+    for_each_backend!(save_reload_is_exact);
+}
+
+#[test]
+fn int8_file_is_at_most_027_of_float_file() {
+    type B = burn::backend::NdArray;
+    let device = Default::default();
+    let dir = temp_dir("size");
+    // 1024·1024 + 1024·256 weights: over 1M parameters.
+    let mut model = Mlp::<B>::new(1024, 1024, 256, &device);
+    let float_bytes = store::save(&model, dir.join("float.bpk")).unwrap();
+    let report = model.quantize_int8().unwrap();
+    let int8_bytes = store::save(&model, dir.join("int8.bpk")).unwrap();
+    let ratio = int8_bytes as f64 / float_bytes as f64;
+    eprintln!("float {float_bytes} B, int8 {int8_bytes} B, ratio {ratio:.4}; params {report}");
+    assert!(ratio <= 0.27, "int8/float file ratio {ratio}");
+    // On disk as in memory: about one byte per weight.
+    assert!(int8_bytes as usize <= report.bytes_after + 4096);
+    assert_eq!(report.bytes_after, param_bytes::<B, _>(&model));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn precision_mismatches_and_bad_records_are_typed_errors() {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let dir = temp_dir("bad");
+    let float_model = Mlp::<B>::new(8, 16, 4, &device);
+    let mut int8_model = float_model.clone();
+    int8_model.quantize_int8().unwrap();
+    let (float_path, int8_path) = (dir.join("float.bpk"), dir.join("int8.bpk"));
+    store::save(&float_model, &float_path).unwrap();
+    store::save(&int8_model, &int8_path).unwrap();
+
+    let x = Tensor::<B, 2>::random([3, 8], Distribution::Default, &device);
+    let expected = f32_of(int8_model.forward(x.clone()));
+
+    // int8 record into a float model.
+    let mut target = Mlp::<B>::new(8, 16, 4, &device);
+    let error = store::load(&mut target, &int8_path).unwrap_err();
+    assert!(matches!(error, Int8Error::PrecisionMismatch { found: "int8", expected: "float", .. }), "{error}");
+    assert!(error.to_string().contains("quantize"), "{error}");
+
+    // float record into an int8 model: an error, and the model keeps its weights.
+    let error = store::load(&mut int8_model, &float_path).unwrap_err();
+    assert!(matches!(error, Int8Error::PrecisionMismatch { found: "float", expected: "int8", .. }), "{error}");
+    assert_eq!(f32_of(int8_model.forward(x.clone())), expected);
+
+    // A truncated file.
+    let bytes = std::fs::read(&int8_path).unwrap();
+    let truncated = dir.join("truncated.bpk");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let error = store::load(&mut int8_model, &truncated).unwrap_err();
+    assert!(matches!(error, Int8Error::Record { .. }), "{error}");
+    assert_eq!(f32_of(int8_model.forward(x.clone())), expected);
+
+    // A foreign file and a missing one.
+    let foreign = dir.join("foreign.bpk");
+    std::fs::write(&foreign, b"this is not a burnpack record at all, just text").unwrap();
+    assert!(matches!(store::load(&mut int8_model, &foreign), Err(Int8Error::Record { .. })));
+    assert!(matches!(store::load(&mut int8_model, dir.join("absent.bpk")), Err(Int8Error::Io { .. })));
+
+    // A record of another model (other shapes).
+    let mut other = Mlp::<B>::new(8, 12, 4, &device);
+    other.quantize_int8().unwrap();
+    let error = store::load(&mut other, &int8_path).unwrap_err();
+    assert!(matches!(error, Int8Error::Record { .. }), "{error}");
+
+    // A failed save (into a missing directory) leaves nothing behind; a good save leaves no
+    // temporary file.
+    assert!(matches!(store::save(&int8_model, dir.join("missing/x.bpk")), Err(Int8Error::Record { .. } | Int8Error::Io { .. })));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Saving over an existing file replaces it whole.
+    store::save(&int8_model, &float_path).unwrap();
+    let mut reloaded = Mlp::<B>::new(8, 16, 4, &device);
+    reloaded.quantize_int8().unwrap();
+    store::load(&mut reloaded, &float_path).unwrap();
+    assert_eq!(f32_of(reloaded.forward(x)), expected);
+    std::fs::remove_dir_all(dir).ok();
+}
