@@ -38,7 +38,13 @@ impl Fixture {
         let path = std::env::var("KERAS_INT8_FIXTURE").unwrap_or_else(|_| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras-int8-layers.safetensors").to_string()
         });
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {path}: {e}"));
+        Self::open(&path)
+    }
+
+    /// A safetensors fixture under `tests/fixtures/` (or an absolute path).
+    pub fn open(path: &str) -> Self {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
         Self { bytes }
     }
 

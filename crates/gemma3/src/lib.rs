@@ -1,0 +1,90 @@
+//! Gemma3 on Burn: one backend-generic implementation, real checkpoints (HF safetensors and
+//! GGUF), KerasHub-style generation, presets, and int8 through `burn-int8`.
+
+// `#[derive(Quantize)]` emits `::burn_int8::` paths.
+extern crate burn_int8_core as burn_int8;
+
+pub mod cache;
+pub mod config;
+mod error;
+pub mod export;
+pub mod generate;
+pub mod load;
+pub mod model;
+pub mod preset;
+mod tokenizer;
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use burn_int8_core::QuantizeExt;
+pub use burn_int8_tokenizer::Tokenizer;
+
+pub use cache::KvCache;
+pub use config::Gemma3Config;
+pub use error::Gemma3Error;
+pub use generate::{Generation, Sampler, StopReason, generate};
+pub use model::Gemma3;
+pub use tokenizer::tokenizer_from_gguf;
+
+/// What `--model` pointed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    Gguf,
+    HfDirectory,
+    Preset,
+}
+
+/// Detects the format of `path`: a `.gguf` file, an HF directory, or a preset directory.
+pub fn detect_format(path: &Path) -> Result<ModelFormat, Gemma3Error> {
+    if path.is_file() {
+        let mut magic = [0u8; 4];
+        let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+        return match read {
+            Ok(()) if &magic == b"GGUF" => Ok(ModelFormat::Gguf),
+            Ok(()) => Err(Gemma3Error::Format { path: path.into(), message: "not a GGUF file (bad magic)".into() }),
+            Err(e) => Err(error::io(path, e)),
+        };
+    }
+    if !path.is_dir() {
+        return Err(error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+    }
+    if path.join(preset::WEIGHTS_FILE).is_file() {
+        Ok(ModelFormat::Preset)
+    } else if path.join("config.json").is_file() {
+        Ok(ModelFormat::HfDirectory)
+    } else {
+        Err(Gemma3Error::Format { path: path.into(), message: "neither a preset (model.bpk) nor an HF directory (config.json)".into() })
+    }
+}
+
+/// Loads a model and its tokenizer from a GGUF file, an HF directory or a preset.
+///
+/// With `int8`, GGUF and HF checkpoints are quantized layer by layer while loading; a float
+/// preset is quantized after loading; an int8 preset is loaded as it is (and stays int8
+/// even without `int8`, since its float weights no longer exist).
+pub fn load_model<B: Backend>(path: &Path, int8: bool, device: &B::Device, progress: impl FnMut(&str)) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
+    match detect_format(path)? {
+        ModelFormat::Gguf => {
+            let mut source = load::gguf::GgufSource::open(path)?;
+            let config = source.config()?;
+            let tokenizer = tokenizer_from_gguf(source.file())?;
+            let model = load::build_model(&config, &mut source, int8, device, progress)?;
+            Ok((model, tokenizer))
+        }
+        ModelFormat::HfDirectory => {
+            let config = Gemma3Config::from_hf_file(&path.join("config.json"))?;
+            let tokenizer = preset::read_tokenizer(path)?;
+            let mut source = load::hf::HfSource::open(path)?;
+            let model = load::build_model(&config, &mut source, int8, device, progress)?;
+            Ok((model, tokenizer))
+        }
+        ModelFormat::Preset => {
+            let (mut model, tokenizer) = preset::from_preset::<B>(path, device)?;
+            if int8 && !model.is_quantized() {
+                model.quantize_int8()?;
+            }
+            Ok((model, tokenizer))
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! llama.cpp GGUF checkpoints: weights dequantized tensor by tensor (bit-exact with ggml),
+//! names mapped to HF's, and the norm convention undone (llama.cpp stores `w + 1`).
+
+use std::ops::Range;
+use std::path::Path;
+
+use burn_int8_gguf::GgufFile;
+
+use super::WeightSource;
+use crate::config::Gemma3Config;
+use crate::error::Gemma3Error;
+
+/// A GGUF file served under HF tensor names.
+pub struct GgufSource {
+    file: GgufFile,
+}
+
+impl GgufSource {
+    pub fn open(path: &Path) -> Result<Self, Gemma3Error> {
+        Ok(Self { file: GgufFile::open(path)? })
+    }
+
+    pub fn file(&self) -> &GgufFile {
+        &self.file
+    }
+
+    /// The model config from `gemma3.*` metadata (the local RoPE base is not stored: 10k).
+    pub fn config(&self) -> Result<Gemma3Config, Gemma3Error> {
+        let file = &self.file;
+        let architecture = file.get_str("general.architecture")?;
+        if architecture != "gemma3" {
+            return Err(Gemma3Error::Config(format!("GGUF architecture `{architecture}` is not gemma3")));
+        }
+        let key = |name: &str| format!("gemma3.{name}");
+        let usize_of = |name: &str| -> Result<usize, Gemma3Error> { Ok(file.get_u32(&key(name))? as usize) };
+        let vocab_size = match file.tensor_info("token_embd.weight") {
+            Some(info) => info.shape_row_major().first().copied().unwrap_or(0),
+            None => return Err(Gemma3Error::MissingTensor("token_embd.weight".into())),
+        };
+        let head_dim = usize_of("attention.key_length")?;
+        let mut config = Gemma3Config::new(
+            vocab_size,
+            usize_of("embedding_length")?,
+            usize_of("feed_forward_length")?,
+            usize_of("block_count")?,
+            usize_of("attention.head_count")?,
+            usize_of("attention.head_count_kv")?,
+            head_dim,
+            head_dim as f64,
+            usize_of("attention.sliding_window")?,
+        );
+        config.rope_global_base = file.get_f32(&key("rope.freq_base"))? as f64;
+        config.rms_norm_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))? as f64;
+        config.max_position_embeddings = usize_of("context_length")?;
+        if let Ok(factor) = file.get_f32(&key("rope.scaling.factor")) {
+            config.rope_global_scaling = factor as f64;
+        }
+        if let Ok(id) = file.get_u32("tokenizer.ggml.bos_token_id") {
+            config.bos_token_id = id;
+        }
+        if let Ok(id) = file.get_u32("tokenizer.ggml.eos_token_id") {
+            config.eos_token_id = id;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// HF name → GGUF name.
+pub fn gguf_name(hf: &str) -> Option<String> {
+    match hf {
+        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "model.norm.weight" => return Some("output_norm.weight".into()),
+        _ => {}
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, suffix) = rest.split_once('.')?;
+    let gguf = match suffix {
+        "input_layernorm.weight" => "attn_norm",
+        "post_attention_layernorm.weight" => "post_attention_norm",
+        "pre_feedforward_layernorm.weight" => "ffn_norm",
+        "post_feedforward_layernorm.weight" => "post_ffw_norm",
+        "self_attn.q_proj.weight" => "attn_q",
+        "self_attn.k_proj.weight" => "attn_k",
+        "self_attn.v_proj.weight" => "attn_v",
+        "self_attn.o_proj.weight" => "attn_output",
+        "self_attn.q_norm.weight" => "attn_q_norm",
+        "self_attn.k_norm.weight" => "attn_k_norm",
+        "mlp.gate_proj.weight" => "ffn_gate",
+        "mlp.up_proj.weight" => "ffn_up",
+        "mlp.down_proj.weight" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{gguf}.weight"))
+}
+
+/// GGUF name → HF name (the inverse of [`gguf_name`]).
+fn hf_name(gguf: &str) -> Option<String> {
+    match gguf {
+        "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
+        "output_norm.weight" => return Some("model.norm.weight".into()),
+        _ => {}
+    }
+    let rest = gguf.strip_prefix("blk.")?.strip_suffix(".weight")?;
+    let (layer, short) = rest.split_once('.')?;
+    let hf = [
+        "input_layernorm.weight",
+        "post_attention_layernorm.weight",
+        "pre_feedforward_layernorm.weight",
+        "post_feedforward_layernorm.weight",
+        "self_attn.q_proj.weight",
+        "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight",
+        "self_attn.q_norm.weight",
+        "self_attn.k_norm.weight",
+        "mlp.gate_proj.weight",
+        "mlp.up_proj.weight",
+        "mlp.down_proj.weight",
+    ]
+    .into_iter()
+    .map(|suffix| format!("model.layers.{layer}.{suffix}"))
+    .find(|candidate| gguf_name(candidate).as_deref() == Some(&format!("blk.{layer}.{short}.weight")))?;
+    Some(hf)
+}
+
+fn is_norm(hf: &str) -> bool {
+    hf.ends_with("norm.weight")
+}
+
+impl GgufSource {
+    fn resolve(&self, hf: &str) -> Result<String, Gemma3Error> {
+        let name = gguf_name(hf).ok_or_else(|| Gemma3Error::MissingTensor(hf.into()))?;
+        if self.file.tensor_info(&name).is_none() {
+            return Err(Gemma3Error::MissingTensor(format!("{hf} (GGUF `{name}`)")));
+        }
+        Ok(name)
+    }
+}
+
+impl WeightSource for GgufSource {
+    fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
+        let gguf = self.resolve(name)?;
+        Ok(self.file.tensor_info(&gguf).map(|info| info.shape_row_major()).unwrap_or_default())
+    }
+
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
+        let gguf = self.resolve(name)?;
+        let mut values = self.file.read_f32(&gguf)?;
+        if is_norm(name) {
+            // llama.cpp's converter stores Gemma norms as `w + 1`.
+            values.iter_mut().for_each(|v| *v -= 1.0);
+        }
+        Ok(values)
+    }
+
+    fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
+        let gguf = self.resolve(name)?;
+        Ok(self.file.read_f32_rows(&gguf, rows)?)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.file
+            .tensors()
+            .map(|info| hf_name(&info.name).unwrap_or_else(|| info.name.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,218 @@
+//! Building a [`Gemma3`] from a checkpoint, one tensor at a time.
+//!
+//! A [`WeightSource`] serves tensors by their HF name (`model.layers.0.self_attn.q_proj.weight`)
+//! as row-major f32 in HF layout (`[out, in]` for projections, norms as HF's `w`). The builder
+//! transposes projections to Burn's `[in, out]`, checks every shape, and — with `int8` — quantizes
+//! each layer as soon as it is read, so the whole f32 model never sits in memory at once.
+
+pub mod gguf;
+pub mod hf;
+
+use std::ops::Range;
+
+use burn::module::Param;
+use burn::nn;
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn_int8_core::{Embedding, Linear, QuantizedEmbedding, QuantizedLinear};
+
+use crate::config::Gemma3Config;
+use crate::error::Gemma3Error;
+use crate::model::{Attention, DecoderLayer, Gemma3, Mlp, RmsNorm, ShardedEmbedding};
+
+/// Where weights come from: HF safetensors, GGUF, ...
+pub trait WeightSource {
+    /// Row-major shape of a tensor (HF layout), or `MissingTensor`.
+    fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error>;
+    /// A whole tensor as row-major f32.
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error>;
+    /// Rows `rows` (outermost dimension) of a tensor as row-major f32.
+    fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error>;
+    /// Every tensor name, to reject checkpoints with extra tensors.
+    fn names(&self) -> Vec<String>;
+}
+
+/// The HF name and row-major HF shape of every tensor a Gemma3 checkpoint must hold.
+pub fn expected_tensors(config: &Gemma3Config) -> Vec<(String, Vec<usize>)> {
+    let (hidden, ffn, head_dim) = (config.hidden_size, config.intermediate_size, config.head_dim);
+    let (q_dim, kv_dim) = (config.num_heads * head_dim, config.num_kv_heads * head_dim);
+    let mut tensors = vec![
+        ("model.embed_tokens.weight".to_string(), vec![config.vocab_size, hidden]),
+        ("model.norm.weight".to_string(), vec![hidden]),
+    ];
+    for i in 0..config.num_layers {
+        let layer: [(&str, Vec<usize>); 13] = [
+            ("input_layernorm.weight", vec![hidden]),
+            ("post_attention_layernorm.weight", vec![hidden]),
+            ("pre_feedforward_layernorm.weight", vec![hidden]),
+            ("post_feedforward_layernorm.weight", vec![hidden]),
+            ("self_attn.q_proj.weight", vec![q_dim, hidden]),
+            ("self_attn.k_proj.weight", vec![kv_dim, hidden]),
+            ("self_attn.v_proj.weight", vec![kv_dim, hidden]),
+            ("self_attn.o_proj.weight", vec![hidden, q_dim]),
+            ("self_attn.q_norm.weight", vec![head_dim]),
+            ("self_attn.k_norm.weight", vec![head_dim]),
+            ("mlp.gate_proj.weight", vec![ffn, hidden]),
+            ("mlp.up_proj.weight", vec![ffn, hidden]),
+            ("mlp.down_proj.weight", vec![hidden, ffn]),
+        ];
+        tensors.extend(layer.into_iter().map(|(suffix, shape)| (format!("model.layers.{i}.{suffix}"), shape)));
+    }
+    tensors
+}
+
+/// Zeros of the expected shapes: the skeleton a preset record is loaded into.
+pub struct ZeroSource {
+    shapes: std::collections::BTreeMap<String, Vec<usize>>,
+}
+
+impl ZeroSource {
+    pub fn new(config: &Gemma3Config) -> Self {
+        Self { shapes: expected_tensors(config).into_iter().collect() }
+    }
+}
+
+impl WeightSource for ZeroSource {
+    fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
+        self.shapes.get(name).cloned().ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
+    }
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
+        Ok(vec![0.0; self.shape(name)?.iter().product()])
+    }
+    fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
+        let row: usize = self.shape(name)?.iter().skip(1).product();
+        Ok(vec![0.0; rows.len() * row])
+    }
+    fn names(&self) -> Vec<String> {
+        self.shapes.keys().cloned().collect()
+    }
+}
+
+/// Builds the model from `source`; with `int8`, every projection and the embedding are
+/// quantized while loading (one layer of f32 in memory at a time).
+pub fn build_model<B: Backend>(
+    config: &Gemma3Config,
+    source: &mut dyn WeightSource,
+    int8: bool,
+    device: &B::Device,
+    mut progress: impl FnMut(&str),
+) -> Result<Gemma3<B>, Gemma3Error> {
+    config.validate()?;
+    let expected: std::collections::BTreeSet<String> = expected_tensors(config).into_iter().map(|(name, _)| name).collect();
+    let extra: Vec<String> = source.names().into_iter().filter(|name| !expected.contains(name)).collect();
+    if !extra.is_empty() {
+        return Err(Gemma3Error::UnexpectedTensors(extra));
+    }
+    let mut loader = Loader { source, int8, device };
+    let (hidden, heads, kv_heads, head_dim) = (config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim);
+
+    progress("model.embed_tokens.weight");
+    let embed_tokens = loader.embedding("model.embed_tokens.weight", config.vocab_size, hidden)?;
+    let mut layers = Vec::with_capacity(config.num_layers);
+    for i in 0..config.num_layers {
+        let name = |suffix: &str| format!("model.layers.{i}.{suffix}");
+        progress(&name(""));
+        let norm = |loader: &mut Loader<B>, suffix: &str, dim| loader.norm(&name(suffix), dim, config.rms_norm_eps);
+        let self_attn = Attention {
+            q_proj: loader.linear(&name("self_attn.q_proj.weight"), hidden, heads * head_dim)?,
+            k_proj: loader.linear(&name("self_attn.k_proj.weight"), hidden, kv_heads * head_dim)?,
+            v_proj: loader.linear(&name("self_attn.v_proj.weight"), hidden, kv_heads * head_dim)?,
+            o_proj: loader.linear(&name("self_attn.o_proj.weight"), heads * head_dim, hidden)?,
+            q_norm: norm(&mut loader, "self_attn.q_norm.weight", head_dim)?,
+            k_norm: norm(&mut loader, "self_attn.k_norm.weight", head_dim)?,
+            num_heads: heads,
+            num_kv_heads: kv_heads,
+            head_dim,
+            query_scale: config.query_pre_attn_scalar.powf(-0.5),
+            sliding_window: (!config.is_global_layer(i)).then_some(config.sliding_window),
+        };
+        let mlp = Mlp {
+            gate_proj: loader.linear(&name("mlp.gate_proj.weight"), hidden, config.intermediate_size)?,
+            up_proj: loader.linear(&name("mlp.up_proj.weight"), hidden, config.intermediate_size)?,
+            down_proj: loader.linear(&name("mlp.down_proj.weight"), config.intermediate_size, hidden)?,
+        };
+        layers.push(DecoderLayer {
+            input_layernorm: norm(&mut loader, "input_layernorm.weight", hidden)?,
+            self_attn,
+            post_attention_layernorm: norm(&mut loader, "post_attention_layernorm.weight", hidden)?,
+            pre_feedforward_layernorm: norm(&mut loader, "pre_feedforward_layernorm.weight", hidden)?,
+            mlp,
+            post_feedforward_layernorm: norm(&mut loader, "post_feedforward_layernorm.weight", hidden)?,
+        });
+    }
+    let norm = loader.norm("model.norm.weight", hidden, config.rms_norm_eps)?;
+    Ok(Gemma3 { embed_tokens, layers, norm, config: config.clone() })
+}
+
+struct Loader<'a, B: Backend> {
+    source: &'a mut dyn WeightSource,
+    int8: bool,
+    device: &'a B::Device,
+}
+
+impl<B: Backend> Loader<'_, B> {
+    fn check_shape(&self, name: &str, expected: &[usize]) -> Result<(), Gemma3Error> {
+        let found = self.source.shape(name)?;
+        if found != expected {
+            return Err(Gemma3Error::ShapeMismatch { name: name.into(), expected: expected.to_vec(), found });
+        }
+        Ok(())
+    }
+
+    fn read_finite(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
+        let values = self.source.read(name)?;
+        check_finite(name, &values)?;
+        Ok(values)
+    }
+
+    /// An HF `[out, in]` projection as a Burn `[in, out]` layer.
+    fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear<B>, Gemma3Error> {
+        self.check_shape(name, &[d_out, d_in])?;
+        let values = self.read_finite(name)?;
+        let mut transposed = vec![0.0f32; values.len()];
+        for (row, chunk) in values.chunks_exact(d_in).enumerate() {
+            for (col, &value) in chunk.iter().enumerate() {
+                transposed[col * d_out + row] = value;
+            }
+        }
+        let weight = Tensor::<B, 2>::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
+        Ok(if self.int8 {
+            Linear::Int8(QuantizedLinear::from_weights(weight, None)?)
+        } else {
+            Linear::Float(nn::Linear { weight: Param::from_tensor(weight), bias: None })
+        })
+    }
+
+    fn norm(&mut self, name: &str, dim: usize, eps: f64) -> Result<RmsNorm<B>, Gemma3Error> {
+        self.check_shape(name, &[dim])?;
+        let values = self.read_finite(name)?;
+        let weight = Tensor::<B, 1>::from_data(TensorData::new(values, [dim]), self.device);
+        Ok(RmsNorm { weight: Param::from_tensor(weight), eps })
+    }
+
+    /// The embedding, read shard by shard.
+    fn embedding(&mut self, name: &str, vocab: usize, hidden: usize) -> Result<ShardedEmbedding<B>, Gemma3Error> {
+        self.check_shape(name, &[vocab, hidden])?;
+        let rows_per_shard = ShardedEmbedding::<B>::rows_per_shard(vocab, hidden);
+        let mut shards = Vec::new();
+        for start in (0..vocab).step_by(rows_per_shard) {
+            let end = (start + rows_per_shard).min(vocab);
+            let values = self.source.read_rows(name, start..end)?;
+            check_finite(name, &values)?;
+            let table = Tensor::<B, 2>::from_data(TensorData::new(values, [end - start, hidden]), self.device);
+            shards.push(if self.int8 {
+                Embedding::Int8(QuantizedEmbedding::from_weights(table)?)
+            } else {
+                Embedding::Float(nn::Embedding { weight: Param::from_tensor(table) })
+            });
+        }
+        Ok(ShardedEmbedding { shards })
+    }
+}
+
+fn check_finite(name: &str, values: &[f32]) -> Result<(), Gemma3Error> {
+    let count = values.iter().filter(|v| !v.is_finite()).count();
+    if count > 0 {
+        return Err(Gemma3Error::NonFinite { name: name.into(), count });
+    }
+    Ok(())
+}

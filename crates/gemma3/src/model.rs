@@ -1,0 +1,318 @@
+//! The Gemma3 text model, top to bottom, as KerasHub and HF implement it.
+//!
+//! ```text
+//! x   = embed(ids) * sqrt(hidden)
+//! per block i (global when i % 6 == 5, else local with a 512-key sliding window):
+//!   h   = x + post_attention_norm(attention(input_norm(x)))
+//!   x   = h + post_feedforward_norm(down(gelu_tanh(gate(pre_feedforward_norm(h))) * up(...)))
+//! out = norm(x);  logits = out @ embed^T   (tied, no soft-cap)
+//! ```
+//! Every projection and the embedding are swappable float/int8 layers from `burn-int8`, so
+//! `model.quantize_int8()` turns the whole model to int8 in one call.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
+use burn_int8_core::{Embedding, Linear, Quantize};
+
+use crate::cache::{KvCache, LayerCache};
+use crate::config::Gemma3Config;
+
+/// RMSNorm with Gemma's `(1 + w)` scale, in f32: `x * rsqrt(mean(x²) + eps) * (1 + w)`.
+#[derive(Module, Debug, Quantize)]
+pub struct RmsNorm<B: Backend> {
+    /// `w` as HF and KerasHub store it (zero at initialisation).
+    pub weight: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let inverse_rms = x.clone().powi_scalar(2).mean_dim(D - 1).add_scalar(self.eps).sqrt().recip();
+        let scale = self.weight.val().add_scalar(1.0).unsqueeze::<D>();
+        x.mul(inverse_rms).mul(scale)
+    }
+}
+
+/// Rotary position embedding (rotate-half), with cos/sin tables computed for the positions
+/// of each call.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    /// `1 / base^(2i / head_dim)`, in f32 as KerasHub computes it.
+    inverse_frequencies: Vec<f32>,
+    scaling: f32,
+}
+
+impl Rope {
+    pub fn new(head_dim: usize, base: f64, scaling: f64) -> Self {
+        let inverse_frequencies = (0..head_dim / 2)
+            .map(|i| 1.0 / (base as f32).powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        Self { inverse_frequencies, scaling: scaling as f32 }
+    }
+
+    /// `(cos, sin)`, each `[len, head_dim]` with both halves equal, for positions `start..start+len`.
+    pub fn tables<B: Backend>(&self, start: usize, len: usize, device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let half = self.inverse_frequencies.len();
+        let mut cos = Vec::with_capacity(len * half * 2);
+        let mut sin = Vec::with_capacity(len * half * 2);
+        for position in start..start + len {
+            let position = position as f32 / self.scaling;
+            for _ in 0..2 {
+                for &frequency in &self.inverse_frequencies {
+                    let angle = position * frequency;
+                    cos.push(angle.cos());
+                    sin.push(angle.sin());
+                }
+            }
+        }
+        let shape = [len, half * 2];
+        (
+            Tensor::from_data(TensorData::new(cos, shape), device),
+            Tensor::from_data(TensorData::new(sin, shape), device),
+        )
+    }
+
+    /// Rotates `x [batch, heads, seq, head_dim]`.
+    pub fn apply<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>) -> Tensor<B, 4> {
+        let [batch, heads, seq, head_dim] = x.dims();
+        let half = head_dim / 2;
+        let first = x.clone().slice([0..batch, 0..heads, 0..seq, 0..half]);
+        let second = x.clone().slice([0..batch, 0..heads, 0..seq, half..head_dim]);
+        let rotated = Tensor::cat(vec![second.neg(), first], 3);
+        x.mul(cos.clone().unsqueeze::<4>()).add(rotated.mul(sin.clone().unsqueeze::<4>()))
+    }
+}
+
+/// Grouped-query self-attention with QK-norm and RoPE; local layers see a sliding window.
+#[derive(Module, Debug, Quantize)]
+pub struct Attention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub o_proj: Linear<B>,
+    pub q_norm: RmsNorm<B>,
+    pub k_norm: RmsNorm<B>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub query_scale: f64,
+    /// `Some(window)` on local layers.
+    pub sliding_window: Option<usize>,
+}
+
+impl<B: Backend> Attention<B> {
+    /// `x [batch, seq, hidden]` at absolute positions `cache.start()..`; appends to `cache`.
+    pub fn forward(&self, x: Tensor<B, 3>, rope: &(Tensor<B, 2>, Tensor<B, 2>), cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let split = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]).swap_dims(1, 2);
+
+        let q = self.q_norm.forward(split(self.q_proj.forward(x.clone()), heads));
+        let k = self.k_norm.forward(split(self.k_proj.forward(x.clone()), kv_heads));
+        let v = split(self.v_proj.forward(x), kv_heads);
+        let q = Rope::apply(q, &rope.0, &rope.1).mul_scalar(self.query_scale);
+        let k = Rope::apply(k, &rope.0, &rope.1);
+
+        let (k, v, key_start) = cache.append(k, v, start);
+        let keys = k.dims()[2];
+
+        // Query heads sharing a kv head are stacked along the sequence axis, so one batched
+        // matmul serves each kv head (no repeated keys in memory).
+        let group = heads / kv_heads;
+        let q = q.reshape([batch, kv_heads, group * seq, head_dim]);
+        let scores = q.matmul(k.transpose());
+        let mask = self.mask(group, seq, start, keys, key_start, &scores.device());
+        let probabilities = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
+        let output = probabilities.matmul(v).reshape([batch, heads, seq, head_dim]);
+        let output = output.swap_dims(1, 2).reshape([batch, seq, heads * head_dim]);
+        self.o_proj.forward(output)
+    }
+
+    /// True where a query may NOT see a key: the future, and beyond the window on local layers.
+    fn mask(&self, group: usize, seq: usize, start: usize, keys: usize, key_start: usize, device: &B::Device) -> Tensor<B, 4, Bool> {
+        let mut hidden = Vec::with_capacity(group * seq * keys);
+        for row in 0..group * seq {
+            let query = start + row % seq;
+            for key in key_start..key_start + keys {
+                let future = key > query;
+                let outside = self.sliding_window.is_some_and(|window| query - key.min(query) >= window);
+                hidden.push(future || outside);
+            }
+        }
+        Tensor::<B, 2, Bool>::from_data(TensorData::new(hidden, [group * seq, keys]), device).unsqueeze::<4>()
+    }
+}
+
+/// GeGLU feed-forward: `down(gelu_tanh(gate(x)) * up(x))`.
+#[derive(Module, Debug, Quantize)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = gelu_tanh(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate.mul(self.up_proj.forward(x)))
+    }
+}
+
+/// `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`, the "gelu_pytorch_tanh" of Gemma.
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let inner = x.clone().add(x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
+    x.mul_scalar(0.5).mul(inner.tanh().add_scalar(1.0))
+}
+
+/// One transformer block.
+#[derive(Module, Debug, Quantize)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: Attention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub pre_feedforward_layernorm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+    pub post_feedforward_layernorm: RmsNorm<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    pub fn forward(&self, x: Tensor<B, 3>, rope: &(Tensor<B, 2>, Tensor<B, 2>), cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
+        let attention = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, cache, start);
+        let h = x.add(self.post_attention_layernorm.forward(attention));
+        let feed_forward = self.mlp.forward(self.pre_feedforward_layernorm.forward(h.clone()));
+        h.add(self.post_feedforward_layernorm.forward(feed_forward))
+    }
+}
+
+/// The token embedding, split into vocabulary shards of at most [`MAX_SHARD_BYTES`] each
+/// (lavapipe's storage-buffer limit is 128 MiB; one code path on every backend).
+#[derive(Module, Debug, Quantize)]
+pub struct ShardedEmbedding<B: Backend> {
+    pub shards: Vec<Embedding<B>>,
+}
+
+/// Largest f32 shard of the embedding: lavapipe's `maxStorageBufferRange`.
+pub const MAX_SHARD_BYTES: usize = 128 * 1024 * 1024;
+
+impl<B: Backend> ShardedEmbedding<B> {
+    /// Vocabulary rows per shard for a hidden size (sized for f32, so int8 shards are smaller).
+    pub fn rows_per_shard(vocab: usize, hidden: usize) -> usize {
+        (MAX_SHARD_BYTES / (hidden * 4)).clamp(1, vocab.max(1))
+    }
+
+    fn shard_rows(&self) -> Vec<usize> {
+        self.shards.iter().map(|shard| match shard {
+            Embedding::Float(layer) => layer.weight.val().dims()[0],
+            Embedding::Int8(layer) => layer.dims()[0],
+        }).collect()
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.shard_rows().iter().sum()
+    }
+
+    /// Looks `ids [batch, seq]` up across shards: each shard answers for its own rows.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let mut offset = 0;
+        let mut output: Option<Tensor<B, 3>> = None;
+        for (shard, rows) in self.shards.iter().zip(self.shard_rows()) {
+            let local = ids.clone().sub_scalar(offset as i64);
+            let clamped = local.clone().clamp(0, rows as i64 - 1);
+            let inside = local.equal(clamped.clone()).float().unsqueeze_dim::<3>(2);
+            let part = shard.forward(clamped).mul(inside);
+            output = Some(match output {
+                None => part,
+                Some(sum) => sum.add(part),
+            });
+            offset += rows;
+        }
+        output.expect("an embedding has at least one shard")
+    }
+
+    /// Tied logits `hidden @ E^T`, shard by shard.
+    pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
+        let parts = self.shards.iter().map(|shard| shard.reverse(hidden.clone())).collect();
+        Tensor::cat(parts, D - 1)
+    }
+}
+
+/// The Gemma3 causal language model.
+#[derive(Module, Debug, Quantize)]
+pub struct Gemma3<B: Backend> {
+    pub embed_tokens: ShardedEmbedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    pub config: Gemma3Config,
+}
+
+impl<B: Backend> Gemma3<B> {
+    /// True when any weight is int8.
+    pub fn is_quantized(&self) -> bool {
+        self.embed_tokens.shards.iter().any(Embedding::is_quantized)
+            || self.layers.iter().any(|layer| {
+                let (attention, mlp) = (&layer.self_attn, &layer.mlp);
+                [&attention.q_proj, &attention.k_proj, &attention.v_proj, &attention.o_proj, &mlp.gate_proj, &mlp.up_proj, &mlp.down_proj]
+                    .iter()
+                    .any(|linear| linear.is_quantized())
+            })
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> B::Device {
+        match &self.embed_tokens.shards[0] {
+            Embedding::Float(layer) => layer.weight.val().device(),
+            Embedding::Int8(layer) => layer.weight.val().device(),
+        }
+    }
+
+    /// A cache for one sequence; local layers keep at most a window of keys.
+    pub fn new_cache(&self) -> KvCache<B> {
+        let windows = (0..self.config.num_layers)
+            .map(|i| (!self.config.is_global_layer(i)).then_some(self.config.sliding_window))
+            .collect();
+        KvCache::new(windows)
+    }
+
+    /// `embed(ids) * sqrt(hidden)`.
+    pub fn embed(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let scale = (self.config.hidden_size as f32).sqrt();
+        self.embed_tokens.forward(ids).mul_scalar(scale)
+    }
+
+    /// The RoPE tables of local and global layers for `len` positions from `start`.
+    pub fn rope_tables(&self, start: usize, len: usize, device: &B::Device) -> [(Tensor<B, 2>, Tensor<B, 2>); 2] {
+        let config = &self.config;
+        let local = Rope::new(config.head_dim, config.rope_local_base, 1.0);
+        let global = Rope::new(config.head_dim, config.rope_global_base, config.rope_global_scaling);
+        [local.tables(start, len, device), global.tables(start, len, device)]
+    }
+
+    /// Runs the blocks over `ids [batch, seq]` continuing `cache`, returning the final-normed
+    /// hidden states `[batch, seq, hidden]`.
+    pub fn forward_hidden(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        let [_, seq] = ids.dims();
+        let start = cache.next_position();
+        let [local, global] = self.rope_tables(start, seq, &ids.device());
+        let mut x = self.embed(ids);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let rope = if self.config.is_global_layer(i) { &global } else { &local };
+            x = layer.forward(x, rope, cache.layer(i), start);
+        }
+        cache.advance(seq);
+        self.norm.forward(x)
+    }
+
+    /// Logits `[batch, seq, vocab]` for every position.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        self.embed_tokens.reverse(self.forward_hidden(ids, cache))
+    }
+
+    /// Logits `[batch, vocab]` of the last position only (what generation needs).
+    pub fn forward_last(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 2> {
+        let hidden = self.forward_hidden(ids, cache);
+        let [batch, seq, width] = hidden.dims();
+        let last = hidden.slice([0..batch, seq - 1..seq, 0..width]).reshape([batch, width]);
+        self.embed_tokens.reverse(last)
+    }
+}

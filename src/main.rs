@@ -1,0 +1,200 @@
+//! `burn-int8`: the command line. Results go to stdout; logs and progress bars to stderr.
+//!
+//! ```text
+//! burn-int8 gemma3 generate --model PATH --prompt TEXT [--max-length 50] [--backend flex] [--int8]
+//! burn-int8 gemma3 logits   --model PATH --tokens 2,236855,9840 --out FILE.safetensors [--int8]
+//! burn-int8 gemma3 save     --model PATH --out DIR [--int8] [--overwrite]
+//! burn-int8 gemma3 export-hf --model PATH --out DIR
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn_int8::backend::BackendKind;
+use burn_int8::gemma3::{self, Gemma3, Sampler, Tokenizer};
+use burn_int8::with_backend;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "burn-int8", version, about = "INT8 post-training quantization for Burn, and Gemma3 on it")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Gemma3 text models.
+    #[command(subcommand)]
+    Gemma3(Gemma3Command),
+}
+
+#[derive(Subcommand)]
+enum Gemma3Command {
+    /// Generate text, streaming it to stdout (the prompt included, as KerasHub returns it).
+    Generate {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        prompt: String,
+        /// Tokens in all: BOS, prompt and new tokens (KerasHub's `max_length`).
+        #[arg(long, default_value_t = 50)]
+        max_length: usize,
+        /// Sample at this temperature instead of greedy decoding.
+        #[arg(long)]
+        temperature: Option<f32>,
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long)]
+        top_p: Option<f32>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// One forward pass over exactly these token ids; writes `logits` f32 [seq, vocab].
+    Logits {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Comma-separated token ids (BOS is not added).
+        #[arg(long, value_delimiter = ',', required = true)]
+        tokens: Vec<u32>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Save a preset directory (config.json, tokenizer, model.bpk).
+    Save {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing directory.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Export an HF directory (config.json, model.safetensors in f32, tokenizer).
+    ExportHf {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// A `.gguf` file, an HF directory, or a preset directory written by `save`.
+    #[arg(long)]
+    model: PathBuf,
+    /// ndarray, flex, wgpu or cuda (those compiled in).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Quantize to int8 (while loading, for GGUF and HF checkpoints).
+    #[arg(long)]
+    int8: bool,
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    if let Err(error) = run(Cli::parse()) {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let Command::Gemma3(command) = cli.command;
+    let args = match &command {
+        Gemma3Command::Generate { model, .. }
+        | Gemma3Command::Logits { model, .. }
+        | Gemma3Command::Save { model, .. }
+        | Gemma3Command::ExportHf { model, .. } => model.clone(),
+    };
+    let kind: BackendKind = args.backend.parse()?;
+    with_backend!(kind, |B, device| run_gemma3::<B>(&command, &args, &device))
+}
+
+fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B::Device) -> Result<(), Error> {
+    let (model, tokenizer) = load::<B>(args, device)?;
+    match command {
+        Gemma3Command::Generate { prompt, max_length, temperature, top_k, top_p, seed, .. } => {
+            let sampler = match temperature {
+                None if top_k.is_none() && top_p.is_none() => Sampler::Greedy,
+                _ => Sampler::Random { temperature: temperature.unwrap_or(1.0), top_k: *top_k, top_p: *top_p, seed: *seed },
+            };
+            generate(&model, &tokenizer, prompt, *max_length, &sampler)
+        }
+        Gemma3Command::Logits { tokens, out, .. } => logits(&model, tokens, out),
+        Gemma3Command::Save { out, overwrite, .. } => {
+            gemma3::preset::save_to_preset(&model, &tokenizer, out, *overwrite)?;
+            let bytes = std::fs::metadata(out.join(gemma3::preset::WEIGHTS_FILE))?.len();
+            eprintln!("saved {} ({:.2} MiB of weights)", out.display(), bytes as f64 / (1024.0 * 1024.0));
+            Ok(())
+        }
+        Gemma3Command::ExportHf { out, .. } => Ok(gemma3::export::export_hf(&model, &tokenizer, out)?),
+    }
+}
+
+fn load<B: Backend>(args: &ModelArgs, device: &B::Device) -> Result<(Gemma3<B>, Tokenizer), Error> {
+    let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} loading {msg} [{elapsed}]")?);
+    let start = Instant::now();
+    let loaded = gemma3::load_model::<B>(&args.model, args.int8, device, |tensor| {
+        bar.set_message(tensor.to_string());
+        bar.tick();
+    })?;
+    bar.finish_and_clear();
+    tracing::info!(seconds = start.elapsed().as_secs_f64(), int8 = loaded.0.is_quantized(), "loaded {}", args.model.display());
+    Ok(loaded)
+}
+
+fn generate<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompt: &str, max_length: usize, sampler: &Sampler) -> Result<(), Error> {
+    let ids = gemma3::generate::encode_prompt(model, tokenizer, prompt, max_length)?;
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{}", tokenizer.decode(&ids)?)?;
+    stdout.flush()?;
+    let bar = ProgressBar::new((max_length - ids.len()) as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} tokens {per_sec} [{elapsed}]")?);
+    let start = Instant::now();
+    let output = gemma3::generate(model, tokenizer, prompt, max_length, sampler, |piece| {
+        bar.inc(1);
+        let _ = write!(stdout, "{piece}");
+        let _ = stdout.flush();
+    })?;
+    bar.finish_and_clear();
+    writeln!(stdout)?;
+    let new_tokens = output.token_ids.len() - output.prompt_tokens;
+    tracing::info!(new_tokens, tokens_per_s = new_tokens as f64 / start.elapsed().as_secs_f64(), stop = ?output.stop, "generated");
+    Ok(())
+}
+
+fn logits<B: Backend>(model: &Gemma3<B>, tokens: &[u32], out: &Path) -> Result<(), Error> {
+    if tokens.is_empty() {
+        return Err(gemma3::Gemma3Error::EmptyPrompt.into());
+    }
+    let device = model.device();
+    for &id in tokens {
+        if id as usize >= model.config.vocab_size {
+            return Err(gemma3::Gemma3Error::TokenOutOfRange { id, vocab_size: model.config.vocab_size }.into());
+        }
+    }
+    if tokens.len() > model.config.max_position_embeddings {
+        return Err(gemma3::Gemma3Error::PromptTooLong { tokens: tokens.len(), limit: model.config.max_position_embeddings, why: "the model's context" }.into());
+    }
+    let mut cache = model.new_cache();
+    let logits = model.forward(gemma3::generate::token_tensor::<B>(tokens, &device), &mut cache);
+    let [_, seq, vocab] = logits.dims();
+    let values = logits.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![seq, vocab], &bytes)?;
+    let tmp = out.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file([("logits", view)], None, &tmp)?;
+    std::fs::rename(&tmp, out)?;
+    eprintln!("wrote {} (logits [{seq}, {vocab}])", out.display());
+    Ok(())
+}
