@@ -11,7 +11,7 @@ use burn_int8_tokenizer::Tokenizer;
 
 use crate::error::{Gemma3Error, io};
 use crate::model::{Gemma3, RmsNorm};
-use crate::preset::{TOKENIZER_FILE, write_atomically, write_tokenizer};
+use crate::preset::{write_atomically, write_tokenizer};
 
 /// Writes `model` (dequantized if int8) and `tokenizer` as an HF directory at `dir`.
 pub fn export_hf<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, dir: &Path) -> Result<(), Gemma3Error> {
@@ -21,7 +21,7 @@ pub fn export_hf<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, dir: &Pat
     write_atomically(dir, false, |tmp| {
         std::fs::write(tmp.join("config.json"), model.config.to_hf_json()).map_err(|e| io(tmp, e))?;
         write_safetensors(&tmp.join("model.safetensors"), &tensors)?;
-        write_tokenizer(tokenizer, &tmp.join(TOKENIZER_FILE))
+        write_tokenizer(tokenizer, tmp)
     })
 }
 
