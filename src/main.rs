@@ -23,6 +23,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print `peak_rss_bytes=N` (this process's high-water mark) on stderr at exit.
+    #[arg(long, global = true)]
+    print_peak_rss: bool,
 }
 
 #[derive(Subcommand)]
@@ -102,10 +105,24 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
-    if let Err(error) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    let print_peak_rss = cli.print_peak_rss;
+    let result = run(cli);
+    if print_peak_rss && let Some(bytes) = peak_rss_bytes() {
+        eprintln!("peak_rss_bytes={bytes}");
+    }
+    if let Err(error) = result {
         eprintln!("error: {error}");
         std::process::exit(1);
     }
+}
+
+/// The process's peak resident set (`VmHWM`), where /proc has it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
