@@ -51,13 +51,14 @@ pub fn load<B: Backend, M: Module<B>>(model: &mut M, path: impl AsRef<Path>) -> 
     let mut candidate = model.clone();
     let result = candidate.load_from(&mut store).map_err(|e| record_error(e.to_string()))?;
     if !result.errors.is_empty() {
-        return Err(record_error(format!("{:?}", result.errors)));
+        return Err(record_error(summarize("tensor(s) do not fit the model", &result.errors)));
     }
     if !result.missing.is_empty() || !result.unused.is_empty() {
         let missing: Vec<_> = result.missing.iter().map(|(path, _)| path.as_str()).collect();
         return Err(record_error(format!(
-            "not a record of this model: missing tensors {missing:?}, unexpected tensors {:?}",
-            result.unused
+            "not a record of this model: {}; {}",
+            summarize("missing tensor(s)", &missing),
+            summarize("unexpected tensor(s)", &result.unused)
         )));
     }
     *model = candidate;
@@ -83,6 +84,15 @@ fn check_precision(path: &Path, file_keys: &[String], model_keys: &[String]) -> 
         }
     }
     Ok(())
+}
+
+/// `what: first, second, third and N more`, so a wholly foreign record gives a short message.
+fn summarize<T: std::fmt::Debug>(what: &str, items: &[T]) -> String {
+    const SHOWN: usize = 3;
+    let shown: Vec<String> = items.iter().take(SHOWN).map(|item| format!("{item:?}")).collect();
+    let more = items.len().saturating_sub(SHOWN);
+    let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+    format!("{} {what}: {}{tail}", items.len(), shown.join(", "))
 }
 
 fn temporary_sibling(path: &Path) -> PathBuf {
