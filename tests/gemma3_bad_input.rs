@@ -95,7 +95,8 @@ fn prompts_that_cannot_run_are_typed_errors() {
 #[test]
 fn missing_extra_misshaped_and_nan_tensors_are_named() {
     let config = tiny_config();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)>, &str)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         ("missing", Box::new(|t| t.retain(|(n, _, _)| n != "model.layers.1.mlp.up_proj.weight")), "model.layers.1.mlp.up_proj.weight"),
         ("extra", Box::new(|t| t.push(("lm_head.weight".into(), vec![2], vec![0.0, 0.0]))), "lm_head.weight"),
         (

@@ -39,7 +39,7 @@ fn int8_product_is_exact<B: Backend>(device: &B::Device) {
         assert_eq!(int8_matmul(lhs, rhs).into_data(), first);
     }
     // Worst case: every product is 127·127 and K is large; still exact.
-    let k = 3000;
+    let k: usize = 3000;
     let lhs = Tensor::<B, 2, Int>::full([1, k], 127, device).cast(IntDType::I8);
     let rhs = Tensor::<B, 2, Int>::full([k, 2], -127, device).cast(IntDType::I8);
     assert_eq!(int8_matmul(lhs, rhs).into_data().to_vec::<i32>().unwrap(), vec![-127 * 127 * k as i32; 2]);

@@ -104,7 +104,7 @@ fn is_skipped(field: &syn::Field) -> syn::Result<bool> {
 
 fn mentions_any(tokens: Vec<TokenTree>, idents: &[syn::Ident]) -> bool {
     tokens.into_iter().any(|token| match token {
-        TokenTree::Ident(ident) => idents.iter().any(|p| *p == ident),
+        TokenTree::Ident(ident) => idents.contains(&ident),
         TokenTree::Group(group) => mentions_any(group.stream().into_iter().collect(), idents),
         _ => false,
     })

@@ -91,13 +91,13 @@ impl Gemma3Config {
                 return Err(Gemma3Error::Config(format!("{name} must be positive")));
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(Gemma3Error::Config(format!(
                 "num_heads ({}) must be a multiple of num_kv_heads ({})",
                 self.num_heads, self.num_kv_heads
             )));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(Gemma3Error::Config(format!("head_dim ({}) must be even for RoPE", self.head_dim)));
         }
         let finite_positive = [

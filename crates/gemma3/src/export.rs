@@ -1,6 +1,6 @@
-//! Export to an HF checkpoint directory: `config.json` + `model.safetensors` (f32, HF layout)
-//! + the tokenizer. Lets a GGUF model be written in HF layout, and tests the HF loader on a
-//! real checkpoint (GGUF → HF dir → load → same logits).
+//! Export to an HF checkpoint directory: `config.json`, `model.safetensors` (f32, HF layout)
+//! and the tokenizer. It lets a GGUF model be written in HF layout, and it tests the HF loader
+//! on a real checkpoint (GGUF, then HF directory, then load: the same logits).
 
 use std::io::{BufWriter, Write};
 use std::path::Path;

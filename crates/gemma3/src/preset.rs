@@ -90,7 +90,7 @@ pub(crate) fn write_tokenizer(tokenizer: &Tokenizer, dir: &Path) -> Result<(), G
             .inner()
             .save(dir.join(TOKENIZER_FILE), false)
             .map_err(|e| Gemma3Error::Preset(format!("writing {TOKENIZER_FILE}: {e}"))),
-        Tokenizer::SentencePiece(sp) => Ok(sp.vocab().save_json(&dir.join(VOCAB_FILE))?),
+        Tokenizer::SentencePiece(sp) => Ok(sp.vocab().save_json(dir.join(VOCAB_FILE))?),
     }
 }
 
