@@ -9,3 +9,9 @@ pub use burn_int8_gguf as gguf;
 pub use burn_int8_tokenizer as tokenizer;
 
 pub mod backend;
+
+/// Sets the number of CPU threads the CPU backends (flex, ndarray) use, through rayon's global
+/// pool. Call it once, before any tensor work; a second call is an error.
+pub fn set_num_threads(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()
+}

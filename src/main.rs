@@ -76,6 +76,24 @@ enum Gemma3Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Prefill and decode speed and peak RSS, fp32 and int8, each in its own child process.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// CPU threads (rayon); default: all cores.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// End with one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        new_tokens: usize,
+        /// Internal: measure one precision (`fp32` or `int8`) in this process.
+        #[arg(long, hide = true)]
+        only: Option<String>,
+    },
     /// Export an HF directory (config.json, model.safetensors in f32, tokenizer).
     ExportHf {
         #[command(flatten)]
@@ -131,8 +149,15 @@ fn run(cli: Cli) -> Result<(), Error> {
         Gemma3Command::Generate { model, .. }
         | Gemma3Command::Logits { model, .. }
         | Gemma3Command::Save { model, .. }
-        | Gemma3Command::ExportHf { model, .. } => model.clone(),
+        | Gemma3Command::ExportHf { model, .. }
+        | Gemma3Command::Bench { model, .. } => model.clone(),
     };
+    if let Gemma3Command::Bench { threads, json, only: None, .. } = &command {
+        return bench_parent(&args, *threads, *json);
+    }
+    if let Gemma3Command::Bench { threads: Some(threads), .. } = &command {
+        burn_int8::set_num_threads(*threads)?;
+    }
     let kind: BackendKind = args.backend.parse()?;
     with_backend!(kind, |B, device| run_gemma3::<B>(&command, &args, &device))
 }
@@ -155,7 +180,83 @@ fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B:
             Ok(())
         }
         Gemma3Command::ExportHf { out, .. } => Ok(gemma3::export::export_hf(&model, &tokenizer, out)?),
+        Gemma3Command::Bench { prompt_tokens, new_tokens, .. } => bench_child(&model, &tokenizer, *prompt_tokens, *new_tokens),
     }
+}
+
+/// Runs `bench --only fp32` and `--only int8` as child processes (peak RSS only grows, so each
+/// precision needs its own process) and reports both with the int8/fp32 ratios.
+fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool) -> Result<(), Error> {
+    let _: BackendKind = args.backend.parse()?;
+    let binary = std::env::current_exe()?;
+    let mut results = Vec::new();
+    for precision in ["fp32", "int8"] {
+        let mut command = std::process::Command::new(&binary);
+        command.args(std::env::args_os().skip(1)).args(["--only", precision]);
+        if precision == "int8" && !args.int8 {
+            command.arg("--int8");
+        }
+        let output = command.stderr(std::process::Stdio::inherit()).output()?;
+        if !output.status.success() {
+            return Err(format!("bench child for {precision} failed ({})", output.status).into());
+        }
+        let stdout = String::from_utf8(output.stdout)?;
+        let line = stdout.lines().last().ok_or("bench child printed nothing")?;
+        results.push(serde_json::from_str::<serde_json::Value>(line)?);
+    }
+    let ratio = |key: &str| results[1][key].as_f64().unwrap_or(0.0) / results[0][key].as_f64().unwrap_or(1.0).max(1e-12);
+    let threads = threads.map_or_else(|| "all".to_string(), |t| t.to_string());
+    println!("backend {} ({threads} threads), {}", args.backend, args.model.display());
+    println!("{:<6} {:>14} {:>14} {:>14}", "", "prefill tok/s", "decode tok/s", "peak RSS MiB");
+    for (name, result) in ["fp32", "int8"].iter().zip(&results) {
+        let mib = result["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1048576.0;
+        println!("{name:<6} {:>14.1} {:>14.2} {mib:>14.0}", result["prefill_tok_s"].as_f64().unwrap_or(0.0), result["decode_tok_s"].as_f64().unwrap_or(0.0));
+    }
+    println!("{:<6} {:>13.2}x {:>13.2}x {:>13.2}x", "int8/fp32", ratio("prefill_tok_s"), ratio("decode_tok_s"), ratio("peak_rss_bytes"));
+    if json {
+        let summary = serde_json::json!({ "backend": args.backend, "threads": threads, "fp32": results[0], "int8": results[1] });
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// One precision: prefill (one forward pass over the prompt, logits of the last position) and
+/// greedy decode of `new_tokens`, timed after a warm-up; prints one JSON line.
+fn bench_child<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompt_tokens: usize, new_tokens: usize) -> Result<(), Error> {
+    const TEXT: &str = "Keras is a deep learning API written in Python that runs on top of JAX, TensorFlow, or PyTorch. \
+        It was developed with a focus on enabling fast experimentation. ";
+    let mut ids = tokenizer.encode(&TEXT.repeat(prompt_tokens / 8 + 1), true)?;
+    ids.truncate(prompt_tokens.max(1));
+    if ids.len() + new_tokens > model.config.max_position_embeddings {
+        return Err("prompt_tokens + new_tokens exceed the model's context".into());
+    }
+    let device = model.device();
+    let next_token = |logits: burn::tensor::Tensor<B, 2>| -> u32 { burn::tensor::ElementConversion::elem::<i64>(logits.argmax(1).into_scalar()) as u32 };
+
+    // Warm-up: kernels compiled, caches filled.
+    let mut cache = model.new_cache();
+    let token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&ids[..ids.len().min(8)], &device), &mut cache));
+    let _ = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&[token], &device), &mut cache));
+
+    let mut cache = model.new_cache();
+    let start = Instant::now();
+    let mut token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&ids, &device), &mut cache));
+    let prefill = start.elapsed().as_secs_f64();
+    let bar = ProgressBar::new(new_tokens as u64).with_style(ProgressStyle::with_template("decode {bar:30} {pos}/{len} {per_sec}")?);
+    let start = Instant::now();
+    for _ in 0..new_tokens {
+        token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&[token], &device), &mut cache));
+        bar.inc(1);
+    }
+    let decode = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let result = serde_json::json!({
+        "prefill_tok_s": ids.len() as f64 / prefill,
+        "decode_tok_s": new_tokens as f64 / decode,
+        "peak_rss_bytes": peak_rss_bytes().unwrap_or(0),
+    });
+    println!("{result}");
+    Ok(())
 }
 
 fn load<B: Backend>(args: &ModelArgs, device: &B::Device) -> Result<(Gemma3<B>, Tokenizer), Error> {
