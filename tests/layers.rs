@@ -9,7 +9,7 @@ use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
 use burn::nn::{self, LayerNorm, LayerNormConfig, LinearConfig, PaddingConfig1d, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Backend};
-use burn_int8::ops::int8_matmul;
+use burn_int8::ops::{generic_int8_matmul, int8_matmul};
 use burn_int8::quantizers::abs_max_quantize;
 use burn_int8::{
     Conv1d, Conv2d, Embedding, Int8Error, Linear, Quantize, QuantizeConfig, QuantizeExt, QuantizedLinear,
@@ -27,7 +27,7 @@ fn random_i8<B: Backend>(rng: &mut StdRng, shape: [usize; 2], device: &B::Device
 fn int8_product_is_exact<B: Backend>(device: &B::Device) {
     let mut rng = StdRng::seed_from_u64(7);
     // Odd sizes, and K above the 1024 exact-f32 chunk so chunks are summed in i32.
-    for &(m, k, n) in &[(1, 1, 1), (3, 7, 5), (5, 33, 17), (2, 1023, 3), (3, 1025, 9), (2, 2500, 7), (1, 640, 1001)] {
+    for &(m, k, n) in &[(1, 1, 1), (3, 7, 5), (5, 33, 17), (2, 1023, 3), (3, 1025, 9), (2, 2500, 7), (1, 640, 1001), (16, 77, 300), (17, 64, 33)] {
         let (a, lhs) = random_i8::<B>(&mut rng, [m, k], device);
         let (b, rhs) = random_i8::<B>(&mut rng, [k, n], device);
         let expected: Vec<i32> = (0..m * n)
@@ -35,6 +35,12 @@ fn int8_product_is_exact<B: Backend>(device: &B::Device) {
             .collect();
         let first = int8_matmul(lhs.clone(), rhs.clone()).into_data();
         assert_eq!(first.to_vec::<i32>().unwrap(), expected, "[{m}x{k}]@[{k}x{n}]");
+        // The same product through a transposed view (the tied-embedding layout), and through
+        // the generic path: the fast kernels' accumulators equal it bit for bit.
+        let transposed = rhs.clone().transpose().into_data();
+        let rhs_view = Tensor::<B, 2, Int>::from_data(transposed, device).cast(IntDType::I8).transpose();
+        assert_eq!(int8_matmul(lhs.clone(), rhs_view).into_data().to_vec::<i32>().unwrap(), expected, "transposed view");
+        assert_eq!(generic_int8_matmul(lhs.clone(), rhs.clone()).into_data(), first);
         // Deterministic: the same inputs give the same bits.
         assert_eq!(int8_matmul(lhs, rhs).into_data(), first);
     }

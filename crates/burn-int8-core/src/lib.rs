@@ -16,6 +16,8 @@ pub mod ops;
 pub mod quantizers;
 
 mod conv;
+#[cfg(feature = "flex")]
+mod cpu_kernels;
 mod conv1d;
 mod conv2d;
 mod embedding;

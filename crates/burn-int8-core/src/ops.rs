@@ -21,6 +21,15 @@ pub const WEIGHT_TILE_ELEMENTS: usize = 1 << 22;
 ///
 /// `rhs` may be a strided view (a transposed embedding, for instance).
 pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+    #[cfg(feature = "flex")]
+    if let Some(product) = crate::cpu_kernels::try_int8_matmul(&lhs, &rhs) {
+        return product;
+    }
+    generic_int8_matmul(lhs, rhs)
+}
+
+/// The portable path: exact on every backend, through f32 GEMMs of K ≤ 1024.
+pub fn generic_int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
     let [m, k] = lhs.dims();
     let [k_rhs, n] = rhs.dims();
     debug_assert_eq!(k, k_rhs, "int8_matmul: inner dimensions differ");
