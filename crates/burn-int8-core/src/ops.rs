@@ -81,3 +81,18 @@ pub fn quantized_matmul<B: Backend>(
     let scales = x_scale.mul(weight_scale.unsqueeze_dim(0));
     acc.cast(FloatDType::F32).div(scales)
 }
+
+/// Applies `f` to `input [..., d]` seen as rows `[rows, d]`, and shapes its `[rows, d_out]`
+/// result back to `[..., d_out]`: how every layer here accepts inputs of any rank.
+pub(crate) fn map_rows<B: Backend, const D: usize>(
+    input: Tensor<B, D>,
+    d_out: usize,
+    f: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, D> {
+    let mut dims = input.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product();
+    let output = f(input.reshape([rows, d_in]));
+    dims[D - 1] = d_out;
+    output.reshape(dims)
+}

@@ -76,7 +76,8 @@ pub fn generate<B: Backend>(
 
     let mut cache = model.new_cache();
     let mut input = ids.clone();
-    let mut emitted = 0;
+    // Decodes each new token once; holds back a character split across byte tokens.
+    let mut stream = tokenizer.stream_decoder();
     let mut stop = StopReason::MaxLength;
     while ids.len() < max_length {
         let logits = model.forward_last(token_tensor::<B>(&input, &device), &mut cache);
@@ -92,12 +93,9 @@ pub fn generate<B: Backend>(
             stop = StopReason::StopToken(next);
             break;
         }
-        // Stream the text that is final: hold back an incomplete UTF-8 sequence.
-        let text = tokenizer.decode(&ids[prompt_tokens..])?;
-        let stable = text.trim_end_matches('\u{FFFD}');
-        if stable.len() > emitted && stable.is_char_boundary(emitted) {
-            on_text(&stable[emitted..]);
-            emitted = stable.len();
+        let piece = stream.step(next)?;
+        if !piece.is_empty() {
+            on_text(&piece);
         }
         input = vec![next];
     }
@@ -105,10 +103,11 @@ pub fn generate<B: Backend>(
         StopReason::StopToken(_) => ids.len() - 1,
         StopReason::MaxLength => ids.len(),
     };
-    let continuation = tokenizer.decode(&ids[prompt_tokens..end])?;
-    if continuation.len() > emitted && continuation.is_char_boundary(emitted) {
-        on_text(&continuation[emitted..]);
+    let rest = stream.finish()?;
+    if !rest.is_empty() {
+        on_text(&rest);
     }
+    let continuation = tokenizer.decode(&ids[prompt_tokens..end])?;
     Ok(Generation { text: format!("{prompt_text}{continuation}"), token_ids: ids, prompt_tokens, stop })
 }
 
