@@ -71,13 +71,10 @@ pub(crate) fn conv2d_int8<B: Backend>(
                 .slice([channels.clone(), 0..c_in_group, 0..kh, 0..kw])
                 .reshape([c_out_group, k_group])
                 .transpose();
-            quantized_matmul(rows, weight, weight_scale.clone().slice([channels]))
+            let bias = bias.clone().map(|bias| bias.slice([channels.clone()]));
+            quantized_matmul(rows, weight, weight_scale.clone().slice([channels]), bias)
         })
         .collect::<Vec<_>>();
     let output = Tensor::cat(per_group, 1); // [batch * positions, c_out]
-    let output = match bias {
-        Some(bias) => output.add(bias.unsqueeze_dim(0)),
-        None => output,
-    };
     output.reshape([batch, positions, c_out]).swap_dims(1, 2).reshape([batch, c_out, h_out, w_out])
 }

@@ -63,7 +63,7 @@ impl<B: Backend> QuantizedEmbedding<B> {
     pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         let [n_embedding, _] = self.dims();
         map_rows(hidden, n_embedding, |rows| {
-            quantized_matmul(rows, self.weight.val().transpose(), self.weight_scale.val())
+            quantized_matmul(rows, self.weight.val().transpose(), self.weight_scale.val(), None)
         })
     }
 }

@@ -16,8 +16,10 @@ pub mod ops;
 pub mod quantizers;
 
 mod conv;
-#[cfg(feature = "flex")]
-mod cpu_kernels;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod cpu;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod gpu_kernels;
 mod conv1d;
 mod conv2d;
 mod embedding;

@@ -82,11 +82,7 @@ impl<B: Backend> QuantizedLinear<B> {
             });
         }
         Ok(map_rows(input, d_output, |rows| {
-            let output = quantized_matmul(rows, self.weight.val(), self.weight_scale.val());
-            match &self.bias {
-                Some(bias) => output.add(bias.val().unsqueeze_dim(0)),
-                None => output,
-            }
+            quantized_matmul(rows, self.weight.val(), self.weight_scale.val(), self.bias.as_ref().map(Param::val))
         }))
     }
 }

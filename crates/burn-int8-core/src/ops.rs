@@ -21,8 +21,8 @@ pub const WEIGHT_TILE_ELEMENTS: usize = 1 << 22;
 ///
 /// `rhs` may be a strided view (a transposed embedding, for instance).
 pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
-    #[cfg(feature = "flex")]
-    if let Some(product) = crate::cpu_kernels::try_int8_matmul(&lhs, &rhs) {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some(product) = crate::cpu::try_int8_matmul(&lhs, &rhs) {
         return product;
     }
     generic_int8_matmul(lhs, rhs)
@@ -67,19 +67,39 @@ pub fn generic_int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2,
 }
 
 /// Keras's quantized dense product: dynamic per-row AbsMax quantization of `x [M, K]`, the
-/// int8 product with `weight [K, N]`, then `acc / (x_scale * weight_scale)`.
+/// int8 product with `weight [K, N]`, then `acc / (x_scale * weight_scale)`, plus `bias [N]`.
 ///
 /// The two scales are multiplied first and divided once, as Keras does: dividing twice
-/// differs by up to 1.3e-5 relative.
+/// differs by up to 1.3e-5 relative. CPU backends run it as one fused kernel (`cpu/`) with the
+/// same bits.
 pub fn quantized_matmul<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 2, Int>,
     weight_scale: Tensor<B, 1>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some(output) = crate::cpu::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref()) {
+        return output;
+    }
+    generic_quantized_matmul(x, weight, weight_scale, bias)
+}
+
+/// [`quantized_matmul`] through Burn tensor ops and [`int8_matmul`], on every backend.
+pub fn generic_quantized_matmul<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2, Int>,
+    weight_scale: Tensor<B, 1>,
+    bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
     let (x_q, x_scale) = abs_max_quantize_along(x, 1);
     let acc = int8_matmul(x_q, weight);
     let scales = x_scale.mul(weight_scale.unsqueeze_dim(0));
-    acc.cast(FloatDType::F32).div(scales)
+    let output = acc.cast(FloatDType::F32).div(scales);
+    match bias {
+        Some(bias) => output.add(bias.unsqueeze_dim(0)),
+        None => output,
+    }
 }
 
 /// Applies `f` to `input [..., d]` seen as rows `[rows, d]`, and shapes its `[rows, d_out]`

@@ -46,6 +46,20 @@ pub(crate) fn abs_max_quantize_along<B: Backend, const D: usize>(
     (q, scale)
 }
 
+/// [`abs_max_quantize_along`] for one row in host memory, bit for bit: the same IEEE
+/// operations in the same order. Writes `out` and returns the scale. The CPU kernels quantize
+/// activation rows with it once per call.
+pub(crate) fn abs_max_quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
+    let amax = row.iter().fold(0.0f32, |max, &v| max.max(v.abs()));
+    // A NaN row has a NaN scale, as in the tensor version (whose outputs are NaN either way).
+    let amax = if row.iter().any(|v| v.is_nan()) { f32::NAN } else { amax };
+    let scale = INT8_MAX / (amax + ABS_MAX_EPSILON);
+    for (q, &v) in out.iter_mut().zip(row) {
+        *q = (v * scale).round_ties_even().clamp(-INT8_MAX, INT8_MAX) as i8;
+    }
+    scale
+}
+
 /// `clip(round_half_to_even(x * scale), -127, 127)` as I8. `scale` broadcasts against `x`.
 pub fn quantize_with_scale<B: Backend, const D: usize>(
     x: Tensor<B, D>,

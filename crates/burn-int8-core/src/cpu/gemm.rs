@@ -1,0 +1,200 @@
+//! The int8 GEMM on host memory: `x [M, K] (i8) @ W (i8)` accumulated exactly in i32.
+//!
+//! Work is split over panels of [`PANEL`] output channels, one rayon task each, so decode
+//! (M = 1) is parallel over channels and prefill reuses each packed weight panel for every row.
+//! Each panel runs on the widest instruction set the CPU has ([`Isa`]); every level gives the
+//! same i32 bits, and the tests compare all levels the CPU can run against [`Isa::Portable`].
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// Output channels per rayon task.
+pub(crate) const PANEL: usize = 256;
+
+/// How the weight's `[K, N]` elements lie in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WeightLayout {
+    /// Row-major `[K, N]`: `w[p * n + j]`, the layout of `nn::Linear`.
+    KN,
+    /// Row-major `[N, K]` seen transposed: `w[j * k + p]`, the tied embedding.
+    NK,
+}
+
+/// A borrowed int8 weight with the logical shape `[k, n]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WeightView<'a> {
+    pub data: &'a [i8],
+    pub k: usize,
+    pub n: usize,
+    pub layout: WeightLayout,
+}
+
+/// The instruction sets the kernels are written for, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 VNNI `vpdpbusd` on 512-bit registers.
+    Avx512Vnni,
+    /// AVX-VNNI `vpdpbusd` on 256-bit registers (Alder Lake and later, Zen 5).
+    AvxVnni,
+    /// AVX2 `vpmaddubsw` with the sign trick.
+    Avx2,
+    /// Plain Rust the compiler vectorises (NEON on aarch64 included).
+    Portable,
+}
+
+impl Isa {
+    /// The best level this CPU runs, detected once.
+    pub fn detect() -> Isa {
+        static DETECTED: OnceLock<Isa> = OnceLock::new();
+        *DETECTED.get_or_init(|| Isa::available()[0])
+    }
+
+    /// Every level this CPU runs, best first (always ends with `Portable`).
+    pub fn available() -> Vec<Isa> {
+        let mut levels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
+                levels.push(Isa::Avx512Vnni);
+            }
+            if has!("avx2") && has!("avxvnni") {
+                levels.push(Isa::AvxVnni);
+            }
+            if has!("avx2") {
+                levels.push(Isa::Avx2);
+            }
+        }
+        levels.push(Isa::Portable);
+        levels
+    }
+}
+
+/// Quantized activation rows, padded for the kernels: `k4 = K` rounded up to a multiple of 4
+/// with zeros (a zero activation adds nothing whatever the weight), plus each row's sum,
+/// which undoes the `+128` of the unsigned-times-signed VNNI product.
+pub(crate) struct Activations {
+    pub data: Vec<i8>,
+    pub row_sums: Vec<i32>,
+    pub m: usize,
+    pub k: usize,
+    pub k4: usize,
+}
+
+impl Activations {
+    pub fn new(x: &[i8], m: usize, k: usize) -> Self {
+        let k4 = k.div_ceil(4) * 4;
+        let mut data = vec![0i8; m * k4];
+        let mut row_sums = Vec::with_capacity(m);
+        for (row, padded) in x.chunks_exact(k).zip(data.chunks_exact_mut(k4)) {
+            padded[..k].copy_from_slice(row);
+            row_sums.push(row.iter().map(|&v| v as i32).sum());
+        }
+        Activations { data, row_sums, m, k, k4 }
+    }
+
+    /// Keras's per-row AbsMax quantization of `x [m, k]` (f32), straight into the padded
+    /// layout. Returns the rows and their scales.
+    pub fn quantize(x: &[f32], m: usize, k: usize) -> (Self, Vec<f32>) {
+        let k4 = k.div_ceil(4) * 4;
+        let mut data = vec![0i8; m * k4];
+        let mut row_sums = Vec::with_capacity(m);
+        let mut scales = Vec::with_capacity(m);
+        for (row, padded) in x.chunks_exact(k).zip(data.chunks_exact_mut(k4)) {
+            scales.push(crate::quantizers::abs_max_quantize_row(row, &mut padded[..k]));
+            row_sums.push(padded.iter().map(|&v| v as i32).sum());
+        }
+        (Activations { data, row_sums, m, k, k4 }, scales)
+    }
+
+    /// Whether some activation is -128, which the AVX2 sign trick cannot negate.
+    fn has_min_value(&self) -> bool {
+        self.data.contains(&i8::MIN)
+    }
+
+    pub fn row(&self, r: usize) -> &[i8] {
+        &self.data[r * self.k4..(r + 1) * self.k4]
+    }
+}
+
+/// `x @ w` with `epilogue(row, column, accumulator)` applied to every output, returned
+/// row-major `[m, n]`. Fusing the epilogue (rescale, bias) saves a pass over the output.
+pub(crate) fn gemm<T, F>(isa: Isa, x: &Activations, w: WeightView<'_>, epilogue: F) -> Vec<T>
+where
+    T: Copy + Default + Send,
+    F: Fn(usize, usize, i32) -> T + Sync,
+{
+    let (m, n) = (x.m, w.n);
+    debug_assert_eq!(x.k, w.k);
+    debug_assert!(w.data.len() >= w.k * w.n);
+    // The AVX2 sign trick negates activations; -128 has no positive twin in i8.
+    let isa = if isa == Isa::Avx2 && x.has_min_value() { Isa::Portable } else { isa };
+    let panels: Vec<Vec<T>> = (0..n)
+        .step_by(PANEL)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|j0| {
+            let width = PANEL.min(n - j0);
+            let mut acc = vec![0i32; m * width];
+            panel(isa, x, w, j0, width, &mut acc);
+            let mut out = Vec::with_capacity(m * width);
+            for r in 0..m {
+                out.extend(acc[r * width..(r + 1) * width].iter().enumerate().map(|(c, &a)| epilogue(r, j0 + c, a)));
+            }
+            out
+        })
+        .collect();
+    let mut out = vec![T::default(); m * n];
+    for (task, block) in panels.into_iter().enumerate() {
+        let j0 = task * PANEL;
+        let width = block.len() / m.max(1);
+        for r in 0..m {
+            out[r * n + j0..r * n + j0 + width].copy_from_slice(&block[r * width..(r + 1) * width]);
+        }
+    }
+    out
+}
+
+/// Accumulators `acc [m, width]` of output channels `j0..j0 + width`.
+fn panel(isa: Isa, x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `Isa::available` only lists levels whose features this CPU has.
+        match isa {
+            Isa::Avx512Vnni => return unsafe { super::x86::panel_avx512vnni(x, w, j0, width, acc) },
+            Isa::AvxVnni => return unsafe { super::x86::panel_avxvnni(x, w, j0, width, acc) },
+            Isa::Avx2 => return unsafe { super::x86::panel_avx2(x, w, j0, width, acc) },
+            Isa::Portable => {}
+        }
+    }
+    let _ = isa;
+    panel_portable(x, w, j0, width, acc)
+}
+
+/// The reference kernel: plain loops, exact by construction (|x·w| ≤ 128² fits i16).
+fn panel_portable(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+    let (k, n) = (w.k, w.n);
+    for r in 0..x.m {
+        let xr = &x.row(r)[..k];
+        let out = &mut acc[r * width..(r + 1) * width];
+        match w.layout {
+            WeightLayout::KN => {
+                for (p, &xv) in xr.iter().enumerate() {
+                    if xv != 0 {
+                        let xv = xv as i32;
+                        for (a, &b) in out.iter_mut().zip(&w.data[p * n + j0..p * n + j0 + width]) {
+                            *a += xv * b as i32;
+                        }
+                    }
+                }
+            }
+            WeightLayout::NK => {
+                for (c, a) in out.iter_mut().enumerate() {
+                    let column = &w.data[(j0 + c) * k..(j0 + c + 1) * k];
+                    *a = xr.iter().zip(column).map(|(&a, &b)| (a as i16 * b as i16) as i32).sum();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! x86-64 panel kernels: AVX-512 VNNI, AVX-VNNI and AVX2. Each fills `acc [m, width]` for the
+//! output channels `j0..j0 + width`, bit for bit like `gemm::panel_portable`.
+//!
+//! * VNNI's `vpdpbusd` multiplies *unsigned* by signed bytes, four at a time, into i32. Weights
+//!   are made unsigned as `w ^ 0x80 = w + 128`, and the extra `128 · Σx` of each row is
+//!   subtracted at the end: exact for every i8, with no saturation.
+//! * AVX2's `vpmaddubsw` saturates its pair sums at i16, so it computes `|w| · (x · sign(w))`
+//!   instead, whose pairs stay within 2 · 128 · 127 (activations of -128 go to the portable
+//!   path; `gemm` checks).
+//! * KN weights are packed per block of output channels: four consecutive input channels of
+//!   one output channel become one 32-bit lane (`unpack{lo,hi}_epi8`, then `_epi16`). Unpacks
+//!   work inside 128-bit lanes, so lane `i` of the `r`-th packed register holds the block's
+//!   output channel [`column_of`]`(r, i)`; the store undoes it. The packed block is built once
+//!   per call and reused by every activation row (prefill), so it costs little.
+//! * NK weights (the tied embedding) already hold each output channel's inputs contiguously:
+//!   a plain dot product per channel, reduced across lanes at the end.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+use super::gemm::{Activations, WeightLayout, WeightView};
+
+thread_local! {
+    /// Each rayon worker's packed-weight buffer, reused across calls.
+    static PACKED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The output channel (within its block) of lane `i` of the `r`-th packed register.
+#[inline(always)]
+fn column_of(r: usize, i: usize) -> usize {
+    16 * (i / 4) + 4 * r + i % 4
+}
+
+/// Writes one row's packed-order accumulators (4 registers of `LANES` lanes) into `out`,
+/// keeping only the block's `cols` valid channels and subtracting `correction`.
+#[inline(always)]
+fn store_block<const LANES: usize>(lanes: &[[i32; LANES]; 4], cols: usize, correction: i32, out: &mut [i32]) {
+    for (r, register) in lanes.iter().enumerate() {
+        for (i, &value) in register.iter().enumerate() {
+            let c = column_of(r, i);
+            if c < cols {
+                out[c] = value - correction;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 VNNI: blocks of 64 output channels (four 512-bit registers of 16 lanes).
+// ---------------------------------------------------------------------------------------------
+
+const BLOCK_512: usize = 64;
+
+/// # Safety
+/// The CPU must have AVX-512F, AVX-512BW and AVX-512 VNNI; `w` must hold `k * n` elements,
+/// `x.k == w.k`, `j0 + width <= w.n`, and `acc.len() == x.m * width`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn panel_avx512vnni(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+    // SAFETY: the caller's contract is this function's.
+    unsafe {
+        match w.layout {
+            WeightLayout::KN => kn_avx512(x, w, j0, width, acc),
+            WeightLayout::NK => nk_avx512(x, w, j0, width, acc),
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn kn_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+    let q4 = x.k4 / 4;
+    let blocks = width.div_ceil(BLOCK_512);
+    let block_bytes = q4 * 4 * BLOCK_512;
+    PACKED.with_borrow_mut(|packed| {
+        if packed.len() < blocks * block_bytes {
+            packed.resize(blocks * block_bytes, 0);
+        }
+        for b in 0..blocks {
+            let cols = (width - b * BLOCK_512).min(BLOCK_512);
+            // SAFETY: the loads stay inside rows `p < k` and columns `< j0 + width <= n`
+            // (masked), and the stores inside `packed`.
+            unsafe { pack_kn_avx512(w, j0 + b * BLOCK_512, cols, q4, packed[b * block_bytes..].as_mut_ptr()) };
+        }
+        for b in 0..blocks {
+            let cols = (width - b * BLOCK_512).min(BLOCK_512);
+            let block = &packed[b * block_bytes..(b + 1) * block_bytes];
+            let mut r = 0;
+            while r < x.m {
+                let rows = (x.m - r).min(4);
+                let out = &mut acc[b * BLOCK_512..];
+                // SAFETY: `block` holds `q4` packed groups; rows `r..r + rows` exist.
+                unsafe {
+                    match rows {
+                        4 => rows_kn_avx512::<4>(x, r, block, q4, cols, width, out),
+                        3 => rows_kn_avx512::<3>(x, r, block, q4, cols, width, out),
+                        2 => rows_kn_avx512::<2>(x, r, block, q4, cols, width, out),
+                        _ => rows_kn_avx512::<1>(x, r, block, q4, cols, width, out),
+                    }
+                }
+                r += rows;
+            }
+        }
+    });
+}
+
+/// Packs output channels `col0..col0 + cols` (≤ 64) of a KN weight: `q4` groups of 256 bytes,
+/// four registers each, as unsigned `w + 128`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn pack_kn_avx512(w: WeightView<'_>, col0: usize, cols: usize, q4: usize, dst: *mut u8) {
+    let mask: __mmask64 = if cols == BLOCK_512 { !0 } else { (1u64 << cols) - 1 };
+    let flip = _mm512_set1_epi8(i8::MIN);
+    for q in 0..q4 {
+        let mut rows = [_mm512_setzero_si512(); 4];
+        for (t, row) in rows.iter_mut().enumerate() {
+            let p = 4 * q + t;
+            if p < w.k {
+                // SAFETY: row `p` exists and the mask keeps the load inside it.
+                *row = unsafe { _mm512_maskz_loadu_epi8(mask, w.data.as_ptr().add(p * w.n + col0)) };
+            }
+        }
+        let lo01 = _mm512_unpacklo_epi8(rows[0], rows[1]);
+        let hi01 = _mm512_unpackhi_epi8(rows[0], rows[1]);
+        let lo23 = _mm512_unpacklo_epi8(rows[2], rows[3]);
+        let hi23 = _mm512_unpackhi_epi8(rows[2], rows[3]);
+        let packed = [
+            _mm512_unpacklo_epi16(lo01, lo23),
+            _mm512_unpackhi_epi16(lo01, lo23),
+            _mm512_unpacklo_epi16(hi01, hi23),
+            _mm512_unpackhi_epi16(hi01, hi23),
+        ];
+        for (r, register) in packed.into_iter().enumerate() {
+            // SAFETY: `dst` has room for `q4` groups of 256 bytes.
+            unsafe { _mm512_storeu_si512(dst.add(q * 256 + r * 64).cast(), _mm512_xor_si512(register, flip)) };
+        }
+    }
+}
+
+/// `MR` rows × 64 packed channels: 4·MR accumulators stay in registers over all of K. Row
+/// `r0 + i`'s `cols` valid channels go to `out[(r0 + i) * width..]`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_kn_avx512<const MR: usize>(
+    x: &Activations,
+    r0: usize,
+    block: &[u8],
+    q4: usize,
+    cols: usize,
+    width: usize,
+    out: &mut [i32],
+) {
+    let mut sums = [[_mm512_setzero_si512(); 4]; MR];
+    let xp = x.data.as_ptr();
+    let bp = block.as_ptr();
+    for q in 0..q4 {
+        // SAFETY: `block` holds `q4` groups of 256 bytes; activation rows are `k4` long.
+        unsafe {
+            let weights = [
+                _mm512_loadu_si512(bp.add(q * 256).cast()),
+                _mm512_loadu_si512(bp.add(q * 256 + 64).cast()),
+                _mm512_loadu_si512(bp.add(q * 256 + 128).cast()),
+                _mm512_loadu_si512(bp.add(q * 256 + 192).cast()),
+            ];
+            for (i, row) in sums.iter_mut().enumerate() {
+                let quad = xp.add((r0 + i) * x.k4 + 4 * q).cast::<i32>().read_unaligned();
+                let xb = _mm512_set1_epi32(quad);
+                for (sum, &weight) in row.iter_mut().zip(&weights) {
+                    *sum = _mm512_dpbusd_epi32(*sum, weight, xb);
+                }
+            }
+        }
+    }
+    for (i, row) in sums.iter().enumerate() {
+        let mut lanes = [[0i32; 16]; 4];
+        for (sum, register) in row.iter().zip(lanes.iter_mut()) {
+            // SAFETY: a register is 16 i32.
+            unsafe { _mm512_storeu_si512(register.as_mut_ptr().cast(), *sum) };
+        }
+        store_block(&lanes, cols, 128 * x.row_sums[r0 + i], &mut out[(r0 + i) * width..]);
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn nk_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+    let k = w.k;
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let mut r0 = 0;
+    while r0 < x.m {
+        let rows = (x.m - r0).min(4);
+        for c in 0..width {
+            let column = &w.data[(j0 + c) * k..(j0 + c + 1) * k];
+            let mut sums = [_mm512_setzero_si512(); 4];
+            let mut off = 0;
+            while off < k {
+                let len = (k - off).min(64);
+                let mask: __mmask64 = if len == 64 { !0 } else { (1u64 << len) - 1 };
+                // SAFETY: the mask keeps every load inside `column` and the activation rows.
+                unsafe {
+                    let weights = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, column.as_ptr().add(off)), flip);
+                    for (i, sum) in sums.iter_mut().enumerate().take(rows) {
+                        let xv = _mm512_maskz_loadu_epi8(mask, x.row(r0 + i).as_ptr().add(off));
+                        *sum = _mm512_dpbusd_epi32(*sum, weights, xv);
+                    }
+                }
+                off += 64;
+            }
+            for (i, sum) in sums.iter().enumerate().take(rows) {
+                acc[(r0 + i) * width + c] = _mm512_reduce_add_epi32(*sum) - 128 * x.row_sums[r0 + i];
+            }
+        }
+        r0 += rows;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 256-bit kernels, AVX-VNNI and AVX2: blocks of 32 output channels (four registers of 8 lanes).
+// One macro writes both, so each gets only its own target features (LLVM would otherwise be
+// free to fuse AVX2's multiply-adds into VNNI instructions an AVX2-only CPU lacks).
+// ---------------------------------------------------------------------------------------------
+
+const BLOCK_256: usize = 32;
+
+macro_rules! kernels_256 {
+    ($panel:ident, $features:literal, vnni = $vnni:literal) => {
+        /// # Safety
+        /// The CPU must have the features named in the attribute; same contract as
+        /// [`panel_avx512vnni`].
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $panel(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+            #[target_feature(enable = $features)]
+            unsafe fn load32(src: &[i8]) -> __m256i {
+                // SAFETY: reads exactly 32 bytes, from `src` or from a zero-padded copy.
+                unsafe {
+                    if src.len() >= 32 {
+                        _mm256_loadu_si256(src.as_ptr().cast())
+                    } else {
+                        let mut padded = [0i8; 32];
+                        padded[..src.len()].copy_from_slice(src);
+                        _mm256_loadu_si256(padded.as_ptr().cast())
+                    }
+                }
+            }
+
+            /// Σ over groups of four of `w · x`, added to `sum` (`w` packed unsigned for VNNI).
+            #[target_feature(enable = $features)]
+            fn dot4(sum: __m256i, w: __m256i, x: __m256i) -> __m256i {
+                if $vnni {
+                    // SAFETY: only the instance whose features include `avxvnni` takes this branch.
+                    #[allow(unused_unsafe)]
+                    unsafe { _mm256_dpbusd_avx_epi32(sum, w, x) }
+                } else {
+                    let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+                    _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            fn hsum(v: __m256i) -> i32 {
+                let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+                _mm_cvtsi128_si32(s)
+            }
+
+            let flip = if $vnni { _mm256_set1_epi8(i8::MIN) } else { _mm256_setzero_si256() };
+            let correction = |r: usize| if $vnni { 128 * x.row_sums[r] } else { 0 };
+            let (k, n) = (w.k, w.n);
+            match w.layout {
+                WeightLayout::KN => {
+                    let q4 = x.k4 / 4;
+                    let blocks = width.div_ceil(BLOCK_256);
+                    let block_bytes = q4 * 4 * BLOCK_256;
+                    PACKED.with_borrow_mut(|packed| {
+                        if packed.len() < blocks * block_bytes {
+                            packed.resize(blocks * block_bytes, 0);
+                        }
+                        for b in 0..blocks {
+                            let col0 = j0 + b * BLOCK_256;
+                            let cols = (width - b * BLOCK_256).min(BLOCK_256);
+                            for q in 0..q4 {
+                                let mut rows = [_mm256_setzero_si256(); 4];
+                                for (t, row) in rows.iter_mut().enumerate() {
+                                    let p = 4 * q + t;
+                                    if p < k {
+                                        // SAFETY: reads 32 bytes of row `p`, or a padded copy.
+                                        *row = unsafe { load32(&w.data[p * n + col0..p * n + col0 + cols]) };
+                                    }
+                                }
+                                let lo01 = _mm256_unpacklo_epi8(rows[0], rows[1]);
+                                let hi01 = _mm256_unpackhi_epi8(rows[0], rows[1]);
+                                let lo23 = _mm256_unpacklo_epi8(rows[2], rows[3]);
+                                let hi23 = _mm256_unpackhi_epi8(rows[2], rows[3]);
+                                let registers = [
+                                    _mm256_unpacklo_epi16(lo01, lo23),
+                                    _mm256_unpackhi_epi16(lo01, lo23),
+                                    _mm256_unpacklo_epi16(hi01, hi23),
+                                    _mm256_unpackhi_epi16(hi01, hi23),
+                                ];
+                                let dst = &mut packed[b * block_bytes + q * 128..b * block_bytes + (q + 1) * 128];
+                                for (r, register) in registers.into_iter().enumerate() {
+                                    // SAFETY: `dst` is 128 bytes: four registers.
+                                    unsafe { _mm256_storeu_si256(dst[r * 32..].as_mut_ptr().cast(), _mm256_xor_si256(register, flip)) };
+                                }
+                            }
+                        }
+                        for b in 0..blocks {
+                            let cols = (width - b * BLOCK_256).min(BLOCK_256);
+                            let block = &packed[b * block_bytes..(b + 1) * block_bytes];
+                            for r in 0..x.m {
+                                let xr = x.row(r);
+                                let mut sums = [_mm256_setzero_si256(); 4];
+                                for q in 0..q4 {
+                                    let quad = i32::from_ne_bytes([xr[4 * q] as u8, xr[4 * q + 1] as u8, xr[4 * q + 2] as u8, xr[4 * q + 3] as u8]);
+                                    let xb = _mm256_set1_epi32(quad);
+                                    for (i, sum) in sums.iter_mut().enumerate() {
+                                        // SAFETY: 32 bytes inside the block's group `q`.
+                                        let weights = unsafe { _mm256_loadu_si256(block[q * 128 + i * 32..].as_ptr().cast()) };
+                                        *sum = dot4(*sum, weights, xb);
+                                    }
+                                }
+                                let mut lanes = [[0i32; 8]; 4];
+                                for (sum, register) in sums.iter().zip(lanes.iter_mut()) {
+                                    // SAFETY: a register is 8 i32.
+                                    unsafe { _mm256_storeu_si256(register.as_mut_ptr().cast(), *sum) };
+                                }
+                                store_block(&lanes, cols, correction(r), &mut acc[r * width + b * BLOCK_256..]);
+                            }
+                        }
+                    });
+                }
+                WeightLayout::NK => {
+                    for c in 0..width {
+                        let column = &w.data[(j0 + c) * k..(j0 + c + 1) * k];
+                        for r in 0..x.m {
+                            let xr = &x.row(r)[..k];
+                            let mut sum = _mm256_setzero_si256();
+                            for off in (0..k).step_by(32) {
+                                let end = (off + 32).min(k);
+                                // SAFETY: 32-byte reads of the two slices, zero-padded at the end.
+                                let (weights, xv) = unsafe { (load32(&column[off..end]), load32(&xr[off..end])) };
+                                sum = dot4(sum, _mm256_xor_si256(weights, flip), xv);
+                            }
+                            // Zero padding: `0 ^ 0x80 = 128` times a zero activation adds nothing.
+                            acc[r * width + c] = hsum(sum) - correction(r);
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+
+kernels_256!(panel_avxvnni, "avx2,avxvnni", vnni = true);
+kernels_256!(panel_avx2, "avx2", vnni = false);

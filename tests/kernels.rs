@@ -1,0 +1,119 @@
+//! The CPU int8 kernels against the portable path: the same i32 bits on every instruction set
+//! this CPU runs, both weight layouts, odd sizes and extreme values; and the fused
+//! quantize-multiply-rescale-bias kernel against the tensor-op version, bit for bit.
+
+use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Backend};
+use burn_int8::cpu::{Isa, try_int8_matmul_with};
+use burn_int8::ops::{generic_int8_matmul, generic_quantized_matmul, quantized_matmul};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// `(m, k, n)`: not multiples of 4, 16, 32 or 64, around them, and the model's shapes.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 3, 5),
+    (2, 5, 7),
+    (3, 63, 65),
+    (4, 64, 64),
+    (5, 65, 63),
+    (1, 640, 1001),
+    (7, 1031, 33),
+    (17, 130, 257),
+    (1, 2048, 640),
+    (128, 640, 300),
+];
+
+fn i8_tensor<B: Backend>(values: Vec<i8>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2, Int> {
+    Tensor::<B, 2, Int>::from_data(TensorData::new(values, shape), device).cast(IntDType::I8)
+}
+
+/// Random int8 values, with a share of the extremes -128, -127 and 127.
+fn values(rng: &mut StdRng, len: usize, min: i8) -> Vec<i8> {
+    (0..len)
+        .map(|_| match rng.random_range(0..10) {
+            0 => min,
+            1 => 127,
+            _ => rng.random_range(min..=127),
+        })
+        .collect()
+}
+
+fn every_isa_matches_the_portable_path<B: Backend>(device: &B::Device) {
+    let levels = Isa::available();
+    assert_eq!(levels.last(), Some(&Isa::Portable));
+    let mut rng = StdRng::seed_from_u64(11);
+    for &(m, k, n) in SHAPES {
+        // Weights may be -128 in a foreign record; activations too through the public
+        // `int8_matmul` (AVX2 then takes the portable path).
+        for min in [-127, -128] {
+            let a = values(&mut rng, m * k, min);
+            let b = values(&mut rng, k * n, min);
+            let expected: Vec<i32> = (0..m * n)
+                .map(|ij| (0..k).map(|p| a[(ij / n) * k + p] as i32 * b[p * n + ij % n] as i32).sum())
+                .collect();
+            let lhs = i8_tensor::<B>(a, [m, k], device);
+            let kn = i8_tensor::<B>(b, [k, n], device);
+            let nk = i8_tensor::<B>(kn.clone().transpose().into_data().convert::<i8>().to_vec().unwrap(), [n, k], device)
+                .transpose();
+            assert_eq!(generic_int8_matmul(lhs.clone(), kn.clone()).into_data().to_vec::<i32>().unwrap(), expected);
+            for &isa in &levels {
+                for (layout, rhs) in [("KN", &kn), ("NK", &nk)] {
+                    let product = try_int8_matmul_with(isa, &lhs, rhs)
+                        .unwrap_or_else(|| panic!("{isa:?} {layout} [{m}x{k}]@[{k}x{n}] declined"));
+                    assert_eq!(product.into_data().to_vec::<i32>().unwrap(), expected, "{isa:?} {layout} [{m}x{k}]@[{k}x{n}] min {min}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_isa_matches_the_portable_path_on_flex() {
+    every_isa_matches_the_portable_path::<burn::backend::Flex>(&Default::default());
+}
+
+#[test]
+fn every_isa_matches_the_portable_path_on_ndarray() {
+    every_isa_matches_the_portable_path::<burn::backend::NdArray>(&Default::default());
+}
+
+fn fused_kernel_is_bit_exact<B: Backend>(device: &B::Device) {
+    for &(m, k, n) in SHAPES {
+        let x = Tensor::<B, 2>::random([m, k], Distribution::Normal(0.0, 2.0), device);
+        let w = Tensor::<B, 2>::random([k, n], Distribution::Uniform(-127.0, 127.0), device)
+            .round()
+            .int()
+            .cast(IntDType::I8);
+        let scale = Tensor::<B, 1>::random([n], Distribution::Uniform(0.5, 40.0), device);
+        let bias = Tensor::<B, 1>::random([n], Distribution::Normal(0.0, 1.0), device);
+        for bias in [None, Some(bias)] {
+            let fused = quantized_matmul(x.clone(), w.clone(), scale.clone(), bias.clone()).into_data();
+            let generic = generic_quantized_matmul(x.clone(), w.clone(), scale.clone(), bias.clone()).into_data();
+            assert_eq!(fused, generic, "[{m}x{k}]@[{k}x{n}] bias {}", bias.is_some());
+        }
+        // The transposed (tied-embedding) layout.
+        let wt = i8_tensor::<B>(w.clone().transpose().into_data().convert::<i8>().to_vec().unwrap(), [n, k], device).transpose();
+        let fused = quantized_matmul(x.clone(), wt.clone(), scale.clone(), None).into_data();
+        assert_eq!(fused, generic_quantized_matmul(x, wt, scale, None).into_data(), "NK [{m}x{k}]@[{k}x{n}]");
+    }
+}
+
+#[test]
+fn fused_kernel_is_bit_exact_on_flex() {
+    fused_kernel_is_bit_exact::<burn::backend::Flex>(&Default::default());
+}
+
+#[test]
+fn fused_kernel_is_bit_exact_on_ndarray() {
+    fused_kernel_is_bit_exact::<burn::backend::NdArray>(&Default::default());
+}
+
+#[test]
+fn other_backends_and_dtypes_decline() {
+    type Autodiff = burn::backend::Autodiff<burn::backend::Flex>;
+    let device = Default::default();
+    let lhs = i8_tensor::<Autodiff>(vec![1, 2], [1, 2], &device);
+    assert!(try_int8_matmul_with(Isa::Portable, &lhs, &lhs.clone().transpose()).is_none(), "autodiff wrapper");
+    let device = Default::default();
+    let wide = Tensor::<burn::backend::Flex, 2, Int>::from_data(TensorData::new(vec![1i32, 2], [1, 2]), &device);
+    assert!(try_int8_matmul_with(Isa::Portable, &wide, &wide.clone().transpose()).is_none(), "I32 inputs");
+}
