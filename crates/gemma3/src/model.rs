@@ -161,7 +161,9 @@ impl<B: Backend> Mlp<B> {
 
 /// `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`, the "gelu_pytorch_tanh" of Gemma.
 pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let inner = x.clone().add(x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
+    // `x³` as `x·x·x`: what JAX's `x ** 3` (integer_pow) computes, and no `powf` per element.
+    let cube = x.clone().mul(x.clone()).mul(x.clone());
+    let inner = x.clone().add(cube.mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
     x.mul_scalar(0.5).mul(inner.tanh().add_scalar(1.0))
 }
 

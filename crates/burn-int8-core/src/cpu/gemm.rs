@@ -130,30 +130,36 @@ where
     debug_assert!(w.data.len() >= w.k * w.n);
     // The AVX2 sign trick negates activations; -128 has no positive twin in i8.
     let isa = if isa == Isa::Avx2 && x.has_min_value() { Isa::Portable } else { isa };
-    let panels: Vec<Vec<T>> = (0..n)
-        .step_by(PANEL)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|j0| {
-            let width = PANEL.min(n - j0);
-            let mut acc = vec![0i32; m * width];
-            panel(isa, x, w, j0, width, &mut acc);
-            let mut out = Vec::with_capacity(m * width);
-            for r in 0..m {
-                out.extend(acc[r * width..(r + 1) * width].iter().enumerate().map(|(c, &a)| epilogue(r, j0 + c, a)));
-            }
-            out
-        })
-        .collect();
     let mut out = vec![T::default(); m * n];
-    for (task, block) in panels.into_iter().enumerate() {
-        let j0 = task * PANEL;
-        let width = block.len() / m.max(1);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    (0..n).step_by(PANEL).collect::<Vec<_>>().into_par_iter().for_each(|j0| {
+        let width = PANEL.min(n - j0);
+        let mut acc = vec![0i32; m * width];
+        panel(isa, x, w, j0, width, &mut acc);
         for r in 0..m {
-            out[r * n + j0..r * n + j0 + width].copy_from_slice(&block[r * width..(r + 1) * width]);
+            for (c, &a) in acc[r * width..(r + 1) * width].iter().enumerate() {
+                // SAFETY: `r < m` and `j0 + c < n`: inside `out`, and each panel writes only
+                // its own columns, so no two tasks write the same element.
+                unsafe { out_ptr.write(r * n + j0 + c, epilogue(r, j0 + c, a)) };
+            }
         }
-    }
+    });
     out
+}
+
+/// `out`'s base pointer, shared by the panel tasks, which write disjoint columns.
+struct OutPtr<T>(*mut T);
+
+// SAFETY: tasks write disjoint elements (see `gemm`), and `T: Send`.
+unsafe impl<T: Send> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// # Safety
+    /// `index` is in bounds and no other task writes it.
+    unsafe fn write(&self, index: usize, value: T) {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(index).write(value) }
+    }
 }
 
 /// Accumulators `acc [m, width]` of output channels `j0..j0 + width`.

@@ -13,10 +13,10 @@ mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::mem::ManuallyDrop;
 
-use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 
 pub use gemm::Isa;
 use gemm::{Activations, WeightLayout, WeightView, gemm};
@@ -45,36 +45,97 @@ fn has_direct_kernel<B: Backend>() -> bool {
     false
 }
 
-/// Calls `f` with the weight's I8 bytes, in place, when its layout is one the kernels know.
-fn with_weight<B: Backend, R>(weight: &Tensor<B, 2, Int>, f: impl FnOnce(WeightView<'_>) -> R) -> Option<R> {
-    let [k, n] = weight.dims();
-    let primitive = weight.clone().into_primitive();
+/// A tensor's elements in host memory, borrowed in place. The backend primitive is kept
+/// inside: its storage lives on the heap and does not move with it.
+struct Host<E> {
+    _primitive: Box<dyn Any>,
+    ptr: *const E,
+    len: usize,
+    strides: Vec<isize>,
+}
+
+impl<E> Host<E> {
+    fn as_slice(&self) -> &[E] {
+        // SAFETY: `ptr` points at `len` initialised elements owned by `_primitive` (see `host`).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// The `len` elements of a CPU-backend primitive from its first one on, when its dtype is
+/// `dtype` and its elements are dense (row-major, or a transpose of it; `strides` tells which).
+fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, len: usize) -> Option<Host<E>> {
     #[cfg(feature = "flex")]
     let primitive = match same_type::<_, burn_flex::FlexTensor>(primitive) {
         Ok(tensor) => {
-            if tensor.dtype() != DType::I8 {
+            if tensor.dtype() != dtype || !tensor.layout().has_positive_strides() {
                 return None;
             }
-            let layout = tensor.layout();
-            let offset = layout.start_offset();
-            let strides = layout.strides().to_vec();
-            let bytes = tensor.bytes().get(offset..offset + k * n)?;
-            return Some(f(WeightView { data: as_i8(bytes), k, n, layout: weight_layout(&strides, k, n)? }));
+            let size = std::mem::size_of::<E>();
+            let start = tensor.layout().start_offset() * size;
+            let bytes = tensor.bytes().get(start..start + len * size)?;
+            let ptr = bytes.as_ptr().cast::<E>();
+            if !ptr.is_aligned() {
+                return None;
+            }
+            let strides = tensor.layout().strides().to_vec();
+            return Some(Host { _primitive: Box::new(tensor), ptr, len, strides });
         }
         Err(primitive) => primitive,
     };
     #[cfg(feature = "ndarray")]
-    if let Ok(burn_ndarray::NdArrayTensor::I8(storage)) = same_type::<_, burn_ndarray::NdArrayTensor>(primitive) {
-        let view = storage.view();
-        let layout = weight_layout(view.strides(), k, n)?;
-        // SAFETY: both accepted layouts are dense with positive strides, so the view's k·n
-        // elements are the k·n bytes from its first element on, alive while `storage` is.
-        let data = unsafe { std::slice::from_raw_parts(view.as_ptr(), k * n) };
-        return Some(f(WeightView { data, k, n, layout }));
+    if let Ok(tensor) = same_type::<_, burn_ndarray::NdArrayTensor>(primitive) {
+        use burn_ndarray::NdArrayTensor as T;
+        let (ptr, strides, count) = match (&tensor, dtype) {
+            (T::I8(storage), DType::I8) => {
+                let view = storage.view();
+                (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+            }
+            (T::F32(storage), DType::F32) => {
+                let view = storage.view();
+                (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+            }
+            _ => return None,
+        };
+        if count != len || strides.iter().any(|&s| s < 0) {
+            return None;
+        }
+        return Some(Host { _primitive: Box::new(tensor), ptr, len, strides });
     }
     #[cfg(not(feature = "ndarray"))]
     let _ = primitive;
     None
+}
+
+fn host_int8<B: Backend, const D: usize>(tensor: &Tensor<B, D, Int>) -> Option<Host<i8>> {
+    host(tensor.clone().into_primitive(), DType::I8, tensor.shape().num_elements())
+}
+
+fn host_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> Option<Host<f32>> {
+    match tensor.clone().into_primitive() {
+        TensorPrimitive::Float(primitive) => host(primitive, DType::F32, tensor.shape().num_elements()),
+        TensorPrimitive::QFloat(_) => None,
+    }
+}
+
+/// A 1-D f32 tensor's values in place (scales, bias), or `None`.
+fn host_vector<B: Backend>(tensor: &Tensor<B, 1>) -> Option<Host<f32>> {
+    host_f32(tensor).filter(|host| host.len <= 1 || host.strides == [1])
+}
+
+/// Activation rows `[m, k]`, row-major: in place when they already are, else copied.
+fn host_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Vec<f32>> {
+    let [_, k] = x.dims();
+    match host_f32(x) {
+        Some(host) if host.strides == [k as isize, 1] || x.dims()[0] == 1 && host.strides[1] == 1 => {
+            Some(host.as_slice().to_vec())
+        }
+        _ => x.clone().into_data().into_vec::<f32>().ok(),
+    }
+}
+
+/// The weight `[k, n]` as the kernels see it, when its layout is one they know.
+fn weight_view(weight: &Host<i8>, k: usize, n: usize) -> Option<WeightView<'_>> {
+    Some(WeightView { data: weight.as_slice(), k, n, layout: weight_layout(&weight.strides, k, n)? })
 }
 
 /// Which dense layout these strides describe, if any.
@@ -87,17 +148,6 @@ fn weight_layout(strides: &[isize], k: usize, n: usize) -> Option<WeightLayout> 
         [1, _] if n == 1 => Some(WeightLayout::NK),
         _ => None,
     }
-}
-
-#[cfg(feature = "flex")]
-fn as_i8(bytes: &[u8]) -> &[i8] {
-    // SAFETY: i8 and u8 have the same size, alignment and validity.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<i8>(), bytes.len()) }
-}
-
-/// Host copy of a small f32 tensor (activations, scales, bias), or `None` for other dtypes.
-fn host_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> Option<Vec<f32>> {
-    tensor.clone().into_data().into_vec::<f32>().ok()
 }
 
 /// Keras's quantized dense product `quantize_rows(x) @ weight / (x_scale · weight_scale) + bias`
@@ -118,21 +168,23 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
     }
     let bias = match bias {
         Some(bias) if bias.dims() != [n] => return None,
-        Some(bias) => Some(host_f32(bias)?),
+        Some(bias) => Some(host_vector(bias)?),
         None => None,
     };
-    let weight_scale = host_f32(weight_scale)?;
-    let (rows, x_scale) = Activations::quantize(&host_f32(x)?, m, k);
-    let out = with_weight(weight, |w| {
-        gemm(Isa::detect(), &rows, w, |r, j, acc| {
-            // As in the generic path: the two scales multiplied first, then one division.
-            let y = acc as f32 / (x_scale[r] * weight_scale[j]);
-            match &bias {
-                Some(bias) => y + bias[j],
-                None => y,
-            }
-        })
-    })?;
+    let bias = bias.as_ref().map(Host::as_slice);
+    let weight_scale = host_vector(weight_scale)?;
+    let weight_scale = weight_scale.as_slice();
+    let weight = host_int8(weight)?;
+    let view = weight_view(&weight, k, n)?;
+    let (rows, x_scale) = Activations::quantize(&host_rows(x)?, m, k);
+    let out = gemm(Isa::detect(), &rows, view, |r, j, acc| {
+        // As in the generic path: the two scales multiplied first, then one division.
+        let y = acc as f32 / (x_scale[r] * weight_scale[j]);
+        match bias {
+            Some(bias) => y + bias[j],
+            None => y,
+        }
+    });
     Some(Tensor::from_data(TensorData::new(out, [m, n]), &x.device()))
 }
 
@@ -156,6 +208,7 @@ pub fn try_int8_matmul_with<B: Backend>(isa: Isa, lhs: &Tensor<B, 2, Int>, rhs: 
         return None;
     }
     let rows = Activations::new(data.as_slice::<i8>().ok()?, m, k);
-    let out = with_weight(rhs, |w| gemm(isa, &rows, w, |_, _, acc| acc))?;
+    let weight = host_int8(rhs)?;
+    let out = gemm(isa, &rows, weight_view(&weight, k, n)?, |_, _, acc| acc);
     Some(Tensor::from_data(TensorData::new(out, [m, n]), (&lhs.device(), DType::I32)))
 }
