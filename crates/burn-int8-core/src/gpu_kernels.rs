@@ -1,7 +1,7 @@
 //! Direct int8 kernels for the cubecl backends (wgpu through Vulkan/SPIR-V, CUDA): read the I8
 //! storage in place (no widened f32 copy of the weight), multiply and accumulate exactly in i32.
 //!
-//! Dispatch is by type, as in `cpu_kernels.rs`: a cubecl backend's int primitive *is* a
+//! Dispatch is by type, as for the CPU kernels (`cpu/`): a cubecl backend's int primitive *is* a
 //! `CubeTensor<R>` (also under `Autodiff`, which does not track int tensors), so it is moved
 //! across unchanged. Anything the kernels do not cover returns `None` and the generic path runs.
 //!
@@ -15,8 +15,8 @@
 //!   one i8 at a time, through the tensors' strides. Only for a few rows (decoding); beyond
 //!   that the generic f32 GEMM path is faster.
 //!
-//! Why words rather than i8 loads: on lavapipe (Mesa's CPU Vulkan) every storage-buffer load is
-//! a per-lane scalar loop, so the cost is the number of loads, not the bytes; a word carries four
+//! Why words rather than i8 loads: lavapipe (Mesa's CPU Vulkan) compiles every storage-buffer
+//! load into a scalar loop over the SIMD lanes, so the cost is the number of loads, not bytes; a word carries four
 //! weights per load where an f32 matmul reads one. Bytes are unpacked with shifts (arithmetic
 //! right shifts sign-extend), which every backend has. The kernels only need i32 arithmetic;
 //! the strided one also needs i8 storage buffers, which is checked.
@@ -209,15 +209,15 @@ fn cube_count(x_units: usize, y_units: usize) -> Option<CubeCount> {
 /// the weight and in the (contiguous) activations.
 fn weight_layout<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>, k: usize, n: usize) -> WeightLayout {
     let aligned = |t: &CubeTensor<R>, len: usize| {
-        t.handle.offset_start.unwrap_or(0) % 4 == 0 && t.handle.size_in_used() >= len as u64
+        t.handle.offset_start.unwrap_or(0).is_multiple_of(4) && t.handle.size_in_used() >= len as u64
     };
-    if k % 4 != 0 || !aligned(lhs, lhs.meta.num_elements()) || !aligned(rhs, k * n) {
+    if !k.is_multiple_of(4) || !aligned(lhs, lhs.meta.num_elements()) || !aligned(rhs, k * n) {
         return WeightLayout::Strided;
     }
     let strides = rhs.meta.strides();
     // The stride of a dimension of size 1 is never used: any value matches.
     let stride_is = |dim: usize, size: usize, expected: usize| size == 1 || strides[dim] == expected;
-    if n % 4 == 0 && stride_is(0, k, n) && stride_is(1, n, 1) {
+    if n.is_multiple_of(4) && stride_is(0, k, n) && stride_is(1, n, 1) {
         WeightLayout::PackedKn
     } else if stride_is(0, k, 1) && stride_is(1, n, k) {
         WeightLayout::PackedNk
@@ -529,7 +529,7 @@ mod tests {
                 let lhs = int8_tensor(vec![0; m * k], [m, k], &device);
                 let nk_layout = weight_layout(&lhs.into_primitive(), &nk.into_primitive(), k, n);
                 assert_eq!(nk_layout, WeightLayout::PackedNk, "{k}x{n}");
-                assert_eq!(kn_layout == WeightLayout::PackedKn, n % 4 == 0, "{k}x{n}");
+                assert_eq!(kn_layout == WeightLayout::PackedKn, n.is_multiple_of(4), "{k}x{n}");
                 check(m, k, n, false, &device);
                 check(m, k, n, true, &device);
             }

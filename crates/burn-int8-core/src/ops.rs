@@ -25,6 +25,10 @@ pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -
     if let Some(product) = crate::cpu::try_int8_matmul(&lhs, &rhs) {
         return product;
     }
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Some(product) = crate::gpu_kernels::try_int8_matmul(&lhs, &rhs) {
+        return product;
+    }
     generic_int8_matmul(lhs, rhs)
 }
 
