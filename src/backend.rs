@@ -72,6 +72,32 @@ impl FromStr for BackendKind {
     }
 }
 
+/// Checks that `device` answers, before any real work: a backend compiled in may still have
+/// no device here (no Vulkan driver, no NVIDIA GPU). Backends report that by panicking on
+/// first use; this turns it into [`BackendError::NoDevice`] and keeps the panic message off
+/// stderr.
+pub fn probe_device<B: burn::tensor::backend::Backend>(kind: BackendKind, device: &B::Device) -> Result<(), BackendError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn::tensor::Tensor::<B, 1>::zeros([1], device).into_data()
+    }));
+    std::panic::set_hook(hook);
+    outcome.map(drop).map_err(|payload| {
+        let reason = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the backend failed to start".to_string());
+        let hint = match kind {
+            BackendKind::Wgpu => " (is a Vulkan driver installed? On a machine without a GPU, Mesa's lavapipe: `apt-get install mesa-vulkan-drivers`)",
+            BackendKind::Cuda => " (is an NVIDIA GPU and its driver present?)",
+            _ => "",
+        };
+        BackendError::NoDevice { kind, reason: format!("{reason}{hint}") }
+    })
+}
+
 /// Runs `$body::<Backend>(device)` (an expression generic over the backend) on `$kind`.
 ///
 /// ```ignore

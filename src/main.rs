@@ -152,14 +152,17 @@ fn run(cli: Cli) -> Result<(), Error> {
         | Gemma3Command::ExportHf { model, .. }
         | Gemma3Command::Bench { model, .. } => model.clone(),
     };
-    if let Gemma3Command::Bench { threads, json, only: None, .. } = &command {
-        return bench_parent(&args, *threads, *json);
+    if let Gemma3Command::Bench { threads, json, only: None, prompt_tokens, new_tokens, .. } = &command {
+        return bench_parent(&args, *threads, *json, [*prompt_tokens, *new_tokens]);
     }
     if let Gemma3Command::Bench { threads: Some(threads), .. } = &command {
         burn_int8::set_num_threads(*threads)?;
     }
     let kind: BackendKind = args.backend.parse()?;
-    with_backend!(kind, |B, device| run_gemma3::<B>(&command, &args, &device))
+    with_backend!(kind, |B, device| {
+        burn_int8::backend::probe_device::<B>(kind, &device)?;
+        run_gemma3::<B>(&command, &args, &device)
+    })
 }
 
 fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B::Device) -> Result<(), Error> {
@@ -186,7 +189,7 @@ fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B:
 
 /// Runs `bench --only fp32` and `--only int8` as child processes (peak RSS only grows, so each
 /// precision needs its own process) and reports both with the int8/fp32 ratios.
-fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool) -> Result<(), Error> {
+fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool, [prompt_tokens, new_tokens]: [usize; 2]) -> Result<(), Error> {
     let _: BackendKind = args.backend.parse()?;
     let binary = std::env::current_exe()?;
     let mut results = Vec::new();
@@ -214,7 +217,15 @@ fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool) -> Result<
     }
     println!("{:<6} {:>13.2}x {:>13.2}x {:>13.2}x", "int8/fp32", ratio("prefill_tok_s"), ratio("decode_tok_s"), ratio("peak_rss_bytes"));
     if json {
-        let summary = serde_json::json!({ "backend": args.backend, "threads": threads, "fp32": results[0], "int8": results[1] });
+        let summary = serde_json::json!({
+            "backend": args.backend,
+            "threads": threads,
+            "prompt_tokens": prompt_tokens,
+            "new_tokens": new_tokens,
+            "cpu_kernels": format!("{:?}", burn_int8::cpu::Isa::detect()),
+            "fp32": results[0],
+            "int8": results[1],
+        });
         println!("{summary}");
     }
     Ok(())

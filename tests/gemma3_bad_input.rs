@@ -185,6 +185,19 @@ fn the_cli_names_bad_backends_and_writes_logits() {
         let output = run(&["gemma3", "generate", "--model", model, "--prompt", "ab", "--backend", "cuda"]);
         assert!(String::from_utf8_lossy(&output.stderr).contains("not compiled in"));
     }
+    // A backend compiled in whose device is absent: a typed error, not a panic. Pointing the
+    // Vulkan loader at no driver hides lavapipe.
+    if cfg!(feature = "wgpu") {
+        let output = Command::new(binary)
+            .args(["gemma3", "generate", "--model", model, "--prompt", "ab", "--backend", "wgpu"])
+            .env("VK_ICD_FILENAMES", "/nonexistent.json")
+            .env("VK_DRIVER_FILES", "/nonexistent.json")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("backend `wgpu` has no usable device"), "{stderr}");
+    }
     // Generation prints only the text on stdout.
     let output = run(&["gemma3", "generate", "--model", model, "--prompt", "ab a", "--max-length", "10"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
