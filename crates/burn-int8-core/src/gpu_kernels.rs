@@ -22,7 +22,6 @@
 //! the strided one also needs i8 storage buffers, which is checked.
 
 use std::any::TypeId;
-use std::mem::ManuallyDrop;
 
 use burn::tensor::{DType, Int, Shape, Tensor, backend::Backend};
 use burn_cubecl::CubeRuntime;
@@ -32,6 +31,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::ir::{ElemType, IntKind, StorageType, features::TypeUsage};
 use cubecl::prelude::*;
 
+use crate::primitive::same_type;
+
 /// Invocations per cube along the output columns.
 const CUBE_DIM_X: u32 = 64;
 
@@ -40,17 +41,6 @@ const MAX_CUBE_COUNT: usize = 65_535;
 
 /// Above this, `u32` indexing (the kernels' address type) could overflow: fall back.
 const MAX_ELEMENTS: usize = i32::MAX as usize;
-
-/// Moves `value` to type `T` when `A` and `T` are the same type.
-fn same_type<A: 'static, T: 'static>(value: A) -> Result<T, A> {
-    if TypeId::of::<A>() == TypeId::of::<T>() {
-        let value = ManuallyDrop::new(value);
-        // SAFETY: `A` and `T` are the same type (checked above), and the original is not dropped.
-        Ok(unsafe { std::mem::transmute_copy::<A, T>(&value) })
-    } else {
-        Err(value)
-    }
-}
 
 /// `lhs [M, K] @ rhs [K, N]` in i32 when both are I8 tensors of a cubecl backend.
 pub(crate) fn try_int8_matmul<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>) -> Option<Tensor<B, 2, Int>> {

@@ -18,6 +18,8 @@ pub mod quantizers;
 mod conv;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub mod cpu;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda"))]
+mod primitive;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod gpu_kernels;
 mod conv1d;

@@ -14,23 +14,13 @@ mod gemm;
 mod x86;
 
 use std::any::{Any, TypeId};
-use std::mem::ManuallyDrop;
 
 use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 
+use crate::primitive::same_type;
+
 pub use gemm::Isa;
 use gemm::{Activations, WeightLayout, WeightView, gemm};
-
-/// Moves `value` to type `T` when `A` and `T` are the same type.
-fn same_type<A: 'static, T: 'static>(value: A) -> Result<T, A> {
-    if TypeId::of::<A>() == TypeId::of::<T>() {
-        let value = ManuallyDrop::new(value);
-        // SAFETY: `A` and `T` are the same type (checked above), and the original is not dropped.
-        Ok(unsafe { std::mem::transmute_copy::<A, T>(&value) })
-    } else {
-        Err(value)
-    }
-}
 
 /// Whether `B` is a backend whose I8 storage these kernels can read.
 fn has_direct_kernel<B: Backend>() -> bool {
