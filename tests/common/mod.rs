@@ -36,14 +36,14 @@ pub struct Fixture {
 impl Fixture {
     pub fn load() -> Self {
         let path = std::env::var("KERAS_INT8_FIXTURE").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras-int8-layers.safetensors").to_string()
+            std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/keras-int8-layers.safetensors").to_string_lossy().into_owned()
         });
         Self::open(&path)
     }
 
     /// A safetensors fixture under `tests/fixtures/` (or an absolute path).
     pub fn open(path: &str) -> Self {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path);
+        let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures").join(path);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
         Self { bytes }
     }

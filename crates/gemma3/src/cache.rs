@@ -3,56 +3,84 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-/// The cache of one layer: keys and values `[batch, kv_heads, len, head_dim]`.
+/// Buffer positions allocated at least, so short prompts do not regrow at every token.
+const MIN_CAPACITY: usize = 64;
+
+/// The cache of one layer: keys and values `[batch, kv_heads, capacity, head_dim]` buffers, of
+/// which positions `first..len` are live.
+///
+/// New positions are written in place (`slice_assign` into a uniquely owned buffer), and the
+/// buffer grows by doubling, so a decode step copies only its own key and value, not the
+/// whole history as a concatenation would. Local layers forget what no later query can see by
+/// moving `first`; the dead positions are dropped when the buffer next grows.
 #[derive(Debug, Clone)]
 pub struct LayerCache<B: Backend> {
     keys: Option<Tensor<B, 4>>,
     values: Option<Tensor<B, 4>>,
-    /// Absolute position of the first cached key.
-    start: usize,
+    first: usize,
+    len: usize,
+    /// Absolute position of buffer slot 0.
+    origin: usize,
     window: Option<usize>,
 }
 
 impl<B: Backend> LayerCache<B> {
     pub fn new(window: Option<usize>) -> Self {
-        Self { keys: None, values: None, start: 0, window }
+        Self { keys: None, values: None, first: 0, len: 0, origin: 0, window }
     }
 
-    /// Appends keys/values at `position`; returns every key/value the new queries may need
-    /// and the absolute position of the first one. Local layers then drop what no later
-    /// query can see.
+    /// Appends keys/values `[batch, kv_heads, new, head_dim]` at `position`; returns every
+    /// key/value the new queries may need and the absolute position of the first one. Local
+    /// layers then forget what no later query can see.
     pub fn append(&mut self, keys: Tensor<B, 4>, values: Tensor<B, 4>, position: usize) -> (Tensor<B, 4>, Tensor<B, 4>, usize) {
-        let (all_keys, all_values, start) = match (self.keys.take(), self.values.take()) {
-            (Some(old_keys), Some(old_values)) => (
-                Tensor::cat(vec![old_keys, keys], 2),
-                Tensor::cat(vec![old_values, values], 2),
-                self.start,
-            ),
-            _ => (keys, values, position),
+        let [batch, heads, new, head_dim] = keys.dims();
+        let buffers = match (self.keys.take(), self.values.take()) {
+            (Some(k), Some(v)) if k.dims()[0] == batch && k.dims()[1] == heads && k.dims()[3] == head_dim => Some((k, v)),
+            _ => {
+                // First use: nothing cached yet, positions start at `position`.
+                (self.first, self.len, self.origin) = (0, 0, position);
+                None
+            }
         };
-        let len = all_keys.dims()[2];
-        let keep_from = match self.window {
+        let (key_buffer, value_buffer) = match buffers {
+            Some((k, v)) if self.len + new <= k.dims()[2] => (k, v),
+            old => {
+                // Grow (doubling), keeping only the live positions, at the front.
+                let live = self.len - self.first;
+                let capacity = ((live + new) * 2).max(MIN_CAPACITY);
+                let device = keys.device();
+                let mut grown_keys = Tensor::zeros([batch, heads, capacity, head_dim], &device);
+                let mut grown_values = Tensor::zeros([batch, heads, capacity, head_dim], &device);
+                if let Some((old_keys, old_values)) = old.filter(|_| live > 0) {
+                    let from = [0..batch, 0..heads, self.first..self.len, 0..head_dim];
+                    let to = [0..batch, 0..heads, 0..live, 0..head_dim];
+                    grown_keys = grown_keys.slice_assign(to.clone(), old_keys.slice(from.clone()));
+                    grown_values = grown_values.slice_assign(to, old_values.slice(from));
+                }
+                self.origin += self.first;
+                (self.first, self.len) = (0, live);
+                (grown_keys, grown_values)
+            }
+        };
+        let slot = [0..batch, 0..heads, self.len..self.len + new, 0..head_dim];
+        let key_buffer = key_buffer.slice_assign(slot.clone(), keys);
+        let value_buffer = value_buffer.slice_assign(slot, values);
+        self.len += new;
+
+        let live = [0..batch, 0..heads, self.first..self.len, 0..head_dim];
+        let visible = (key_buffer.clone().slice(live.clone()), value_buffer.clone().slice(live), self.origin + self.first);
+        if let Some(window) = self.window {
             // The next query sees itself and the `window - 1` keys before it.
-            Some(window) if len > window - 1 => len - (window - 1),
-            _ => 0,
-        };
-        if keep_from > 0 {
-            let [batch, heads, _, head_dim] = all_keys.dims();
-            let range = [0..batch, 0..heads, keep_from..len, 0..head_dim];
-            self.keys = Some(all_keys.clone().slice(range.clone()));
-            self.values = Some(all_values.clone().slice(range));
-            self.start = start + keep_from;
-        } else {
-            self.keys = Some(all_keys.clone());
-            self.values = Some(all_values.clone());
-            self.start = start;
+            let keep = window.saturating_sub(1);
+            self.first = self.first.max(self.len.saturating_sub(keep));
         }
-        (all_keys, all_values, start)
+        (self.keys, self.values) = (Some(key_buffer), Some(value_buffer));
+        visible
     }
 
-    /// Number of cached positions.
+    /// Number of cached positions a later query may still see.
     pub fn len(&self) -> usize {
-        self.keys.as_ref().map_or(0, |keys| keys.dims()[2])
+        self.len - self.first
     }
 
     pub fn is_empty(&self) -> bool {

@@ -40,10 +40,10 @@ struct Generation {
 }
 
 fn reference() -> Reference {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/gemma3_reference.json"
-    );
+    // The manifest dir at run time: a binary reused from another checkout (shared target
+    // dir) must not read the other checkout's path.
+    let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("tests/fixtures/gemma3_reference.json");
     let text = std::fs::read_to_string(path).expect("read reference fixture");
     serde_json::from_str(&text).expect("parse reference fixture")
 }

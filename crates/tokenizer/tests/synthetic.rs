@@ -2,7 +2,7 @@
 //! and user-defined pieces, streaming, the vocabulary file, errors; and the same vocabulary as a
 //! hand-written HF `tokenizer.json` (fixtures/tiny_tokenizer.json) through `from_hf_file`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn_int8_tokenizer::{Tokenizer, TokenizerError, Vocab};
 
@@ -80,7 +80,7 @@ fn spm() -> Tokenizer {
 }
 
 fn hf() -> Tokenizer {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_tokenizer.json");
+    let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/tiny_tokenizer.json");
     Tokenizer::from_hf_file(&path).unwrap()
 }
 
@@ -394,7 +394,7 @@ fn bad_hf_files_are_typed_errors() {
     ));
     // A tokenizer without <bos>/<s> is refused.
     let tiny = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_tokenizer.json"),
+        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/tiny_tokenizer.json"),
     )
     .unwrap();
     let no_bos = dir.join("no_bos.json");
