@@ -167,12 +167,17 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
     let weight = host_int8(weight)?;
     let view = weight_view(&weight, k, n)?;
     let (rows, x_scale) = Activations::quantize(&host_rows(x)?, m, k);
-    let out = gemm(Isa::detect(), &rows, view, |r, j, acc| {
+    let out = gemm(Isa::detect(), &rows, view, |r, j0, acc, out: &mut [f32]| {
         // As in the generic path: the two scales multiplied first, then one division.
-        let y = acc as f32 / (x_scale[r] * weight_scale[j]);
-        match bias {
-            Some(bias) => y + bias[j],
-            None => y,
+        let x_scale = x_scale[r];
+        let scales = &weight_scale[j0..j0 + acc.len()];
+        for ((y, &a), &w) in out.iter_mut().zip(acc).zip(scales) {
+            *y = a as f32 / (x_scale * w);
+        }
+        if let Some(bias) = bias {
+            for (y, &b) in out.iter_mut().zip(&bias[j0..j0 + acc.len()]) {
+                *y += b;
+            }
         }
     });
     Some(Tensor::from_data(TensorData::new(out, [m, n]), &x.device()))
@@ -199,6 +204,6 @@ pub fn try_int8_matmul_with<B: Backend>(isa: Isa, lhs: &Tensor<B, 2, Int>, rhs: 
     }
     let rows = Activations::new(data.as_slice::<i8>().ok()?, m, k);
     let weight = host_int8(rhs)?;
-    let out = gemm(isa, &rows, weight_view(&weight, k, n)?, |_, _, acc| acc);
+    let out = gemm(isa, &rows, weight_view(&weight, k, n)?, |_, _, acc, out: &mut [i32]| out.copy_from_slice(acc));
     Some(Tensor::from_data(TensorData::new(out, [m, n]), (&lhs.device(), DType::I32)))
 }
