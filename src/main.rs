@@ -90,6 +90,9 @@ enum Gemma3Command {
         prompt_tokens: usize,
         #[arg(long, default_value_t = 128)]
         new_tokens: usize,
+        /// Prefill passes; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        prefill_runs: usize,
         /// Internal: measure one precision (`fp32` or `int8`) in this process.
         #[arg(long, hide = true)]
         only: Option<String>,
@@ -183,7 +186,9 @@ fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B:
             Ok(())
         }
         Gemma3Command::ExportHf { out, .. } => Ok(gemma3::export::export_hf(&model, &tokenizer, out)?),
-        Gemma3Command::Bench { prompt_tokens, new_tokens, .. } => bench_child(&model, &tokenizer, *prompt_tokens, *new_tokens),
+        Gemma3Command::Bench { prompt_tokens, new_tokens, prefill_runs, .. } => {
+            bench_child(&model, &tokenizer, *prompt_tokens, *new_tokens, (*prefill_runs).max(1))
+        }
     }
 }
 
@@ -232,8 +237,14 @@ fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool, [prompt_to
 }
 
 /// One precision: prefill (one forward pass over the prompt, logits of the last position; the
-/// median of three) and greedy decode of `new_tokens`, timed after a warm-up; prints one JSON line.
-fn bench_child<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompt_tokens: usize, new_tokens: usize) -> Result<(), Error> {
+/// median of `prefill_runs`) and greedy decode of `new_tokens`, timed after a warm-up; prints one JSON line.
+fn bench_child<B: Backend>(
+    model: &Gemma3<B>,
+    tokenizer: &Tokenizer,
+    prompt_tokens: usize,
+    new_tokens: usize,
+    prefill_runs: usize,
+) -> Result<(), Error> {
     const TEXT: &str = "Keras is a deep learning API written in Python that runs on top of JAX, TensorFlow, or PyTorch. \
         It was developed with a focus on enabling fast experimentation. ";
     let mut ids = tokenizer.encode(&TEXT.repeat(prompt_tokens / 8 + 1), true)?;
@@ -249,19 +260,19 @@ fn bench_child<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompt_toke
     let token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&ids[..ids.len().min(8)], &device), &mut cache));
     let _ = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&[token], &device), &mut cache));
 
-    // Prefill: the median of three passes (one pass is at the mercy of a noisy machine).
-    let mut prefill_runs = Vec::new();
+    // Prefill: the median of several passes (one pass is at the mercy of a noisy machine).
+    let mut prefill_times = Vec::new();
     let (mut token, mut cache) = loop {
         let mut cache = model.new_cache();
         let start = Instant::now();
         let token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&ids, &device), &mut cache));
-        prefill_runs.push(start.elapsed().as_secs_f64());
-        if prefill_runs.len() == 3 {
+        prefill_times.push(start.elapsed().as_secs_f64());
+        if prefill_times.len() == prefill_runs {
             break (token, cache);
         }
     };
-    prefill_runs.sort_by(f64::total_cmp);
-    let prefill = prefill_runs[1];
+    prefill_times.sort_by(f64::total_cmp);
+    let prefill = prefill_times[prefill_times.len() / 2];
     let bar = ProgressBar::new(new_tokens as u64).with_style(ProgressStyle::with_template("decode {bar:30} {pos}/{len} {per_sec}")?);
     let start = Instant::now();
     for _ in 0..new_tokens {

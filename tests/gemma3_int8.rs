@@ -41,15 +41,15 @@ fn teacher_forced_blocks<B: Backend>(model: &Gemma3<B>, fixture: &Fixture, preci
     let name = format!("p0_keras.{precision}.block_outputs");
     let [blocks, seq, hidden] = <[usize; 3]>::try_from(fixture.shape(&name)).unwrap();
     let outputs = fixture.f32_values(&name);
-    let [local, global] = model.rope_tables(0, seq, &device);
+    let [local, global] = model.layer_inputs(0, seq, &device);
     let mut errors = Vec::new();
     for (i, layer) in model.layers.iter().enumerate().take(blocks - 1) {
         let input = &outputs[i * seq * hidden..(i + 1) * seq * hidden];
         let x = Tensor::<B, 3>::from_data(TensorData::new(input.to_vec(), [1, seq, hidden]), &device);
         let global_layer = model.config.is_global_layer(i);
         let window = (!global_layer).then_some(model.config.sliding_window);
-        let rope = if global_layer { &global } else { &local };
-        let ours = f32_of(layer.forward(x, rope, &mut LayerCache::new(window), 0));
+        let inputs = if global_layer { &global } else { &local };
+        let ours = f32_of(layer.forward(x, inputs, &mut LayerCache::new(window), 0));
         let expected = &outputs[(i + 1) * seq * hidden..(i + 2) * seq * hidden];
         for (row, reference) in ours.chunks(hidden).zip(expected.chunks(hidden)) {
             let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));

@@ -124,7 +124,10 @@ pub(crate) fn quantize_per_channel<B: Backend, const D: usize>(
     ensure_finite(&weight, what)?;
     let shape = weight.dims();
     let channels = shape[channel_axis];
-    // Move the channel axis first and flatten the rest: one row per channel.
+    // Move the channel axis first and flatten the rest: one row per channel. The I8 result is
+    // stored that way, channel-major (as GGUF and PyTorch store weights), and seen through a
+    // view with the weight's own axes: the layout the CPU kernels stream best at decode
+    // (`cpu::x86`). Records save the logical tensor, so files keep the canonical layout.
     let rows = weight.swap_dims(0, channel_axis);
     let swapped = rows.dims();
     let (q, scale) = abs_max_quantize_along(rows.reshape([channels, swapped[1..].iter().product()]), 1);

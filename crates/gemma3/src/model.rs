@@ -10,6 +10,8 @@
 //! Every projection and the embedding are swappable float/int8 layers from `burn-int8`, so
 //! `model.quantize_int8()` turns the whole model to int8 in one call.
 
+use std::cell::RefCell;
+
 use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
@@ -34,11 +36,10 @@ impl<B: Backend> RmsNorm<B> {
     }
 }
 
-/// Rotary position embedding (rotate-half), with cos/sin tables computed for the positions
-/// of each call.
+/// Rotary position embedding (rotate-half): `1 / base^(2i / head_dim)` frequencies, in f32
+/// as KerasHub computes them, with positions divided by `scaling`.
 #[derive(Debug, Clone)]
 pub struct Rope {
-    /// `1 / base^(2i / head_dim)`, in f32 as KerasHub computes it.
     inverse_frequencies: Vec<f32>,
     scaling: f32,
 }
@@ -51,36 +52,95 @@ impl Rope {
         Self { inverse_frequencies, scaling: scaling as f32 }
     }
 
-    /// `(cos, sin)`, each `[len, head_dim]` with both halves equal, for positions `start..start+len`.
-    pub fn tables<B: Backend>(&self, start: usize, len: usize, device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    /// Tables for positions `start..start + len` and `heads` heads, `[1, len, heads, head_dim]`,
+    /// the layout of the projections, so that applying them is a same-shape product (the fast
+    /// path of CPU backends) rather than a broadcast or a strided walk.
+    pub fn tables<B: Backend>(&self, start: usize, len: usize, heads: usize, device: &B::Device) -> RopeTables<B> {
         let half = self.inverse_frequencies.len();
-        let mut cos = Vec::with_capacity(len * half * 2);
-        let mut sin = Vec::with_capacity(len * half * 2);
+        let size = len * heads * half * 2;
+        let (mut cos, mut sin) = (Vec::with_capacity(size), Vec::with_capacity(size));
         for position in start..start + len {
             let position = position as f32 / self.scaling;
-            for _ in 0..2 {
-                for &frequency in &self.inverse_frequencies {
-                    let angle = position * frequency;
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
+            let angles = self.inverse_frequencies.iter().map(|&frequency| position * frequency);
+            let (row_cos, row_sin): (Vec<f32>, Vec<f32>) = angles.map(|angle| (angle.cos(), angle.sin())).unzip();
+            for _ in 0..heads {
+                // Both halves share the angles; the first half of `sin` carries rotate-half's
+                // minus sign (exact: `(-a)·b = -(a·b)`).
+                cos.extend_from_slice(&row_cos);
+                cos.extend_from_slice(&row_cos);
+                sin.extend(row_sin.iter().map(|v| -v));
+                sin.extend_from_slice(&row_sin);
             }
         }
-        let shape = [len, half * 2];
-        (
-            Tensor::from_data(TensorData::new(cos, shape), device),
-            Tensor::from_data(TensorData::new(sin, shape), device),
-        )
+        let shape = [1, len, heads, half * 2];
+        RopeTables {
+            cos: Tensor::from_data(TensorData::new(cos, shape), device),
+            signed_sin: Tensor::from_data(TensorData::new(sin, shape), device),
+        }
+    }
+}
+
+/// RoPE tables for one head count, `[1, seq, heads, head_dim]`; the first half of `signed_sin`
+/// is negated.
+#[derive(Debug, Clone)]
+pub struct RopeTables<B: Backend> {
+    pub cos: Tensor<B, 4>,
+    pub signed_sin: Tensor<B, 4>,
+}
+
+impl<B: Backend> RopeTables<B> {
+    /// Rotates `x [batch, seq, heads, head_dim]`: `x·cos + rotate_half(x)·sin` with
+    /// `rotate_half(x) = [-x₂, x₁]`, written as `[x₂, x₁]·signed_sin`.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [batch, seq, heads, head_dim] = x.dims();
+        let half = head_dim / 2;
+        let first = x.clone().slice([0..batch, 0..seq, 0..heads, 0..half]);
+        let second = x.clone().slice([0..batch, 0..seq, 0..heads, half..head_dim]);
+        let swapped = Tensor::cat(vec![second, first], 3);
+        x.mul(self.cos.clone()).add(swapped.mul(self.signed_sin.clone()))
+    }
+}
+
+/// What every layer of one attention kind (local or global) shares within one forward pass:
+/// the RoPE tables of the new positions and the attention mask, each built once per pass
+/// instead of once per layer.
+#[derive(Debug)]
+pub struct LayerInputs<B: Backend> {
+    pub queries: RopeTables<B>,
+    pub keys: RopeTables<B>,
+    /// The last mask built, with what it was built for.
+    mask: RefCell<Option<(MaskKey, Tensor<B, 4, Bool>)>>,
+}
+
+/// `(group, seq, start, keys, key_start, window)`: what decides a mask.
+type MaskKey = (usize, usize, usize, usize, usize, Option<usize>);
+
+impl<B: Backend> LayerInputs<B> {
+    pub fn new(queries: RopeTables<B>, keys: RopeTables<B>) -> Self {
+        Self { queries, keys, mask: RefCell::new(None) }
     }
 
-    /// Rotates `x [batch, heads, seq, head_dim]`.
-    pub fn apply<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>) -> Tensor<B, 4> {
-        let [batch, heads, seq, head_dim] = x.dims();
-        let half = head_dim / 2;
-        let first = x.clone().slice([0..batch, 0..heads, 0..seq, 0..half]);
-        let second = x.clone().slice([0..batch, 0..heads, 0..seq, half..head_dim]);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
-        x.mul(cos.clone().unsqueeze::<4>()).add(rotated.mul(sin.clone().unsqueeze::<4>()))
+    /// True where a query may NOT see a key: the future, and beyond `window` on local
+    /// layers. Rows are (position, head in group) pairs, `group` heads per position.
+    fn mask(&self, key: MaskKey, device: &B::Device) -> Tensor<B, 4, Bool> {
+        let (group, seq, start, keys, key_start, window) = key;
+        if let Some((built_for, mask)) = self.mask.borrow().as_ref()
+            && *built_for == key
+        {
+            return mask.clone();
+        }
+        let mut hidden = Vec::with_capacity(group * seq * keys);
+        for row in 0..group * seq {
+            let query = start + row / group;
+            for key in key_start..key_start + keys {
+                let future = key > query;
+                let outside = window.is_some_and(|window| query - key.min(query) >= window);
+                hidden.push(future || outside);
+            }
+        }
+        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(hidden, [group * seq, keys]), device).unsqueeze::<4>();
+        *self.mask.borrow_mut() = Some((key, mask.clone()));
+        mask
     }
 }
 
@@ -102,45 +162,36 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// `x [batch, seq, hidden]` at absolute positions `cache.start()..`; appends to `cache`.
-    pub fn forward(&self, x: Tensor<B, 3>, rope: &(Tensor<B, 2>, Tensor<B, 2>), cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
+    /// `x [batch, seq, hidden]` at absolute positions `start..`; appends to `cache`.
+    pub fn forward(&self, x: Tensor<B, 3>, inputs: &LayerInputs<B>, cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
         let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let split = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]).swap_dims(1, 2);
-
+        // Norms and RoPE run in the projections' own layout `[batch, seq, heads, head_dim]`:
+        // contiguous, so no strided walks.
+        let split = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]);
         let q = self.q_norm.forward(split(self.q_proj.forward(x.clone()), heads));
         let k = self.k_norm.forward(split(self.k_proj.forward(x.clone()), kv_heads));
         let v = split(self.v_proj.forward(x), kv_heads);
-        let q = Rope::apply(q, &rope.0, &rope.1).mul_scalar(self.query_scale);
-        let k = Rope::apply(k, &rope.0, &rope.1);
+        let q = inputs.queries.apply(q).mul_scalar(self.query_scale);
+        let k = inputs.keys.apply(k);
 
-        let (k, v, key_start) = cache.append(k, v, start);
+        let (k, v, key_start) = cache.append(k.swap_dims(1, 2), v.swap_dims(1, 2), start);
         let keys = k.dims()[2];
 
-        // Query heads sharing a kv head are stacked along the sequence axis, so one batched
-        // matmul serves each kv head (no repeated keys in memory).
+        // The query heads sharing a kv head become rows (position, head) of one matrix, so one
+        // batched matmul serves each kv head (no repeated keys in memory); with one kv head
+        // this is a plain reshape.
         let group = heads / kv_heads;
-        let q = q.reshape([batch, kv_heads, group * seq, head_dim]);
+        let q = q.reshape([batch, seq, kv_heads, group * head_dim]).swap_dims(1, 2).reshape([batch, kv_heads, seq * group, head_dim]);
         let scores = q.matmul(k.transpose());
-        let mask = self.mask(group, seq, start, keys, key_start, &scores.device());
+        let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &scores.device());
         let probabilities = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
-        let output = probabilities.matmul(v).reshape([batch, heads, seq, head_dim]);
-        let output = output.swap_dims(1, 2).reshape([batch, seq, heads * head_dim]);
+        let output = probabilities
+            .matmul(v)
+            .reshape([batch, kv_heads, seq, group * head_dim])
+            .swap_dims(1, 2)
+            .reshape([batch, seq, heads * head_dim]);
         self.o_proj.forward(output)
-    }
-
-    /// True where a query may NOT see a key: the future, and beyond the window on local layers.
-    fn mask(&self, group: usize, seq: usize, start: usize, keys: usize, key_start: usize, device: &B::Device) -> Tensor<B, 4, Bool> {
-        let mut hidden = Vec::with_capacity(group * seq * keys);
-        for row in 0..group * seq {
-            let query = start + row % seq;
-            for key in key_start..key_start + keys {
-                let future = key > query;
-                let outside = self.sliding_window.is_some_and(|window| query - key.min(query) >= window);
-                hidden.push(future || outside);
-            }
-        }
-        Tensor::<B, 2, Bool>::from_data(TensorData::new(hidden, [group * seq, keys]), device).unsqueeze::<4>()
     }
 }
 
@@ -181,8 +232,8 @@ pub struct DecoderLayer<B: Backend> {
 }
 
 impl<B: Backend> DecoderLayer<B> {
-    pub fn forward(&self, x: Tensor<B, 3>, rope: &(Tensor<B, 2>, Tensor<B, 2>), cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
-        let attention = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, cache, start);
+    pub fn forward(&self, x: Tensor<B, 3>, inputs: &LayerInputs<B>, cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
+        let attention = self.self_attn.forward(self.input_layernorm.forward(x.clone()), inputs, cache, start);
         let h = x.add(self.post_attention_layernorm.forward(attention));
         let feed_forward = self.mlp.forward(self.pre_feedforward_layernorm.forward(h.clone()));
         h.add(self.post_feedforward_layernorm.forward(feed_forward))
@@ -284,12 +335,15 @@ impl<B: Backend> Gemma3<B> {
         self.embed_tokens.forward(ids).mul_scalar(scale)
     }
 
-    /// The RoPE tables of local and global layers for `len` positions from `start`.
-    pub fn rope_tables(&self, start: usize, len: usize, device: &B::Device) -> [(Tensor<B, 2>, Tensor<B, 2>); 2] {
+    /// What local and global layers share in a pass over `len` positions from `start`.
+    pub fn layer_inputs(&self, start: usize, len: usize, device: &B::Device) -> [LayerInputs<B>; 2] {
         let config = &self.config;
         let local = Rope::new(config.head_dim, config.rope_local_base, 1.0);
         let global = Rope::new(config.head_dim, config.rope_global_base, config.rope_global_scaling);
-        [local.tables(start, len, device), global.tables(start, len, device)]
+        [local, global].map(|rope| {
+            let queries = rope.tables(start, len, config.num_heads, device);
+            LayerInputs::new(queries, rope.tables(start, len, config.num_kv_heads, device))
+        })
     }
 
     /// Runs the blocks over `ids [batch, seq]` continuing `cache`, returning the final-normed
@@ -297,11 +351,11 @@ impl<B: Backend> Gemma3<B> {
     pub fn forward_hidden(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         let [_, seq] = ids.dims();
         let start = cache.next_position();
-        let [local, global] = self.rope_tables(start, seq, &ids.device());
+        let [local, global] = self.layer_inputs(start, seq, &ids.device());
         let mut x = self.embed(ids);
         for (i, layer) in self.layers.iter().enumerate() {
-            let rope = if self.config.is_global_layer(i) { &global } else { &local };
-            x = layer.forward(x, rope, cache.layer(i), start);
+            let inputs = if self.config.is_global_layer(i) { &global } else { &local };
+            x = layer.forward(x, inputs, cache.layer(i), start);
         }
         cache.advance(seq);
         self.norm.forward(x)

@@ -166,6 +166,7 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
     let weight_scale = weight_scale.as_slice();
     let weight = host_int8(weight)?;
     let view = weight_view(&weight, k, n)?;
+    tracing::trace!(m, k, n, layout = ?view.layout, "int8 gemm");
     let (rows, x_scale) = Activations::quantize(&host_rows(x)?, m, k);
     let out = gemm(Isa::detect(), &rows, view, |r, j0, acc, out: &mut [f32]| {
         // As in the generic path: the two scales multiplied first, then one division.

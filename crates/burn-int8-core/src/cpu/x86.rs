@@ -7,13 +7,15 @@
 //! * AVX2's `vpmaddubsw` saturates its pair sums at i16, so it computes `|w| · (x · sign(w))`
 //!   instead, whose pairs stay within 2 · 128 · 127 (activations of -128 go to the portable
 //!   path; `gemm` checks).
-//! * KN weights are packed per block of output channels: four consecutive input channels of
-//!   one output channel become one 32-bit lane (`unpack{lo,hi}_epi8`, then `_epi16`). Unpacks
-//!   work inside 128-bit lanes, so lane `i` of the `r`-th packed register holds the block's
-//!   output channel [`column_of`]`(r, i)`; the store undoes it. The packed block is built once
-//!   per call and reused by every activation row (prefill), so it costs little.
-//! * NK weights (the tied embedding) already hold each output channel's inputs contiguously:
-//!   a plain dot product per channel, reduced across lanes at the end.
+//! * For several rows (prefill), weights are packed per block of output channels: four
+//!   consecutive input channels of one output channel become one 32-bit lane. KN weights get
+//!   there by interleaving rows (`unpack{lo,hi}_epi8`, then `_epi16`); NK weights (channel-
+//!   major: quantized linear weights and the tied embedding) hold those four bytes side by
+//!   side already. The packed block is built once per call and reused by every activation
+//!   row. On AVX-512 the packing leaves channels in order; the 256-bit kernels leave lane `i`
+//!   of the `r`-th register holding [`column_of`]`(r, i)`, which their store undoes.
+//! * For a few rows (decode) against NK weights, each channel is a plain dot product that
+//!   streams its weights straight from memory, reduced across lanes at the end.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -59,14 +61,17 @@ pub(super) unsafe fn panel_avx512vnni(x: &Activations, w: WeightView<'_>, j0: us
     // SAFETY: the caller's contract is this function's.
     unsafe {
         match w.layout {
-            WeightLayout::KN => kn_avx512(x, w, j0, width, acc),
-            WeightLayout::NK => nk_avx512(x, w, j0, width, acc),
+            // A few rows against a channel-major weight (decode): dot products stream each
+            // channel's weights straight from memory, no packing.
+            WeightLayout::NK if x.m < 4 => nk_avx512(x, w, j0, width, acc),
+            _ => packed_avx512(x, w, j0, width, acc),
         }
     }
 }
 
+/// Packs the panel's weights into VNNI quads once, then runs every row block over them.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn kn_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+unsafe fn packed_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
     let q4 = x.k4 / 4;
     let blocks = width.div_ceil(BLOCK_512);
     let block_bytes = q4 * 4 * BLOCK_512;
@@ -74,22 +79,19 @@ unsafe fn kn_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: usize,
         if packed.len() < blocks * block_bytes {
             packed.resize(blocks * block_bytes, 0);
         }
-        // Group by group, every block: each weight row is read once, as one contiguous run
-        // (block by block would touch a new page per row per block when N is large).
-        for q in 0..q4 {
-            for b in 0..blocks {
-                let cols = (width - b * BLOCK_512).min(BLOCK_512);
-                // SAFETY: the loads stay inside rows `p < k` and columns `< j0 + width <= n`
-                // (masked), and the stores inside `packed`.
-                unsafe {
-                    pack_kn_avx512(
-                        w,
-                        j0 + b * BLOCK_512,
-                        cols,
-                        q,
-                        packed[b * block_bytes + q * 256..].as_mut_ptr(),
-                    )
-                };
+        // KN: group by group, every block, so each weight row is read once as one run (block
+        // by block would touch a new page per row per block when N is large). NK: block by
+        // block, each channel's weights being one run already.
+        for (b, q) in (0..q4).flat_map(|q| (0..blocks).map(move |b| (b, q))) {
+            let cols = (width - b * BLOCK_512).min(BLOCK_512);
+            let dst = packed[b * block_bytes + q * 256..].as_mut_ptr();
+            // SAFETY: the loads stay inside the weight (masked or checked), and the stores
+            // inside `packed`.
+            unsafe {
+                match w.layout {
+                    WeightLayout::KN => pack_kn_avx512(w, j0 + b * BLOCK_512, cols, q, dst),
+                    WeightLayout::NK => pack_nk_avx512(w, j0 + b * BLOCK_512, cols, q, dst),
+                }
             }
         }
         for b in 0..blocks {
@@ -102,10 +104,10 @@ unsafe fn kn_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: usize,
                 // SAFETY: `block` holds `q4` packed groups; rows `r..r + rows` exist.
                 unsafe {
                     match rows {
-                        4 => rows_kn_avx512::<4>(x, r, block, q4, cols, width, out),
-                        3 => rows_kn_avx512::<3>(x, r, block, q4, cols, width, out),
-                        2 => rows_kn_avx512::<2>(x, r, block, q4, cols, width, out),
-                        _ => rows_kn_avx512::<1>(x, r, block, q4, cols, width, out),
+                        4 => rows_packed_avx512::<4>(x, r, block, q4, cols, width, out),
+                        3 => rows_packed_avx512::<3>(x, r, block, q4, cols, width, out),
+                        2 => rows_packed_avx512::<2>(x, r, block, q4, cols, width, out),
+                        _ => rows_packed_avx512::<1>(x, r, block, q4, cols, width, out),
                     }
                 }
                 r += rows;
@@ -127,42 +129,101 @@ unsafe fn load_512(mask: __mmask64, src: *const i8) -> __m512i {
 }
 
 /// Packs input channels `4q..4q + 4` of output channels `col0..col0 + cols` (≤ 64) of a KN
-/// weight: 256 bytes, four registers, as unsigned `w + 128`.
+/// weight: 256 bytes, four registers of unsigned `w + 128` quads, lane `i` of register `r`
+/// holding channel `16r + i`.
+///
+/// # Safety
+/// Rows `p < k` must hold columns `col0..col0 + cols`; `dst` must have room for 256 bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn pack_kn_avx512(w: WeightView<'_>, col0: usize, cols: usize, q: usize, dst: *mut u8) {
     let mask: __mmask64 = if cols == BLOCK_512 { !0 } else { (1u64 << cols) - 1 };
-    let flip = _mm512_set1_epi8(i8::MIN);
-    {
-        let mut rows = [_mm512_setzero_si512(); 4];
-        for (t, row) in rows.iter_mut().enumerate() {
-            let p = 4 * q + t;
-            if p < w.k {
-                // SAFETY: row `p` exists and the mask keeps the load inside it.
-                *row = unsafe { load_512(mask, w.data.as_ptr().add(p * w.n + col0)) };
-            }
+    let mut rows = [_mm512_setzero_si512(); 4];
+    for (t, row) in rows.iter_mut().enumerate() {
+        let p = 4 * q + t;
+        if p < w.k {
+            // SAFETY: row `p` exists and the mask keeps the load inside it.
+            *row = unsafe { load_512(mask, w.data.as_ptr().add(p * w.n + col0)) };
         }
-        let lo01 = _mm512_unpacklo_epi8(rows[0], rows[1]);
-        let hi01 = _mm512_unpackhi_epi8(rows[0], rows[1]);
-        let lo23 = _mm512_unpacklo_epi8(rows[2], rows[3]);
-        let hi23 = _mm512_unpackhi_epi8(rows[2], rows[3]);
-        let packed = [
-            _mm512_unpacklo_epi16(lo01, lo23),
-            _mm512_unpackhi_epi16(lo01, lo23),
-            _mm512_unpacklo_epi16(hi01, hi23),
-            _mm512_unpackhi_epi16(hi01, hi23),
-        ];
-        for (r, register) in packed.into_iter().enumerate() {
+    }
+    // Interleaving four rows works inside 128-bit lanes: register `r` then holds, in its lane
+    // `l`, the channels `16l + 4r..16l + 4r + 4`. A 4×4 transpose of 128-bit lanes puts
+    // channel `16r + i` in lane `i` of register `r`.
+    let lo01 = _mm512_unpacklo_epi8(rows[0], rows[1]);
+    let hi01 = _mm512_unpackhi_epi8(rows[0], rows[1]);
+    let lo23 = _mm512_unpacklo_epi8(rows[2], rows[3]);
+    let hi23 = _mm512_unpackhi_epi8(rows[2], rows[3]);
+    let [a, b, c, d] = [
+        _mm512_unpacklo_epi16(lo01, lo23),
+        _mm512_unpackhi_epi16(lo01, lo23),
+        _mm512_unpacklo_epi16(hi01, hi23),
+        _mm512_unpackhi_epi16(hi01, hi23),
+    ];
+    let ab_low = _mm512_shuffle_i32x4::<0b01_00_01_00>(a, b); // a0 a1 b0 b1
+    let cd_low = _mm512_shuffle_i32x4::<0b01_00_01_00>(c, d); // c0 c1 d0 d1
+    let ab_high = _mm512_shuffle_i32x4::<0b11_10_11_10>(a, b); // a2 a3 b2 b3
+    let cd_high = _mm512_shuffle_i32x4::<0b11_10_11_10>(c, d); // c2 c3 d2 d3
+    let registers = [
+        _mm512_shuffle_i32x4::<0b10_00_10_00>(ab_low, cd_low), // a0 b0 c0 d0
+        _mm512_shuffle_i32x4::<0b11_01_11_01>(ab_low, cd_low), // a1 b1 c1 d1
+        _mm512_shuffle_i32x4::<0b10_00_10_00>(ab_high, cd_high), // a2 b2 c2 d2
+        _mm512_shuffle_i32x4::<0b11_01_11_01>(ab_high, cd_high), // a3 b3 c3 d3
+    ];
+    let flip = _mm512_set1_epi8(i8::MIN);
+    for (r, register) in registers.into_iter().enumerate() {
+        // SAFETY: `dst` has room for one group of 256 bytes.
+        unsafe { _mm512_storeu_si512(dst.add(r * 64).cast(), _mm512_xor_si512(register, flip)) };
+    }
+}
+
+/// [`pack_kn_avx512`] for an NK weight, where the four bytes of a quad are already adjacent:
+/// one 32-bit gather per 16 channels.
+///
+/// # Safety
+/// Channels `col0..col0 + cols` must exist; `dst` must have room for 256 bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn pack_nk_avx512(w: WeightView<'_>, col0: usize, cols: usize, q: usize, dst: *mut u8) {
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let k = w.k;
+    if 4 * q + 4 <= k && k <= i32::MAX as usize / 16 {
+        let offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(k as i32));
+        for r in 0..4 {
+            let valid = cols.saturating_sub(16 * r).min(16);
+            let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
+            let register = if valid == 0 {
+                _mm512_setzero_si512()
+            } else {
+                // SAFETY: lanes `< valid` read 4 bytes of channels `< col0 + cols`, inside
+                // their rows since `4q + 4 <= k`; the other lanes read nothing.
+                unsafe {
+                    let base = w.data.as_ptr().add((col0 + 16 * r) * k + 4 * q);
+                    _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, offsets, base.cast())
+                }
+            };
             // SAFETY: `dst` has room for one group of 256 bytes.
             unsafe { _mm512_storeu_si512(dst.add(r * 64).cast(), _mm512_xor_si512(register, flip)) };
+        }
+    } else {
+        // The last, partial quad (or an enormous K): byte by byte, zero past K.
+        let mut quads = [0u32; BLOCK_512];
+        for (c, quad) in quads.iter_mut().enumerate().take(cols) {
+            let bytes: [u8; 4] = std::array::from_fn(|t| if 4 * q + t < k { w.data[(col0 + c) * k + 4 * q + t] as u8 } else { 0 });
+            *quad = u32::from_ne_bytes(bytes);
+        }
+        for (r, lanes) in quads.chunks_exact(16).enumerate() {
+            // SAFETY: 64 bytes from `lanes` to `dst`, which has room for 256.
+            unsafe {
+                let register = _mm512_loadu_si512(lanes.as_ptr().cast());
+                _mm512_storeu_si512(dst.add(r * 64).cast(), _mm512_xor_si512(register, flip));
+            }
         }
     }
 }
 
 /// `MR` rows × 64 packed channels: 4·MR accumulators stay in registers over all of K. Row
-/// `r0 + i`'s `cols` valid channels go to `out[(r0 + i) * width..]`.
+/// `r0 + i`'s `cols` valid channels go to `out[(r0 + i) * width..]`, corrected for the `+128`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_kn_avx512<const MR: usize>(
+unsafe fn rows_packed_avx512<const MR: usize>(
     x: &Activations,
     r0: usize,
     block: &[u8],
@@ -193,12 +254,16 @@ unsafe fn rows_kn_avx512<const MR: usize>(
         }
     }
     for (i, row) in sums.iter().enumerate() {
-        let mut lanes = [[0i32; 16]; 4];
-        for (sum, register) in row.iter().zip(lanes.iter_mut()) {
-            // SAFETY: a register is 16 i32.
-            unsafe { _mm512_storeu_si512(register.as_mut_ptr().cast(), *sum) };
+        let correction = _mm512_set1_epi32(128 * x.row_sums[r0 + i]);
+        let out_row = &mut out[(r0 + i) * width..];
+        for (r, sum) in row.iter().enumerate() {
+            let valid = cols.saturating_sub(16 * r).min(16);
+            if valid > 0 {
+                let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
+                // SAFETY: lanes `< valid` land on channels `< cols` of this row of `out`.
+                unsafe { _mm512_mask_storeu_epi32(out_row[16 * r..].as_mut_ptr().cast(), mask, _mm512_sub_epi32(*sum, correction)) };
+            }
         }
-        store_block(&lanes, cols, 128 * x.row_sums[r0 + i], &mut out[(r0 + i) * width..]);
     }
 }
 
