@@ -49,26 +49,40 @@ pub(crate) fn abs_max_quantize_along<B: Backend, const D: usize>(
 /// [`abs_max_quantize_along`] for one row in host memory, bit for bit: the same IEEE
 /// operations in the same order. Writes `out` and returns the scale. The CPU kernels quantize
 /// activation rows with it once per call.
+#[inline(always)]
 pub(crate) fn abs_max_quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
-    // Written so the compiler vectorises it: comparisons instead of `f32::max`, and rounding
-    // by the 1.5·2^23 trick instead of a `rintf` call per element.
-    let amax = row.iter().fold(0.0f32, |max, &v| if v.abs() > max { v.abs() } else { max });
+    // Written so the compiler vectorises it: the maximum is kept per lane (max is exact, so
+    // the order does not matter), comparisons stand in for `f32::max`, and rounding uses the
+    // 1.5·2^23 trick, whose bit pattern then holds the integer, instead of `rintf` and a
+    // saturating cast per element.
+    const LANES: usize = 16;
+    let (mut maxes, mut nans) = ([0.0f32; LANES], [false; LANES]);
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for ((max, nan), &v) in maxes.iter_mut().zip(nans.iter_mut()).zip(chunk) {
+            *max = if v.abs() > *max { v.abs() } else { *max };
+            *nan |= v.is_nan();
+        }
+    }
+    let amax = maxes.iter().chain(tail).fold(0.0f32, |max, &v| if v.abs() > max { v.abs() } else { max });
     // A NaN row has a NaN scale, as in the tensor version (whose outputs are NaN either way).
-    let amax = if row.iter().any(|v| v.is_nan()) { f32::NAN } else { amax };
+    let amax = if nans.contains(&true) || tail.iter().any(|v| v.is_nan()) { f32::NAN } else { amax };
     let scale = INT8_MAX / (amax + ABS_MAX_EPSILON);
     for (q, &v) in out.iter_mut().zip(row) {
-        *q = round_half_even_small((v * scale).clamp(-128.0, 128.0)).clamp(-INT8_MAX, INT8_MAX) as i8;
+        // Clamping before rounding is the same as after: the bounds are integers.
+        let clamped = (v * scale).clamp(-INT8_MAX, INT8_MAX);
+        // The addition rounds half to even (the default rounding mode), NaN aside.
+        let integer = (clamped + MAGIC).to_bits() as i32 - MAGIC_BITS;
+        *q = if clamped.is_nan() { 0 } else { integer as i8 };
     }
     scale
 }
 
-/// Round half to even for `|v| <= 2^22`, under the default rounding mode: adding 1.5·2^23
-/// leaves no fraction bits, so the addition itself rounds, ties to even. NaN stays NaN.
-#[inline(always)]
-fn round_half_even_small(v: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    (v + MAGIC) - MAGIC
-}
+/// 1.5·2^23: adding it to `|v| <= 2^22` leaves no fraction bits.
+const MAGIC: f32 = 12_582_912.0;
+/// The bits of `MAGIC`: `(MAGIC + j).to_bits() = MAGIC_BITS + j` for small integers `j`.
+const MAGIC_BITS: i32 = 0x4B40_0000;
 
 /// `clip(round_half_to_even(x * scale), -127, 127)` as I8. `scale` broadcasts against `x`.
 pub fn quantize_with_scale<B: Backend, const D: usize>(
@@ -158,7 +172,8 @@ mod tests {
         let device = Default::default();
         let ties = vec![127.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, 126.5, -126.5, 0.0, -127.0];
         let random = Tensor::<NdArray, 1>::random([4099], Distribution::Normal(0.0, 3.0), &device).into_data().to_vec::<f32>().unwrap();
-        for row in [ties, random, vec![0.0; 5], vec![1e-30, -3e-38, 2e-45]] {
+        // Longer than one 16-lane chunk too, with the maximum inside a chunk.
+        for row in [ties.repeat(3), ties, random, vec![0.0; 5], vec![1e-30, -3e-38, 2e-45]] {
             let tensor = Tensor::<NdArray, 2>::from_data(TensorData::new(row.clone(), [1, row.len()]), &device);
             let (q, scale) = abs_max_quantize(tensor, 1).unwrap();
             let mut out = vec![0i8; row.len()];

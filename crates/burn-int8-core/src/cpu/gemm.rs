@@ -95,16 +95,20 @@ impl Activations {
     }
 
     /// Keras's per-row AbsMax quantization of `x [m, k]` (f32), straight into the padded
-    /// layout. Returns the rows and their scales.
+    /// layout. Returns the rows and their scales. Rows are spread over threads when there are
+    /// many (prefill), and each is quantized with the widest vectors the CPU has.
     pub fn quantize(x: &[f32], m: usize, k: usize) -> (Self, Vec<f32>) {
+        /// Below this many elements one thread is quicker than waking the others.
+        const PARALLEL_ELEMENTS: usize = 32 * 1024;
         let k4 = k.div_ceil(4) * 4;
         let mut data = vec![0i8; m * k4];
-        let mut row_sums = Vec::with_capacity(m);
-        let mut scales = Vec::with_capacity(m);
-        for (row, padded) in x.chunks_exact(k).zip(data.chunks_exact_mut(k4)) {
-            scales.push(crate::quantizers::abs_max_quantize_row(row, &mut padded[..k]));
-            row_sums.push(padded.iter().map(|&v| v as i32).sum());
-        }
+        let quantize = |(row, padded): (&[f32], &mut [i8])| quantize_padded_row(row, padded, k);
+        let scales_and_sums: Vec<(f32, i32)> = if m * k >= PARALLEL_ELEMENTS {
+            x.par_chunks_exact(k).zip(data.par_chunks_exact_mut(k4)).map(quantize).collect()
+        } else {
+            x.chunks_exact(k).zip(data.chunks_exact_mut(k4)).map(quantize).collect()
+        };
+        let (scales, row_sums) = scales_and_sums.into_iter().unzip();
         (Activations { data, row_sums, m, k, k4 }, scales)
     }
 
@@ -116,6 +120,39 @@ impl Activations {
     pub fn row(&self, r: usize) -> &[i8] {
         &self.data[r * self.k4..(r + 1) * self.k4]
     }
+}
+
+/// One activation row into its padded slot: the scale and the row's sum, compiled for the
+/// widest vectors this CPU has (the same IEEE operations at every width, so the same bits).
+fn quantize_padded_row(row: &[f32], padded: &mut [i8], k: usize) -> (f32, i32) {
+    #[inline(always)]
+    fn body(row: &[f32], padded: &mut [i8], k: usize) -> (f32, i32) {
+        let scale = crate::quantizers::abs_max_quantize_row(row, &mut padded[..k]);
+        (scale, padded.iter().map(|&v| v as i32).sum())
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+        fn avx512(row: &[f32], padded: &mut [i8], k: usize) -> (f32, i32) {
+            body(row, padded, k)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(row: &[f32], padded: &mut [i8], k: usize) -> (f32, i32) {
+            body(row, padded, k)
+        }
+        match Isa::detect() {
+            // SAFETY: `Isa::detect` reports AVX-512 VNNI only with AVX-512F and BW, and the
+            // AVX2 levels only with AVX2; VL, DQ and FMA are checked here.
+            Isa::Avx512Vnni if std::arch::is_x86_feature_detected!("avx512vl") && std::arch::is_x86_feature_detected!("avx512dq") => {
+                return unsafe { avx512(row, padded, k) };
+            }
+            Isa::Avx512Vnni | Isa::AvxVnni | Isa::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
+                return unsafe { avx2(row, padded, k) };
+            }
+            _ => {}
+        }
+    }
+    body(row, padded, k)
 }
 
 /// `x @ w` with `epilogue(row, first_column, accumulators, outputs)` applied to each row's

@@ -112,14 +112,26 @@ fn host_vector<B: Backend>(tensor: &Tensor<B, 1>) -> Option<Host<f32>> {
     host_f32(tensor).filter(|host| host.len <= 1 || host.strides == [1])
 }
 
-/// Activation rows `[m, k]`, row-major: in place when they already are, else copied.
-fn host_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Vec<f32>> {
-    let [_, k] = x.dims();
-    match host_f32(x) {
-        Some(host) if host.strides == [k as isize, 1] || x.dims()[0] == 1 && host.strides[1] == 1 => {
-            Some(host.as_slice().to_vec())
+/// Activation rows `[m, k]`, row-major: borrowed in place when they already are, else copied.
+enum Rows {
+    InPlace(Host<f32>),
+    Copied(Vec<f32>),
+}
+
+impl Rows {
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Rows::InPlace(host) => host.as_slice(),
+            Rows::Copied(values) => values,
         }
-        _ => x.clone().into_data().into_vec::<f32>().ok(),
+    }
+}
+
+fn host_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Rows> {
+    let [m, k] = x.dims();
+    match host_f32(x) {
+        Some(host) if host.strides == [k as isize, 1] || m == 1 && host.strides[1] == 1 => Some(Rows::InPlace(host)),
+        _ => x.clone().into_data().into_vec::<f32>().ok().map(Rows::Copied),
     }
 }
 
@@ -167,7 +179,7 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
     let weight = host_int8(weight)?;
     let view = weight_view(&weight, k, n)?;
     tracing::trace!(m, k, n, layout = ?view.layout, "int8 gemm");
-    let (rows, x_scale) = Activations::quantize(&host_rows(x)?, m, k);
+    let (rows, x_scale) = Activations::quantize(host_rows(x)?.as_slice(), m, k);
     let out = gemm(Isa::detect(), &rows, view, |r, j0, acc, out: &mut [f32]| {
         // As in the generic path: the two scales multiplied first, then one division.
         let x_scale = x_scale[r];
@@ -191,7 +203,8 @@ pub(crate) fn try_int8_matmul<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<
 
 /// [`try_int8_matmul`] on a chosen instruction set (one the CPU has: see [`Isa::available`]).
 pub fn try_int8_matmul_with<B: Backend>(isa: Isa, lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>) -> Option<Tensor<B, 2, Int>> {
-    if !has_direct_kernel::<B>() || !Isa::available().contains(&isa) {
+    // The detected level first: listing every level allocates.
+    if !has_direct_kernel::<B>() || isa != Isa::detect() && !Isa::available().contains(&isa) {
         return None;
     }
     let [m, k] = lhs.dims();

@@ -79,18 +79,23 @@ unsafe fn packed_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: us
         if packed.len() < blocks * block_bytes {
             packed.resize(blocks * block_bytes, 0);
         }
-        // KN: group by group, every block, so each weight row is read once as one run (block
-        // by block would touch a new page per row per block when N is large). NK: block by
-        // block, each channel's weights being one run already.
-        for (b, q) in (0..q4).flat_map(|q| (0..blocks).map(move |b| (b, q))) {
-            let cols = (width - b * BLOCK_512).min(BLOCK_512);
-            let dst = packed[b * block_bytes + q * 256..].as_mut_ptr();
-            // SAFETY: the loads stay inside the weight (masked or checked), and the stores
-            // inside `packed`.
-            unsafe {
-                match w.layout {
-                    WeightLayout::KN => pack_kn_avx512(w, j0 + b * BLOCK_512, cols, q, dst),
-                    WeightLayout::NK => pack_nk_avx512(w, j0 + b * BLOCK_512, cols, q, dst),
+        match w.layout {
+            // Group by group, every block: each weight row is read once, as one run (block by
+            // block would touch a new page per row per block when N is large).
+            WeightLayout::KN => {
+                for (q, b) in (0..q4).flat_map(|q| (0..blocks).map(move |b| (q, b))) {
+                    let cols = (width - b * BLOCK_512).min(BLOCK_512);
+                    // SAFETY: masked loads inside the weight; 256 bytes stored inside `packed`.
+                    unsafe { pack_kn_avx512(w, j0 + b * BLOCK_512, cols, q, packed[b * block_bytes + q * 256..].as_mut_ptr()) };
+                }
+            }
+            // Each channel's weights are one run already: 16 quads of 16 channels at a time.
+            WeightLayout::NK => {
+                for (b, q) in (0..blocks).flat_map(|b| (0..q4).step_by(16).map(move |q| (b, q))) {
+                    let cols = (width - b * BLOCK_512).min(BLOCK_512);
+                    let block = &mut packed[b * block_bytes..(b + 1) * block_bytes];
+                    // SAFETY: masked loads inside the weight; the stores stay inside `block`.
+                    unsafe { pack_nk_avx512(w, j0 + b * BLOCK_512, cols, q, block) };
                 }
             }
         }
@@ -176,47 +181,62 @@ unsafe fn pack_kn_avx512(w: WeightView<'_>, col0: usize, cols: usize, q: usize, 
 }
 
 /// [`pack_kn_avx512`] for an NK weight, where the four bytes of a quad are already adjacent:
-/// one 32-bit gather per 16 channels.
+/// quads `q0..q0 + 16` (those below `k4 / 4`) of the block's channels, 16 channels at a time
+/// as a 16×16 transpose of 32-bit lanes, stored at `block[q * 256..]`.
 ///
 /// # Safety
-/// Channels `col0..col0 + cols` must exist; `dst` must have room for 256 bytes.
+/// Channels `col0..col0 + cols` must exist; `block` must hold `k4 / 4` groups of 256 bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn pack_nk_avx512(w: WeightView<'_>, col0: usize, cols: usize, q: usize, dst: *mut u8) {
-    let flip = _mm512_set1_epi8(i8::MIN);
+unsafe fn pack_nk_avx512(w: WeightView<'_>, col0: usize, cols: usize, q0: usize, block: &mut [u8]) {
     let k = w.k;
-    if 4 * q + 4 <= k && k <= i32::MAX as usize / 16 {
-        let offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(k as i32));
-        for r in 0..4 {
-            let valid = cols.saturating_sub(16 * r).min(16);
-            let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
-            let register = if valid == 0 {
-                _mm512_setzero_si512()
-            } else {
-                // SAFETY: lanes `< valid` read 4 bytes of channels `< col0 + cols`, inside
-                // their rows since `4q + 4 <= k`; the other lanes read nothing.
-                unsafe {
-                    let base = w.data.as_ptr().add((col0 + 16 * r) * k + 4 * q);
-                    _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, offsets, base.cast())
-                }
-            };
-            // SAFETY: `dst` has room for one group of 256 bytes.
-            unsafe { _mm512_storeu_si512(dst.add(r * 64).cast(), _mm512_xor_si512(register, flip)) };
+    let quads = (k.div_ceil(4) - q0).min(16);
+    let bytes = (k - 4 * q0).min(64);
+    let mask: __mmask64 = if bytes == 64 { !0 } else { (1u64 << bytes) - 1 };
+    let flip = _mm512_set1_epi8(i8::MIN);
+    for r in 0..4 {
+        // Row `i`: 16 quads of channel `16r + i` (zero past K and past the block's channels).
+        let mut rows = [_mm512_setzero_si512(); 16];
+        for (i, row) in rows.iter_mut().enumerate().take(cols.saturating_sub(16 * r).min(16)) {
+            // SAFETY: channel `col0 + 16r + i < col0 + cols` exists; the mask stops at K.
+            *row = unsafe { load_512(mask, w.data.as_ptr().add((col0 + 16 * r + i) * k + 4 * q0)) };
         }
-    } else {
-        // The last, partial quad (or an enormous K): byte by byte, zero past K.
-        let mut quads = [0u32; BLOCK_512];
-        for (c, quad) in quads.iter_mut().enumerate().take(cols) {
-            let bytes: [u8; 4] = std::array::from_fn(|t| if 4 * q + t < k { w.data[(col0 + c) * k + 4 * q + t] as u8 } else { 0 });
-            *quad = u32::from_ne_bytes(bytes);
-        }
-        for (r, lanes) in quads.chunks_exact(16).enumerate() {
-            // SAFETY: 64 bytes from `lanes` to `dst`, which has room for 256.
-            unsafe {
-                let register = _mm512_loadu_si512(lanes.as_ptr().cast());
-                _mm512_storeu_si512(dst.add(r * 64).cast(), _mm512_xor_si512(register, flip));
-            }
+        let columns = transpose_16x16(rows);
+        for (j, column) in columns.iter().enumerate().take(quads) {
+            // SAFETY: quad `q0 + j < k4 / 4`, so 64 bytes at `(q0 + j) * 256 + 64r` are in `block`.
+            unsafe { _mm512_storeu_si512(block[(q0 + j) * 256 + 64 * r..].as_mut_ptr().cast(), _mm512_xor_si512(*column, flip)) };
         }
     }
+}
+
+/// `out[j]` lane `i` = `rows[i]` lane `j`, for 32-bit lanes: unpacks of 32 then 64 bits
+/// inside 128-bit lanes, then two rounds of 128-bit lane shuffles.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn transpose_16x16(rows: [__m512i; 16]) -> [__m512i; 16] {
+    let mut pairs = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        pairs[2 * i] = _mm512_unpacklo_epi32(rows[2 * i], rows[2 * i + 1]);
+        pairs[2 * i + 1] = _mm512_unpackhi_epi32(rows[2 * i], rows[2 * i + 1]);
+    }
+    // `quads[4i + s]`, 128-bit lane `l`: column `4l + s` of rows `4i..4i + 4`.
+    let mut quads = [_mm512_setzero_si512(); 16];
+    for i in 0..4 {
+        for j in 0..2 {
+            quads[4 * i + 2 * j] = _mm512_unpacklo_epi64(pairs[4 * i + j], pairs[4 * i + j + 2]);
+            quads[4 * i + 2 * j + 1] = _mm512_unpackhi_epi64(pairs[4 * i + j], pairs[4 * i + j + 2]);
+        }
+    }
+    let mut out = [_mm512_setzero_si512(); 16];
+    for s in 0..4 {
+        let low01 = _mm512_shuffle_i32x4::<0x44>(quads[s], quads[4 + s]);
+        let high01 = _mm512_shuffle_i32x4::<0xEE>(quads[s], quads[4 + s]);
+        let low23 = _mm512_shuffle_i32x4::<0x44>(quads[8 + s], quads[12 + s]);
+        let high23 = _mm512_shuffle_i32x4::<0xEE>(quads[8 + s], quads[12 + s]);
+        out[s] = _mm512_shuffle_i32x4::<0x88>(low01, low23);
+        out[4 + s] = _mm512_shuffle_i32x4::<0xDD>(low01, low23);
+        out[8 + s] = _mm512_shuffle_i32x4::<0x88>(high01, high23);
+        out[12 + s] = _mm512_shuffle_i32x4::<0xDD>(high01, high23);
+    }
+    out
 }
 
 /// `MR` rows × 64 packed channels: 4·MR accumulators stay in registers over all of K. Row
