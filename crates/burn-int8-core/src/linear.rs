@@ -1,8 +1,8 @@
 //! `QuantizedLinear`: Keras's int8 `Dense`, and the swappable [`Linear`] enum.
 
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn;
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use crate::ops::{map_rows, quantized_matmul};
 use crate::quantizers::{dequantize, quantize_per_channel};
@@ -110,3 +110,39 @@ impl<B: Backend> Linear<B> {
 }
 
 crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>);
+
+/// Re-lays the I8 weight of every [`QuantizedLinear`] channel-major, the layout quantizing
+/// gives it (`quantizers::quantize_per_channel`) and the one the CPU kernels stream best at
+/// decode. A loaded record holds the logical `[d_input, d_output]` row-major; this runs after
+/// loading, so a reloaded model is as fast as the one that was saved.
+#[derive(Default)]
+pub(crate) struct ChannelMajorLinearWeights {
+    /// The field being mapped and its container, as the derive reports them.
+    inside: Option<(String, String)>,
+}
+
+impl<B: Backend> ModuleMapper<B> for ChannelMajorLinearWeights {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.inside = Some((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.inside = None;
+    }
+
+    fn map_int<const D: usize>(&mut self, param: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
+        let is_linear_weight = self.inside.as_ref().is_some_and(|(name, container)| name == "weight" && container == "Struct:QuantizedLinear");
+        let (id, tensor, mapper) = param.consume();
+        let tensor = if is_linear_weight && D == 2 {
+            // Through host memory, once per load: the channel-major bytes, seen transposed.
+            let (device, dtype, dims) = (tensor.device(), tensor.dtype(), tensor.dims());
+            let values: TensorData = tensor.swap_dims(0, 1).into_data();
+            let stored = Tensor::<B, D, Int>::from_data(values, (&device, dtype));
+            debug_assert_eq!(stored.dims()[..], [dims[1], dims[0]][..]);
+            stored.swap_dims(0, 1)
+        } else {
+            tensor
+        };
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}

@@ -61,7 +61,7 @@ pub fn load<B: Backend, M: Module<B>>(model: &mut M, path: impl AsRef<Path>) -> 
             summarize("unexpected tensor(s)", &result.unused)
         )));
     }
-    *model = candidate;
+    *model = candidate.map(&mut crate::linear::ChannelMajorLinearWeights::default());
     Ok(())
 }
 
