@@ -5,12 +5,14 @@
 //! 1. Streams a 512 MiB buffer (far beyond any cache) with 1 thread and with all threads, and
 //!    reports the best of several passes in GB/s.
 //! 2. Times the int8 GEMV of Gemma3 270M's logits, `[1×640] @ [640×262144]`, on flex: as a
-//!    `QuantizedLinear` (`[K, N]` layout) and as the tied `QuantizedEmbedding::reverse`
-//!    (`[N, K]` seen transposed), and reports the bytes it reads per second as a share of (1).
+//!    `QuantizedLinear` (stored channel-major, as quantizing leaves it, and row-major `[K, N]`)
+//!    and as the tied `QuantizedEmbedding::reverse` (`[N, K]` seen transposed), and reports
+//!    the bytes it reads per second as a share of (1).
 
 use std::time::Instant;
 
-use burn::tensor::{Distribution, Tensor};
+use burn::module::{Param, ParamId};
+use burn::tensor::{DType, Distribution, Int, Tensor};
 use burn_int8::{QuantizedEmbedding, QuantizedLinear};
 use rayon::prelude::*;
 
@@ -65,16 +67,27 @@ fn main() {
     let device = Default::default();
     let (d_model, vocab) = (640, 262_144);
     let table = Tensor::<B, 2>::random([vocab, d_model], Distribution::Normal(0.0, 0.05), &device);
-    // A contiguous `[K, N]` copy, as a `Linear` holds it.
+    // A contiguous `[K, N]` float weight, as a `Linear` holds it; quantizing stores it
+    // channel-major. A second copy holds the same I8 values row-major, as a loaded record
+    // would before `store::load` re-lays it.
     let linear = QuantizedLinear::<B>::from_weights(Tensor::from_data(table.clone().transpose().into_data(), &device), None).expect("quantize");
+    let mut row_major = linear.clone();
+    row_major.weight = Param::initialized(ParamId::new(), Tensor::<B, 2, Int>::from_data(linear.weight.val().into_data(), (&device, DType::I8)));
     let embedding = QuantizedEmbedding::from_weights(table).expect("quantize");
     let x = Tensor::<B, 2>::random([1, d_model], Distribution::Normal(0.0, 1.0), &device);
     // Bytes read: the int8 weight plus its f32 scales.
     let bytes = vocab * d_model + vocab * 4;
-    let kn = best_gb_s(bytes, || drop(linear.forward(x.clone()).into_data()));
+    let channel_major = best_gb_s(bytes, || drop(linear.forward(x.clone()).into_data()));
+    let kn = best_gb_s(bytes, || drop(row_major.forward(x.clone()).into_data()));
     let nk = best_gb_s(bytes, || drop(embedding.reverse(x.clone()).into_data()));
     println!("int8 GEMV [1x{d_model}]@[{d_model}x{vocab}] ({bytes} bytes), {all} threads:");
-    println!("  QuantizedLinear ([K, N]):        {kn:.1} GB/s = {:.0}% of read bandwidth", 100.0 * kn / many);
-    println!("  QuantizedEmbedding::reverse ([N, K]): {nk:.1} GB/s = {:.0}% of read bandwidth", 100.0 * nk / many);
-    println!("{}", serde_json::json!({"read_gb_s_1": one, "read_gb_s_all": many, "threads": all, "gemv_kn_gb_s": kn, "gemv_nk_gb_s": nk}));
+    let share = |gb_s: f64| 100.0 * gb_s / many;
+    println!("  QuantizedLinear, channel-major:       {channel_major:.1} GB/s = {:.0}% of read bandwidth", share(channel_major));
+    println!("  QuantizedLinear, row-major [K, N]:    {kn:.1} GB/s = {:.0}% of read bandwidth", share(kn));
+    println!("  QuantizedEmbedding::reverse [N, K]:   {nk:.1} GB/s = {:.0}% of read bandwidth", share(nk));
+    let summary = serde_json::json!({
+        "read_gb_s_1": one, "read_gb_s_all": many, "threads": all,
+        "gemv_channel_major_gb_s": channel_major, "gemv_kn_gb_s": kn, "gemv_nk_gb_s": nk,
+    });
+    println!("{summary}");
 }

@@ -4,7 +4,7 @@
 //! (defaults: `benches/results.jsonl`, `benches/gemma3_int8_vs_fp32.svg`; `benches/run.sh`
 //! fills the first and calls this).
 //!
-//! One group of bars per backend: int8/fp32 prefill speed, decode speed and peak RSS, each
+//! One group of bars per backend (its latest line): int8/fp32 prefill speed, decode speed and peak RSS, each
 //! measured in the same `bench` invocation. Ratios, not times: the machines are noisy.
 
 use std::error::Error;
@@ -37,11 +37,19 @@ fn main() -> Result<(), Box<dyn Error>> {
     let input = args.next().unwrap_or_else(|| "benches/results.jsonl".into());
     let output = args.next().unwrap_or_else(|| "benches/gemma3_int8_vs_fp32.svg".into());
     let text = std::fs::read_to_string(&input).map_err(|e| format!("{input}: {e}"))?;
-    let rows: Vec<(String, [f64; 3])> = text
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| serde_json::from_str::<Value>(line).ok().as_ref().and_then(ratios).ok_or(format!("{input}: not a bench JSON line: {line}")))
-        .collect::<Result<_, _>>()?;
+    // The file is a history: the chart shows each backend's latest run.
+    let mut rows: Vec<(String, [f64; 3])> = Vec::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let (name, values) = serde_json::from_str::<Value>(line)
+            .ok()
+            .as_ref()
+            .and_then(ratios)
+            .ok_or(format!("{input}: not a bench JSON line: {line}"))?;
+        match rows.iter_mut().find(|(existing, _)| *existing == name) {
+            Some(row) => row.1 = values,
+            None => rows.push((name, values)),
+        }
+    }
     if rows.is_empty() {
         return Err(format!("{input}: no results").into());
     }
