@@ -38,17 +38,28 @@ pub fn save<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -> Resu
 
 /// Loads the record at `path` into `model`, which must have the same structure and precision.
 pub fn load<B: Backend, M: Module<B>>(model: &mut M, path: impl AsRef<Path>) -> Result<(), Int8Error> {
-    let path = path.as_ref();
+    *model = load_into(model.clone(), path.as_ref())?;
+    Ok(())
+}
+
+/// [`load`] into a model built only to receive the record (a skeleton): it is consumed, so
+/// each of its tensors is freed as the record's replaces it, instead of living on as a backup
+/// until the end. Peak memory is then about the model plus the file, not twice the model.
+pub fn load_skeleton<B: Backend, M: Module<B>>(skeleton: M, path: impl AsRef<Path>) -> Result<M, Int8Error> {
+    load_into(skeleton, path.as_ref())
+}
+
+/// Loads the record into `candidate`, which is returned only when every tensor fitted.
+fn load_into<B: Backend, M: Module<B>>(mut candidate: M, path: &Path) -> Result<M, Int8Error> {
     if !path.is_file() {
         return Err(io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such record file")));
     }
     let record_error = |message: String| Int8Error::Record { path: path.to_path_buf(), message };
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
     let file_keys = store.keys().map_err(|e| record_error(e.to_string()))?;
-    let model_keys: Vec<String> = model.collect(None, None, false).into_iter().map(|s| s.full_path()).collect();
+    let model_keys: Vec<String> = candidate.collect(None, None, false).into_iter().map(|s| s.full_path()).collect();
     check_precision(path, &file_keys, &model_keys)?;
 
-    let mut candidate = model.clone();
     let result = candidate.load_from(&mut store).map_err(|e| record_error(e.to_string()))?;
     if !result.errors.is_empty() {
         return Err(record_error(summarize("tensor(s) do not fit the model", &result.errors)));
@@ -61,8 +72,7 @@ pub fn load<B: Backend, M: Module<B>>(model: &mut M, path: impl AsRef<Path>) -> 
             summarize("unexpected tensor(s)", &result.unused)
         )));
     }
-    *model = candidate.map(&mut crate::linear::ChannelMajorLinearWeights::default());
-    Ok(())
+    Ok(candidate.map(&mut crate::linear::ChannelMajorLinearWeights::default()))
 }
 
 /// Names the precision problem before touching the model: int8 layers are stored under an

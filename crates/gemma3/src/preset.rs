@@ -66,8 +66,8 @@ pub fn from_preset<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Gemma3
     let precision = read_precision(dir)?;
     let config = Gemma3Config::from_hf_file(&dir.join(CONFIG_FILE))?;
     let tokenizer = read_tokenizer(dir)?;
-    let mut model = build_model::<B>(&config, &mut ZeroSource::new(&config), precision == Precision::Int8, device, |_| {})?;
-    store::load(&mut model, dir.join(WEIGHTS_FILE))?;
+    let skeleton = build_model::<B>(&config, &mut ZeroSource::new(&config), precision == Precision::Int8, device, |_| {})?;
+    let model = store::load_skeleton(skeleton, dir.join(WEIGHTS_FILE))?;
     Ok((model, tokenizer))
 }
 
