@@ -19,7 +19,7 @@ const LOGITS: &str = "gemma3-270m/keras-gemma3-270m-logits.safetensors";
 const WEIGHTS: &str = "gemma3-270m/keras-gemma3-270m-int8-weights.safetensors";
 
 fn reference_json(name: &str) -> serde_json::Value {
-    let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/gemma3-270m").join(name);
+    let path = common::fixtures_dir().join("gemma3-270m").join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -20,7 +20,7 @@ fn ids(fixture: &Fixture, prompt: &str) -> Vec<u32> {
 }
 
 fn prompt_text(prompt: &str) -> String {
-    let path = &std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/gemma3-270m/prompts.json");
+    let path = &common::fixtures_dir().join("gemma3-270m/prompts.json");
     let prompts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     prompts["prompts"][prompt].as_str().unwrap().to_string()
 }
@@ -100,7 +100,7 @@ fn fp32_gemma3_matches_kerashub() {
 
     // KerasHub's greedy generate("Keras is a", max_length=50).
     let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/gemma3-270m/keras-fp32-generation.json")).unwrap(),
+        &std::fs::read_to_string(common::fixtures_dir().join("gemma3-270m/keras-fp32-generation.json")).unwrap(),
     )
     .unwrap();
     let mut streamed = String::new();

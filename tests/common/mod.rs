@@ -33,17 +33,23 @@ pub struct Fixture {
     bytes: Vec<u8>,
 }
 
+/// `tests/fixtures` of this checkout: the manifest dir at run time, since a test binary reused
+/// from another checkout of the workspace (a shared target dir) carries that checkout's path.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures")
+}
+
 impl Fixture {
     pub fn load() -> Self {
         let path = std::env::var("KERAS_INT8_FIXTURE").unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/keras-int8-layers.safetensors").to_string_lossy().into_owned()
+            fixtures_dir().join("keras-int8-layers.safetensors").to_string_lossy().into_owned()
         });
         Self::open(&path)
     }
 
     /// A safetensors fixture under `tests/fixtures/` (or an absolute path).
     pub fn open(path: &str) -> Self {
-        let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures").join(path);
+        let path = fixtures_dir().join(path);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
         Self { bytes }
     }

@@ -117,23 +117,22 @@ crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>);
 /// loading, so a reloaded model is as fast as the one that was saved.
 #[derive(Default)]
 pub(crate) struct ChannelMajorLinearWeights {
-    /// The field being mapped and its container, as the derive reports them.
-    inside: Option<(String, String)>,
+    /// Whether the field being mapped is a `QuantizedLinear`'s `weight`.
+    at_linear_weight: bool,
 }
 
 impl<B: Backend> ModuleMapper<B> for ChannelMajorLinearWeights {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.inside = Some((name.to_string(), container_type.to_string()));
+        self.at_linear_weight = name == "weight" && container_type == "Struct:QuantizedLinear";
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.inside = None;
+        self.at_linear_weight = false;
     }
 
     fn map_int<const D: usize>(&mut self, param: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
-        let is_linear_weight = self.inside.as_ref().is_some_and(|(name, container)| name == "weight" && container == "Struct:QuantizedLinear");
         let (id, tensor, mapper) = param.consume();
-        let tensor = if is_linear_weight && D == 2 {
+        let tensor = if self.at_linear_weight && D == 2 {
             // Through host memory, once per load: the channel-major bytes, seen transposed.
             let (device, dtype, dims) = (tensor.device(), tensor.dtype(), tensor.dims());
             let values: TensorData = tensor.swap_dims(0, 1).into_data();

@@ -38,19 +38,16 @@ pub fn save<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -> Resu
 
 /// Loads the record at `path` into `model`, which must have the same structure and precision.
 pub fn load<B: Backend, M: Module<B>>(model: &mut M, path: impl AsRef<Path>) -> Result<(), Int8Error> {
-    *model = load_into(model.clone(), path.as_ref())?;
+    *model = load_skeleton(model.clone(), path)?;
     Ok(())
 }
 
 /// [`load`] into a model built only to receive the record (a skeleton): it is consumed, so
 /// each of its tensors is freed as the record's replaces it, instead of living on as a backup
 /// until the end. Peak memory is then about the model plus the file, not twice the model.
-pub fn load_skeleton<B: Backend, M: Module<B>>(skeleton: M, path: impl AsRef<Path>) -> Result<M, Int8Error> {
-    load_into(skeleton, path.as_ref())
-}
-
-/// Loads the record into `candidate`, which is returned only when every tensor fitted.
-fn load_into<B: Backend, M: Module<B>>(mut candidate: M, path: &Path) -> Result<M, Int8Error> {
+/// The model comes back only when every tensor fitted.
+pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRef<Path>) -> Result<M, Int8Error> {
+    let path = path.as_ref();
     if !path.is_file() {
         return Err(io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such record file")));
     }

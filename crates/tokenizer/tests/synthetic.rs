@@ -79,8 +79,14 @@ fn spm() -> Tokenizer {
     Tokenizer::from_vocab(vocab()).unwrap()
 }
 
+/// The manifest dir at run time: a binary reused from another checkout (shared target dir)
+/// must not read the other checkout's fixture.
+fn tiny_tokenizer_path() -> PathBuf {
+    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/tiny_tokenizer.json")
+}
+
 fn hf() -> Tokenizer {
-    let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/tiny_tokenizer.json");
+    let path = tiny_tokenizer_path();
     Tokenizer::from_hf_file(&path).unwrap()
 }
 
@@ -394,7 +400,7 @@ fn bad_hf_files_are_typed_errors() {
     ));
     // A tokenizer without <bos>/<s> is refused.
     let tiny = std::fs::read_to_string(
-        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/tiny_tokenizer.json"),
+        tiny_tokenizer_path(),
     )
     .unwrap();
     let no_bos = dir.join("no_bos.json");

@@ -108,15 +108,12 @@ unsafe fn packed_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: us
                 let out = &mut acc[b * BLOCK_512..];
                 // SAFETY: `block` holds `q4` packed groups; rows `r..r + rows` exist.
                 unsafe {
-                    match (rows, w.layout) {
-                        (4, WeightLayout::NK) => rows_packed_avx512::<4, true>(x, r, block, q4, cols, width, out),
-                        (3, WeightLayout::NK) => rows_packed_avx512::<3, true>(x, r, block, q4, cols, width, out),
-                        (2, WeightLayout::NK) => rows_packed_avx512::<2, true>(x, r, block, q4, cols, width, out),
-                        (_, WeightLayout::NK) => rows_packed_avx512::<1, true>(x, r, block, q4, cols, width, out),
-                        (4, WeightLayout::KN) => rows_packed_avx512::<4, false>(x, r, block, q4, cols, width, out),
-                        (3, WeightLayout::KN) => rows_packed_avx512::<3, false>(x, r, block, q4, cols, width, out),
-                        (2, WeightLayout::KN) => rows_packed_avx512::<2, false>(x, r, block, q4, cols, width, out),
-                        (_, WeightLayout::KN) => rows_packed_avx512::<1, false>(x, r, block, q4, cols, width, out),
+                    let in_order = w.layout == WeightLayout::NK;
+                    match rows {
+                        4 => rows_packed_avx512::<4>(x, r, block, q4, cols, width, in_order, out),
+                        3 => rows_packed_avx512::<3>(x, r, block, q4, cols, width, in_order, out),
+                        2 => rows_packed_avx512::<2>(x, r, block, q4, cols, width, in_order, out),
+                        _ => rows_packed_avx512::<1>(x, r, block, q4, cols, width, in_order, out),
                     }
                 }
                 r += rows;
@@ -234,17 +231,18 @@ fn transpose_16x16(rows: [__m512i; 16]) -> [__m512i; 16] {
 
 /// `MR` rows × 64 packed channels: 4·MR accumulators stay in registers over all of K. Row
 /// `r0 + i`'s `cols` valid channels go to `out[(r0 + i) * width..]`, corrected for the `+128`:
-/// with vector stores when the block's channels are `IN_ORDER` (NK packing), else through
-/// [`column_of`] (KN packing).
+/// with vector stores when the block's channels are `in_order` (NK packing), else through
+/// [`column_of`] (KN packing). The store runs once per row and block, outside the K loop.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_packed_avx512<const MR: usize, const IN_ORDER: bool>(
+unsafe fn rows_packed_avx512<const MR: usize>(
     x: &Activations,
     r0: usize,
     block: &[u8],
     q4: usize,
     cols: usize,
     width: usize,
+    in_order: bool,
     out: &mut [i32],
 ) {
     let mut sums = [[_mm512_setzero_si512(); 4]; MR];
@@ -271,12 +269,13 @@ unsafe fn rows_packed_avx512<const MR: usize, const IN_ORDER: bool>(
     for (i, row) in sums.iter().enumerate() {
         let correction = 128 * x.row_sums[r0 + i];
         let out_row = &mut out[(r0 + i) * width..];
-        if IN_ORDER {
+        if in_order {
+            let correction = _mm512_set1_epi32(correction);
             for (r, sum) in row.iter().enumerate() {
                 let valid = cols.saturating_sub(16 * r).min(16);
                 if valid > 0 {
                     let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
-                    let corrected = _mm512_sub_epi32(*sum, _mm512_set1_epi32(correction));
+                    let corrected = _mm512_sub_epi32(*sum, correction);
                     // SAFETY: lanes `< valid` land on channels `< cols` of this row of `out`.
                     unsafe { _mm512_mask_storeu_epi32(out_row[16 * r..].as_mut_ptr().cast(), mask, corrected) };
                 }
