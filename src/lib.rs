@@ -1,17 +1,55 @@
-//! `burn-int8`: Keras-exact INT8 post-training quantization for Burn, and Gemma3 on top of it.
+//! Keras-exact INT8 post-training quantization for Burn.
 //!
-//! This facade re-exports the core crate (layers, `Quantize`, records) at its root, Gemma3 as
-//! [`gemma3`], and picks backends at run time with [`backend::BackendKind`].
+//! The crate a Burn user adds: it works with any `burn::nn` model on any backend, and a backend
+//! feature (`ndarray`, `flex`, `wgpu`, `cuda`) adds that backend's direct int8 kernels.
+//!
+//! - [`quantizers`]: the math (`abs_max_quantize` and its inverse), as Keras's `quantizers.py`.
+//! - [`ops`]: the one int8×int8→int32 product every quantized layer calls (the kernel seam).
+//! - Layers, each in its own file: [`QuantizedLinear`], [`QuantizedEmbedding`],
+//!   [`QuantizedConv1d`], [`QuantizedConv2d`], plus swappable float-or-int8 enums
+//!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]).
+//! - [`Quantize`]: rewrites a whole model in place (`model.quantize_int8()`), with a report.
+//! - [`store`]: atomic Burnpack saving that keeps int8 as 1 byte per weight.
+//! - Training after quantizing: under `Autodiff<B>` the int8 layers pass straight-through
+//!   gradients to their inputs (`dx = dy · dequant(W)ᵀ`, Keras's rule) while their int8 weights
+//!   and scales stay frozen; biases and every float layer train (`autodiff.rs`).
 
-pub use burn_int8_core::*;
-pub use burn_int8_gemma3 as gemma3;
-pub use burn_int8_gguf as gguf;
-pub use burn_int8_tokenizer as tokenizer;
+// The derive macro emits `::burn_int8::...` paths; this lets them resolve inside this crate too.
+extern crate self as burn_int8;
 
-pub mod backend;
+mod error;
+pub mod ops;
+pub mod quantizers;
 
-/// Sets the number of CPU threads the CPU backends (flex, ndarray) use, through rayon's global
-/// pool. Call it once, before any tensor work; a second call is an error.
+mod autodiff;
+mod conv;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod cpu;
+mod primitive;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod gpu_kernels;
+mod conv1d;
+mod conv2d;
+mod embedding;
+mod linear;
+mod quantize;
+pub mod store;
+
+pub use burn_int8_derive::Quantize;
+pub use conv1d::{Conv1d, QuantizedConv1d};
+pub use conv2d::{Conv2d, QuantizedConv2d};
+pub use embedding::{Embedding, QuantizedEmbedding};
+pub use error::Int8Error;
+pub use linear::{Linear, QuantizedLinear};
+pub use quantize::{
+    Mode, Quantize, QuantizeConfig, QuantizeContext, QuantizeExt, QuantizeReport, SkipReason,
+    param_bytes,
+};
+pub use quantizers::mse;
+
+/// Sets the number of CPU threads the CPU backends (flex, ndarray) and their int8 kernels use,
+/// through rayon's global pool. Call it once, before any tensor work; a second call is an error.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 pub fn set_num_threads(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()
 }

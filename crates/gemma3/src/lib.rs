@@ -1,9 +1,10 @@
 //! Gemma3 on Burn: one backend-generic implementation, real checkpoints (HF safetensors and
 //! GGUF), KerasHub-style generation, presets, and int8 through `burn-int8`.
+//!
+//! This crate also builds the `burn-int8` command-line tool (`src/main.rs`) and picks backends
+//! at run time ([`backend::BackendKind`]); the `burn-int8` library itself depends on none of it.
 
-// `#[derive(Quantize)]` emits `::burn_int8::` paths.
-extern crate burn_int8_core as burn_int8;
-
+pub mod backend;
 pub mod cache;
 pub mod config;
 mod error;
@@ -12,20 +13,22 @@ pub mod generate;
 pub mod load;
 pub mod model;
 pub mod preset;
-mod tokenizer;
+mod gguf_tokenizer;
 
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use burn_int8_core::QuantizeExt;
+use burn_int8::QuantizeExt;
 pub use burn_int8_tokenizer::Tokenizer;
+pub use burn_int8_gguf as gguf;
+pub use burn_int8_tokenizer as tokenizer;
 
 pub use cache::KvCache;
 pub use config::Gemma3Config;
 pub use error::Gemma3Error;
 pub use generate::{Generation, Sampler, StopReason, generate};
 pub use model::Gemma3;
-pub use tokenizer::tokenizer_from_gguf;
+pub use gguf_tokenizer::tokenizer_from_gguf;
 
 /// What `--model` pointed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
-use burn_int8_core::{Embedding, Linear, Quantize};
+use burn_int8::{Embedding, Linear, Quantize};
 
 use crate::cache::{KvCache, LayerCache};
 use crate::config::Gemma3Config;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use burn_int8_core::store;
+use burn_int8::store;
 use burn_int8_tokenizer::Tokenizer;
 
 use crate::config::Gemma3Config;

@@ -13,7 +13,7 @@ use std::ops::Range;
 use burn::module::{Param, ParamId};
 use burn::nn;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8_core::{Embedding, Linear, QuantizedEmbedding, QuantizedLinear};
+use burn_int8::{Embedding, Linear, QuantizedEmbedding, QuantizedLinear};
 
 use crate::config::Gemma3Config;
 use crate::error::Gemma3Error;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
-use burn_int8::backend::BackendKind;
-use burn_int8::gemma3::{self, Gemma3, Sampler, Tokenizer};
-use burn_int8::with_backend;
+use burn_int8_gemma3::backend::BackendKind;
+use burn_int8_gemma3::{self as gemma3, Gemma3, Sampler, Tokenizer};
+use burn_int8_gemma3::with_backend;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -159,11 +159,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         return bench_parent(&args, *threads, *json, [*prompt_tokens, *new_tokens]);
     }
     if let Gemma3Command::Bench { threads: Some(threads), .. } = &command {
-        burn_int8::set_num_threads(*threads)?;
+        burn_int8_gemma3::backend::set_num_threads(*threads)?;
     }
     let kind: BackendKind = args.backend.parse()?;
     with_backend!(kind, |B, device| {
-        burn_int8::backend::probe_device::<B>(kind, &device)?;
+        burn_int8_gemma3::backend::probe_device::<B>(kind, &device)?;
         run_gemma3::<B>(&command, &args, &device)
     })
 }
@@ -227,7 +227,7 @@ fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool, [prompt_to
             "threads": threads,
             "prompt_tokens": prompt_tokens,
             "new_tokens": new_tokens,
-            "cpu_kernels": format!("{:?}", burn_int8::cpu::Isa::detect()),
+            "cpu_kernels": cpu_kernels(),
             "fp32": results[0],
             "int8": results[1],
         });
@@ -346,4 +346,15 @@ fn logits<B: Backend>(model: &Gemma3<B>, tokens: &[u32], out: &Path) -> Result<(
     std::fs::rename(&tmp, out)?;
     eprintln!("wrote {} (logits [{seq}, {vocab}])", out.display());
     Ok(())
+}
+
+/// The int8 CPU kernel level this machine runs (AVX-512 VNNI, AVX-VNNI, AVX2 or portable).
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+fn cpu_kernels() -> String {
+    format!("{:?}", burn_int8::cpu::Isa::detect())
+}
+
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+fn cpu_kernels() -> String {
+    "none".into()
 }

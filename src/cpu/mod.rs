@@ -5,9 +5,11 @@
 //! (`gemm.rs`, `x86.rs`), and fuse Keras's rescale and the bias into the output pass.
 //!
 //! Dispatch is by type: when the backend is `Flex` or `NdArray`, its tensor primitives are
-//! moved across unchanged (`same_type`). Other backends, autodiff wrappers, float types other
-//! than f32, and weight layouts other than row-major `[K, N]` or its transpose return `None`,
-//! and the generic path in `ops.rs` runs instead: never a different answer.
+//! moved across unchanged (`same_type`). Under `Autodiff<Flex>` or `Autodiff<NdArray>`,
+//! `autodiff.rs` unwraps the float tensors and calls back in on the inner backend. Other
+//! backends, float types other than f32, and weight layouts other than row-major `[K, N]` or its
+//! transpose return `None`, and the generic path in `ops.rs` runs instead: never a different
+//! answer.
 
 mod gemm;
 #[cfg(target_arch = "x86_64")]
@@ -22,14 +24,17 @@ use crate::primitive::same_type;
 pub use gemm::Isa;
 use gemm::{Activations, WeightLayout, WeightView, gemm};
 
-/// Whether `B` is a backend whose I8 storage these kernels can read.
+/// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.
+/// By the primitive, not the backend: `Autodiff<Flex>` keeps Flex's int tensors, so its int8
+/// products run here too (its float tensors are handled by `autodiff.rs`).
 fn has_direct_kernel<B: Backend>() -> bool {
+    let int = TypeId::of::<B::IntTensorPrimitive>();
     #[cfg(feature = "flex")]
-    if TypeId::of::<B>() == TypeId::of::<burn_flex::Flex>() {
+    if int == TypeId::of::<burn_flex::FlexTensor>() {
         return true;
     }
     #[cfg(feature = "ndarray")]
-    if TypeId::of::<B>() == TypeId::of::<burn_ndarray::NdArray>() {
+    if int == TypeId::of::<burn_ndarray::NdArrayTensor>() {
         return true;
     }
     false

@@ -1,6 +1,6 @@
 //! Draws `benches/gemma3_int8_vs_fp32.svg` from the JSON lines of `burn-int8 gemma3 bench --json`.
 //!
-//! `cargo run --release --example bench_chart [-- RESULTS.jsonl [OUT.svg]]`
+//! `cargo run --release -p burn-int8-gemma3 --example bench_chart [-- RESULTS.jsonl [OUT.svg]]`
 //! (defaults: `benches/results.jsonl`, `benches/gemma3_int8_vs_fp32.svg`; `benches/run.sh`
 //! fills the first and calls this).
 //!

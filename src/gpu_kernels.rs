@@ -589,7 +589,7 @@ mod tests {
         start.elapsed().as_secs_f64() * 1e3 / iters as f64
     }
 
-    /// Timings on lavapipe: `cargo test --release -p burn-int8-core --features wgpu
+    /// Timings on lavapipe: `cargo test --release -p burn-int8 --features wgpu
     /// gpu_kernels::tests::bench -- --ignored --nocapture`. The methods are interleaved over
     /// rounds and the best round is kept, so a busy machine skews them alike.
     #[test]

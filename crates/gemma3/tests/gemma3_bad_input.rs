@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::backend::Flex;
-use burn_int8::gemma3::load::expected_tensors;
-use burn_int8::gemma3::{self, Gemma3Config, Gemma3Error, Sampler};
-use burn_int8::tokenizer::{Tokenizer, Vocab};
+use burn_int8_gemma3::load::expected_tensors;
+use burn_int8_gemma3::{self as gemma3, Gemma3Config, Gemma3Error, Sampler};
+use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
 
 /// A 2-layer Gemma3 (layer 1 global) small enough to write in a test.
 fn tiny_config() -> Gemma3Config {

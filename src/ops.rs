@@ -76,12 +76,19 @@ pub fn generic_int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2,
 /// The two scales are multiplied first and divided once, as Keras does: dividing twice
 /// differs by up to 1.3e-5 relative. CPU backends run it as one fused kernel (`cpu/`) with the
 /// same bits.
+///
+/// Under `Autodiff<B>` the gradient of `x` is Keras's straight-through `dy · dequant(W)ᵀ`; the
+/// weight and its scale get none (they are frozen), the bias gets `Σ_rows dy`.
 pub fn quantized_matmul<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 2, Int>,
     weight_scale: Tensor<B, 1>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
+    // Under `Autodiff<I>` this records a straight-through op and comes back here on `I`.
+    if let Some(output) = crate::autodiff::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref()) {
+        return output;
+    }
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if let Some(output) = crate::cpu::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref()) {
         return output;

