@@ -19,12 +19,20 @@ extern crate self as burn_int8;
 
 mod error;
 pub mod ops;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 pub mod quantizers;
 
+// Without a backend feature there is no kernel to dispatch to: the generic paths remain.
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")), allow(dead_code, unused_imports, unused_macros))]
 mod autodiff;
 mod conv;
+#[doc(hidden)]
+#[path = "derive_support.rs"]
+pub mod __derive;
+pub mod nn;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub mod cpu;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")), allow(dead_code))]
 mod primitive;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod gpu_kernels;

@@ -116,6 +116,23 @@ pub enum SkipReason {
     AlreadyQuantized,
     /// A plain Burn layer (`nn::Linear`, ...) cannot change type in place.
     NotSwappable(&'static str),
+    /// A float layer inside a module that does not implement [`Quantize`] (a `burn::nn` module
+    /// such as `MultiHeadAttention`, or a user module without the derive): it is found by
+    /// Burn's `ModuleVisitor` but cannot be reached to swap. `fix` says what to change.
+    Unreachable { layer: &'static str, inside: String, fix: String },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Config => f.write_str("kept float by the QuantizeConfig"),
+            SkipReason::AlreadyQuantized => f.write_str("already int8"),
+            SkipReason::NotSwappable(kind) => {
+                write!(f, "burn::nn::{kind} cannot change type in place; use burn_int8::nn::{kind}")
+            }
+            SkipReason::Unreachable { layer, inside, fix } => write!(f, "burn::nn::{layer} inside {inside}; {fix}"),
+        }
+    }
 }
 
 /// What a quantize (or dequantize) call did.
@@ -131,7 +148,9 @@ pub struct QuantizeReport {
 }
 
 impl fmt::Display for QuantizeReport {
+    /// One summary line, then every skipped layer with its reason (the first 20, and a count).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 20;
         write!(
             f,
             "{} layer(s) changed, {} skipped, parameters {} -> {} bytes",
@@ -139,7 +158,14 @@ impl fmt::Display for QuantizeReport {
             self.skipped.len(),
             self.bytes_before,
             self.bytes_after
-        )
+        )?;
+        for (path, reason) in self.skipped.iter().take(SHOWN) {
+            write!(f, "\n  stayed float: {path}: {reason}")?;
+        }
+        if self.skipped.len() > SHOWN {
+            write!(f, "\n  ... and {} more", self.skipped.len() - SHOWN)?;
+        }
+        Ok(())
     }
 }
 
@@ -203,6 +229,30 @@ impl QuantizeContext<'_> {
         }
     }
 
+    /// Visits `child`, a module without a [`Quantize`] impl, under the field name `name`: Burn's
+    /// `ModuleVisitor` finds the float layers inside, and each is reported as
+    /// [`SkipReason::Unreachable`] with the fix. The derive calls this for such fields.
+    pub fn visit_unquantizable<B: Backend, T: Module<B>>(&mut self, name: &str, child: &T) {
+        if self.mode != Mode::Quantize {
+            return;
+        }
+        self.path.push(name.to_string());
+        let mut finder = FloatLayerFinder { stack: Vec::new(), found: Vec::new() };
+        child.visit(&mut finder);
+        let outer = short_type_name(std::any::type_name::<T>());
+        for (inner_path, layer, inside) in finder.found {
+            let path = [self.path(), inner_path].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(".");
+            let inside = if inside.is_empty() { outer.clone() } else { inside };
+            let fix = match counterpart(&outer).or_else(|| counterpart(&inside)) {
+                Some(ours) => format!("use burn_int8::nn::{ours}"),
+                None => format!("derive Quantize for {inside} and use burn_int8::nn layers in it"),
+            };
+            tracing::warn!(%path, "{layer} inside {inside} stays float; {fix}");
+            self.report.skipped.push((path, SkipReason::Unreachable { layer, inside, fix }));
+        }
+        self.path.pop();
+    }
+
     /// Records a plain Burn layer that cannot be swapped.
     pub fn not_swappable(&mut self, kind: &'static str) {
         if self.mode == Mode::Quantize {
@@ -232,6 +282,78 @@ pub fn param_bytes<B: Backend, M: Module<B>>(module: &M) -> usize {
     let mut counter = Counter(0);
     module.visit(&mut counter);
     counter.0
+}
+
+/// Finds float `Linear`/`Embedding`/`Conv` weights in any module, with their paths and the
+/// struct that holds each layer.
+struct FloatLayerFinder {
+    /// `(field name, type of the struct that has the field)` from the root down.
+    stack: Vec<(String, String)>,
+    /// `(layer path, layer kind, owner struct)`.
+    found: Vec<(String, &'static str, String)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for FloatLayerFinder {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.stack.push((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<B, D>>) {
+        let Some((field, container)) = self.stack.last() else { return };
+        let layer = match (field.as_str(), container.as_str()) {
+            ("weight", "Struct:Linear") => "Linear",
+            ("weight", "Struct:Embedding") => "Embedding",
+            ("weight", "Struct:Conv1d") => "Conv1d",
+            ("weight", "Struct:Conv2d") => "Conv2d",
+            _ => return,
+        };
+        let layer_path = &self.stack[..self.stack.len() - 1];
+        let path = layer_path.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(".");
+        // The struct holding the layer: the nearest enclosing struct above it.
+        let inside = layer_path
+            .iter()
+            .rev()
+            .find_map(|(_, container)| container.strip_prefix("Struct:"))
+            .unwrap_or_default()
+            .to_string();
+        self.found.push((path, layer, inside));
+    }
+}
+
+/// `burn_nn::modules::attention::mha::MultiHeadAttention<B>` → `MultiHeadAttention`; a
+/// container (`Vec<X>`, `Option<X>`) gives its element's name.
+fn short_type_name(full: &str) -> String {
+    let mut name = full;
+    while let Some(inner) = ["alloc::vec::Vec<", "core::option::Option<"].iter().find_map(|p| name.strip_prefix(p)) {
+        name = inner.strip_suffix('>').unwrap_or(inner);
+    }
+    let base = name.split('<').next().unwrap_or(name);
+    base.rsplit("::").next().unwrap_or(base).to_string()
+}
+
+/// This crate's counterpart of a `burn::nn` module, as a path under `burn_int8::nn`.
+fn counterpart(module: &str) -> Option<String> {
+    const TRANSFORMER: [&str; 5] = [
+        "TransformerEncoder",
+        "TransformerEncoderLayer",
+        "TransformerDecoder",
+        "TransformerDecoderLayer",
+        "PositionWiseFeedForward",
+    ];
+    const ROOT: [&str; 6] = ["Lstm", "BiLstm", "Gru", "BiGru", "GateController", "SwiGlu"];
+    if module == "MultiHeadAttention" {
+        Some("attention::MultiHeadAttention".into())
+    } else if TRANSFORMER.contains(&module) {
+        Some(format!("transformer::{module}"))
+    } else if ROOT.contains(&module) {
+        Some(module.into())
+    } else {
+        None
+    }
 }
 
 // ---- Containers -------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 //!
 //! Every field whose type mentions a generic parameter of the struct (the backend `B`, or a
 //! generic sub-module) is visited under its field name; `#[quantize(skip)]` leaves a field out.
+//! A field whose type has no `Quantize` impl (any other Burn module) still compiles: its float
+//! layers are found with Burn's `ModuleVisitor` and reported as staying float, with the fix.
 //! The generated code names `::burn_int8`, the facade crate.
 
 use proc_macro::TokenStream;
@@ -62,8 +64,14 @@ fn expand(ast: &DeriveInput) -> syn::Result<TokenStream2> {
             continue;
         }
         let ty = &field.ty;
+        // A type with a `Quantize` impl is visited through it; any other module is walked and
+        // its float layers reported (see `burn_int8::__derive`).
         visits.push(quote! {
-            ctx.visit_child::<B, #ty>(#label, &mut self.#access)?;
+            {
+                #[allow(unused_imports)]
+                use ::burn_int8::__derive::{ViaModule as _, ViaQuantize as _};
+                (&::burn_int8::__derive::Field::<B, #ty>::new(&mut self.#access)).visit(#label, ctx)?;
+            }
         });
     }
 

@@ -1,0 +1,98 @@
+//! `burn::nn::conv` counterparts: swappable [`Conv1d`] and [`Conv2d`] with Burn's configs.
+
+use burn::config::Config;
+use burn::module::Initializer;
+use burn::nn::{self, PaddingConfig1d, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+
+pub use crate::{Conv1d, Conv2d, QuantizedConv1d, QuantizedConv2d};
+
+/// `burn::nn::conv::Conv1dConfig`, giving a swappable [`Conv1d`].
+#[derive(Config, Debug)]
+pub struct Conv1dConfig {
+    /// The number of input channels.
+    pub channels_in: usize,
+    /// The number of output channels.
+    pub channels_out: usize,
+    /// The size of the kernel.
+    pub kernel_size: usize,
+    /// The stride of the convolution.
+    #[config(default = "1")]
+    pub stride: usize,
+    /// Spacing between kernel elements.
+    #[config(default = "1")]
+    pub dilation: usize,
+    /// Controls the connections between input and output channels.
+    #[config(default = "1")]
+    pub groups: usize,
+    /// The padding configuration.
+    #[config(default = "PaddingConfig1d::Valid")]
+    pub padding: PaddingConfig1d,
+    /// If bias should be added to the output.
+    #[config(default = true)]
+    pub bias: bool,
+    /// The type of function used to initialize neural network parameters.
+    #[config(default = "Initializer::KaimingUniform{gain:1.0/f64::sqrt(3.0),fan_out_only:false}")]
+    pub initializer: Initializer,
+}
+
+impl Conv1dConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Conv1d<B> {
+        Conv1d::Float(self.to_burn().init(device))
+    }
+
+    /// Burn's config with the same values.
+    pub fn to_burn(&self) -> nn::conv::Conv1dConfig {
+        nn::conv::Conv1dConfig::new(self.channels_in, self.channels_out, self.kernel_size)
+            .with_stride(self.stride)
+            .with_dilation(self.dilation)
+            .with_groups(self.groups)
+            .with_padding(self.padding.clone())
+            .with_bias(self.bias)
+            .with_initializer(self.initializer.clone())
+    }
+}
+
+/// `burn::nn::conv::Conv2dConfig`, giving a swappable [`Conv2d`].
+#[derive(Config, Debug)]
+pub struct Conv2dConfig {
+    /// The number of channels, `[in, out]`.
+    pub channels: [usize; 2],
+    /// The size of the kernel.
+    pub kernel_size: [usize; 2],
+    /// The stride of the convolution.
+    #[config(default = "[1, 1]")]
+    pub stride: [usize; 2],
+    /// Spacing between kernel elements.
+    #[config(default = "[1, 1]")]
+    pub dilation: [usize; 2],
+    /// Controls the connections between input and output channels.
+    #[config(default = "1")]
+    pub groups: usize,
+    /// The padding configuration.
+    #[config(default = "PaddingConfig2d::Valid")]
+    pub padding: PaddingConfig2d,
+    /// If bias should be added to the output.
+    #[config(default = true)]
+    pub bias: bool,
+    /// The type of function used to initialize neural network parameters.
+    #[config(default = "Initializer::KaimingUniform{gain:1.0/f64::sqrt(3.0),fan_out_only:false}")]
+    pub initializer: Initializer,
+}
+
+impl Conv2dConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Conv2d<B> {
+        Conv2d::Float(self.to_burn().init(device))
+    }
+
+    /// Burn's config with the same values.
+    pub fn to_burn(&self) -> nn::conv::Conv2dConfig {
+        nn::conv::Conv2dConfig::new(self.channels, self.kernel_size)
+            .with_stride(self.stride)
+            .with_dilation(self.dilation)
+            .with_groups(self.groups)
+            .with_padding(self.padding.clone())
+            .with_bias(self.bias)
+            .with_initializer(self.initializer.clone())
+    }
+}
