@@ -16,7 +16,7 @@ use burn_int8::nn::{
     BiGru, BiGruConfig, BiLstm, BiLstmConfig, Gru, GruConfig, Lstm, LstmConfig, LstmState, SwiGlu, SwiGluConfig,
 };
 use burn_int8::{Quantize, QuantizeExt};
-use common::f32_of;
+use common::{f32_of, materialized};
 
 const D_INPUT: usize = 8;
 const D_HIDDEN: usize = 16;
@@ -32,13 +32,6 @@ fn rng_lock() -> MutexGuard<'static, ()> {
 
 fn random<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
-}
-
-/// Burn initialises parameters lazily, on first read, and a clone of a lazy parameter draws its
-/// own values: read every parameter (in visit order) before cloning or comparing.
-fn materialized<B: Backend, M: Module<B>>(module: M) -> M {
-    burn_int8::param_bytes::<B, M>(&module);
-    module
 }
 
 /// `‖actual − expected‖ / ‖expected‖`.

@@ -17,7 +17,7 @@ use burn_int8::nn::transformer::{
     TransformerDecoderInput, TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
 };
 use burn_int8::{Linear, QuantizeExt};
-use common::f32_of;
+use common::{f32_of, materialized};
 
 const D_MODEL: usize = 32;
 const D_FF: usize = 64;
@@ -30,13 +30,6 @@ const MEM: usize = 7;
 
 /// The CPU backends' random generators are process-wide: tests that seed and draw hold this,
 /// so a test running in parallel cannot draw between a seed and the init it is meant for.
-/// Reads every parameter once: Burn creates parameters lazily, so a clone taken before the
-/// first read would draw its own random values.
-fn materialized<B: Backend, M: burn::module::Module<B>>(module: M) -> M {
-    burn_int8::param_bytes::<B, M>(&module);
-    module
-}
-
 fn rng_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -145,3 +145,10 @@ pub fn assert_within_one_ulp(what: &str, actual: &[f32], expected: &[f32]) {
 pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
 }
+
+/// Burn initialises parameters lazily, on first read, and a clone of a lazy parameter draws its
+/// own values: read every parameter (in visit order) before cloning or comparing.
+pub fn materialized<B: Backend, M: burn::module::Module<B>>(module: M) -> M {
+    burn_int8::param_bytes::<B, M>(&module);
+    module
+}
