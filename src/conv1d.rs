@@ -124,4 +124,4 @@ impl<B: Backend> Conv1d<B> {
 
 }
 
-crate::quantize::swappable_layer!(Conv1d, QuantizedConv1d, nn::conv::Conv1d<B>);
+crate::quantize::swappable_layer!(Conv1d, QuantizedConv1d, nn::conv::Conv1d<B>, channel_axis = 0);

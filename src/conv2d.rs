@@ -125,4 +125,4 @@ impl<B: Backend> Conv2d<B> {
 
 }
 
-crate::quantize::swappable_layer!(Conv2d, QuantizedConv2d, nn::conv::Conv2d<B>);
+crate::quantize::swappable_layer!(Conv2d, QuantizedConv2d, nn::conv::Conv2d<B>, channel_axis = 0);

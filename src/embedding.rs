@@ -100,4 +100,4 @@ impl<B: Backend> Embedding<B> {
 
 }
 
-crate::quantize::swappable_layer!(Embedding, QuantizedEmbedding, nn::Embedding<B>);
+crate::quantize::swappable_layer!(Embedding, QuantizedEmbedding, nn::Embedding<B>, channel_axis = 0);

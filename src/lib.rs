@@ -8,7 +8,8 @@
 //! - Layers, each in its own file: [`QuantizedLinear`], [`QuantizedEmbedding`],
 //!   [`QuantizedConv1d`], [`QuantizedConv2d`], plus swappable float-or-int8 enums
 //!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]).
-//! - [`Quantize`]: rewrites a whole model in place (`model.quantize_int8()`), with a report.
+//! - [`Quantize`]: rewrites a whole model in place (`model.quantize_int8()`), with a report
+//!   that ranks the quantized layers by how much int8 changed their weights ([`LayerError`]).
 //! - [`store`]: atomic Burnpack saving that keeps int8 as 1 byte per weight.
 //! - Training after quantizing: under `Autodiff<B>` the int8 layers pass straight-through
 //!   gradients to their inputs (`dx = dy · dequant(W)ᵀ`, Keras's rule) while their int8 weights
@@ -41,6 +42,7 @@ mod conv2d;
 mod embedding;
 mod linear;
 mod quantize;
+mod weight_error;
 pub mod store;
 
 pub use burn_int8_derive::Quantize;
@@ -54,6 +56,7 @@ pub use quantize::{
     param_bytes,
 };
 pub use quantizers::mse;
+pub use weight_error::LayerError;
 
 /// Sets the number of CPU threads the CPU backends (flex, ndarray) and their int8 kernels use,
 /// through rayon's global pool. Call it once, before any tensor work; a second call is an error.

@@ -109,7 +109,7 @@ impl<B: Backend> Linear<B> {
 
 }
 
-crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>);
+crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>, channel_axis = 1);
 
 /// Re-lays the I8 weight of every [`QuantizedLinear`] channel-major, the layout quantizing
 /// gives it (`quantizers::quantize_per_channel`) and the one the CPU kernels stream best at

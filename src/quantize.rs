@@ -4,6 +4,9 @@
 //! whose type mentions the backend `B` (skip one with `#[quantize(skip)]`). The swappable
 //! layers ([`crate::Linear`], [`crate::Embedding`], [`crate::Conv1d`], [`crate::Conv2d`]) turn
 //! from `Float` into `Int8`; everything else (norms, activations) stays float.
+//!
+//! The [`QuantizeReport`] says, for every layer quantized, how much int8 changed its weight
+//! ([`LayerError`]), worst layer first: the layers to keep float with [`QuantizeConfig::skip`].
 
 use std::fmt;
 
@@ -12,6 +15,7 @@ use burn::nn;
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 
 use crate::Int8Error;
+use crate::weight_error::{LayerError, WeightError};
 
 /// Implemented by every module that can hold swappable layers.
 pub trait Quantize<B: Backend> {
@@ -53,6 +57,7 @@ fn run<B: Backend, M: Quantize<B> + Module<B>>(
     let mut ctx = QuantizeContext { config, mode, path: Vec::new(), report: QuantizeReport::default() };
     candidate.visit_quantize(&mut ctx)?;
     let mut report = ctx.report;
+    report.sort_errors();
     report.bytes_before = bytes_before;
     report.bytes_after = param_bytes::<B, M>(&candidate);
     *model = candidate;
@@ -145,12 +150,41 @@ pub struct QuantizeReport {
     /// Parameter bytes of the whole model before and after (from dtypes and shapes).
     pub bytes_before: usize,
     pub bytes_after: usize,
+    /// How much int8 changed each quantized layer's weight, worst first (lowest SQNR; NaN
+    /// last). Empty after a dequantize. The layers at the top are the ones to keep float with
+    /// [`QuantizeConfig::skip`] when the quantized model loses accuracy.
+    ///
+    /// Measured from the weights alone (no data), once, while quantizing: each layer's int8
+    /// weight is dequantized into one transient float copy, compared with the float weight,
+    /// and dropped. The quantized model computes nothing extra at run time.
+    pub errors: Vec<LayerError>,
+}
+
+impl QuantizeReport {
+    /// The `n` layers int8 changed the most (fewer when fewer were quantized).
+    pub fn worst(&self, n: usize) -> &[LayerError] {
+        &self.errors[..n.min(self.errors.len())]
+    }
+
+    /// Orders [`Self::errors`] worst first: ascending SQNR, NaN last, then the larger worst
+    /// channel error first. Stable, so ties keep the visit order.
+    fn sort_errors(&mut self) {
+        self.errors.sort_by(|a, b| {
+            a.sqnr_db
+                .is_nan()
+                .cmp(&b.sqnr_db.is_nan())
+                .then(a.sqnr_db.total_cmp(&b.sqnr_db))
+                .then(b.worst_channel_relative_error.total_cmp(&a.worst_channel_relative_error))
+        });
+    }
 }
 
 impl fmt::Display for QuantizeReport {
-    /// One summary line, then every skipped layer with its reason (the first 20, and a count).
+    /// One summary line, the layers int8 changed the most (the worst 5, and a count), then
+    /// every skipped layer with its reason (the first 20, and a count).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 20;
+        const WORST_SHOWN: usize = 5;
         write!(
             f,
             "{} layer(s) changed, {} skipped, parameters {} -> {} bytes",
@@ -159,6 +193,24 @@ impl fmt::Display for QuantizeReport {
             self.bytes_before,
             self.bytes_after
         )?;
+        for error in self.worst(WORST_SHOWN) {
+            let path = if error.path.is_empty() { "(root)" } else { error.path.as_str() };
+            write!(
+                f,
+                "\n  worst: {path} ({}): SQNR {:.1} dB, worst channel {} relative error {:.2}%",
+                error.kind,
+                error.sqnr_db,
+                error.worst_channel,
+                100.0 * error.worst_channel_relative_error
+            )?;
+        }
+        if self.errors.len() > WORST_SHOWN {
+            let best = self.errors.iter().map(|e| e.sqnr_db).filter(|s| !s.is_nan()).max_by(f64::total_cmp);
+            write!(f, "\n  ... {} more layer(s)", self.errors.len() - WORST_SHOWN)?;
+            if let Some(best) = best {
+                write!(f, ", best SQNR {best:.1} dB")?;
+            }
+        }
         for (path, reason) in self.skipped.iter().take(SHOWN) {
             write!(f, "\n  stayed float: {path}: {reason}")?;
         }
@@ -207,6 +259,18 @@ impl QuantizeContext<'_> {
             return false;
         }
         true
+    }
+
+    /// Records how much quantizing the current layer (a `kind`) changed its weight; the
+    /// swappable layers call it in [`Mode::Quantize`] only.
+    pub(crate) fn record_error(&mut self, kind: &'static str, error: WeightError) {
+        self.report.errors.push(LayerError {
+            path: self.path(),
+            kind,
+            sqnr_db: error.sqnr_db,
+            worst_channel_relative_error: error.worst_channel_relative_error,
+            worst_channel: error.worst_channel,
+        });
     }
 
     /// Tags an error with the current layer path.
@@ -434,9 +498,12 @@ not_swappable!(
 // ---- The swappable float-or-int8 layers -------------------------------------------------
 
 /// Implements `From<float layer>`, `is_quantized` and [`Quantize`] for a `Float`/`Int8` enum
-/// whose int8 type has `from_float` and `dequantize`.
+/// whose int8 type has `from_float` and `dequantize`, and whose float layer has a `weight`
+/// quantized with one scale per entry of `channel_axis` (as the int8 type's `from_float` calls
+/// `quantize_per_channel`). Quantizing records the weight's error in the report
+/// ([`crate::LayerError`]), through one transient dequantized copy of the weight.
 macro_rules! swappable_layer {
-    ($enum:ident, $int8:ident, $float:ty) => {
+    ($enum:ident, $int8:ident, $float:ty, channel_axis = $axis:expr) => {
         impl<B: burn::tensor::backend::Backend> $enum<B> {
             /// True once the layer holds int8 weights.
             pub fn is_quantized(&self) -> bool {
@@ -458,7 +525,14 @@ macro_rules! swappable_layer {
                 use crate::Mode;
                 let swapped = match (ctx.mode(), &*self) {
                     (Mode::Quantize, $enum::Float(layer)) if ctx.allows_quantize() => {
-                        Some($enum::Int8($int8::from_float(layer).map_err(|e| ctx.locate(e))?))
+                        let int8 = $int8::from_float(layer).map_err(|e| ctx.locate(e))?;
+                        let error = crate::weight_error::weight_error(
+                            layer.weight.val(),
+                            int8.dequantize().weight.val(),
+                            $axis,
+                        );
+                        ctx.record_error(stringify!($enum), error);
+                        Some($enum::Int8(int8))
                     }
                     (Mode::Dequantize, $enum::Int8(layer)) => Some($enum::Float(layer.dequantize())),
                     _ => None,

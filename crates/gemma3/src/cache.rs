@@ -88,19 +88,32 @@ impl<B: Backend> LayerCache<B> {
     }
 }
 
-/// The caches of every layer, and the next absolute position.
+/// The caches of every layer, the next slot, and the left padding of each batch row.
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
     layers: Vec<LayerCache<B>>,
     next_position: usize,
+    pads: Vec<usize>,
 }
 
 impl<B: Backend> KvCache<B> {
     /// One layer cache per entry of `windows` (`None` for global layers).
     pub fn new(windows: Vec<Option<usize>>) -> Self {
-        Self { layers: windows.into_iter().map(LayerCache::new).collect(), next_position: 0 }
+        Self::with_padding(windows, Vec::new())
     }
 
+    /// [`Self::new`] for a batch whose row `b` begins with `pads[b]` pad slots (batched
+    /// generation over prompts of different lengths).
+    pub fn with_padding(windows: Vec<Option<usize>>, pads: Vec<usize>) -> Self {
+        Self { layers: windows.into_iter().map(LayerCache::new).collect(), next_position: 0, pads }
+    }
+
+    /// Left-padding slots per batch row (empty: none).
+    pub fn pads(&self) -> &[usize] {
+        &self.pads
+    }
+
+    /// The next slot: the absolute position of an unpadded row's next token.
     pub fn next_position(&self) -> usize {
         self.next_position
     }

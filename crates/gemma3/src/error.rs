@@ -48,6 +48,12 @@ pub enum Gemma3Error {
 
     #[error("{0}")]
     Preset(String),
+
+    #[error("eval: {0}")]
+    Eval(String),
+
+    #[error("sampling option {option} = {value}: expected {expected}")]
+    InvalidSampler { option: &'static str, value: String, expected: &'static str },
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Gemma3Error {

@@ -1,14 +1,21 @@
 //! Text generation as KerasHub's `Gemma3CausalLM.generate`: `max_length` counts BOS, prompt
 //! and new tokens; greedy by default; stops at `<eos>` or `<end_of_turn>`; returns the prompt
 //! and the continuation as one text.
+//!
+//! [`generate_batch`] takes several prompts at once, as KerasHub's `generate` takes a list:
+//! shorter prompts are left-padded, a mask hides the pad slots and every row keeps its own
+//! positions, so each prompt gets the text it would get alone; each stops at its own end token.
 
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData, backend::Backend};
-use burn_int8_tokenizer::Tokenizer;
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn_int8_tokenizer::{StreamDecoder, Tokenizer};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::config::END_OF_TURN_ID;
 use crate::error::Gemma3Error;
 use crate::model::Gemma3;
+
+/// The token id that fills pad slots (Gemma's `<pad>`; never attended to).
+const PAD_ID: u32 = 0;
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,7 +24,37 @@ pub enum Sampler {
     Greedy,
     /// Sampling at `temperature`, optionally restricted to the `top_k` most likely tokens
     /// and/or the smallest set whose probability reaches `top_p`; reproducible from `seed`.
+    /// Read as HF and llama.cpp read them: `temperature` 0 is greedy, `top_k` 0 (or `None`)
+    /// keeps every token, `top_p` must lie in (0, 1]. [`Sampler::validate`] rejects the rest.
     Random { temperature: f32, top_k: Option<usize>, top_p: Option<f32>, seed: u64 },
+}
+
+impl Sampler {
+    /// The sampler the options describe: greedy when none is given or `temperature` is 0,
+    /// else [`Sampler::Random`] (temperature 1 by default); invalid values are errors.
+    pub fn from_options(temperature: Option<f32>, top_k: Option<usize>, top_p: Option<f32>, seed: u64) -> Result<Self, Gemma3Error> {
+        let sampler = match (temperature, top_k, top_p) {
+            (None, None, None) => Sampler::Greedy,
+            (Some(t), _, _) if t == 0.0 => Sampler::Greedy,
+            _ => Sampler::Random { temperature: temperature.unwrap_or(1.0), top_k, top_p, seed },
+        };
+        sampler.validate()?;
+        Ok(sampler)
+    }
+
+    /// Rejects a negative, NaN or infinite temperature and a `top_p` outside (0, 1].
+    pub fn validate(&self) -> Result<(), Gemma3Error> {
+        let Sampler::Random { temperature, top_p, .. } = self else { return Ok(()) };
+        if !(temperature.is_finite() && *temperature >= 0.0) {
+            return Err(Gemma3Error::InvalidSampler { option: "temperature", value: temperature.to_string(), expected: "a finite value >= 0 (0 is greedy)" });
+        }
+        if let Some(p) = top_p
+            && !(*p > 0.0 && *p <= 1.0)
+        {
+            return Err(Gemma3Error::InvalidSampler { option: "top_p", value: p.to_string(), expected: "a value in (0, 1]" });
+        }
+        Ok(())
+    }
 }
 
 /// Why generation stopped.
@@ -65,50 +102,114 @@ pub fn generate<B: Backend>(
     sampler: &Sampler,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation, Gemma3Error> {
-    let mut ids = encode_prompt(model, tokenizer, prompt, max_length)?;
-    let prompt_tokens = ids.len();
-    let prompt_text = tokenizer.decode(&ids)?;
-    let device = model.device();
-    let mut rng = match sampler {
-        Sampler::Random { seed, .. } => Some(StdRng::seed_from_u64(*seed)),
-        Sampler::Greedy => None,
-    };
+    let mut outputs = generate_batch(model, tokenizer, &[prompt], max_length, sampler, |_, piece| on_text(piece))?;
+    outputs.pop().ok_or(Gemma3Error::EmptyPrompt)
+}
 
-    let mut cache = model.new_cache();
-    let mut input = ids.clone();
-    // Decodes each new token once; holds back a character split across byte tokens.
-    let mut stream = tokenizer.stream_decoder();
-    let mut stop = StopReason::MaxLength;
-    while ids.len() < max_length {
-        let logits = model.forward_last(token_tensor::<B>(&input, &device), &mut cache);
-        let next = match (sampler, rng.as_mut()) {
-            (Sampler::Random { temperature, top_k, top_p, .. }, Some(rng)) => {
-                let logits = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-                sample(&logits, *temperature, *top_k, *top_p, rng)
-            }
-            _ => logits.argmax(1).into_scalar().elem::<i64>() as u32,
+/// One prompt's state during batched generation.
+struct Row<'t> {
+    ids: Vec<u32>,
+    prompt_tokens: usize,
+    prompt_text: String,
+    /// Decodes each new token once; holds back a character split across byte tokens.
+    stream: StreamDecoder<'t>,
+    /// Each prompt samples from its own generator seeded with the sampler's seed, so a prompt
+    /// draws the same tokens in a batch as alone.
+    rng: Option<StdRng>,
+    stop: Option<StopReason>,
+}
+
+/// [`generate`] over several prompts at once, one batch through the model: each prompt
+/// (`max_length` counting its own BOS, prompt and new tokens) gets the text it would get alone
+/// and stops at its own end token. `on_text(i, piece)` streams prompt `i`'s continuation.
+pub fn generate_batch<B: Backend>(
+    model: &Gemma3<B>,
+    tokenizer: &Tokenizer,
+    prompts: &[&str],
+    max_length: usize,
+    sampler: &Sampler,
+    mut on_text: impl FnMut(usize, &str),
+) -> Result<Vec<Generation>, Gemma3Error> {
+    sampler.validate()?;
+    let mut rows = Vec::with_capacity(prompts.len());
+    for prompt in prompts {
+        let ids = encode_prompt(model, tokenizer, prompt, max_length)?;
+        let rng = match sampler {
+            Sampler::Random { seed, .. } => Some(StdRng::seed_from_u64(*seed)),
+            Sampler::Greedy => None,
         };
-        ids.push(next);
-        if next == model.config.eos_token_id || next == END_OF_TURN_ID {
-            stop = StopReason::StopToken(next);
-            break;
-        }
-        let piece = stream.step(next)?;
-        if !piece.is_empty() {
-            on_text(&piece);
-        }
-        input = vec![next];
+        let stop = (ids.len() >= max_length).then_some(StopReason::MaxLength);
+        rows.push(Row { prompt_tokens: ids.len(), prompt_text: tokenizer.decode(&ids)?, ids, stream: tokenizer.stream_decoder(), rng, stop });
     }
-    let end = match stop {
-        StopReason::StopToken(_) => ids.len() - 1,
-        StopReason::MaxLength => ids.len(),
-    };
-    let rest = stream.finish()?;
-    if !rest.is_empty() {
-        on_text(&rest);
+    let longest = rows.iter().map(|row| row.ids.len()).max().unwrap_or(0);
+    let pads: Vec<usize> = rows.iter().map(|row| longest - row.ids.len()).collect();
+    let device = model.device();
+    let mut cache = model.new_padded_cache(pads.clone());
+    // The first pass feeds every prompt left-padded to the longest; later passes one token each.
+    let mut input: Vec<u32> = rows.iter().zip(&pads).flat_map(|(row, &pad)| std::iter::repeat_n(PAD_ID, pad).chain(row.ids.iter().copied())).collect();
+    let mut width = longest;
+    while rows.iter().any(|row| row.stop.is_none()) {
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(input.iter().map(|&id| id as i64).collect::<Vec<_>>(), [rows.len(), width]), &device);
+        let logits = model.forward_last(ids, &mut cache);
+        let next = next_tokens(logits, sampler, &mut rows);
+        for (index, (row, &token)) in rows.iter_mut().zip(&next).enumerate() {
+            if row.stop.is_some() {
+                continue;
+            }
+            row.ids.push(token);
+            if token == model.config.eos_token_id || token == END_OF_TURN_ID {
+                row.stop = Some(StopReason::StopToken(token));
+                continue;
+            }
+            let piece = row.stream.step(token)?;
+            if !piece.is_empty() {
+                on_text(index, &piece);
+            }
+            if row.ids.len() >= max_length {
+                row.stop = Some(StopReason::MaxLength);
+            }
+        }
+        input = rows.iter().zip(next).map(|(row, token)| if row.stop.is_some() { PAD_ID } else { token }).collect();
+        width = 1;
     }
-    let continuation = tokenizer.decode(&ids[prompt_tokens..end])?;
-    Ok(Generation { text: format!("{prompt_text}{continuation}"), token_ids: ids, prompt_tokens, stop })
+    rows.into_iter()
+        .enumerate()
+        .map(|(index, mut row)| {
+            let stop = row.stop.unwrap_or(StopReason::MaxLength);
+            let end = match stop {
+                StopReason::StopToken(_) => row.ids.len() - 1,
+                StopReason::MaxLength => row.ids.len(),
+            };
+            let rest = row.stream.finish()?;
+            if !rest.is_empty() {
+                on_text(index, &rest);
+            }
+            let continuation = tokenizer.decode(&row.ids[row.prompt_tokens..end])?;
+            Ok(Generation { text: format!("{}{continuation}", row.prompt_text), token_ids: row.ids, prompt_tokens: row.prompt_tokens, stop })
+        })
+        .collect()
+}
+
+/// The next token of every row from `logits [batch, vocab]`: argmax on the device when greedy,
+/// else each row sampled on the host with its own generator.
+fn next_tokens<B: Backend>(logits: Tensor<B, 2>, sampler: &Sampler, rows: &mut [Row<'_>]) -> Vec<u32> {
+    match sampler {
+        Sampler::Greedy => {
+            let ids = logits.argmax(1).into_data().convert::<i64>();
+            ids.to_vec::<i64>().unwrap_or_default().into_iter().map(|id| id as u32).collect()
+        }
+        Sampler::Random { temperature, top_k, top_p, .. } => {
+            let [_, vocab] = logits.dims();
+            let values = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+            rows.iter_mut()
+                .zip(values.chunks(vocab.max(1)))
+                .map(|(row, logits)| match row.rng.as_mut() {
+                    Some(rng) => sample(logits, *temperature, *top_k, *top_p, rng),
+                    None => PAD_ID,
+                })
+                .collect()
+        }
+    }
 }
 
 /// `[1, len]` token ids on `device`.
@@ -117,13 +218,17 @@ pub fn token_tensor<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 2,
     Tensor::from_data(TensorData::new(values, [1, ids.len()]), device)
 }
 
-/// Temperature, top-k and top-p sampling on host logits.
+/// Temperature, top-k and top-p sampling on host logits (options already validated;
+/// temperature 0 is greedy, top-k 0 keeps every token).
 fn sample(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<f32>, rng: &mut StdRng) -> u32 {
-    let temperature = if temperature.is_finite() && temperature > 0.0 { temperature } else { 1.0 };
     let mut candidates: Vec<(usize, f32)> = logits.iter().copied().enumerate().filter(|(_, l)| l.is_finite()).collect();
+    // Stable sort: among equal logits the lowest id comes first, as argmax picks it.
     candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
-    if let Some(k) = top_k {
-        candidates.truncate(k.max(1));
+    if temperature == 0.0 {
+        return candidates.first().map_or(PAD_ID, |c| c.0 as u32);
+    }
+    if let Some(k) = top_k.filter(|&k| k > 0) {
+        candidates.truncate(k);
     }
     let max = candidates.first().map_or(0.0, |c| c.1);
     let mut weights: Vec<f64> = candidates.iter().map(|c| (((c.1 - max) / temperature) as f64).exp()).collect();
@@ -148,5 +253,5 @@ fn sample(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<
             return candidate.0 as u32;
         }
     }
-    candidates.last().map_or(0, |c| c.0 as u32)
+    candidates.last().map_or(PAD_ID, |c| c.0 as u32)
 }

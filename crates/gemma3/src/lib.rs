@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cache;
 pub mod config;
 mod error;
+pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod load;
@@ -26,7 +27,8 @@ pub use burn_int8_tokenizer as tokenizer;
 pub use cache::KvCache;
 pub use config::Gemma3Config;
 pub use error::Gemma3Error;
-pub use generate::{Generation, Sampler, StopReason, generate};
+pub use eval::{EvalOptions, EvalReport, evaluate};
+pub use generate::{Generation, Sampler, StopReason, generate, generate_batch};
 pub use model::Gemma3;
 pub use gguf_tokenizer::tokenizer_from_gguf;
 

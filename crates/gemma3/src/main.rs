@@ -1,7 +1,8 @@
 //! `burn-int8`: the command line. Results go to stdout; logs and progress bars to stderr.
 //!
 //! ```text
-//! burn-int8 gemma3 generate --model PATH --prompt TEXT [--max-length 50] [--backend flex] [--int8]
+//! burn-int8 gemma3 generate --model PATH --prompt TEXT [--prompt TEXT ...] [--max-length 50] [--backend flex] [--int8] [--json]
+//! burn-int8 gemma3 eval     --model PATH --text FILE [--context 512] [--chunks N] [--keep-float LAYER] [--json]
 //! burn-int8 gemma3 logits   --model PATH --tokens 2,236855,9840 --out FILE.safetensors [--int8]
 //! burn-int8 gemma3 save     --model PATH --out DIR [--int8] [--overwrite]
 //! burn-int8 gemma3 export-hf --model PATH --out DIR
@@ -38,23 +39,54 @@ enum Command {
 #[derive(Subcommand)]
 enum Gemma3Command {
     /// Generate text, streaming it to stdout (the prompt included, as KerasHub returns it).
+    /// Several `--prompt`s run as one batch; each result is printed when all are done.
     Generate {
         #[command(flatten)]
         model: ModelArgs,
-        #[arg(long)]
-        prompt: String,
+        #[arg(long, required = true)]
+        prompt: Vec<String>,
         /// Tokens in all: BOS, prompt and new tokens (KerasHub's `max_length`).
         #[arg(long, default_value_t = 50)]
         max_length: usize,
-        /// Sample at this temperature instead of greedy decoding.
-        #[arg(long)]
+        /// Sample at this temperature instead of greedy decoding (0: greedy).
+        #[arg(long, allow_negative_numbers = true)]
         temperature: Option<f32>,
+        /// Sample among the k most likely tokens (0: all of them).
         #[arg(long)]
         top_k: Option<usize>,
-        #[arg(long)]
+        /// Sample among the most likely tokens whose probabilities reach p, in (0, 1].
+        #[arg(long, allow_negative_numbers = true)]
         top_p: Option<f32>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// One JSON line per prompt, `{"prompt": ..., "text": ...}`, instead of plain text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Perplexity of the float model and of its int8 quantization on a text, and the KL
+    /// divergence between them, scored like llama.cpp's `llama-perplexity`.
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// A UTF-8 text file (e.g. /usr/share/common-licenses/GPL-3).
+        #[arg(long)]
+        text: PathBuf,
+        /// Tokens per window; the second half of each window is scored.
+        #[arg(long, default_value_t = 512)]
+        context: usize,
+        /// Score at most this many windows (default: every whole window of the text).
+        #[arg(long)]
+        chunks: Option<usize>,
+        /// Keep this layer (and everything under it) float on the int8 side, e.g.
+        /// `layers.5.mlp.down_proj`; repeatable. The quantize report names the worst layers.
+        #[arg(long)]
+        keep_float: Vec<String>,
+        /// CPU threads (rayon); default: all cores.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// End with one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// One forward pass over exactly these token ids; writes `logits` f32 [seq, vocab].
     Logits {
@@ -93,6 +125,9 @@ enum Gemma3Command {
         /// Prefill passes; the median is reported.
         #[arg(long, default_value_t = 3)]
         prefill_runs: usize,
+        /// Batch sizes to measure (comma-separated), each row a copy of the prompt.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        batch: Vec<usize>,
         /// Internal: measure one precision (`fp32` or `int8`) in this process.
         #[arg(long, hide = true)]
         only: Option<String>,
@@ -114,7 +149,8 @@ struct ModelArgs {
     /// ndarray, flex, wgpu or cuda (those compiled in).
     #[arg(long, default_value = "flex")]
     backend: String,
-    /// Quantize to int8 (while loading, for GGUF and HF checkpoints).
+    /// Quantize to int8 (while loading, for GGUF and HF checkpoints). `eval` measures both
+    /// precisions and ignores it.
     #[arg(long)]
     int8: bool,
 }
@@ -153,12 +189,13 @@ fn run(cli: Cli) -> Result<(), Error> {
         | Gemma3Command::Logits { model, .. }
         | Gemma3Command::Save { model, .. }
         | Gemma3Command::ExportHf { model, .. }
+        | Gemma3Command::Eval { model, .. }
         | Gemma3Command::Bench { model, .. } => model.clone(),
     };
-    if let Gemma3Command::Bench { threads, json, only: None, prompt_tokens, new_tokens, .. } = &command {
-        return bench_parent(&args, *threads, *json, [*prompt_tokens, *new_tokens]);
+    if let Gemma3Command::Bench { threads, json, only: None, prompt_tokens, new_tokens, batch, .. } = &command {
+        return bench_parent(&args, *threads, *json, [*prompt_tokens, *new_tokens], batch);
     }
-    if let Gemma3Command::Bench { threads: Some(threads), .. } = &command {
+    if let Gemma3Command::Bench { threads: Some(threads), .. } | Gemma3Command::Eval { threads: Some(threads), .. } = &command {
         burn_int8_gemma3::backend::set_num_threads(*threads)?;
     }
     let kind: BackendKind = args.backend.parse()?;
@@ -169,15 +206,22 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B::Device) -> Result<(), Error> {
+    // Options are checked before the (slow) load.
+    let sampler = match command {
+        Gemma3Command::Generate { temperature, top_k, top_p, seed, .. } => Sampler::from_options(*temperature, *top_k, *top_p, *seed)
+            .map_err(|e| format!("{e} (--temperature, --top-k, --top-p)"))?,
+        _ => Sampler::Greedy,
+    };
+    if let Gemma3Command::Eval { model, text, context, chunks, keep_float, json, .. } = command {
+        return eval::<B>(model, text, &gemma3::EvalOptions { context: *context, max_windows: *chunks }, keep_float, *json, device);
+    }
     let (model, tokenizer) = load::<B>(args, device)?;
     match command {
-        Gemma3Command::Generate { prompt, max_length, temperature, top_k, top_p, seed, .. } => {
-            let sampler = match temperature {
-                None if top_k.is_none() && top_p.is_none() => Sampler::Greedy,
-                _ => Sampler::Random { temperature: temperature.unwrap_or(1.0), top_k: *top_k, top_p: *top_p, seed: *seed },
-            };
-            generate(&model, &tokenizer, prompt, *max_length, &sampler)
-        }
+        Gemma3Command::Generate { prompt, max_length, json, .. } => match prompt.as_slice() {
+            [single] if !json => generate(&model, &tokenizer, single, *max_length, &sampler),
+            prompts => generate_many(&model, &tokenizer, prompts, *max_length, &sampler, *json),
+        },
+        Gemma3Command::Eval { .. } => Ok(()),
         Gemma3Command::Logits { tokens, out, .. } => logits(&model, tokens, out),
         Gemma3Command::Save { out, overwrite, .. } => {
             gemma3::preset::save_to_preset(&model, &tokenizer, out, *overwrite)?;
@@ -186,15 +230,24 @@ fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B:
             Ok(())
         }
         Gemma3Command::ExportHf { out, .. } => Ok(gemma3::export::export_hf(&model, &tokenizer, out)?),
-        Gemma3Command::Bench { prompt_tokens, new_tokens, prefill_runs, .. } => {
-            bench_child(&model, &tokenizer, *prompt_tokens, *new_tokens, (*prefill_runs).max(1))
+        Gemma3Command::Bench { prompt_tokens, new_tokens, prefill_runs, batch, .. } => {
+            let mut measured = Vec::new();
+            for &batch in batch {
+                measured.push(bench_child(&model, &tokenizer, *prompt_tokens, *new_tokens, (*prefill_runs).max(1), batch.max(1))?);
+            }
+            // The first batch size's figures at the top level: the format of earlier results.
+            let mut result = measured.first().cloned().unwrap_or_default();
+            result["peak_rss_bytes"] = peak_rss_bytes().unwrap_or(0).into();
+            result["batches"] = measured.into();
+            println!("{result}");
+            Ok(())
         }
     }
 }
 
 /// Runs `bench --only fp32` and `--only int8` as child processes (peak RSS only grows, so each
 /// precision needs its own process) and reports both with the int8/fp32 ratios.
-fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool, [prompt_tokens, new_tokens]: [usize; 2]) -> Result<(), Error> {
+fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool, [prompt_tokens, new_tokens]: [usize; 2], batches: &[usize]) -> Result<(), Error> {
     let _: BackendKind = args.backend.parse()?;
     let binary = std::env::current_exe()?;
     let mut results = Vec::new();
@@ -221,12 +274,31 @@ fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool, [prompt_to
         println!("{name:<6} {:>14.1} {:>14.2} {mib:>14.0}", result["prefill_tok_s"].as_f64().unwrap_or(0.0), result["decode_tok_s"].as_f64().unwrap_or(0.0));
     }
     println!("{:<6} {:>13.2}x {:>13.2}x {:>13.2}x", "int8/fp32", ratio("prefill_tok_s"), ratio("decode_tok_s"), ratio("peak_rss_bytes"));
+    if batches.len() > 1 || batches.first().is_some_and(|&b| b > 1) {
+        println!("\n{:<6} {:>6} {:>14} {:>14} {:>10} {:>10}", "", "batch", "prefill tok/s", "decode tok/s", "prefill x", "decode x");
+        let rows = |result: &serde_json::Value| result["batches"].as_array().cloned().unwrap_or_default();
+        let (fp32, int8) = (rows(&results[0]), rows(&results[1]));
+        for (index, batch) in batches.iter().enumerate() {
+            for (name, row) in [("fp32", fp32.get(index)), ("int8", int8.get(index))] {
+                let value = |key: &str| row.and_then(|r| r[key].as_f64()).unwrap_or(0.0);
+                let base = |key: &str| fp32.get(index).and_then(|r| r[key].as_f64()).unwrap_or(1.0).max(1e-12);
+                println!(
+                    "{name:<6} {batch:>6} {:>14.1} {:>14.2} {:>9.2}x {:>9.2}x",
+                    value("prefill_tok_s"),
+                    value("decode_tok_s"),
+                    value("prefill_tok_s") / base("prefill_tok_s"),
+                    value("decode_tok_s") / base("decode_tok_s")
+                );
+            }
+        }
+    }
     if json {
         let summary = serde_json::json!({
             "backend": args.backend,
             "threads": threads,
             "prompt_tokens": prompt_tokens,
             "new_tokens": new_tokens,
+            "batch": batches,
             "cpu_kernels": cpu_kernels(),
             "fp32": results[0],
             "int8": results[1],
@@ -236,15 +308,17 @@ fn bench_parent(args: &ModelArgs, threads: Option<usize>, json: bool, [prompt_to
     Ok(())
 }
 
-/// One precision: prefill (one forward pass over the prompt, logits of the last position; the
-/// median of `prefill_runs`) and greedy decode of `new_tokens`, timed after a warm-up; prints one JSON line.
+/// One precision and batch size: prefill (one forward pass over `batch` copies of the prompt,
+/// logits of the last position; the median of `prefill_runs`) and greedy decode of
+/// `new_tokens` per row, timed after a warm-up. Tokens per second count every row.
 fn bench_child<B: Backend>(
     model: &Gemma3<B>,
     tokenizer: &Tokenizer,
     prompt_tokens: usize,
     new_tokens: usize,
     prefill_runs: usize,
-) -> Result<(), Error> {
+    batch: usize,
+) -> Result<serde_json::Value, Error> {
     const TEXT: &str = "Keras is a deep learning API written in Python that runs on top of JAX, TensorFlow, or PyTorch. \
         It was developed with a focus on enabling fast experimentation. ";
     let mut ids = tokenizer.encode(&TEXT.repeat(prompt_tokens / 8 + 1), true)?;
@@ -253,19 +327,28 @@ fn bench_child<B: Backend>(
         return Err("prompt_tokens + new_tokens exceed the model's context".into());
     }
     let device = model.device();
-    let next_token = |logits: burn::tensor::Tensor<B, 2>| -> u32 { burn::tensor::ElementConversion::elem::<i64>(logits.argmax(1).into_scalar()) as u32 };
+    let tokens = |ids: &[u32], rows: usize| {
+        let values: Vec<i64> = (0..rows).flat_map(|_| ids.iter().map(|&id| id as i64)).collect();
+        burn::tensor::Tensor::<B, 2, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(values, [rows, ids.len()]), &device)
+    };
+    // Every row decodes the same greedy token (the rows are copies): one argmax per step.
+    let next_token = |logits: burn::tensor::Tensor<B, 2>| -> u32 {
+        let [rows, vocab] = logits.dims();
+        let first = logits.slice([0..1.min(rows), 0..vocab]);
+        burn::tensor::ElementConversion::elem::<i64>(first.argmax(1).into_scalar()) as u32
+    };
 
     // Warm-up: kernels compiled, caches filled.
     let mut cache = model.new_cache();
-    let token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&ids[..ids.len().min(8)], &device), &mut cache));
-    let _ = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&[token], &device), &mut cache));
+    let token = next_token(model.forward_last(tokens(&ids[..ids.len().min(8)], batch), &mut cache));
+    let _ = next_token(model.forward_last(tokens(&[token], batch), &mut cache));
 
     // Prefill: the median of several passes (one pass is at the mercy of a noisy machine).
     let mut prefill_times = Vec::new();
     let (mut token, mut cache) = loop {
         let mut cache = model.new_cache();
         let start = Instant::now();
-        let token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&ids, &device), &mut cache));
+        let token = next_token(model.forward_last(tokens(&ids, batch), &mut cache));
         prefill_times.push(start.elapsed().as_secs_f64());
         if prefill_times.len() == prefill_runs {
             break (token, cache);
@@ -276,18 +359,16 @@ fn bench_child<B: Backend>(
     let bar = ProgressBar::new(new_tokens as u64).with_style(ProgressStyle::with_template("decode {bar:30} {pos}/{len} {per_sec}")?);
     let start = Instant::now();
     for _ in 0..new_tokens {
-        token = next_token(model.forward_last(gemma3::generate::token_tensor::<B>(&[token], &device), &mut cache));
+        token = next_token(model.forward_last(tokens(&[token], batch), &mut cache));
         bar.inc(1);
     }
     let decode = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let result = serde_json::json!({
-        "prefill_tok_s": ids.len() as f64 / prefill,
-        "decode_tok_s": new_tokens as f64 / decode,
-        "peak_rss_bytes": peak_rss_bytes().unwrap_or(0),
-    });
-    println!("{result}");
-    Ok(())
+    Ok(serde_json::json!({
+        "batch": batch,
+        "prefill_tok_s": (batch * ids.len()) as f64 / prefill,
+        "decode_tok_s": (batch * new_tokens) as f64 / decode,
+    }))
 }
 
 fn load<B: Backend>(args: &ModelArgs, device: &B::Device) -> Result<(Gemma3<B>, Tokenizer), Error> {
@@ -319,6 +400,64 @@ fn generate<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompt: &str, 
     writeln!(stdout)?;
     let new_tokens = output.token_ids.len() - output.prompt_tokens;
     tracing::info!(new_tokens, tokens_per_s = new_tokens as f64 / start.elapsed().as_secs_f64(), stop = ?output.stop, "generated");
+    Ok(())
+}
+
+/// Several prompts as one batch; each result printed once all are done, between `--- i/n ---`
+/// lines, or with `json` as one `{"prompt": ..., "text": ...}` line per prompt.
+fn generate_many<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompts: &[String], max_length: usize, sampler: &Sampler, json: bool) -> Result<(), Error> {
+    let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template("{bar:30} {pos} tokens {per_sec} [{elapsed}]")?);
+    let outputs = gemma3::generate_batch(model, tokenizer, &prompts, max_length, sampler, |_, _| bar.inc(1))?;
+    bar.finish_and_clear();
+    let mut stdout = std::io::stdout().lock();
+    for (index, (prompt, output)) in prompts.iter().zip(&outputs).enumerate() {
+        if json {
+            writeln!(stdout, "{}", serde_json::json!({"prompt": prompt, "text": output.text}))?;
+        } else {
+            writeln!(stdout, "--- {}/{} ---\n{}", index + 1, prompts.len(), output.text)?;
+        }
+    }
+    Ok(())
+}
+
+/// `eval`: loads the model once as float; the int8 side is its quantization (or, for an int8
+/// preset, the float side is its dequantization, and the output says so).
+fn eval<B: Backend>(args: &ModelArgs, text: &Path, options: &gemma3::EvalOptions, keep_float: &[String], json: bool, device: &B::Device) -> Result<(), Error> {
+    use burn_int8::QuantizeExt;
+    let content = std::fs::read_to_string(text).map_err(|e| format!("--text {}: {e}", text.display()))?;
+    let float_args = ModelArgs { int8: false, ..args.clone() };
+    let (loaded, tokenizer) = load::<B>(&float_args, device)?;
+    let tokens = tokenizer.encode(&content, true)?;
+    gemma3::eval::window_count(tokens.len(), loaded.config.max_position_embeddings, options).map_err(|e| format!("{e} (--text, --context)"))?;
+    let (fp32, int8, fp32_source) = if loaded.is_quantized() {
+        let mut fp32 = loaded.clone();
+        fp32.dequantize()?;
+        (fp32, loaded, "dequantized from the int8 preset")
+    } else {
+        let mut config = burn_int8::QuantizeConfig::default();
+        for layer in keep_float {
+            config = config.skip(layer.clone());
+        }
+        let mut int8 = loaded.clone();
+        let report = int8.quantize_with(&config)?;
+        eprintln!("quantize: {report}");
+        (loaded, int8, "the checkpoint's float weights")
+    };
+    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template("eval {bar:30} {pos}/{len} windows [{elapsed}<{eta}]")?);
+    let report = gemma3::evaluate(&fp32, &int8, &tokens, options, |done, windows| {
+        bar.set_length(windows as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!("{} ({}), fp32: {fp32_source}", args.model.display(), text.display());
+    println!("{report}");
+    if json {
+        let mut summary = report.to_json();
+        summary["fp32"]["source"] = fp32_source.into();
+        summary["keep_float"] = keep_float.into();
+        println!("{summary}");
+    }
     Ok(())
 }
 

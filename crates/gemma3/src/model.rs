@@ -55,24 +55,32 @@ impl Rope {
     /// Tables for positions `start..start + len` and `heads` heads, `[1, len, heads, head_dim]`,
     /// the layout of the projections, so that applying them is a same-shape product (the fast
     /// path of CPU backends) rather than a broadcast or a strided walk.
-    pub fn tables<B: Backend>(&self, start: usize, len: usize, heads: usize, device: &B::Device) -> RopeTables<B> {
+    ///
+    /// With left padding (`pads[b]` pad slots before row `b`'s first token) the tables are
+    /// `[batch, len, heads, head_dim]` and slot `s` of row `b` is at position `s - pads[b]`, so
+    /// every row sees the positions it would see alone. Pad slots get position 0 (their output
+    /// is never used).
+    pub fn tables<B: Backend>(&self, start: usize, len: usize, heads: usize, pads: &[usize], device: &B::Device) -> RopeTables<B> {
         let half = self.inverse_frequencies.len();
-        let size = len * heads * half * 2;
+        let row_pads: &[usize] = if pads.iter().all(|&pad| pad == 0) { &[0] } else { pads };
+        let size = row_pads.len() * len * heads * half * 2;
         let (mut cos, mut sin) = (Vec::with_capacity(size), Vec::with_capacity(size));
-        for position in start..start + len {
-            let position = position as f32 / self.scaling;
-            let angles = self.inverse_frequencies.iter().map(|&frequency| position * frequency);
-            let (row_cos, row_sin): (Vec<f32>, Vec<f32>) = angles.map(|angle| (angle.cos(), angle.sin())).unzip();
-            for _ in 0..heads {
-                // Both halves share the angles; the first half of `sin` carries rotate-half's
-                // minus sign (exact: `(-a)·b = -(a·b)`).
-                cos.extend_from_slice(&row_cos);
-                cos.extend_from_slice(&row_cos);
-                sin.extend(row_sin.iter().map(|v| -v));
-                sin.extend_from_slice(&row_sin);
+        for &pad in row_pads {
+            for slot in start..start + len {
+                let position = slot.saturating_sub(pad) as f32 / self.scaling;
+                let angles = self.inverse_frequencies.iter().map(|&frequency| position * frequency);
+                let (row_cos, row_sin): (Vec<f32>, Vec<f32>) = angles.map(|angle| (angle.cos(), angle.sin())).unzip();
+                for _ in 0..heads {
+                    // Both halves share the angles; the first half of `sin` carries rotate-half's
+                    // minus sign (exact: `(-a)·b = -(a·b)`).
+                    cos.extend_from_slice(&row_cos);
+                    cos.extend_from_slice(&row_cos);
+                    sin.extend(row_sin.iter().map(|v| -v));
+                    sin.extend_from_slice(&row_sin);
+                }
             }
         }
-        let shape = [1, len, heads, half * 2];
+        let shape = [row_pads.len(), len, heads, half * 2];
         RopeTables {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),
             signed_sin: Tensor::from_data(TensorData::new(sin, shape), device),
@@ -108,6 +116,8 @@ impl<B: Backend> RopeTables<B> {
 pub struct LayerInputs<B: Backend> {
     pub queries: RopeTables<B>,
     pub keys: RopeTables<B>,
+    /// Left-padding slots per batch row (empty or all zero: no padding).
+    pads: Vec<usize>,
     /// The last mask built, with what it was built for.
     mask: RefCell<Option<(MaskKey, Tensor<B, 4, Bool>)>>,
 }
@@ -116,12 +126,15 @@ pub struct LayerInputs<B: Backend> {
 type MaskKey = (usize, usize, usize, usize, usize, Option<usize>);
 
 impl<B: Backend> LayerInputs<B> {
-    pub fn new(queries: RopeTables<B>, keys: RopeTables<B>) -> Self {
-        Self { queries, keys, mask: RefCell::new(None) }
+    pub fn new(queries: RopeTables<B>, keys: RopeTables<B>, pads: Vec<usize>) -> Self {
+        let pads = if pads.iter().all(|&pad| pad == 0) { Vec::new() } else { pads };
+        Self { queries, keys, pads, mask: RefCell::new(None) }
     }
 
-    /// True where a query may NOT see a key: the future, and beyond `window` on local
-    /// layers. Rows are (position, head in group) pairs, `group` heads per position.
+    /// True where a query may NOT see a key: the future, beyond `window` on local layers, and
+    /// a row's pad slots (except a pad slot seeing itself, so that no row is all hidden and no
+    /// NaN reaches the cache). Rows are (position, head in group) pairs, `group` heads per
+    /// position; the shape is `[batch, 1, rows, keys]` with padding, else `[1, 1, rows, keys]`.
     fn mask(&self, key: MaskKey, device: &B::Device) -> Tensor<B, 4, Bool> {
         let (group, seq, start, keys, key_start, window) = key;
         if let Some((built_for, mask)) = self.mask.borrow().as_ref()
@@ -129,16 +142,21 @@ impl<B: Backend> LayerInputs<B> {
         {
             return mask.clone();
         }
-        let mut hidden = Vec::with_capacity(group * seq * keys);
-        for row in 0..group * seq {
-            let query = start + row / group;
-            for key in key_start..key_start + keys {
-                let future = key > query;
-                let outside = window.is_some_and(|window| query - key.min(query) >= window);
-                hidden.push(future || outside);
+        let row_pads: &[usize] = if self.pads.is_empty() { &[0] } else { &self.pads };
+        let mut hidden = Vec::with_capacity(row_pads.len() * group * seq * keys);
+        for &pad in row_pads {
+            for row in 0..group * seq {
+                let query = start + row / group;
+                for key in key_start..key_start + keys {
+                    let future = key > query;
+                    let outside = window.is_some_and(|window| query - key.min(query) >= window);
+                    let padding = key < pad && key != query;
+                    hidden.push(future || outside || padding);
+                }
             }
         }
-        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(hidden, [group * seq, keys]), device).unsqueeze::<4>();
+        let shape = [row_pads.len(), group * seq, keys];
+        let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, shape), device).unsqueeze_dim::<4>(1);
         *self.mask.borrow_mut() = Some((key, mask.clone()));
         mask
     }
@@ -184,7 +202,7 @@ impl<B: Backend> Attention<B> {
         let group = heads / kv_heads;
         let q = q.reshape([batch, seq, kv_heads, group * head_dim]).swap_dims(1, 2).reshape([batch, kv_heads, seq * group, head_dim]);
         let scores = q.matmul(k.transpose());
-        let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &scores.device());
+        let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &scores.device()).expand(scores.dims());
         let probabilities = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
         let output = probabilities
             .matmul(v)
@@ -321,12 +339,19 @@ impl<B: Backend> Gemma3<B> {
         }
     }
 
-    /// A cache for one sequence; local layers keep at most a window of keys.
+    /// A cache for one sequence (or a batch of equal-length ones); local layers keep at most a
+    /// window of keys.
     pub fn new_cache(&self) -> KvCache<B> {
+        self.new_padded_cache(Vec::new())
+    }
+
+    /// A cache for a batch of left-padded sequences: row `b` starts with `pads[b]` pad slots,
+    /// which no real token attends to, and its first real token is at position 0.
+    pub fn new_padded_cache(&self, pads: Vec<usize>) -> KvCache<B> {
         let windows = (0..self.config.num_layers)
             .map(|i| (!self.config.is_global_layer(i)).then_some(self.config.sliding_window))
             .collect();
-        KvCache::new(windows)
+        KvCache::with_padding(windows, pads)
     }
 
     /// `embed(ids) * sqrt(hidden)`.
@@ -335,14 +360,16 @@ impl<B: Backend> Gemma3<B> {
         self.embed_tokens.forward(ids).mul_scalar(scale)
     }
 
-    /// What local and global layers share in a pass over `len` positions from `start`.
-    pub fn layer_inputs(&self, start: usize, len: usize, device: &B::Device) -> [LayerInputs<B>; 2] {
+    /// What local and global layers share in a pass over `len` slots from `start`, for rows
+    /// left-padded by `pads` (empty: no padding).
+    pub fn layer_inputs(&self, start: usize, len: usize, pads: &[usize], device: &B::Device) -> [LayerInputs<B>; 2] {
         let config = &self.config;
         let local = Rope::new(config.head_dim, config.rope_local_base, 1.0);
         let global = Rope::new(config.head_dim, config.rope_global_base, config.rope_global_scaling);
         [local, global].map(|rope| {
-            let queries = rope.tables(start, len, config.num_heads, device);
-            LayerInputs::new(queries, rope.tables(start, len, config.num_kv_heads, device))
+            let queries = rope.tables(start, len, config.num_heads, pads, device);
+            let keys = rope.tables(start, len, config.num_kv_heads, pads, device);
+            LayerInputs::new(queries, keys, pads.to_vec())
         })
     }
 
@@ -351,7 +378,7 @@ impl<B: Backend> Gemma3<B> {
     pub fn forward_hidden(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         let [_, seq] = ids.dims();
         let start = cache.next_position();
-        let [local, global] = self.layer_inputs(start, seq, &ids.device());
+        let [local, global] = self.layer_inputs(start, seq, cache.pads(), &ids.device());
         let mut x = self.embed(ids);
         for (i, layer) in self.layers.iter().enumerate() {
             let inputs = if self.config.is_global_layer(i) { &global } else { &local };

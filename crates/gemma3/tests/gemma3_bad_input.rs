@@ -213,3 +213,153 @@ fn the_cli_names_bad_backends_and_writes_logits() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("999"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn sampling_options_read_as_hf_and_llamacpp() {
+    use gemma3::Sampler as S;
+    // Temperature 0 is greedy; no option at all is greedy.
+    assert_eq!(S::from_options(Some(0.0), Some(40), Some(0.9), 1).unwrap(), S::Greedy);
+    assert_eq!(S::from_options(None, None, None, 1).unwrap(), S::Greedy);
+    for bad in [f32::NAN, f32::INFINITY, -1.0] {
+        let error = S::from_options(Some(bad), None, None, 1).unwrap_err();
+        assert!(matches!(error, Gemma3Error::InvalidSampler { option: "temperature", .. }), "{bad}: {error}");
+    }
+    for bad in [f32::NAN, -0.1, 0.0, 1.5] {
+        let error = S::from_options(Some(0.8), None, Some(bad), 1).unwrap_err();
+        assert!(matches!(error, Gemma3Error::InvalidSampler { option: "top_p", .. }), "{bad}: {error}");
+    }
+    assert!(S::from_options(Some(0.8), None, Some(1.0), 1).is_ok());
+
+    let dir = write_hf_dir("sampling", &tiny_config(), |_| {});
+    let (model, tokenizer) = load(&dir).unwrap();
+    let run = |sampler: &S| gemma3::generate(&model, &tokenizer, "ab a", 16, sampler, |_| {});
+    // The library validates too, not only the CLI.
+    let nan = S::Random { temperature: f32::NAN, top_k: None, top_p: None, seed: 3 };
+    assert!(matches!(run(&nan), Err(Gemma3Error::InvalidSampler { option: "temperature", .. })));
+    // A Random sampler at temperature 0 is greedy.
+    let cold = S::Random { temperature: 0.0, top_k: None, top_p: None, seed: 3 };
+    assert_eq!(run(&cold).unwrap().token_ids, run(&S::Greedy).unwrap().token_ids);
+    // top-k 0 keeps every token: the same draws as no top-k.
+    let without = S::Random { temperature: 1.5, top_k: None, top_p: None, seed: 3 };
+    let zero = S::Random { temperature: 1.5, top_k: Some(0), top_p: None, seed: 3 };
+    assert_eq!(run(&zero).unwrap().token_ids, run(&without).unwrap().token_ids);
+    // top-k 1 is greedy whatever the temperature.
+    let one = S::Random { temperature: 1.5, top_k: Some(1), top_p: None, seed: 3 };
+    assert_eq!(run(&one).unwrap().token_ids, run(&S::Greedy).unwrap().token_ids);
+
+    // The CLI says which option is wrong before loading anything.
+    let binary = env!("CARGO_BIN_EXE_burn-int8");
+    let model_dir = dir.to_str().unwrap();
+    for (option, value) in [("--temperature", "nan"), ("--temperature", "-1"), ("--top-p", "0")] {
+        let output = Command::new(binary).args(["gemma3", "generate", "--model", model_dir, "--prompt", "ab", option, value]).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&option[2..].replace('-', "_")) && stderr.contains(option), "{option} {value}: {stderr}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Batched generation gives every prompt the tokens it gets alone: prompts whose lengths differ
+/// by more than the sliding window (4), greedy and sampled, streamed per prompt.
+#[test]
+fn batched_generation_equals_one_prompt_at_a_time() {
+    let dir = write_hf_dir("batch", &tiny_config(), |_| {});
+    let (model, tokenizer) = load(&dir).unwrap();
+    let prompts = ["ab a", "a", "ababab ab a b abba", "b b"];
+    let samplers = [Sampler::Greedy, Sampler::Random { temperature: 0.9, top_k: Some(50), top_p: Some(0.95), seed: 11 }];
+    for sampler in &samplers {
+        for max_length in [16, 30] {
+            let mut streamed = vec![String::new(); prompts.len()];
+            let batch = gemma3::generate_batch(&model, &tokenizer, &prompts, max_length, sampler, |i, piece| streamed[i].push_str(piece)).unwrap();
+            assert_eq!(batch.len(), prompts.len());
+            for (i, prompt) in prompts.iter().enumerate() {
+                let mut alone_streamed = String::new();
+                let alone = gemma3::generate(&model, &tokenizer, prompt, max_length, sampler, |piece| alone_streamed.push_str(piece)).unwrap();
+                assert_eq!(batch[i], alone, "prompt {i} ({prompt:?}), {sampler:?}, max_length {max_length}");
+                assert_eq!(streamed[i], alone_streamed, "prompt {i} streamed");
+                assert!(batch[i].token_ids.len() <= max_length);
+            }
+        }
+    }
+    // Every prompt is checked before anything runs.
+    let error = gemma3::generate_batch(&model, &tokenizer, &["ab", ""], 12, &Sampler::Greedy, |_, _| {}).unwrap_err();
+    assert!(matches!(error, Gemma3Error::EmptyPrompt));
+
+    // The CLI: one JSON line per prompt whose text is what the single-prompt command prints.
+    let binary = env!("CARGO_BIN_EXE_burn-int8");
+    let model_dir = dir.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let output = Command::new(binary).args(["gemma3", "generate", "--model", model_dir, "--max-length", "20"]).args(extra).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let lines = run(&["--prompt", prompts[0], "--prompt", prompts[2], "--json"]);
+    let lines: Vec<serde_json::Value> = lines.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for (line, prompt) in lines.iter().zip([prompts[0], prompts[2]]) {
+        assert_eq!(line["prompt"], prompt);
+        let single = run(&["--prompt", prompt]);
+        assert_eq!(line["text"].as_str().unwrap(), single.strip_suffix('\n').unwrap());
+    }
+    let plain = run(&["--prompt", prompts[0], "--prompt", prompts[1]]);
+    assert!(plain.starts_with("--- 1/2 ---\n") && plain.contains("\n--- 2/2 ---\n"), "{plain}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `eval` over a tiny model: the scored-token count of llama-perplexity's scheme, a model
+/// against itself (no divergence), and the perplexity of one window recomputed independently
+/// from the logits with Burn's own `log_softmax`.
+#[test]
+fn eval_scores_the_second_half_of_each_window() {
+    use burn::tensor::activation::log_softmax;
+    let dir = write_hf_dir("eval", &tiny_config(), |_| {});
+    let (model, tokenizer) = load(&dir).unwrap();
+    let tokens = tokenizer.encode(&"ab a abba b ba ".repeat(20), true).unwrap();
+    let options = gemma3::EvalOptions { context: 16, max_windows: Some(3) };
+    let same = gemma3::evaluate(&model, &model, &tokens, &options, |_, _| {}).unwrap();
+    assert_eq!((same.windows, same.tokens, same.context), (3, 3 * (16 - 1 - 8), 16));
+    assert_eq!(same.fp32_perplexity, same.int8_perplexity);
+    assert_eq!((same.kl.max, same.top1_agreement, same.top5_contains_top1), (0.0, 1.0, 1.0));
+
+    // One window by hand: BOS first, positions 8..=14 predict tokens 9..=15.
+    let one = gemma3::evaluate(&model, &model, &tokens, &gemma3::EvalOptions { context: 16, max_windows: Some(1) }, |_, _| {}).unwrap();
+    let mut ids = tokens[..16].to_vec();
+    ids[0] = model.config.bos_token_id;
+    let device = model.device();
+    let logits = model.forward(gemma3::generate::token_tensor::<Flex>(&ids, &device), &mut model.new_cache());
+    let log_probs: Vec<f32> = log_softmax(logits, 2).into_data().to_vec().unwrap();
+    let vocab = model.config.vocab_size;
+    let nll: f64 = (8..15).map(|i| -(log_probs[i * vocab + ids[i + 1] as usize] as f64)).sum::<f64>() / 7.0;
+    assert!((one.fp32_perplexity.ln() - nll).abs() < 1e-5, "{} vs {}", one.fp32_perplexity.ln(), nll);
+
+    // Too short a text, or too long a context, is a typed error.
+    assert!(matches!(gemma3::evaluate(&model, &model, &tokens[..10], &options, |_, _| {}), Err(Gemma3Error::Eval(_))));
+    let huge = gemma3::EvalOptions { context: 65, max_windows: None };
+    assert!(matches!(gemma3::evaluate(&model, &model, &tokens, &huge, |_, _| {}), Err(Gemma3Error::PromptTooLong { limit: 64, .. })));
+
+    // The CLI on an int8 preset: the fp32 side is its dequantization and says so.
+    let preset = dir.join("preset");
+    let (mut int8, _) = load(&dir).unwrap();
+    burn_int8::QuantizeExt::quantize_int8(&mut int8).unwrap();
+    gemma3::preset::save_to_preset(&int8, &tokenizer, &preset, false).unwrap();
+    let text = dir.join("text.txt");
+    std::fs::write(&text, "ab a abba b ba ".repeat(20)).unwrap();
+    let binary = env!("CARGO_BIN_EXE_burn-int8");
+    for (model_path, source) in [(&dir, "float weights"), (&preset, "dequantized")] {
+        let output = Command::new(binary)
+            .args(["gemma3", "eval", "--model", model_path.to_str().unwrap(), "--text", text.to_str().unwrap(), "--context", "16", "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert!(json["fp32"]["source"].as_str().unwrap().contains(source), "{json}");
+        assert_eq!(json["context"], 16);
+        assert_eq!(json["tokens"].as_u64().unwrap() as usize, (tokens.len() / 16) * 7);
+        for key in ["mean", "median", "p99", "max"] {
+            assert!(json["kl"][key].as_f64().unwrap() >= 0.0);
+        }
+        assert!(json["int8"]["ppl"].as_f64().unwrap() > 1.0 && json["top1_agreement"].as_f64().unwrap() > 0.0);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -44,7 +44,7 @@ fn teacher_forced_blocks<B: Backend>(model: &Gemma3<B>, fixture: &Fixture, preci
     let name = format!("p0_keras.{precision}.block_outputs");
     let [blocks, seq, hidden] = <[usize; 3]>::try_from(fixture.shape(&name)).unwrap();
     let outputs = fixture.f32_values(&name);
-    let [local, global] = model.layer_inputs(0, seq, &device);
+    let [local, global] = model.layer_inputs(0, seq, &[], &device);
     let mut errors = Vec::new();
     for (i, layer) in model.layers.iter().enumerate().take(blocks - 1) {
         let input = &outputs[i * seq * hidden..(i + 1) * seq * hidden];

@@ -153,3 +153,48 @@ fn fp32_logits_agree_across_backends() {
         check("wgpu", logits_all(&model, &p0), &reference, vocab);
     }
 }
+
+/// Batched greedy generation over prompts of very different lengths (3 and 606 tokens, the
+/// long one beyond the 512-key window) gives each prompt its one-at-a-time text, in fp32.
+#[test]
+fn batched_greedy_equals_one_prompt_at_a_time() {
+    let Some(path) = checkpoint() else { return };
+    let (model, tokenizer) = load::<burn::backend::Flex>(&path, &Default::default());
+    let (short, long) = ("Keras is a".to_string(), prompt_text("p3_long"));
+    let middle = "The capital of France is".to_string();
+    let prompts = [short.as_str(), long.as_str(), middle.as_str()];
+    let longest = tokenizer.encode(&long, true).unwrap().len();
+    let max_length = longest + 12;
+    let batch = gemma3::generate_batch(&model, &tokenizer, &prompts, max_length, &Sampler::Greedy, |_, _| {}).unwrap();
+    for (prompt, batched) in prompts.iter().zip(&batch) {
+        let alone = gemma3::generate(&model, &tokenizer, prompt, max_length, &Sampler::Greedy, |_| {}).unwrap();
+        eprintln!("{} prompt tokens, {} new: {:?}", alone.prompt_tokens, alone.token_ids.len() - alone.prompt_tokens, &alone.text[alone.text.len().saturating_sub(60)..]);
+        assert_eq!(batched.text, alone.text);
+        assert_eq!(batched.token_ids, alone.token_ids);
+    }
+}
+
+/// `eval` on a real English text every Debian machine has, against llama.cpp: its
+/// `llama-perplexity -c 64 --chunks 16` on the F32 GGUF made from the same Q4_K_M file
+/// (`llama-quantize --allow-requantize … F32`) prints PPL = 22.6819 (22.8037 for its Q8_0).
+#[test]
+fn eval_on_gpl3_matches_llama_perplexity() {
+    use burn_int8::QuantizeExt;
+    let Some(path) = checkpoint() else { return };
+    let text = std::fs::read_to_string("/usr/share/common-licenses/GPL-3").expect("Debian's common-licenses/GPL-3");
+    let (fp32, tokenizer) = load::<burn::backend::Flex>(&path, &Default::default());
+    let mut int8 = fp32.clone();
+    let report = int8.quantize_int8().unwrap();
+    eprintln!("quantize: {report}");
+    let tokens = tokenizer.encode(&text, true).unwrap();
+    let options = gemma3::EvalOptions { context: 64, max_windows: Some(16) };
+    let result = gemma3::evaluate(&fp32, &int8, &tokens, &options, |_, _| {}).unwrap();
+    eprintln!("{result}\n{}", result.to_json());
+    assert_eq!((result.windows, result.tokens), (16, 16 * 31));
+    const LLAMA_F32: f64 = 22.6819;
+    assert!((result.fp32_perplexity / LLAMA_F32 - 1.0).abs() < 0.01, "fp32 {} vs llama.cpp {LLAMA_F32}", result.fp32_perplexity);
+    // int8 per channel costs little: within 3% of fp32, and the distributions stay close.
+    assert!(result.perplexity_ratio() > 0.97 && result.perplexity_ratio() < 1.03, "{}", result.perplexity_ratio());
+    assert!(result.kl.mean > 0.0 && result.kl.mean < 0.05, "{:?}", result.kl);
+    assert!(result.top1_agreement > 0.85 && result.top5_contains_top1 > 0.97, "{result}");
+}
