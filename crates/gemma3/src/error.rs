@@ -49,11 +49,48 @@ pub enum Gemma3Error {
     #[error("{0}")]
     Preset(String),
 
+    /// A preset's `model.bpk` does not hash to the xxh3-64 its `config.json` records.
+    #[error(
+        "{path} is corrupt: its xxh3-64 checksum is {found} but the preset's config.json records {expected}; \
+         save the preset again, or load it unverified (`PresetOptions {{ verify_checksum: false }}`, \
+         or `--no-verify` on the command line) to accept it as it is"
+    )]
+    Checksum { path: PathBuf, expected: String, found: String },
+
     #[error("eval: {0}")]
     Eval(String),
 
     #[error("sampling option {option} = {value}: expected {expected}")]
     InvalidSampler { option: &'static str, value: String, expected: &'static str },
+
+    /// A hyper-parameter out of range, checked before anything is allocated. `source_name` is
+    /// the file (or `GGUF metadata` of a file, or `Gemma3Config` for a config built in code),
+    /// `field` the key as that source spells it.
+    #[error("{source_name}: {field} = {value}: expected {expected}")]
+    InvalidConfig { source_name: String, field: String, value: String, expected: String },
+
+    /// The tokenizer knows more tokens than the embedding table has rows: their ids would have
+    /// no embedding. (Fewer is fine: the extra rows are padding.)
+    #[error(
+        "{source_name}: the tokenizer has {tokenizer} tokens but the embedding table has {embedding} rows; \
+         the ids from {embedding} on would have no embedding"
+    )]
+    VocabMismatch { source_name: String, tokenizer: usize, embedding: usize },
+
+    /// An option asks for more positions than the model has (`max_position_embeddings`).
+    #[error("{option} = {value} exceeds the model's context of {context} positions (max_position_embeddings)")]
+    ExceedsContext { option: &'static str, value: usize, context: usize },
+
+    /// A preset's `config.json` describes another architecture than its `model.bpk` holds.
+    #[error("{path}: config.json says {field} = {config}, but model.bpk has {record}")]
+    PresetMismatch { path: PathBuf, field: &'static str, config: String, record: String },
+
+    /// A checkpoint file too small for the model its config describes.
+    #[error(
+        "{path}: {bytes} bytes cannot hold the {params} parameters the config describes (at least {needed} bytes \
+         expected); the config and the weights disagree"
+    )]
+    CheckpointTooSmall { path: PathBuf, bytes: u64, params: u64, needed: u64 },
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Gemma3Error {

@@ -100,7 +100,7 @@ pub fn window_count(tokens: usize, context_limit: usize, options: &EvalOptions) 
         return Err(Gemma3Error::Eval(format!("context {context} is too short: at least 4 tokens are needed to score the second half of a window")));
     }
     if context > context_limit {
-        return Err(Gemma3Error::PromptTooLong { tokens: context, limit: context_limit, why: "the evaluation context exceeds the model's context" });
+        return Err(Gemma3Error::ExceedsContext { option: "context (--context)", value: context, context: context_limit });
     }
     let windows = (tokens / context).min(options.max_windows.unwrap_or(usize::MAX));
     if windows == 0 {
@@ -126,6 +126,9 @@ pub fn evaluate<B: Backend>(
     if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
         return Err(Gemma3Error::TokenOutOfRange { id, vocab_size: vocab });
     }
+    // Each window's ids are in `tokens`; the tables themselves must have `vocab` rows too.
+    crate::generate::check_token_ids(fp32, tokens)?;
+    crate::generate::check_token_ids(int8, tokens)?;
     let first = context / 2;
     let mut scores = Scores::default();
     for window in 0..windows {

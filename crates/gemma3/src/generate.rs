@@ -77,19 +77,34 @@ pub struct Generation {
 }
 
 /// Encodes `prompt` as the model sees it: BOS then the prompt's tokens.
+///
+/// `max_length` beyond the model's context is [`Gemma3Error::ExceedsContext`] (whatever the
+/// prompt); a prompt longer than `max_length` is [`Gemma3Error::PromptTooLong`]; an id without
+/// a row in the embedding table is [`Gemma3Error::TokenOutOfRange`].
 pub fn encode_prompt<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompt: &str, max_length: usize) -> Result<Vec<u32>, Gemma3Error> {
     if prompt.is_empty() {
         return Err(Gemma3Error::EmptyPrompt);
     }
-    let ids = tokenizer.encode(prompt, true)?;
     let context = model.config.max_position_embeddings;
     if max_length > context {
-        return Err(Gemma3Error::PromptTooLong { tokens: max_length, limit: context, why: "max_length exceeds the model's context" });
+        return Err(Gemma3Error::ExceedsContext { option: "max_length (--max-length)", value: max_length, context });
     }
+    let ids = tokenizer.encode(prompt, true)?;
     if ids.len() > max_length {
-        return Err(Gemma3Error::PromptTooLong { tokens: ids.len(), limit: max_length, why: "max_length counts BOS, prompt and new tokens" });
+        return Err(Gemma3Error::PromptTooLong { tokens: ids.len(), limit: max_length, why: "max_length (--max-length) counts BOS, prompt and new tokens" });
     }
+    check_token_ids(model, &ids)?;
     Ok(ids)
+}
+
+/// Every id must have a row in the model's embedding table: the forward pass would turn one
+/// past it into a zero embedding (it cannot fail), so callers check first.
+pub fn check_token_ids<B: Backend>(model: &Gemma3<B>, ids: &[u32]) -> Result<(), Gemma3Error> {
+    let vocab_size = model.embed_tokens.vocab_size();
+    match ids.iter().find(|&&id| id as usize >= vocab_size) {
+        Some(&id) => Err(Gemma3Error::TokenOutOfRange { id, vocab_size }),
+        None => Ok(()),
+    }
 }
 
 /// Generates from `prompt` until a stop token or `max_length` tokens in all; `on_text` receives
@@ -212,7 +227,7 @@ fn next_tokens<B: Backend>(logits: Tensor<B, 2>, sampler: &Sampler, rows: &mut [
     }
 }
 
-/// `[1, len]` token ids on `device`.
+/// `[1, len]` token ids on `device`. The ids are not checked: see [`check_token_ids`].
 pub fn token_tensor<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
     let values: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
     Tensor::from_data(TensorData::new(values, [1, ids.len()]), device)

@@ -30,6 +30,7 @@ pub use error::Gemma3Error;
 pub use eval::{EvalOptions, EvalReport, evaluate};
 pub use generate::{Generation, Sampler, StopReason, generate, generate_batch};
 pub use model::Gemma3;
+pub use preset::PresetOptions;
 pub use gguf_tokenizer::tokenizer_from_gguf;
 
 /// What `--model` pointed at.
@@ -67,25 +68,41 @@ pub fn detect_format(path: &Path) -> Result<ModelFormat, Gemma3Error> {
 ///
 /// With `int8`, GGUF and HF checkpoints are quantized layer by layer while loading; a float
 /// preset is quantized after loading; an int8 preset is loaded as it is (and stays int8
-/// even without `int8`, since its float weights no longer exist).
+/// even without `int8`, since its float weights no longer exist). A preset's weights are
+/// verified against their checksum ([`load_model_with`] can skip that).
 pub fn load_model<B: Backend>(path: &Path, int8: bool, device: &B::Device, progress: impl FnMut(&str)) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
+    load_model_with(path, int8, preset::PresetOptions::default(), device, progress)
+}
+
+/// [`load_model`] with the options used when `path` is a preset (e.g. no checksum check).
+pub fn load_model_with<B: Backend>(
+    path: &Path,
+    int8: bool,
+    options: preset::PresetOptions,
+    device: &B::Device,
+    progress: impl FnMut(&str),
+) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
+    // A preset left missing by a save killed between its two renames is moved back first.
+    preset::recover_interrupted_save(path)?;
     match detect_format(path)? {
         ModelFormat::Gguf => {
             let mut source = load::gguf::GgufSource::open(path)?;
             let config = source.config()?;
             let tokenizer = tokenizer_from_gguf(source.file())?;
+            load::check_vocabulary(&tokenizer, config.vocab_size, &path.display().to_string())?;
             let model = load::build_model(&config, &mut source, int8, device, progress)?;
             Ok((model, tokenizer))
         }
         ModelFormat::HfDirectory => {
             let config = Gemma3Config::from_hf_file(&path.join("config.json"))?;
             let tokenizer = preset::read_tokenizer(path)?;
+            load::check_vocabulary(&tokenizer, config.vocab_size, &path.display().to_string())?;
             let mut source = load::hf::HfSource::open(path)?;
             let model = load::build_model(&config, &mut source, int8, device, progress)?;
             Ok((model, tokenizer))
         }
         ModelFormat::Preset => {
-            let (mut model, tokenizer) = preset::from_preset::<B>(path, device)?;
+            let (mut model, tokenizer) = preset::from_preset_with::<B>(path, device, options)?;
             if int8 && !model.is_quantized() {
                 model.quantize_int8()?;
             }

@@ -153,6 +153,9 @@ struct ModelArgs {
     /// precisions and ignores it.
     #[arg(long)]
     int8: bool,
+    /// Load a preset without verifying `model.bpk` against the checksum in its config.json.
+    #[arg(long)]
+    no_verify: bool,
 }
 
 type Error = Box<dyn std::error::Error>;
@@ -212,6 +215,9 @@ fn run_gemma3<B: Backend>(command: &Gemma3Command, args: &ModelArgs, device: &B:
             .map_err(|e| format!("{e} (--temperature, --top-k, --top-p)"))?,
         _ => Sampler::Greedy,
     };
+    if let Gemma3Command::Logits { out, .. } = command {
+        check_out_file(out)?;
+    }
     if let Gemma3Command::Eval { model, text, context, chunks, keep_float, json, .. } = command {
         return eval::<B>(model, text, &gemma3::EvalOptions { context: *context, max_windows: *chunks }, keep_float, *json, device);
     }
@@ -374,7 +380,8 @@ fn bench_child<B: Backend>(
 fn load<B: Backend>(args: &ModelArgs, device: &B::Device) -> Result<(Gemma3<B>, Tokenizer), Error> {
     let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} loading {msg} [{elapsed}]")?);
     let start = Instant::now();
-    let loaded = gemma3::load_model::<B>(&args.model, args.int8, device, |tensor| {
+    let options = gemma3::PresetOptions { verify_checksum: !args.no_verify };
+    let loaded = gemma3::load_model_with::<B>(&args.model, args.int8, options, device, |tensor| {
         bar.set_message(tensor.to_string());
         bar.tick();
     })?;
@@ -481,9 +488,27 @@ fn logits<B: Backend>(model: &Gemma3<B>, tokens: &[u32], out: &Path) -> Result<(
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![seq, vocab], &bytes)?;
     let tmp = out.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file([("logits", view)], None, &tmp)?;
-    std::fs::rename(&tmp, out)?;
+    // Written beside `out`, then renamed over it; a failure leaves no temporary file.
+    let written = safetensors::serialize_to_file([("logits", view)], None, &tmp)
+        .map_err(|e| format!("--out {}: writing {}: {e}", out.display(), tmp.display()))
+        .and_then(|()| std::fs::rename(&tmp, out).map_err(|e| format!("--out {}: renaming {} to it: {e}", out.display(), tmp.display())));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(error.into());
+    }
     eprintln!("wrote {} (logits [{seq}, {vocab}])", out.display());
+    Ok(())
+}
+
+/// `--out FILE`: not a directory, and in a directory that exists; checked before the load.
+fn check_out_file(out: &Path) -> Result<(), Error> {
+    if out.is_dir() {
+        return Err(format!("--out {}: is a directory, expected a file path", out.display()).into());
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!("--out {}: its directory {} does not exist", out.display(), parent.display()).into());
+    }
     Ok(())
 }
 

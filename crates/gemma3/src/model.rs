@@ -271,7 +271,9 @@ pub const MAX_SHARD_BYTES: usize = 128 * 1024 * 1024;
 impl<B: Backend> ShardedEmbedding<B> {
     /// Vocabulary rows per shard for a hidden size (sized for f32, so int8 shards are smaller).
     pub fn rows_per_shard(vocab: usize, hidden: usize) -> usize {
-        (MAX_SHARD_BYTES / (hidden * 4)).clamp(1, vocab.max(1))
+        // Saturating: `hidden * 4` must not wrap (to 0: a division by zero) for a hidden size
+        // no validated config has.
+        (MAX_SHARD_BYTES / hidden.saturating_mul(4).max(1)).clamp(1, vocab.max(1))
     }
 
     fn shard_rows(&self) -> Vec<usize> {
@@ -285,7 +287,9 @@ impl<B: Backend> ShardedEmbedding<B> {
         self.shard_rows().iter().sum()
     }
 
-    /// Looks `ids [batch, seq]` up across shards: each shard answers for its own rows.
+    /// Looks `ids [batch, seq]` up across shards: each shard answers for its own rows. An id
+    /// past the table would come out as a zero row (a forward pass cannot fail), so the library's
+    /// entry points refuse such ids first ([`crate::generate::check_token_ids`]).
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let mut offset = 0;
         let mut output: Option<Tensor<B, 3>> = None;

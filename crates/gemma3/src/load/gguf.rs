@@ -7,7 +7,7 @@ use std::path::Path;
 use burn_int8_gguf::GgufFile;
 
 use super::WeightSource;
-use crate::config::Gemma3Config;
+use crate::config::{ConfigSource, Gemma3Config};
 use crate::error::Gemma3Error;
 
 /// A GGUF file served under HF tensor names.
@@ -24,12 +24,21 @@ impl GgufSource {
         &self.file
     }
 
-    /// The model config from `gemma3.*` metadata (the local RoPE base is not stored: 10k).
+    /// The model config from `gemma3.*` metadata (the local RoPE base is not stored: 10k),
+    /// validated ([`Gemma3Config::validate_in`], errors naming the GGUF keys) before anything
+    /// is allocated. The tensors are checked against it by [`super::build_model`], all of them
+    /// before the first is read.
     pub fn config(&self) -> Result<Gemma3Config, Gemma3Error> {
         let file = &self.file;
+        let source_name = format!("{} (GGUF metadata)", file.path().display());
         let architecture = file.get_str("general.architecture")?;
         if architecture != "gemma3" {
-            return Err(Gemma3Error::Config(format!("GGUF architecture `{architecture}` is not gemma3")));
+            return Err(Gemma3Error::InvalidConfig {
+                source_name,
+                field: "general.architecture".into(),
+                value: format!("{architecture:?}"),
+                expected: "\"gemma3\"".into(),
+            });
         }
         let key = |name: &str| format!("gemma3.{name}");
         let usize_of = |name: &str| -> Result<usize, Gemma3Error> { Ok(file.get_u32(&key(name))? as usize) };
@@ -37,22 +46,42 @@ impl GgufSource {
             Some(info) => info.shape_row_major().first().copied().unwrap_or(0),
             None => return Err(Gemma3Error::MissingTensor("token_embd.weight".into())),
         };
+        let (hidden, heads, layers) = (usize_of("embedding_length")?, usize_of("attention.head_count")?, usize_of("block_count")?);
         let head_dim = usize_of("attention.key_length")?;
+        if let Ok(value_length) = file.get_u32(&key("attention.value_length"))
+            && value_length as usize != head_dim
+        {
+            return Err(Gemma3Error::InvalidConfig {
+                source_name,
+                field: key("attention.value_length"),
+                value: value_length.to_string(),
+                expected: format!("gemma3.attention.key_length ({head_dim}): Gemma3 keys and values have one head width"),
+            });
+        }
+        // llama.cpp scales queries by `(hidden / heads)^-0.5` for the 62-layer 27B (HF's
+        // query_pre_attn_scalar 168 there) and by `head_dim^-0.5` otherwise.
+        let query_pre_attn_scalar = match hidden.checked_div(heads) {
+            Some(per_head) if layers == 62 && per_head > 0 => per_head as f64,
+            _ => head_dim as f64,
+        };
         let mut config = Gemma3Config::new(
             vocab_size,
-            usize_of("embedding_length")?,
+            hidden,
             usize_of("feed_forward_length")?,
-            usize_of("block_count")?,
-            usize_of("attention.head_count")?,
+            layers,
+            heads,
             usize_of("attention.head_count_kv")?,
             head_dim,
-            head_dim as f64,
+            query_pre_attn_scalar,
             usize_of("attention.sliding_window")?,
         );
         config.rope_global_base = file.get_f32(&key("rope.freq_base"))? as f64;
         config.rms_norm_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))? as f64;
         config.max_position_embeddings = usize_of("context_length")?;
-        if let Ok(factor) = file.get_f32(&key("rope.scaling.factor")) {
+        // llama.cpp reads a factor of 0 as no scaling.
+        if let Ok(factor) = file.get_f32(&key("rope.scaling.factor"))
+            && factor != 0.0
+        {
             config.rope_global_scaling = factor as f64;
         }
         if let Ok(id) = file.get_u32("tokenizer.ggml.bos_token_id") {
@@ -61,7 +90,7 @@ impl GgufSource {
         if let Ok(id) = file.get_u32("tokenizer.ggml.eos_token_id") {
             config.eos_token_id = id;
         }
-        config.validate()?;
+        config.validate_in(&source_name, ConfigSource::Gguf)?;
         Ok(config)
     }
 }

@@ -5,6 +5,7 @@
 //! transposes projections to Burn's `[in, out]`, checks every shape, and — with `int8` — quantizes
 //! each layer as soon as it is read, so the whole f32 model never sits in memory at once.
 
+pub mod bpk;
 pub mod gguf;
 pub mod hf;
 
@@ -14,6 +15,7 @@ use burn::module::{Param, ParamId};
 use burn::nn;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use burn_int8::{Embedding, Linear, QuantizedEmbedding, QuantizedLinear};
+use burn_int8_tokenizer::Tokenizer;
 
 use crate::config::Gemma3Config;
 use crate::error::Gemma3Error;
@@ -34,7 +36,9 @@ pub trait WeightSource {
 /// The HF name and row-major HF shape of every tensor a Gemma3 checkpoint must hold.
 pub fn expected_tensors(config: &Gemma3Config) -> Vec<(String, Vec<usize>)> {
     let (hidden, ffn, head_dim) = (config.hidden_size, config.intermediate_size, config.head_dim);
-    let (q_dim, kv_dim) = (config.num_heads * head_dim, config.num_kv_heads * head_dim);
+    // Saturating: a config that passed `validate` never overflows, and one that did not must
+    // not wrap to a small (wrong) shape.
+    let (q_dim, kv_dim) = (config.num_heads.saturating_mul(head_dim), config.num_kv_heads.saturating_mul(head_dim));
     let mut tensors = vec![
         ("model.embed_tokens.weight".to_string(), vec![config.vocab_size, hidden]),
         ("model.norm.weight".to_string(), vec![hidden]),
@@ -76,19 +80,76 @@ impl WeightSource for ZeroSource {
         self.shapes.get(name).cloned().ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
     }
     fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
-        Ok(vec![0.0; self.shape(name)?.iter().product()])
+        let shape = self.shape(name)?;
+        Ok(vec![0.0; checked_elements(name, &shape, &shape)?])
     }
     fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
-        let row: usize = self.shape(name)?.iter().skip(1).product();
-        Ok(vec![0.0; rows.len() * row])
+        let shape = self.shape(name)?;
+        let mut part = shape.clone();
+        if let Some(first) = part.first_mut() {
+            *first = rows.len();
+        }
+        Ok(vec![0.0; checked_elements(name, &part, &shape)?])
     }
     fn names(&self) -> Vec<String> {
         self.shapes.keys().cloned().collect()
     }
 }
 
+/// The product of `shape`, or a [`Gemma3Error::ShapeMismatch`] naming `full` when it overflows.
+fn checked_elements(name: &str, shape: &[usize], full: &[usize]) -> Result<usize, Gemma3Error> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| Gemma3Error::ShapeMismatch {
+        name: name.into(),
+        expected: vec![usize::MAX],
+        found: full.to_vec(),
+    })
+}
+
+/// Error lists are cut to their first [`SHOWN_NAMES`] items and a count, so that a foreign
+/// checkpoint with thousands of tensors gives a short message.
+pub const SHOWN_NAMES: usize = 10;
+
+/// The first [`SHOWN_NAMES`] of `names`, then `... and N more` when there are more.
+pub fn cut_names(mut names: Vec<String>) -> Vec<String> {
+    if names.len() > SHOWN_NAMES {
+        let more = names.len() - SHOWN_NAMES;
+        names.truncate(SHOWN_NAMES);
+        names.push(format!("... and {more} more"));
+    }
+    names
+}
+
+/// Checks that every token of `tokenizer` has a row in an embedding table of `embedding_rows`
+/// rows (`source_name` names the checkpoint in the error).
+///
+/// A table with MORE rows than the tokenizer has tokens is fine: the extra rows are padding
+/// (some checkpoints pad the table to a multiple of 64 or 128), never produced by the tokenizer.
+/// A tokenizer with more tokens is a [`Gemma3Error::VocabMismatch`], with one exception: an HF
+/// `tokenizer.json` whose tokens past the table are all special added tokens (Gemma3's
+/// `<image_soft_token>`, id 262,144, which only the vision model uses). Text never encodes to
+/// those unless it spells them out, and generation then refuses the id
+/// ([`Gemma3Error::TokenOutOfRange`]), never looking it up as a zero embedding.
+pub fn check_vocabulary(tokenizer: &Tokenizer, embedding_rows: usize, source_name: &str) -> Result<(), Gemma3Error> {
+    let tokens = tokenizer.vocab_size();
+    if tokens <= embedding_rows {
+        return Ok(());
+    }
+    if let Tokenizer::HuggingFace(hf) = tokenizer
+        && (embedding_rows..tokens).all(|id| u32::try_from(id).is_ok_and(|id| hf.is_special(id)))
+    {
+        return Ok(());
+    }
+    Err(Gemma3Error::VocabMismatch { source_name: source_name.to_string(), tokenizer: tokens, embedding: embedding_rows })
+}
+
 /// Builds the model from `source`; with `int8`, every projection and the embedding are
 /// quantized while loading (one layer of f32 in memory at a time).
+///
+/// Nothing is allocated before the config is validated and every expected tensor is found in
+/// `source` with its expected shape: a config that disagrees with its checkpoint (more layers,
+/// other head counts, a wider model) fails here naming the first tensor that disagrees, and a
+/// checkpoint file holds the data of every tensor it lists (the GGUF and safetensors readers
+/// check that), so what is built is bounded by what the file holds.
 pub fn build_model<B: Backend>(
     config: &Gemma3Config,
     source: &mut dyn WeightSource,
@@ -100,7 +161,13 @@ pub fn build_model<B: Backend>(
     let expected: std::collections::BTreeSet<String> = expected_tensors(config).into_iter().map(|(name, _)| name).collect();
     let extra: Vec<String> = source.names().into_iter().filter(|name| !expected.contains(name)).collect();
     if !extra.is_empty() {
-        return Err(Gemma3Error::UnexpectedTensors(extra));
+        return Err(Gemma3Error::UnexpectedTensors(cut_names(extra)));
+    }
+    for (name, shape) in expected_tensors(config) {
+        let found = source.shape(&name)?;
+        if found != shape {
+            return Err(Gemma3Error::ShapeMismatch { name, expected: shape, found });
+        }
     }
     let mut loader = Loader { source, int8, device };
     let (hidden, heads, kv_heads, head_dim) = (config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim);
@@ -168,6 +235,9 @@ impl<B: Backend> Loader<'_, B> {
     fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear<B>, Gemma3Error> {
         self.check_shape(name, &[d_out, d_in])?;
         let values = self.read_finite(name)?;
+        if values.len() != d_in * d_out {
+            return Err(Gemma3Error::ShapeMismatch { name: name.into(), expected: vec![d_out, d_in], found: vec![values.len()] });
+        }
         let mut transposed = vec![0.0f32; values.len()];
         for (row, chunk) in values.chunks_exact(d_in).enumerate() {
             for (col, &value) in chunk.iter().enumerate() {
@@ -220,6 +290,9 @@ impl<B: Backend> Loader<'_, B> {
     fn rows(&mut self, name: &str, rows: Range<usize>, hidden: usize) -> Result<Tensor<B, 2>, Gemma3Error> {
         let count = rows.len();
         let values = self.source.read_rows(name, rows)?;
+        if values.len() != count * hidden {
+            return Err(Gemma3Error::ShapeMismatch { name: name.into(), expected: vec![count, hidden], found: vec![values.len()] });
+        }
         check_finite(name, &values)?;
         Ok(Tensor::from_data(TensorData::new(values, [count, hidden]), self.device))
     }

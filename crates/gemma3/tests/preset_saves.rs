@@ -1,0 +1,373 @@
+//! Preset saves that cannot lose a preset, and the checksum that catches a corrupt one. Uses a
+//! tiny synthetic Gemma3, so it always runs.
+//!
+//! Interrupted saves are made deterministic with the test hook `BURN_INT8_SAVE_ABORT_AT`: this
+//! test binary runs itself again as a child (`--exact child_saver`) that saves with the hook
+//! set and aborts at the named step.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::backend::Flex;
+use burn_int8_gemma3::load::{WeightSource, build_model, expected_tensors};
+use burn_int8_gemma3::preset::{
+    self, CONFIG_FILE, PresetOptions, SAVE_ABORT_AT_ENV, SAVE_NO_EXCHANGE_ENV, WEIGHTS_FILE, from_preset, from_preset_with, save_to_preset,
+};
+use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
+use burn_int8_gemma3::{self as gemma3, Gemma3, Gemma3Config, Gemma3Error};
+
+/// Tells [`child_saver`] where to save; without it, that test does nothing.
+const CHILD_SAVE_ENV: &str = "BURN_INT8_TEST_CHILD_SAVE_DIR";
+
+/// A 2-layer Gemma3 (layer 1 global) small enough to write in a test.
+fn tiny_config() -> Gemma3Config {
+    let mut config = Gemma3Config::new(300, 8, 16, 2, 2, 1, 4, 4.0, 4);
+    config.sliding_window_pattern = 2;
+    config.max_position_embeddings = 64;
+    config
+}
+
+/// 256 byte pieces, specials, and a few merges: enough to encode any text.
+fn tiny_vocab(size: usize) -> Vocab {
+    let mut tokens = vec!["<pad>".to_string(), "<eos>".into(), "<bos>".into(), "<unk>".into()];
+    let mut types = vec![3, 3, 3, 3];
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    types.extend(std::iter::repeat_n(6, 256));
+    for piece in ["▁", "a", "b", "▁a", "ab"] {
+        tokens.push(piece.into());
+        types.push(1);
+    }
+    while tokens.len() < size {
+        tokens.push(format!("<unused{}>", tokens.len()));
+        types.push(3);
+    }
+    let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
+    Vocab { tokens, scores, token_types: types, bos_id: 2, eos_id: 1, unknown_id: Some(3), padding_id: Some(0), add_bos: true, add_space_prefix: false }
+}
+
+/// Deterministic small weights that differ with `seed`.
+struct SeededSource {
+    shapes: BTreeMap<String, Vec<usize>>,
+    seed: usize,
+}
+
+impl SeededSource {
+    fn values(&self, range: Range<usize>) -> Vec<f32> {
+        range.map(|i| (((i * 7919 + self.seed * 104_729) % 101) as f32 / 101.0 - 0.5) * 0.2).collect()
+    }
+}
+
+impl WeightSource for SeededSource {
+    fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
+        self.shapes.get(name).cloned().ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
+    }
+    fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
+        let count: usize = self.shape(name)?.iter().product();
+        Ok(self.values(0..count))
+    }
+    fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
+        let row: usize = self.shape(name)?.iter().skip(1).product();
+        Ok(self.values(rows.start * row..rows.end * row))
+    }
+    fn names(&self) -> Vec<String> {
+        self.shapes.keys().cloned().collect()
+    }
+}
+
+/// A tiny float model whose weights depend on `seed`, and its tokenizer.
+fn tiny(seed: usize) -> (Gemma3<Flex>, Tokenizer) {
+    let config = tiny_config();
+    let mut source = SeededSource { shapes: expected_tensors(&config).into_iter().collect(), seed };
+    let model = build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap();
+    (model, Tokenizer::from_vocab(tiny_vocab(config.vocab_size)).unwrap())
+}
+
+/// The final norm's weights: tells the models of different seeds apart.
+fn norm_of(model: &Gemma3<Flex>) -> Vec<f32> {
+    model.norm.weight.val().into_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("burn-int8-preset-saves-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+/// The `.NAME.tmp-*` and `.NAME.old-*` siblings of `dir`.
+fn leftovers(dir: &Path) -> Vec<String> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let (tmp, old) = (format!(".{name}.tmp-"), format!(".{name}.old-"));
+    let mut found: Vec<String> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|file| file.starts_with(&tmp) || file.starts_with(&old))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every file of a preset directory with its bytes.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The aborts of the test hook should not leave core files around.
+#[cfg(target_os = "linux")]
+fn no_core_dumps() {
+    let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `none` is a valid rlimit that outlives the call.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_core_dumps() {}
+
+/// Runs [`child_saver`] in a child process: saves the seed-2 model over `dir` with `env` set.
+fn run_child_save(dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", "child_saver", "--nocapture"]).env(CHILD_SAVE_ENV, dir);
+    for name in [SAVE_ABORT_AT_ENV, SAVE_NO_EXCHANGE_ENV] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+/// Not a test on its own: the saver the other tests run as a child process (it does nothing
+/// unless [`CHILD_SAVE_ENV`] is set). Saves the seed-2 model over the directory named there.
+#[test]
+fn child_saver() {
+    let Some(dir) = std::env::var_os(CHILD_SAVE_ENV) else { return };
+    no_core_dumps();
+    let (model, tokenizer) = tiny(2);
+    save_to_preset(&model, &tokenizer, Path::new(&dir), true).unwrap();
+}
+
+/// A save of a new preset over an old one, aborted at each step (with the atomic exchange, and
+/// with the two-rename fallback): the preset at the path still loads and verifies, and the
+/// next save leaves nothing behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_killed_at_any_step_leaves_a_preset_that_loads() {
+    use std::os::unix::process::ExitStatusExt;
+    let root = scratch("killed");
+    let dir = root.join("preset");
+    let (old_model, tokenizer) = tiny(1);
+    let (new_model, _) = tiny(2);
+    let (old_norm, new_norm) = (norm_of(&old_model), norm_of(&new_model));
+    assert_ne!(old_norm, new_norm);
+    // (step, two-rename fallback, which preset is at `dir` after the kill)
+    let cases = [("filled", false, "old"), ("swapped", false, "new"), ("filled", true, "old"), ("first-rename", true, "old"), ("swapped", true, "new")];
+    for (step, fallback, expected) in cases {
+        let case = format!("{step}{}", if fallback { " (two renames)" } else { "" });
+        save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
+        assert!(leftovers(&dir).is_empty(), "{case}: {:?}", leftovers(&dir));
+        let mut env = vec![(SAVE_ABORT_AT_ENV, step)];
+        if fallback {
+            env.push((SAVE_NO_EXCHANGE_ENV, "1"));
+        }
+        let output = run_child_save(&dir, &env);
+        assert!(
+            output.status.signal().is_some(),
+            "{case}: the child save was not killed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!leftovers(&dir).is_empty(), "{case}: the killed save left nothing to clean up?");
+        if step == "first-rename" {
+            assert!(!dir.exists(), "{case}: the old preset should be aside, none at {}", dir.display());
+        }
+
+        // The preset at `dir` loads, checksum verified (after moving the old copy back when
+        // the kill came between the two renames).
+        let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let norm = norm_of(&loaded);
+        assert!(norm == old_norm || norm == new_norm, "{case}: neither the old nor the new preset");
+        let found = if norm == new_norm { "new" } else { "old" };
+        assert_eq!(found, expected, "{case}");
+        drop(loaded);
+
+        // The next save cleans up after the dead one.
+        save_to_preset(&new_model, &tokenizer, &dir, true).unwrap();
+        assert!(leftovers(&dir).is_empty(), "{case}: {:?} left behind", leftovers(&dir));
+        let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
+        assert_eq!(norm_of(&loaded), new_norm, "{case}");
+    }
+
+    // A kill between the two renames is also recovered by the next save, not only a load.
+    save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
+    let output = run_child_save(&dir, &[(SAVE_ABORT_AT_ENV, "first-rename"), (SAVE_NO_EXCHANGE_ENV, "1")]);
+    assert!(output.status.signal().is_some(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!dir.exists());
+    let error = save_to_preset(&new_model, &tokenizer, &dir, false).err().expect("the recovered preset exists");
+    assert!(error.to_string().contains("exists"), "{error}");
+    let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
+    assert_eq!(norm_of(&loaded), old_norm);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// config.json records the weights' xxh3-64; a flipped byte in model.bpk is a checksum error
+/// (in the library and the CLI) unless verification is turned off; a preset without a
+/// checksum (saved before them) still loads.
+#[test]
+fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
+    let root = scratch("flipped");
+    let dir = root.join("preset");
+    let (model, tokenizer) = tiny(1);
+    save_to_preset(&model, &tokenizer, &dir, false).unwrap();
+    let config_path = dir.join(CONFIG_FILE);
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let recorded = config["burn_int8"]["weights_xxh3"].as_str().expect("burn_int8.weights_xxh3").to_string();
+    assert!(recorded.len() == 16 && recorded.bytes().all(|b| b.is_ascii_hexdigit()), "{recorded}");
+    let weights = dir.join(WEIGHTS_FILE);
+    assert_eq!(preset::weights_checksum(&weights).unwrap(), recorded);
+    from_preset::<Flex>(&dir, &Default::default()).unwrap();
+
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&weights, &bytes).unwrap();
+    match from_preset::<Flex>(&dir, &Default::default()) {
+        Err(Gemma3Error::Checksum { path, expected, found }) => {
+            assert_eq!(path, weights);
+            assert_eq!(expected, recorded);
+            assert_ne!(found, recorded);
+        }
+        Err(other) => panic!("expected a checksum error, got: {other}"),
+        Ok(_) => panic!("a corrupt preset loaded"),
+    }
+    let error = gemma3::load_model::<Flex>(&dir, false, &Default::default(), |_| {}).err().expect("a corrupt preset loaded");
+    assert!(matches!(error, Gemma3Error::Checksum { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("corrupt") && message.contains(WEIGHTS_FILE) && message.contains("verify_checksum"), "{message}");
+    eprintln!("{message}");
+    // Opted out, whatever else happens, it is not the checksum error.
+    let unverified = from_preset_with::<Flex>(&dir, &Default::default(), PresetOptions { verify_checksum: false });
+    assert!(!matches!(unverified, Err(Gemma3Error::Checksum { .. })));
+    drop(unverified);
+
+    // The CLI: refused by default, `--no-verify` skips the check.
+    let binary = env!("CARGO_BIN_EXE_burn-int8");
+    let generate = |no_verify: bool| {
+        let mut command = Command::new(binary);
+        command.args(["gemma3", "generate", "--model", dir.to_str().unwrap(), "--prompt", "ab", "--max-length", "6"]);
+        if no_verify {
+            command.arg("--no-verify");
+        }
+        command.output().unwrap()
+    };
+    let output = generate(false);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("corrupt"), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = generate(true);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("corrupt"), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // An older preset, without the field: loads (with a warning that it cannot be verified).
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&weights, &bytes).unwrap();
+    let mut config = config;
+    let _ = config["burn_int8"].as_object_mut().unwrap().remove("weights_xxh3");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
+    assert_eq!(norm_of(&loaded), norm_of(&model));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Overwriting a regular file leaves no `.NAME.old-*`, with the exchange or the two renames;
+/// without overwrite, an existing path is an error and is left as it was.
+#[test]
+fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
+    let root = scratch("overwrite");
+    let (model, tokenizer) = tiny(1);
+
+    let file = root.join("afile");
+    std::fs::write(&file, b"not a preset").unwrap();
+    let error = save_to_preset(&model, &tokenizer, &file, false).err().expect("saved over a file without overwrite");
+    assert!(error.to_string().contains("exists") && error.to_string().contains(&file.display().to_string()), "{error}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a preset");
+    assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
+    save_to_preset(&model, &tokenizer, &file, true).unwrap();
+    assert!(file.is_dir());
+    from_preset::<Flex>(&file, &Default::default()).unwrap();
+    assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
+
+    // The same with the two-rename fallback (in a child: the switch is an environment variable).
+    let second = root.join("another-file");
+    std::fs::write(&second, b"not a preset either").unwrap();
+    let output = run_child_save(&second, &[(SAVE_NO_EXCHANGE_ENV, "1")]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(second.is_dir());
+    from_preset::<Flex>(&second, &Default::default()).unwrap();
+    assert!(leftovers(&second).is_empty(), "{:?}", leftovers(&second));
+
+    // Without overwrite onto a preset: an error, and nothing changes.
+    let before = snapshot(&file);
+    let (other, _) = tiny(2);
+    let error = save_to_preset(&other, &tokenizer, &file, false).err().expect("saved over a preset without overwrite");
+    assert!(error.to_string().contains("exists"), "{error}");
+    assert_eq!(snapshot(&file), before);
+    assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
+
+    // A parent that is a regular file: the error names it, and nothing is left.
+    let blocker = root.join("blocker");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let error = save_to_preset(&model, &tokenizer, &blocker.join("preset"), false).err().expect("saved under a file");
+    assert!(error.to_string().contains(&blocker.display().to_string()), "{error}");
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"a file");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// `logits --out`: a directory, or a path whose directory is missing, is an error naming the
+/// path, and no `.safetensors.tmp` is left.
+#[test]
+fn logits_out_errors_name_the_path_and_leave_no_temporary_file() {
+    let root = scratch("logits");
+    let dir = root.join("preset");
+    let (model, tokenizer) = tiny(1);
+    save_to_preset(&model, &tokenizer, &dir, false).unwrap();
+    let binary = env!("CARGO_BIN_EXE_burn-int8");
+    let logits = |out: &Path| {
+        Command::new(binary)
+            .args(["gemma3", "logits", "--model", dir.to_str().unwrap(), "--tokens", "2,260", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let into_dir = root.join("a-directory");
+    std::fs::create_dir_all(&into_dir).unwrap();
+    let missing = root.join("missing").join("logits.safetensors");
+    for out in [&into_dir, &missing] {
+        let output = logits(out.as_path());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{}", out.display());
+        assert!(stderr.contains(&out.display().to_string()), "{stderr}");
+    }
+    let temporary: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(temporary.is_empty(), "{temporary:?}");
+    // And a good path still works.
+    let good = root.join("logits.safetensors");
+    let output = logits(good.as_path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(good.is_file() && !root.join("logits.safetensors.tmp").exists());
+    std::fs::remove_dir_all(&root).ok();
+}
