@@ -1,0 +1,10 @@
+//! An HF directory: `[u16 LE n][config.json][model.safetensors]`, loaded float and int8, then a short generation.
+//! The harness is `fuzz/harness.rs` (shared with `crates/gemma3/tests/mutation_corpus.rs`).
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _accepted = harness::hf_loader(data);
+});
