@@ -53,7 +53,11 @@ fn hf_loader() {
     run("hf_loader", harness::hf_loader, CASES_MODELS);
 }
 
+// Finding of this pass, not yet fixed: a mutated `model.bpk` segfaults the process inside
+// the Burnpack reader (fuzz/README.md). Ignored so the rest of the suite runs; run it with
+// `--ignored` to reproduce.
 #[test]
+#[ignore = "segfaults on a mutated model.bpk: open finding, see fuzz/README.md"]
 fn preset_loader() {
     run("preset_loader", harness::preset_loader, CASES_MODELS);
 }

@@ -30,12 +30,24 @@ impl HfTokenizer {
             path: path.to_path_buf(),
             source,
         })?;
-        let inner = tokenizers::Tokenizer::from_bytes(&json).map_err(|e| {
-            TokenizerError::InvalidHfTokenizer {
-                path: path.to_path_buf(),
-                message: e.to_string(),
+        // `tokenizers` 0.22 unwraps inside some deserializers (a malformed `decoder` panics,
+        // found by the mutation pass): a panic there is a bad file, not a crash.
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&json));
+        let invalid = |message: String| TokenizerError::InvalidHfTokenizer {
+            path: path.to_path_buf(),
+            message,
+        };
+        let inner = match parsed {
+            Ok(result) => result.map_err(|e| invalid(e.to_string()))?,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the tokenizers crate panicked while parsing it".into());
+                return Err(invalid(message));
             }
-        })?;
+        };
         Self::new(inner)
     }
 
