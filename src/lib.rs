@@ -42,6 +42,7 @@ mod conv2d;
 mod embedding;
 mod linear;
 mod quantize;
+mod record_header;
 mod weight_error;
 pub mod store;
 

@@ -15,6 +15,7 @@ use burn::tensor::backend::Backend;
 use burn_store::{BurnpackStore, ModuleSnapshot, ModuleStore};
 
 use crate::Int8Error;
+use crate::record_header::{self, ExpectedTensor};
 
 /// Writes `model` to `path` (a `.bpk` Burnpack file) atomically; returns the file size.
 pub fn save<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -> Result<u64, Int8Error> {
@@ -58,6 +59,7 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRe
     let file_keys = store.keys().map_err(|e| record_error(e.to_string()))?;
     let model_keys: Vec<String> = candidate.collect(None, None, false).into_iter().map(|s| s.full_path()).collect();
     check_precision(path, &file_keys, &model_keys)?;
+    check_tensor_table(path, &candidate)?;
 
     let result = candidate.load_from(&mut store).map_err(|e| record_error(e.to_string()))?;
     if !result.errors.is_empty() {
@@ -72,6 +74,22 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRe
         )));
     }
     Ok(candidate.map(&mut crate::linear::ChannelMajorLinearWeights::default()))
+}
+
+/// Every tensor the model takes must have its dtype, its shape and exactly its bytes in the
+/// file before burn-store reads it (`record_header`: backends trust those bytes).
+fn check_tensor_table<B: Backend, M: Module<B>>(path: &Path, model: &M) -> Result<(), Int8Error> {
+    let expected = model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|s| (s.full_path(), ExpectedTensor { dtype: s.dtype, shape: s.shape.to_vec() }))
+        .collect();
+    let record_error = |message: String| Int8Error::Record { path: path.to_path_buf(), message };
+    let problems = record_header::mismatches(path, &expected).map_err(record_error)?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(record_error(summarize_lines("tensor(s) do not fit the model", &problems)))
 }
 
 /// Names the precision problem before touching the model: int8 layers are stored under an
@@ -97,8 +115,12 @@ fn check_precision(path: &Path, file_keys: &[String], model_keys: &[String]) -> 
 
 /// `N what: first, ..., tenth ... and M more`, so a wholly foreign record gives a short message.
 fn summarize<T: std::fmt::Debug>(what: &str, items: &[T]) -> String {
+    summarize_lines(what, &items.iter().map(|item| format!("{item:?}")).collect::<Vec<_>>())
+}
+
+fn summarize_lines(what: &str, items: &[String]) -> String {
     const SHOWN: usize = 10;
-    let shown: Vec<String> = items.iter().take(SHOWN).map(|item| format!("{item:?}")).collect();
+    let shown: Vec<&str> = items.iter().take(SHOWN).map(String::as_str).collect();
     let more = items.len().saturating_sub(SHOWN);
     let tail = if more > 0 { format!(" ... and {more} more") } else { String::new() };
     format!("{} {what}: {}{tail}", items.len(), shown.join(", "))

@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::nn::{LinearConfig, Relu};
 use burn::tensor::{Distribution, Tensor, backend::Backend};
 use burn_int8::{Int8Error, Linear, Quantize, QuantizeExt, mse, store};
+use ciborium::Value;
 use common::f32_of;
 
 #[derive(Module, Debug, Quantize)]
@@ -125,6 +126,30 @@ fn precision_mismatches_and_bad_records_are_typed_errors() {
     assert!(matches!(store::load(&mut int8_model, &foreign), Err(Int8Error::Record { .. })));
     assert!(matches!(store::load(&mut int8_model, dir.join("absent.bpk")), Err(Int8Error::Io { .. })));
 
+    // A record of another element type: burn-store would hand burn-ndarray BF16 bytes, which
+    // it cannot hold (it panics with the module half rebuilt).
+    let bf16 = dir.join("bf16.bpk");
+    std::fs::write(&bf16, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight_scale", |entry| {
+        *field(entry, "dtype") = Value::Text("BF16".into());
+    }))
+    .unwrap();
+    let error = store::load(&mut int8_model, &bf16).unwrap_err();
+    assert!(matches!(error, Int8Error::Record { .. }) && error.to_string().contains("stored as BF16"), "{error}");
+    assert_eq!(f32_of(int8_model.forward(x.clone())), expected);
+
+    // A tensor table whose byte range is too short for the tensor's shape: backends build the
+    // array from those bytes unchecked, so this must be refused before burn-store reads it.
+    let lying = dir.join("lying.bpk");
+    std::fs::write(&lying, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight", |entry| {
+        let Value::Array(offsets) = field(entry, "data_offsets") else { panic!("data_offsets is not a pair") };
+        let start = u64::try_from(offsets[0].as_integer().unwrap()).unwrap();
+        offsets[1] = Value::Integer((start + 4).into());
+    }))
+    .unwrap();
+    let error = store::load(&mut int8_model, &lying).unwrap_err();
+    assert!(error.to_string().contains("cannot hold"), "{error}");
+    assert_eq!(f32_of(int8_model.forward(x.clone())), expected);
+
     // A record of another model (other shapes).
     let mut other = Mlp::<B>::new(8, 12, 4, &device);
     other.quantize_int8().unwrap();
@@ -147,4 +172,31 @@ fn precision_mismatches_and_bad_records_are_typed_errors() {
     store::load(&mut reloaded, &float_path).unwrap();
     assert_eq!(f32_of(reloaded.forward(x)), expected);
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// The Burnpack `bytes` with the table entry of tensor `name` edited by `edit` (the header is
+/// rewritten; the data section stays as it was).
+fn with_tensor_entry(bytes: &[u8], name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    const HEADER: usize = 10;
+    let metadata_len = u32::from_le_bytes(bytes[6..10].try_into().unwrap()) as usize;
+    let data_start = (HEADER + metadata_len).div_ceil(256) * 256;
+    let mut metadata: Value = ciborium::from_reader(&bytes[HEADER..HEADER + metadata_len]).unwrap();
+    edit(field(field(&mut metadata, "tensors"), name));
+
+    let mut encoded = Vec::new();
+    ciborium::into_writer(&metadata, &mut encoded).unwrap();
+    let new_start = (HEADER + encoded.len()).div_ceil(256) * 256;
+    let mut out = bytes[..6].to_vec();
+    out.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+    out.extend_from_slice(&encoded);
+    out.resize(new_start, 0);
+    out.extend_from_slice(&bytes[data_start..]);
+    out
+}
+
+/// The value under `key` of a CBOR map.
+fn field<'a>(map: &'a mut Value, key: &str) -> &'a mut Value {
+    let Value::Map(entries) = map else { panic!("not a map") };
+    let entry = entries.iter_mut().find(|(k, _)| k.as_text() == Some(key)).unwrap_or_else(|| panic!("no {key}"));
+    &mut entry.1
 }

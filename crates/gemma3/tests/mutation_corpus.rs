@@ -53,11 +53,7 @@ fn hf_loader() {
     run("hf_loader", harness::hf_loader, CASES_MODELS);
 }
 
-// Finding of this pass, not yet fixed: a mutated `model.bpk` segfaults the process inside
-// the Burnpack reader (fuzz/README.md). Ignored so the rest of the suite runs; run it with
-// `--ignored` to reproduce.
 #[test]
-#[ignore = "segfaults on a mutated model.bpk: open finding, see fuzz/README.md"]
 fn preset_loader() {
     run("preset_loader", harness::preset_loader, CASES_MODELS);
 }
@@ -114,9 +110,11 @@ fn run(target: &str, harness: Harness, default_cases: usize) {
     let started = Instant::now();
     let mut failures = Vec::new();
 
+    let in_flight = InFlight::new(target);
     let mut seeds_accepted = 0;
     for (name, bytes) in seeds.iter().take(MAX_PLAIN_SEEDS) {
         let _ = harness::take_last_refusal();
+        in_flight.record(name, None, bytes);
         match catch(harness, bytes) {
             Ok(true) => seeds_accepted += 1,
             Ok(false) => eprintln!("{target}: seed {name} is not accepted whole (fine while another seed is); last error: {}", harness::take_last_refusal()),
@@ -134,12 +132,14 @@ fn run(target: &str, harness: Harness, default_cases: usize) {
         let mut bytes = seed.clone();
         let count = 1 + rng.below(4);
         let mutations: Vec<Mutation> = (0..count).map(|_| mutate(&mut bytes, &mut rng)).collect();
+        in_flight.record(name, Some(case), &bytes);
         match catch(harness, &bytes) {
             Ok(accepted) => cases_accepted += usize::from(accepted),
             Err(message) => failures.push(failure(target, name, Some(case), &mutations, &bytes, &message)),
         }
     }
     harness::remove_scratch();
+    in_flight.finish();
 
     eprintln!(
         "{target}: {} seed(s), {seeds_accepted} accepted whole; {cases} mutated case(s), {cases_accepted} accepted; {:.1?}",
@@ -153,6 +153,33 @@ fn run(target: &str, harness: Harness, default_cases: usize) {
          regenerate the corpus (`python3 fuzz/make_seeds.py`) or fix what refuses it (see the lines above)",
         corpus_dir(target).display()
     );
+}
+
+/// The input being run, on disk, so that a crash no `catch_unwind` can stop (a segfault, an
+/// abort) leaves it behind for replay: `CARGO_TARGET_TMPDIR/mutation_corpus/<target>-in-flight`,
+/// its seed and case in `<target>-in-flight.txt`. Removed when the pass ends.
+struct InFlight {
+    input: PathBuf,
+    label: PathBuf,
+}
+
+impl InFlight {
+    fn new(target: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mutation_corpus");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        Self { input: dir.join(format!("{target}-in-flight")), label: dir.join(format!("{target}-in-flight.txt")) }
+    }
+
+    fn record(&self, seed: &str, case: Option<usize>, bytes: &[u8]) {
+        let label = format!("seed {seed}, case {case:?}\n");
+        let written = std::fs::write(&self.label, label).and_then(|()| std::fs::write(&self.input, bytes));
+        written.unwrap_or_else(|e| panic!("writing {}: {e}", self.input.display()));
+    }
+
+    fn finish(&self) {
+        let _ = std::fs::remove_file(&self.input);
+        let _ = std::fs::remove_file(&self.label);
+    }
 }
 
 fn catch(harness: Harness, bytes: &[u8]) -> Result<bool, String> {
