@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn_store::{BurnpackStore, ModuleSnapshot, ModuleStore};
+use burn_store::{BurnpackStore, ModuleSnapshot, ModuleStore, TensorSnapshot};
 
 use crate::Int8Error;
 use crate::record_header::{self, ExpectedTensor};
@@ -57,9 +57,10 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRe
     // lists every name: megabytes for a foreign record) and are summarized below.
     let mut store = BurnpackStore::from_file(path).auto_extension(false).allow_partial(true).validate(false);
     let file_keys = store.keys().map_err(|e| record_error(e.to_string()))?;
-    let model_keys: Vec<String> = candidate.collect(None, None, false).into_iter().map(|s| s.full_path()).collect();
+    let snapshots = candidate.collect(None, None, false);
+    let model_keys: Vec<String> = snapshots.iter().map(|s| s.full_path()).collect();
     check_precision(path, &file_keys, &model_keys)?;
-    check_tensor_table(path, &candidate)?;
+    check_tensor_table(path, snapshots)?;
 
     let result = candidate.load_from(&mut store).map_err(|e| record_error(e.to_string()))?;
     if !result.errors.is_empty() {
@@ -78,9 +79,8 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRe
 
 /// Every tensor the model takes must have its dtype, its shape and exactly its bytes in the
 /// file before burn-store reads it (`record_header`: backends trust those bytes).
-fn check_tensor_table<B: Backend, M: Module<B>>(path: &Path, model: &M) -> Result<(), Int8Error> {
+fn check_tensor_table(path: &Path, model: Vec<TensorSnapshot>) -> Result<(), Int8Error> {
     let expected = model
-        .collect(None, None, false)
         .into_iter()
         .map(|s| (s.full_path(), ExpectedTensor { dtype: s.dtype, shape: s.shape.to_vec() }))
         .collect();
