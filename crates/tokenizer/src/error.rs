@@ -24,6 +24,10 @@ pub enum TokenizerError {
     #[error("the vocabulary has {0} tokens, more than a u32 id can address")]
     VocabTooLarge(usize),
 
+    /// A merge score that is NaN or infinite (a JSON number such as `1e39` overflows f32).
+    #[error("the score of token {id} is {score}, not a finite f32")]
+    NonFiniteScore { id: usize, score: f32 },
+
     /// A special id of the vocabulary (BOS, EOS, unknown, padding) names no token.
     #[error("{what} id {id} is out of range for a vocabulary of {vocab_size} tokens")]
     SpecialIdOutOfRange {

@@ -139,7 +139,8 @@ impl Vocab {
     }
 
     /// Checks what the tokenizer relies on: a non-empty vocabulary, arrays of one length, ids that fit
-    /// `u32`, and special ids in range.
+    /// `u32`, finite scores (BPE compares them, and JSON cannot store an infinity), and special ids in
+    /// range.
     pub fn validate(&self) -> Result<(), TokenizerError> {
         let n = self.tokens.len();
         if n == 0 {
@@ -154,6 +155,9 @@ impl Vocab {
         }
         if u32::try_from(n).is_err() {
             return Err(TokenizerError::VocabTooLarge(n));
+        }
+        if let Some((id, &score)) = self.scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+            return Err(TokenizerError::NonFiniteScore { id, score });
         }
         let specials = [
             ("BOS", Some(self.bos_id)),

@@ -329,6 +329,24 @@ fn vocab_json_round_trips_and_rejects_bad_files() {
         Vocab::load_json(&mismatched),
         Err(TokenizerError::LengthMismatch { .. })
     ));
+    // 1e39 is a valid JSON number but overflows f32 to inf, which JSON could not write back.
+    let overflowing = write(
+        "overflowing.json",
+        &json.to_string().replacen("\"scores\":[0.0,", "\"scores\":[1e39,", 1),
+    );
+    assert!(matches!(
+        Vocab::load_json(&overflowing),
+        Err(TokenizerError::NonFiniteScore { id: 0, score }) if score == f32::INFINITY
+    ));
+    let nan_scores = Vocab {
+        scores: vocab().scores.iter().map(|_| f32::NAN).collect(),
+        ..vocab()
+    };
+    assert!(matches!(
+        nan_scores.save_json(dir.join("nan.json")),
+        Err(TokenizerError::NonFiniteScore { id: 0, .. })
+    ));
+    assert!(!dir.join("nan.json").exists());
     assert!(matches!(
         Vocab::load_json(dir.join("missing.json")),
         Err(TokenizerError::Io { .. })
