@@ -479,20 +479,100 @@ macro_rules! kernels_256 {
                     });
                 }
                 WeightLayout::NK => {
-                    for c in 0..width {
-                        let column = &w.data[(j0 + c) * k..(j0 + c + 1) * k];
-                        for r in 0..x.m {
-                            let xr = &x.row(r)[..k];
-                            let mut sum = _mm256_setzero_si256();
-                            for off in (0..k).step_by(32) {
-                                let end = (off + 32).min(k);
-                                // SAFETY: 32-byte reads of the two slices, zero-padded at the end.
-                                let (weights, xv) = unsafe { (load32(&column[off..end]), load32(&xr[off..end])) };
-                                sum = dot4(sum, _mm256_xor_si256(weights, flip), xv);
+                    // Register tiles: each weight vector loaded serves every row of the tile and
+                    // each activation vector every channel of it, and the horizontal sums run
+                    // once per tile and k. AVX2 has 16 registers: 4 rows × 2 channels of
+                    // accumulators for prefill, 1 row × 4 channels for decode.
+                    let (mr, nr) = if x.m >= 4 { (4, 2) } else { (1, 4) };
+                    let mut c = 0;
+                    while c < width {
+                        let cols = nr.min(width - c);
+                        let mut r = 0;
+                        while r < x.m {
+                            let rows = mr.min(x.m - r);
+                            let out = &mut acc[r * width + c..];
+                            // SAFETY: rows `r..r + rows` and channels `j0 + c..j0 + c + cols`
+                            // exist, and `out` starts at the tile's first accumulator.
+                            unsafe {
+                                match (rows, cols) {
+                                    (4, 2) => nk_tile::<4, 2>(x, w, r, j0 + c, flip, width, out),
+                                    (4, _) => nk_tile::<4, 1>(x, w, r, j0 + c, flip, width, out),
+                                    (3, 2) => nk_tile::<3, 2>(x, w, r, j0 + c, flip, width, out),
+                                    (3, _) => nk_tile::<3, 1>(x, w, r, j0 + c, flip, width, out),
+                                    (2, 2) => nk_tile::<2, 2>(x, w, r, j0 + c, flip, width, out),
+                                    (2, _) => nk_tile::<2, 1>(x, w, r, j0 + c, flip, width, out),
+                                    (_, 4) => nk_tile::<1, 4>(x, w, r, j0 + c, flip, width, out),
+                                    (_, 3) => nk_tile::<1, 3>(x, w, r, j0 + c, flip, width, out),
+                                    (_, 2) => nk_tile::<1, 2>(x, w, r, j0 + c, flip, width, out),
+                                    _ => nk_tile::<1, 1>(x, w, r, j0 + c, flip, width, out),
+                                }
                             }
-                            // Zero padding: `0 ^ 0x80 = 128` times a zero activation adds nothing.
-                            acc[r * width + c] = hsum(sum) - correction(r);
+                            for i in 0..rows {
+                                for j in 0..cols {
+                                    acc[(r + i) * width + c + j] -= correction(r + i);
+                                }
+                            }
+                            r += rows;
                         }
+                        c += cols;
+                    }
+                }
+            }
+
+            /// `MR` rows from `r0` against the `NR` channels from `col0` (channel-major), into
+            /// `out[i * stride + j]`.
+            ///
+            /// # Safety
+            /// The CPU has the features of the attribute; the rows and channels exist, and
+            /// `out` holds `(MR - 1) * stride + NR` elements.
+            #[target_feature(enable = $features)]
+            unsafe fn nk_tile<const MR: usize, const NR: usize>(
+                x: &Activations,
+                w: WeightView<'_>,
+                r0: usize,
+                col0: usize,
+                flip: __m256i,
+                stride: usize,
+                out: &mut [i32],
+            ) {
+                let k = w.k;
+                let full = k / 32 * 32;
+                let mut sums = [[_mm256_setzero_si256(); NR]; MR];
+                let mut weights = [_mm256_setzero_si256(); NR];
+                let mut off = 0;
+                while off < full {
+                    for (j, weight) in weights.iter_mut().enumerate() {
+                        // SAFETY: `off + 32 <= k` bytes of channel `col0 + j`, inside `w.data`.
+                        *weight = _mm256_xor_si256(unsafe { _mm256_loadu_si256(w.data.as_ptr().add((col0 + j) * k + off).cast()) }, flip);
+                    }
+                    for (i, row_sums) in sums.iter_mut().enumerate() {
+                        // SAFETY: `off + 32 <= k <= k4` bytes of row `r0 + i`.
+                        let xv = unsafe { _mm256_loadu_si256(x.data.as_ptr().add((r0 + i) * x.k4 + off).cast()) };
+                        for (sum, &weight) in row_sums.iter_mut().zip(&weights) {
+                            *sum = dot4(*sum, weight, xv);
+                        }
+                    }
+                    off += 32;
+                }
+                if full < k {
+                    // The last `k % 32` bytes through zero-padded copies: `0 ^ 0x80 = 128` times
+                    // a zero activation adds nothing.
+                    for (j, weight) in weights.iter_mut().enumerate() {
+                        let channel = (col0 + j) * k;
+                        // SAFETY: `load32` reads a padded copy of a short slice.
+                        *weight = _mm256_xor_si256(unsafe { load32(&w.data[channel + full..channel + k]) }, flip);
+                    }
+                    for (i, row_sums) in sums.iter_mut().enumerate() {
+                        // SAFETY: as above.
+                        let xv = unsafe { load32(&x.row(r0 + i)[full..k]) };
+                        for (sum, &weight) in row_sums.iter_mut().zip(&weights) {
+                            *sum = dot4(*sum, weight, xv);
+                        }
+                    }
+                }
+                for (i, row_sums) in sums.iter().enumerate() {
+                    for (j, &sum) in row_sums.iter().enumerate() {
+                        out[i * stride + j] = hsum(sum);
                     }
                 }
             }
