@@ -542,8 +542,13 @@ macro_rules! kernels_256 {
                 let mut off = 0;
                 while off < full {
                     for (j, weight) in weights.iter_mut().enumerate() {
+                        let channel = w.data.as_ptr().wrapping_add((col0 + j) * k + off);
+                        // The next tile's channels, one tile ahead: a hint, never a fault, so it
+                        // may point past the weight.
+                        _mm_prefetch::<_MM_HINT_T0>(channel.wrapping_add(4 * NR * k));
                         // SAFETY: `off + 32 <= k` bytes of channel `col0 + j`, inside `w.data`.
-                        *weight = _mm256_xor_si256(unsafe { _mm256_loadu_si256(w.data.as_ptr().add((col0 + j) * k + off).cast()) }, flip);
+                        let loaded = unsafe { _mm256_loadu_si256(channel.cast()) };
+                        *weight = if $vnni { _mm256_xor_si256(loaded, flip) } else { loaded };
                     }
                     for (i, row_sums) in sums.iter_mut().enumerate() {
                         // SAFETY: `off + 32 <= k <= k4` bytes of row `r0 + i`.
@@ -560,7 +565,8 @@ macro_rules! kernels_256 {
                     for (j, weight) in weights.iter_mut().enumerate() {
                         let channel = (col0 + j) * k;
                         // SAFETY: `load32` reads a padded copy of a short slice.
-                        *weight = _mm256_xor_si256(unsafe { load32(&w.data[channel + full..channel + k]) }, flip);
+                        let loaded = unsafe { load32(&w.data[channel + full..channel + k]) };
+                        *weight = if $vnni { _mm256_xor_si256(loaded, flip) } else { loaded };
                     }
                     for (i, row_sums) in sums.iter_mut().enumerate() {
                         // SAFETY: as above.
