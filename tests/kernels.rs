@@ -123,3 +123,65 @@ fn other_dtypes_decline() {
     let wide = Tensor::<burn::backend::Flex, 2, Int>::from_data(TensorData::new(vec![1i32, 2], [1, 2]), &device);
     assert!(try_int8_matmul_with(Isa::Portable, &wide, &wide.clone().transpose()).is_none(), "I32 inputs");
 }
+
+/// The CPU row kernels (`burn_int8::row_ops`) take their host path on flex and ndarray and agree
+/// with a plain f64 computation and with the Burn-op path: RoPE bit for bit, RMSNorm to a few
+/// ulps (it sums its squares in another order).
+fn row_kernels_match<B: Backend>(device: &B::Device) {
+    use burn_int8::cpu::{try_rms_norm, try_rope_rotate_half};
+    use burn_int8::row_ops::{generic_rms_norm, generic_rope_rotate_half, rms_norm, rope_rotate_half};
+    B::seed(device, 5);
+
+    for (m, d) in [(1, 640), (3, 7), (130, 33)] {
+        let x = Tensor::<B, 2>::random([m, d], Distribution::Normal(0.0, 3.0), device);
+        let weight = Tensor::<B, 1>::random([d], Distribution::Normal(0.0, 0.5), device);
+        let fast = try_rms_norm(&x, &weight, 1.0, 1e-6).expect("host path on a CPU backend");
+        let generic = generic_rms_norm(x.clone(), weight.clone(), 1.0, 1e-6);
+        let (xs, ws) = (x.to_data().to_vec::<f32>().unwrap(), weight.to_data().to_vec::<f32>().unwrap());
+        let fast = fast.into_data().to_vec::<f32>().unwrap();
+        let generic = generic.into_data().to_vec::<f32>().unwrap();
+        for (r, row) in xs.chunks_exact(d).enumerate() {
+            let mean_square = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / d as f64;
+            for (j, &v) in row.iter().enumerate() {
+                let expected = v as f64 / (mean_square + 1e-6).sqrt() * (1.0 + ws[j] as f64);
+                // The host path's bound is tight; the Burn-op path's is loose because burn-ndarray's
+                // elementwise ops are off by up to ~1.3e-4 relative here (its SIMD reciprocal).
+                let scale = expected.abs().max(1.0);
+                assert!((fast[r * d + j] as f64 - expected).abs() <= 1e-5 * scale, "rms_norm [{m}x{d}] ({r},{j}): {} vs {expected}", fast[r * d + j]);
+                assert!((generic[r * d + j] as f64 - expected).abs() <= 1e-3 * scale, "generic rms_norm [{m}x{d}] ({r},{j}): {} vs {expected} (fast {})", generic[r * d + j], fast[r * d + j]);
+            }
+        }
+        // The public entry point takes the host path and keeps any rank.
+        let through_api = rms_norm(x.reshape([1, m, d]), weight, 1.0, 1e-6);
+        assert_eq!(through_api.dims(), [1, m, d]);
+        assert_eq!(through_api.into_data().to_vec::<f32>().unwrap(), fast);
+    }
+
+    for (batch, table_batch) in [(1, 1), (3, 1), (3, 3)] {
+        let shape = [batch, 5, 4, 6];
+        let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
+        let cos = Tensor::<B, 4>::random([table_batch, 5, 4, 6], Distribution::Uniform(-1.0, 1.0), device);
+        let sin = Tensor::<B, 4>::random([table_batch, 5, 4, 6], Distribution::Uniform(-1.0, 1.0), device);
+        let fast = try_rope_rotate_half(&x, &cos, &sin).expect("host path on a CPU backend");
+        let generic = generic_rope_rotate_half(x.clone(), cos.clone(), sin.clone());
+        let fast = fast.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(fast, generic.into_data().to_vec::<f32>().unwrap(), "rope batch {batch}, tables {table_batch}");
+        // By hand for one element: head (b 0, s 1, h 2), i = 1 of the first half (its partner is
+        // i + 3, entering with the sign the table carries).
+        let (xs, cs, ss) = [x.clone(), cos.clone(), sin.clone()].map(|t| t.into_data().to_vec::<f32>().unwrap()).into();
+        let at = |s: usize, h: usize, i: usize| (s * 4 + h) * 6 + i;
+        let expected = xs[at(1, 2, 1)] * cs[at(1, 2, 1)] + xs[at(1, 2, 4)] * ss[at(1, 2, 1)];
+        assert_eq!(fast[at(1, 2, 1)], expected);
+        assert_eq!(rope_rotate_half(x, cos, sin).into_data().to_vec::<f32>().unwrap(), fast);
+    }
+}
+
+#[test]
+fn row_kernels_match_on_flex() {
+    row_kernels_match::<burn::backend::Flex>(&Default::default());
+}
+
+#[test]
+fn row_kernels_match_on_ndarray() {
+    row_kernels_match::<burn::backend::NdArray>(&Default::default());
+}

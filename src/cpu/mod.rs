@@ -12,6 +12,7 @@
 //! answer.
 
 mod gemm;
+mod rows;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -22,6 +23,7 @@ use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive, backend::Bac
 use crate::primitive::same_type;
 
 pub use gemm::Isa;
+pub use rows::{try_rms_norm, try_rope_rotate_half};
 use gemm::{Activations, WeightLayout, WeightView, gemm};
 
 /// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.

@@ -29,10 +29,9 @@ pub struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
+    /// One host pass per call on the CPU backends, Burn ops elsewhere (`burn_int8::row_ops`).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let inverse_rms = x.clone().powi_scalar(2).mean_dim(D - 1).add_scalar(self.eps).sqrt().recip();
-        let scale = self.weight.val().add_scalar(1.0).unsqueeze::<D>();
-        x.mul(inverse_rms).mul(scale)
+        burn_int8::row_ops::rms_norm(x, self.weight.val(), 1.0, self.eps)
     }
 }
 
@@ -99,13 +98,9 @@ pub struct RopeTables<B: Backend> {
 impl<B: Backend> RopeTables<B> {
     /// Rotates `x [batch, seq, heads, head_dim]`: `x·cos + rotate_half(x)·sin` with
     /// `rotate_half(x) = [-x₂, x₁]`, written as `[x₂, x₁]·signed_sin`.
+    /// One host pass on the CPU backends, Burn ops elsewhere (`burn_int8::row_ops`).
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [batch, seq, heads, head_dim] = x.dims();
-        let half = head_dim / 2;
-        let first = x.clone().slice([0..batch, 0..seq, 0..heads, 0..half]);
-        let second = x.clone().slice([0..batch, 0..seq, 0..heads, half..head_dim]);
-        let swapped = Tensor::cat(vec![second, first], 3);
-        x.mul(self.cos.clone()).add(swapped.mul(self.signed_sin.clone()))
+        burn_int8::row_ops::rope_rotate_half(x, self.cos.clone(), self.signed_sin.clone())
     }
 }
 
@@ -202,8 +197,16 @@ impl<B: Backend> Attention<B> {
         let group = heads / kv_heads;
         let q = q.reshape([batch, seq, kv_heads, group * head_dim]).swap_dims(1, 2).reshape([batch, kv_heads, seq * group, head_dim]);
         let scores = q.matmul(k.transpose());
-        let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &scores.device()).expand(scores.dims());
-        let probabilities = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
+        // One new position and no padding: the cache holds only keys this query may see (the
+        // past, and on local layers only the window), so the mask would hide nothing.
+        let scores = if seq == 1 && inputs.pads.is_empty() {
+            scores
+        } else {
+            let (dims, device) = (scores.dims(), scores.device());
+            let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &device);
+            scores.mask_fill(mask.expand(dims), f32::NEG_INFINITY)
+        };
+        let probabilities = softmax(scores, 3);
         let output = probabilities
             .matmul(v)
             .reshape([batch, kv_heads, seq, group * head_dim])
