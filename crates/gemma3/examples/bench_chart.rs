@@ -5,29 +5,47 @@
 //! fills the first and calls this).
 //!
 //! One group of bars per backend (its latest line): int8/fp32 prefill speed, decode speed and peak RSS, each
-//! measured in the same `bench` invocation. Ratios, not times: the machines are noisy.
+//! measured in the same `bench` invocation, and, for lines written by `benches/llamacpp.sh`, int8
+//! against llama.cpp's Q8_0 of the same GGUF measured in the same round. Ratios, not times: the
+//! machines are noisy.
 
 use std::error::Error;
 
 use plotters::prelude::*;
 use serde_json::Value;
 
-const METRICS: [(&str, &str, bool); 3] = [
-    ("prefill speed", "prefill_tok_s", true),
-    ("decode speed", "decode_tok_s", true),
-    ("peak RSS", "peak_rss_bytes", false),
+/// (legend, key, baseline): int8's figure over the baseline's, from one line.
+const METRICS: [(&str, &str, &[&str]); 5] = [
+    ("prefill speed / fp32", "prefill_tok_s", &["fp32"]),
+    ("decode speed / fp32", "decode_tok_s", &["fp32"]),
+    ("peak RSS / fp32", "peak_rss_bytes", &["fp32"]),
+    ("prefill / llama.cpp Q8_0", "prefill_tok_s", &["llamacpp", "Q8_0"]),
+    ("decode / llama.cpp Q8_0", "decode_tok_s", &["llamacpp", "Q8_0"]),
 ];
-const COLORS: [RGBColor; 3] = [RGBColor(66, 133, 244), RGBColor(219, 68, 55), RGBColor(120, 120, 120)];
+const COLORS: [RGBColor; 5] = [
+    RGBColor(66, 133, 244),
+    RGBColor(219, 68, 55),
+    RGBColor(120, 120, 120),
+    RGBColor(140, 190, 250),
+    RGBColor(240, 150, 140),
+];
 
-/// `(backend, [prefill ratio, decode ratio, RSS ratio])` from one bench JSON line.
-fn ratios(line: &Value) -> Option<(String, [f64; 3])> {
+/// `(backend, ratios in METRICS order)` from one bench JSON line; a baseline the line lacks
+/// (llama.cpp in a plain `bench` line) gives 0, drawn as no bar.
+fn ratios(line: &Value) -> Option<(String, [f64; 5])> {
     let backend = line.get("backend")?.as_str()?.to_string();
     let threads = line.get("threads").and_then(Value::as_str).map_or(String::new(), |t| format!(" ({t} threads)"));
-    let mut out = [0.0; 3];
-    for (slot, (_, key, _)) in out.iter_mut().zip(METRICS) {
-        let fp32 = line.get("fp32")?.get(key)?.as_f64()?;
+    let mut out = [0.0; 5];
+    for (slot, (_, key, baseline)) in out.iter_mut().zip(METRICS) {
         let int8 = line.get("int8")?.get(key)?.as_f64()?;
-        *slot = if fp32 > 0.0 { int8 / fp32 } else { 0.0 };
+        let base = baseline.iter().try_fold(line, |v, part| v.get(part)).and_then(|v| v.get(key)).and_then(Value::as_f64);
+        match base {
+            Some(base) if base > 0.0 => *slot = int8 / base,
+            Some(_) => {}
+            // Our own fp32 is in every bench line; only llama.cpp may be absent.
+            None if baseline[0] == "fp32" => return None,
+            None => {}
+        }
     }
     Some((backend + &threads, out))
 }
@@ -38,7 +56,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let output = args.next().unwrap_or_else(|| "benches/gemma3_int8_vs_fp32.svg".into());
     let text = std::fs::read_to_string(&input).map_err(|e| format!("{input}: {e}"))?;
     // The file is a history: the chart shows each backend's latest run.
-    let mut rows: Vec<(String, [f64; 3])> = Vec::new();
+    let mut rows: Vec<(String, [f64; 5])> = Vec::new();
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
         let (name, values) = serde_json::from_str::<Value>(line)
             .ok()
@@ -57,10 +75,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let top = rows.iter().flat_map(|(_, r)| r.iter().copied()).fold(1.0f64, f64::max) * 2.0;
     let bottom = rows.iter().flat_map(|(_, r)| r.iter().copied()).filter(|r| *r > 0.0).fold(1.0f64, f64::min) / 2.0;
 
-    let root = SVGBackend::new(&output, (220 * rows.len() as u32 + 160, 480)).into_drawing_area();
+    let root = SVGBackend::new(&output, (300 * rows.len() as u32 + 160, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Gemma3 270M: int8 / fp32, same run (higher is better for speed, lower for RSS)", ("sans-serif", 18))
+        .caption("Gemma3 270M: int8 / baseline, same run (higher is better for speed, lower for RSS)", ("sans-serif", 18))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(56)
@@ -73,21 +91,21 @@ fn main() -> Result<(), Box<dyn Error>> {
             let i = x.floor() as usize;
             if (x - i as f64 - 0.5).abs() < 1e-6 { rows.get(i).map_or(String::new(), |(name, _)| name.clone()) } else { String::new() }
         })
-        .y_desc("int8 / fp32 (log scale)")
+        .y_desc("int8 / baseline (log scale)")
         .y_label_formatter(&|y| format!("{y:.1}x"))
         .draw()?;
     for (m, (label, _, _)) in METRICS.iter().enumerate() {
         let color = COLORS[m];
         chart
-            .draw_series(rows.iter().enumerate().map(|(i, (_, r))| {
-                let left = i as f64 + 0.12 + 0.26 * m as f64;
-                Rectangle::new([(left, bottom), (left + 0.24, r[m].max(bottom))], color.filled())
+            .draw_series(rows.iter().enumerate().filter(|(_, (_, r))| r[m] > 0.0).map(|(i, (_, r))| {
+                let left = i as f64 + 0.1 + 0.16 * m as f64;
+                Rectangle::new([(left, bottom), (left + 0.15, r[m].max(bottom))], color.filled())
             }))?
             .label(*label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-        chart.draw_series(rows.iter().enumerate().map(|(i, (_, r))| {
-            let center = i as f64 + 0.24 + 0.26 * m as f64;
-            Text::new(format!("{:.2}", r[m]), (center - 0.1, r[m].max(bottom) * 1.12), ("sans-serif", 13))
+        chart.draw_series(rows.iter().enumerate().filter(|(_, (_, r))| r[m] > 0.0).map(|(i, (_, r))| {
+            let left = i as f64 + 0.1 + 0.16 * m as f64;
+            Text::new(format!("{:.2}", r[m]), (left, r[m].max(bottom) * 1.12), ("sans-serif", 12))
         }))?;
     }
     chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 1.0), (rows.len() as f64, 1.0)], BLACK)))?;
