@@ -35,6 +35,8 @@ const COLORS: [RGBColor; 5] = [
 fn ratios(line: &Value) -> Option<(String, [f64; 5])> {
     let backend = line.get("backend")?.as_str()?.to_string();
     let threads = line.get("threads").and_then(Value::as_str).map_or(String::new(), |t| format!(" ({t} threads)"));
+    // Runs from machines with different kernels are different bars.
+    let kernels = line.get("cpu_kernels").and_then(Value::as_str).map_or(String::new(), |k| format!(", {k}"));
     let mut out = [0.0; 5];
     for (slot, (_, key, baseline)) in out.iter_mut().zip(METRICS) {
         let int8 = line.get("int8")?.get(key)?.as_f64()?;
@@ -47,7 +49,7 @@ fn ratios(line: &Value) -> Option<(String, [f64; 5])> {
             None => {}
         }
     }
-    Some((backend + &threads, out))
+    Some((backend + &kernels + &threads, out))
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
