@@ -37,8 +37,9 @@ pub mod nn;
 pub mod cpu;
 #[cfg_attr(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")), allow(dead_code))]
 mod primitive;
+/// The int8 kernels of the cubecl backends (wgpu, cuda): dispatch, launch, kernels.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-mod gpu_kernels;
+pub mod gpu;
 mod conv1d;
 mod conv2d;
 mod embedding;

@@ -26,7 +26,7 @@ pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -
         return product;
     }
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    if let Some(product) = crate::gpu_kernels::try_int8_matmul(&lhs, &rhs) {
+    if let Some(product) = crate::gpu::try_int8_matmul(&lhs, &rhs) {
         return product;
     }
     generic_int8_matmul(lhs, rhs)

@@ -4,27 +4,51 @@
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use safetensors::{Dtype, SafeTensors};
 
-/// Runs `$body::<Backend>(&device)` on every compiled CPU backend, and on wgpu (Mesa lavapipe
-/// through Vulkan) when the `wgpu` feature is on.
+/// Runs `$body::<Backend>(&device)` on every compiled CPU backend, then on the GPU backends
+/// ([`for_each_gpu_backend`]). `BURN_INT8_TEST_BACKENDS=cuda,flex` runs only those (a machine
+/// with a GPU but no lavapipe, say); unset, every compiled backend runs.
 #[macro_export]
 macro_rules! for_each_backend {
     ($body:ident) => {{
         #[cfg(feature = "ndarray")]
-        {
+        if $crate::common::backend_selected("ndarray") {
             eprintln!("-- ndarray");
             $body::<burn::backend::NdArray>(&Default::default());
         }
         #[cfg(feature = "flex")]
-        {
+        if $crate::common::backend_selected("flex") {
             eprintln!("-- flex");
             $body::<burn::backend::Flex>(&Default::default());
         }
+        $crate::for_each_gpu_backend!($body);
+    }};
+}
+
+/// Runs `$body::<Backend>(&device)` on wgpu (Mesa lavapipe through Vulkan, the CPU device, so
+/// it runs on any machine) when the `wgpu` feature is on, and on CUDA's first device when the
+/// `cuda` feature is on.
+#[macro_export]
+macro_rules! for_each_gpu_backend {
+    ($body:ident) => {{
         #[cfg(feature = "wgpu")]
-        {
+        if $crate::common::backend_selected("wgpu") {
             eprintln!("-- wgpu (vulkan)");
             $body::<burn::backend::Vulkan>(&burn::backend::wgpu::WgpuDevice::Cpu);
         }
+        #[cfg(feature = "cuda")]
+        if $crate::common::backend_selected("cuda") {
+            eprintln!("-- cuda");
+            $body::<burn::backend::Cuda>(&Default::default());
+        }
     }};
+}
+
+/// Whether `BURN_INT8_TEST_BACKENDS` (a comma-separated list; unset means all) names `backend`.
+pub fn backend_selected(backend: &str) -> bool {
+    match std::env::var("BURN_INT8_TEST_BACKENDS") {
+        Ok(list) => list.split(',').any(|name| name.trim() == backend),
+        Err(_) => true,
+    }
 }
 
 /// The Keras layer fixture: `tests/fixtures/keras-int8-layers.safetensors`, or the file named

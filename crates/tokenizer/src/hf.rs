@@ -30,13 +30,16 @@ impl HfTokenizer {
             path: path.to_path_buf(),
             source,
         })?;
-        // `tokenizers` 0.22 unwraps inside some deserializers (a malformed `decoder` panics,
-        // found by the mutation pass): a panic there is a bad file, not a crash.
-        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&json));
         let invalid = |message: String| TokenizerError::InvalidHfTokenizer {
             path: path.to_path_buf(),
             message,
         };
+        // `tokenizers` 0.22 unwraps the result of parsing a `decoder` object, so a JSON syntax
+        // error inside one panics (found by the mutation pass and cargo-fuzz). Checking the
+        // syntax first turns every such file into an error with its line and column; the
+        // `catch_unwind` stays as a net for builds that unwind (cargo-fuzz's abort).
+        serde_json::from_slice::<serde::de::IgnoredAny>(&json).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&json));
         let inner = match parsed {
             Ok(result) => result.map_err(|e| invalid(e.to_string()))?,
             Err(panic) => {

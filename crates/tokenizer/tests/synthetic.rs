@@ -421,6 +421,19 @@ fn bad_hf_files_are_typed_errors() {
         tiny_tokenizer_path(),
     )
     .unwrap();
+    // A syntax error inside the `decoder` object (the cargo-fuzz finding: `tokenizers` 0.22
+    // panics there) is a typed error with the place, not a panic.
+    let decoder_at = tiny.find("\"decoder\"").expect("the tiny tokenizer has a decoder");
+    let broken = format!("{}\"decoder\": {{\"type\": \"Sequence\", \"decoders\": [{{\"type\": {}", &tiny[..decoder_at], &tiny[decoder_at + 40..]);
+    let broken_path = dir.join("broken_decoder.json");
+    std::fs::write(&broken_path, broken).unwrap();
+    match Tokenizer::from_hf_file(&broken_path) {
+        Err(TokenizerError::InvalidHfTokenizer { path, message }) => {
+            assert_eq!(path, broken_path);
+            assert!(message.starts_with("not valid JSON") && message.contains("line"), "{message}");
+        }
+        other => panic!("expected InvalidHfTokenizer, got {other:?}"),
+    }
     let no_bos = dir.join("no_bos.json");
     std::fs::write(&no_bos, tiny.replace("<bos>", "<begin>")).unwrap();
     assert!(matches!(
