@@ -2,7 +2,7 @@
 //! compiled GPU backend: wgpu on Mesa lavapipe everywhere, CUDA where a GPU is present.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-mod common;
+use crate::common;
 
 use burn::tensor::{DType, FloatDType, Int, IntDType, Tensor, TensorData, backend::Backend};
 use burn_int8::gpu::{MAX_STRIDED_ROWS, WeightLayout, int8_matmul_with_layout, try_int8_matmul, weight_layout_of};
@@ -231,7 +231,7 @@ fn bench_kernels<B: Backend>(device: &B::Device) {
 }
 
 /// Timings (each includes a read-back to the host): `cargo test --release --features wgpu
-/// --test gpu_kernels bench -- --ignored --nocapture` (add `cuda` where a GPU is present).
+/// --test integration gpu_kernels::bench -- --ignored --nocapture` (add `cuda` where a GPU is present).
 #[test]
 #[ignore]
 fn bench() {

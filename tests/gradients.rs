@@ -5,7 +5,7 @@
 //! output (`Σ y · r`), so the output gradient is `r` for both and the input gradients must
 //! agree to float rounding, although the int8 and float outputs differ.
 
-mod common;
+use crate::common;
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;

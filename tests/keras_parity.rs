@@ -1,7 +1,7 @@
 //! Bit-level parity with Keras 3's int8 quantization, on the fixture Keras itself produced.
 //! Runs on ndarray, flex and wgpu (lavapipe).
 
-mod common;
+use crate::common;
 
 use burn::module::Param;
 use burn::nn;

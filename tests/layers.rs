@@ -1,7 +1,7 @@
 //! Behaviour of the quantized layers and of `Quantize` beyond the Keras fixture: the int8
 //! product's exactness, convolutions, the derive, reports, training, memory and bad input.
 
-mod common;
+use crate::common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};

@@ -2,7 +2,7 @@
 //! (converted with `From`, or built from our configs), and quantized they stay close to float,
 //! report every gate linear and pass gradients under `Autodiff`.
 
-mod common;
+use crate::common;
 
 use std::sync::{Mutex, MutexGuard};
 

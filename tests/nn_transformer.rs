@@ -2,7 +2,7 @@
 //! converted Burn module, and from our configs' init), close to float in int8, and trainable
 //! (norm gradients through int8 layers) under `Autodiff`.
 
-mod common;
+use crate::common;
 
 use std::sync::{Mutex, MutexGuard};
 

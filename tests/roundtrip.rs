@@ -1,7 +1,7 @@
 //! Saving and reloading: int8 stays 1 byte on disk, reloads are exact, bad records are typed
 //! errors that leave the model and existing files intact.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::nn::{LinearConfig, Relu};

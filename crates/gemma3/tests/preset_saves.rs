@@ -2,7 +2,7 @@
 //! tiny synthetic Gemma3, so it always runs.
 //!
 //! Interrupted saves are made deterministic with the test hook `BURN_INT8_SAVE_ABORT_AT`: this
-//! test binary runs itself again as a child (`--exact child_saver`) that saves with the hook
+//! test binary runs itself again as a child (`--exact preset_saves::child_saver`) that saves with the hook
 //! set and aborts at the named step.
 
 use std::collections::BTreeMap;
@@ -139,7 +139,9 @@ fn no_core_dumps() {}
 /// Runs [`child_saver`] in a child process: saves the seed-2 model over `dir` with `env` set.
 fn run_child_save(dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args(["--exact", "child_saver", "--nocapture"]).env(CHILD_SAVE_ENV, dir);
+    // The test's name in the one integration binary: `preset_saves::child_saver`.
+    let module = module_path!().split_once("::").map_or(module_path!(), |(_, path)| path);
+    command.args(["--exact", &format!("{module}::child_saver"), "--nocapture"]).env(CHILD_SAVE_ENV, dir);
     for name in [SAVE_ABORT_AT_ENV, SAVE_NO_EXCHANGE_ENV] {
         command.env_remove(name);
     }

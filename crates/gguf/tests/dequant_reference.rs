@@ -2,7 +2,7 @@
 //! synthetic blocks (tests/fixtures/synthetic.*, made by make_reference.py).
 //! Needs no model file.
 
-mod common;
+use crate::common;
 
 use burn_int8_gguf::{GgmlType, GgufFile, dequant};
 use common::*;

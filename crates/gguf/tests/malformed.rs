@@ -2,7 +2,7 @@
 //! round-trips, and every kind of corruption yields the right typed error
 //! (never a panic), with a message naming the key or tensor.
 
-mod common;
+use crate::common;
 
 use burn_int8_gguf::{Array, GgmlType, GgufError, GgufFile, Value};
 use common::*;

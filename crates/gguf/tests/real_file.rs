@@ -2,7 +2,7 @@
 //! (tests/fixtures/real.*, made by make_reference.py). Skipped, loudly, when
 //! the checkpoint is not installed, and failed instead when `CI` is set.
 
-mod common;
+use crate::common;
 #[path = "../../../tests/checkpoint/mod.rs"]
 mod checkpoint;
 

@@ -8,7 +8,7 @@ use burn_int8_gguf::GgufFile;
 
 use super::WeightSource;
 use crate::config::{ConfigSource, Gemma3Config};
-use crate::error::Gemma3Error;
+use crate::error::{Gemma3Error, in_gguf};
 
 /// A GGUF file served under HF tensor names.
 pub struct GgufSource {
@@ -17,7 +17,8 @@ pub struct GgufSource {
 
 impl GgufSource {
     pub fn open(path: &Path) -> Result<Self, Gemma3Error> {
-        Ok(Self { file: GgufFile::open(path)? })
+        let file = GgufFile::open(path).map_err(|source| Gemma3Error::Gguf { path: path.to_path_buf(), source })?;
+        Ok(Self { file })
     }
 
     pub fn file(&self) -> &GgufFile {
@@ -31,7 +32,8 @@ impl GgufSource {
     pub fn config(&self) -> Result<Gemma3Config, Gemma3Error> {
         let file = &self.file;
         let source_name = format!("{} (GGUF metadata)", file.path().display());
-        let architecture = file.get_str("general.architecture")?;
+        let gguf = in_gguf(file);
+        let architecture = file.get_str("general.architecture").map_err(&gguf)?;
         if architecture != "gemma3" {
             return Err(Gemma3Error::InvalidConfig {
                 source_name,
@@ -41,7 +43,7 @@ impl GgufSource {
             });
         }
         let key = |name: &str| format!("gemma3.{name}");
-        let usize_of = |name: &str| -> Result<usize, Gemma3Error> { Ok(file.get_u32(&key(name))? as usize) };
+        let usize_of = |name: &str| -> Result<usize, Gemma3Error> { Ok(file.get_u32(&key(name)).map_err(&gguf)? as usize) };
         let vocab_size = match file.tensor_info("token_embd.weight") {
             Some(info) => info.shape_row_major().first().copied().unwrap_or(0),
             None => return Err(Gemma3Error::MissingTensor("token_embd.weight".into())),
@@ -75,8 +77,8 @@ impl GgufSource {
             query_pre_attn_scalar,
             usize_of("attention.sliding_window")?,
         );
-        config.rope_global_base = file.get_f32(&key("rope.freq_base"))? as f64;
-        config.rms_norm_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))? as f64;
+        config.rope_global_base = file.get_f32(&key("rope.freq_base")).map_err(&gguf)? as f64;
+        config.rms_norm_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon")).map_err(&gguf)? as f64;
         config.max_position_embeddings = usize_of("context_length")?;
         // llama.cpp reads a factor of 0 as no scaling.
         if let Ok(factor) = file.get_f32(&key("rope.scaling.factor"))
@@ -175,7 +177,7 @@ impl WeightSource for GgufSource {
 
     fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
         let gguf = self.resolve(name)?;
-        let mut values = self.file.read_f32(&gguf)?;
+        let mut values = self.file.read_f32(&gguf).map_err(in_gguf(&self.file))?;
         if is_norm(name) {
             // llama.cpp's converter stores Gemma norms as `w + 1`.
             values.iter_mut().for_each(|v| *v -= 1.0);
@@ -185,7 +187,7 @@ impl WeightSource for GgufSource {
 
     fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
         let gguf = self.resolve(name)?;
-        Ok(self.file.read_f32_rows(&gguf, rows)?)
+        self.file.read_f32_rows(&gguf, rows).map_err(in_gguf(&self.file))
     }
 
     fn names(&self) -> Vec<String> {

@@ -1,0 +1,16 @@
+//! Every integration test of `burn-int8-gemma3`, one module per file beside this one, compiled
+//! as ONE test binary (`autotests = false` and one `[[test]]` in Cargo.toml), so Burn's generic
+//! code is instantiated and linked once, not once per file. Run one file's tests with
+//! `cargo test --release -p burn-int8-gemma3 --test integration preset_saves::`.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+mod gemma3_common;
+
+mod config_validation;
+mod gemma3_bad_input;
+mod gemma3_int8;
+mod gemma3_real;
+mod mutation_corpus;
+mod preset_saves;
+mod real_gguf_corruption;

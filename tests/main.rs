@@ -1,0 +1,21 @@
+//! Every integration test of `burn-int8`, one module per file beside this one, compiled as ONE
+//! test binary (`autotests = false` and one `[[test]]` in Cargo.toml). Each file of `tests/` used
+//! to be a binary of its own, and each re-instantiated Burn's generic code for every backend and
+//! linked it again: one binary compiles in a fraction of the time. Run one file's tests with
+//! `cargo test --release --test integration gpu_kernels::`.
+
+mod common;
+
+mod finetune;
+mod gpu_kernels;
+mod gradients;
+mod keras_parity;
+mod kernels;
+mod layers;
+mod light_dependencies;
+mod nn_rnn;
+mod nn_transformer;
+mod quantize_report;
+mod real_models;
+mod roundtrip;
+mod user_model;
