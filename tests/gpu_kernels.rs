@@ -2,7 +2,6 @@
 //! compiled GPU backend: wgpu on Mesa lavapipe everywhere, CUDA where a GPU is present.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-use crate::common;
 
 use burn::tensor::{DType, FloatDType, Int, IntDType, Tensor, TensorData, backend::Backend};
 use burn_int8::gpu::{MAX_STRIDED_ROWS, WeightLayout, int8_matmul_with_layout, try_int8_matmul, weight_layout_of};

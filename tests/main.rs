@@ -4,6 +4,8 @@
 //! linked it again: one binary compiles in a fraction of the time. Run one file's tests with
 //! `cargo test --release --test integration gpu_kernels::`.
 
+// `#[macro_use]`: the backend loops (`for_each_backend!`) are in scope in every module below.
+#[macro_use]
 mod common;
 
 mod finetune;

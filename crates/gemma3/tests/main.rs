@@ -4,6 +4,7 @@
 //! `cargo test --release -p burn-int8-gemma3 --test integration preset_saves::`.
 
 #[path = "../../../tests/common/mod.rs"]
+#[macro_use]
 mod common;
 mod gemma3_common;
 

@@ -65,8 +65,9 @@ impl RealHeader {
     }
 }
 
-fn scratch() -> PathBuf {
-    let root = std::env::temp_dir().join(format!("burn-int8-real-gguf-corruption-{}", std::process::id()));
+/// A directory of one test's own (the tests run in parallel).
+fn scratch(test: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("burn-int8-real-gguf-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     root
@@ -89,6 +90,10 @@ fn gguf_error(case: &str, path: &Path, result: Result<(), Gemma3Error>) -> GgufE
     }
 }
 
+fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
 fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
     bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
@@ -97,7 +102,7 @@ fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
 fn truncations_of_the_real_file_on_a_grid_are_typed_errors() {
     let Some(real) = gemma3_checkpoint() else { return };
     let header = RealHeader::read(&real);
-    let root = scratch();
+    let root = scratch("cuts");
     let path = root.join("cut.gguf");
     let header_len = header.data_offset;
     let mut cuts: Vec<u64> = vec![0, 1, 3, 4, 7, 8, 15, 16, 23, 24, 25];
@@ -137,7 +142,7 @@ fn truncations_of_the_real_file_on_a_grid_are_typed_errors() {
 fn flipped_header_fields_of_the_real_file_are_typed_errors() {
     let Some(real) = gemma3_checkpoint() else { return };
     let header = RealHeader::read(&real);
-    let root = scratch();
+    let root = scratch("flips");
     let path = root.join("flipped.gguf");
     let first_key = 24; // [magic][version][tensor count][kv count], then the first key
     let embedding = header.tensor_info("token_embd.weight");
@@ -176,16 +181,15 @@ fn flipped_header_fields_of_the_real_file_are_typed_errors() {
 fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_allocating() {
     let Some(real) = gemma3_checkpoint() else { return };
     let header = RealHeader::read(&real);
-    let root = scratch();
+    let root = scratch("oversize");
     let path = root.join("patched.gguf");
     const UINT32: u32 = 4;
     const FLOAT32: u32 = 6;
-    let u32_cases: [(&str, u32); 8] = [
+    let u32_cases: [(&str, u32); 7] = [
         ("gemma3.block_count", u32::MAX),
         ("gemma3.embedding_length", 1 << 31),
         ("gemma3.attention.head_count", 0),
         ("gemma3.attention.head_count_kv", u32::MAX),
-        ("gemma3.attention.key_length", 1 << 30),
         ("gemma3.feed_forward_length", u32::MAX),
         ("gemma3.context_length", 0),
         ("gemma3.attention.sliding_window", 0),
@@ -211,6 +215,23 @@ fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_alloca
         }
     }
 
+    // Heads 2^30 wide, keys and values alike (a key width alone is refused for disagreeing with
+    // the value width).
+    let (key_at, value_at) = (header.value_of("gemma3.attention.key_length", UINT32), header.value_of("gemma3.attention.value_length", UINT32));
+    header.write(&path, header.file_len, |bytes| {
+        put_u32(bytes, key_at, 1 << 30);
+        put_u32(bytes, value_at, 1 << 30);
+    });
+    match load(&path) {
+        Err(Gemma3Error::InvalidConfig { field, .. }) => assert_eq!(field, "gemma3.attention.key_length"),
+        other => panic!("head width 2^30: expected InvalidConfig, got {other:?}"),
+    }
+    header.write(&path, header.file_len, |bytes| put_u32(bytes, key_at, 128));
+    match load(&path) {
+        Err(Gemma3Error::InvalidConfig { field, .. }) => assert_eq!(field, "gemma3.attention.value_length"),
+        other => panic!("key width 128 under value width 256: expected InvalidConfig, got {other:?}"),
+    }
+
     // Query projections of 512 rows where the metadata's 4 heads of 256 need 1024: the
     // tensors disagree with the metadata, found before any tensor is read.
     let query = header.tensor_info("blk.0.attn_q.weight");
@@ -233,7 +254,7 @@ fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_alloca
 fn a_real_embedding_shorter_than_the_vocabulary_is_a_mismatch() {
     let Some(real) = gemma3_checkpoint() else { return };
     let header = RealHeader::read(&real);
-    let root = scratch();
+    let root = scratch("vocab");
     let path = root.join("short-embedding.gguf");
     // 262,016 embedding rows under the 262,144-token vocabulary (the case): ids from
     // 262,016 on would have looked up zero rows.
@@ -259,7 +280,7 @@ fn nan_weights_in_the_real_file_are_named() {
     let file = GgufFile::open(&real).unwrap();
     let info = file.tensor_info("blk.0.attn_q.weight").unwrap();
     let start = header.data_offset + info.offset;
-    let root = scratch();
+    let root = scratch("nan");
     let path = root.join("nan.gguf");
     header.write(&path, header.file_len, |_| {});
     // The first 256 bytes of q_proj's data as f16 NaNs (0x7E00, little-endian): every block
