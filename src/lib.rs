@@ -5,8 +5,9 @@
 //!
 //! - [`quantizers`]: the math (`abs_max_quantize` and its inverse), as Keras's `quantizers.py`.
 //! - [`ops`]: the one int8×int8→int32 product every quantized layer calls (the kernel seam).
-//! - [`row_ops`]: RMSNorm and RoPE, the float work between the products, one host pass each on
-//!   the CPU backends.
+//! - [`row_ops`]: the float work between the products of a transformer step (RMSNorm, alone or
+//!   added to the residual, RoPE, the GELU-tanh gate, unmasked attention of a decode step), one
+//!   host pass each on the CPU backends.
 //! - Layers, each in its own file: [`QuantizedLinear`], [`QuantizedEmbedding`],
 //!   [`QuantizedConv1d`], [`QuantizedConv2d`], plus swappable float-or-int8 enums
 //!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]).

@@ -125,11 +125,14 @@ fn other_dtypes_decline() {
 }
 
 /// The CPU row kernels (`burn_int8::row_ops`) take their host path on flex and ndarray and agree
-/// with a plain f64 computation and with the Burn-op path: RoPE bit for bit, RMSNorm to a few
-/// ulps (it sums its squares in another order).
+/// with a plain f64 computation and with the Burn-op path: RoPE bit for bit, RMSNorm (alone or
+/// added to a residual) and the GELU gate to a few ulps (another summation order, another `exp`).
 fn row_kernels_match<B: Backend>(device: &B::Device) {
-    use burn_int8::cpu::{try_rms_norm, try_rope_rotate_half};
-    use burn_int8::row_ops::{generic_rms_norm, generic_rope_rotate_half, rms_norm, rope_rotate_half};
+    use burn_int8::cpu::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
+    use burn_int8::row_ops::{
+        add_rms_norm, gelu_tanh_mul, generic_add_rms_norm, generic_gelu_tanh_mul, generic_rms_norm, generic_rope_rotate_half, rms_norm,
+        rope_rotate_half,
+    };
     B::seed(device, 5);
 
     for (m, d) in [(1, 640), (3, 7), (130, 33)] {
@@ -152,7 +155,43 @@ fn row_kernels_match<B: Backend>(device: &B::Device) {
             }
         }
         // The public entry point takes the host path and keeps any rank.
-        let through_api = rms_norm(x.reshape([1, m, d]), weight, 1.0, 1e-6);
+        let through_api = rms_norm(x.clone().reshape([1, m, d]), weight.clone(), 1.0, 1e-6);
+        assert_eq!(through_api.dims(), [1, m, d]);
+        assert_eq!(through_api.into_data().to_vec::<f32>().unwrap(), fast);
+
+        // Added to a residual stream: exactly the residual plus the norm above (one f32 add),
+        // and within the norm's bounds of the Burn-op path.
+        let residual = Tensor::<B, 2>::random([m, d], Distribution::Normal(0.0, 10.0), device);
+        let added = try_add_rms_norm(&residual, &x, &weight, 1.0, 1e-6).expect("host path on a CPU backend");
+        let residuals = residual.to_data().to_vec::<f32>().unwrap();
+        let added = added.into_data().to_vec::<f32>().unwrap();
+        let expected: Vec<f32> = residuals.iter().zip(&fast).map(|(r, n)| r + n).collect();
+        assert_eq!(added, expected, "add_rms_norm [{m}x{d}]");
+        let generic = generic_add_rms_norm(residual.clone(), x.clone(), weight.clone(), 1.0, 1e-6).into_data().to_vec::<f32>().unwrap();
+        for (j, (g, a)) in generic.iter().zip(&added).enumerate() {
+            assert!((g - a).abs() <= 1e-3 * a.abs().max(1.0), "generic add_rms_norm [{m}x{d}] {j}: {g} vs {a}");
+        }
+        let through_api = add_rms_norm(residual.reshape([m, 1, d]), x.reshape([m, 1, d]), weight, 1.0, 1e-6);
+        assert_eq!(through_api.dims(), [m, 1, d]);
+        assert_eq!(through_api.into_data().to_vec::<f32>().unwrap(), added);
+    }
+
+    // The GELU-tanh gate against f64 `0.5 g (1 + tanh(sqrt(2/π)(g + 0.044715 g³))) · u`, wide
+    // enough to reach both tails (where it is 0 and g).
+    for (m, d) in [(1, 2048), (2, 5), (40, 2048)] {
+        let gate = Tensor::<B, 2>::random([m, d], Distribution::Normal(0.0, 4.0), device);
+        let up = Tensor::<B, 2>::random([m, d], Distribution::Normal(0.0, 2.0), device);
+        let fast = try_gelu_tanh_mul(&gate, &up).expect("host path on a CPU backend").into_data().to_vec::<f32>().unwrap();
+        let generic = generic_gelu_tanh_mul(gate.clone(), up.clone()).into_data().to_vec::<f32>().unwrap();
+        let (gs, us) = (gate.to_data().to_vec::<f32>().unwrap(), up.to_data().to_vec::<f32>().unwrap());
+        for (i, (&g, &u)) in gs.iter().zip(&us).enumerate() {
+            let (g64, u64) = (g as f64, u as f64);
+            let expected = 0.5 * g64 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (g64 + 0.044715 * g64.powi(3))).tanh()) * u64;
+            let scale = expected.abs().max(1e-3);
+            assert!((fast[i] as f64 - expected).abs() <= 1e-5 * scale.max(u64.abs()), "gelu_tanh_mul [{m}x{d}] {i}: {} vs {expected}", fast[i]);
+            assert!((generic[i] as f64 - expected).abs() <= 1e-3 * scale.max(u64.abs()), "generic gelu_tanh_mul [{m}x{d}] {i}: {} vs {expected}", generic[i]);
+        }
+        let through_api = gelu_tanh_mul(gate.reshape([1, m, d]), up.reshape([1, m, d]));
         assert_eq!(through_api.dims(), [1, m, d]);
         assert_eq!(through_api.into_data().to_vec::<f32>().unwrap(), fast);
     }

@@ -11,6 +11,7 @@
 //! transpose return `None`, and the generic path in `ops.rs` runs instead: never a different
 //! answer.
 
+mod attention;
 mod gemm;
 mod rows;
 #[cfg(target_arch = "x86_64")]
@@ -22,8 +23,9 @@ use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive, backend::Bac
 
 use crate::primitive::same_type;
 
+pub use attention::try_attend_one_query;
 pub use gemm::Isa;
-pub use rows::{try_rms_norm, try_rope_rotate_half};
+pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
 use gemm::{Activations, WeightLayout, WeightView, gemm};
 
 /// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.
@@ -58,15 +60,18 @@ impl<E> Host<E> {
     }
 }
 
-/// The `len` elements of a CPU-backend primitive from its first one on, when its dtype is
-/// `dtype` and its elements are dense (row-major, or a transpose of it; `strides` tells which).
-fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, len: usize) -> Option<Host<E>> {
+/// The elements of a CPU-backend primitive of shape `dims`, from its first one to its last in
+/// memory, when its dtype is `dtype` and its strides are positive. `strides` tells where each
+/// element is: dense (row-major, or a transpose of it) for most callers, which check it; a
+/// slice of a larger buffer (a KV cache) spans more than `dims` holds.
+fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, dims: &[usize]) -> Option<Host<E>> {
     #[cfg(feature = "flex")]
     let primitive = match same_type::<_, burn_flex::FlexTensor>(primitive) {
         Ok(tensor) => {
             if tensor.dtype() != dtype || !tensor.layout().has_positive_strides() {
                 return None;
             }
+            let len = span(dims, tensor.layout().strides())?;
             let size = std::mem::size_of::<E>();
             let start = tensor.layout().start_offset() * size;
             let bytes = tensor.bytes().get(start..start + len * size)?;
@@ -93,9 +98,10 @@ fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, len: usize) -> Optio
             }
             _ => return None,
         };
-        if count != len || strides.iter().any(|&s| s < 0) {
+        if count != dims.iter().product::<usize>() || strides.iter().any(|&s| s < 0) {
             return None;
         }
+        let len = span(dims, &strides)?;
         return Some(Host { _primitive: Box::new(tensor), ptr, len, strides });
     }
     #[cfg(not(feature = "ndarray"))]
@@ -103,13 +109,24 @@ fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, len: usize) -> Optio
     None
 }
 
+/// How many elements from the first to the last, for positive `strides` (0 for an empty shape).
+fn span(dims: &[usize], strides: &[isize]) -> Option<usize> {
+    if dims.len() != strides.len() || strides.iter().any(|&s| s < 0) {
+        return None;
+    }
+    if dims.contains(&0) {
+        return Some(0);
+    }
+    dims.iter().zip(strides).try_fold(1usize, |span, (&dim, &stride)| span.checked_add((dim - 1).checked_mul(stride as usize)?))
+}
+
 fn host_int8<B: Backend, const D: usize>(tensor: &Tensor<B, D, Int>) -> Option<Host<i8>> {
-    host(tensor.clone().into_primitive(), DType::I8, tensor.shape().num_elements())
+    host(tensor.clone().into_primitive(), DType::I8, &tensor.dims())
 }
 
 fn host_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> Option<Host<f32>> {
     match tensor.clone().into_primitive() {
-        TensorPrimitive::Float(primitive) => host(primitive, DType::F32, tensor.shape().num_elements()),
+        TensorPrimitive::Float(primitive) => host(primitive, DType::F32, &tensor.dims()),
         TensorPrimitive::QFloat(_) => None,
     }
 }

@@ -1,8 +1,10 @@
 //! Host-memory row kernels for `row_ops.rs` on the CPU backends: one pass, one allocation.
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
+use rayon::prelude::*;
 
 use super::{Host, host_f32, host_rows, host_vector};
+use crate::row_ops::{GELU_CUBE, SQRT_2_OVER_PI};
 
 /// Rows at least this long (elements in all) are spread over threads.
 const PARALLEL_ELEMENTS: usize = 64 * 1024;
@@ -15,17 +17,60 @@ pub fn try_rms_norm<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 1>, weight_
     }
     let weight = host_vector(weight)?;
     let rows = host_rows(x)?;
-    let weight = weight.as_slice();
-    let mut out = vec![0f32; m * d];
-    let eps = eps as f32;
-    let norm = |(row, out): (&[f32], &mut [f32])| rms_norm_row(row, weight, weight_offset, eps, out);
-    if m * d >= PARALLEL_ELEMENTS {
-        use rayon::prelude::*;
-        rows.as_slice().par_chunks_exact(d).zip(out.par_chunks_exact_mut(d)).for_each(norm);
-    } else {
-        rows.as_slice().chunks_exact(d).zip(out.chunks_exact_mut(d)).for_each(norm);
-    }
+    let (weight, xs, eps) = (weight.as_slice(), rows.as_slice(), eps as f32);
+    let out = fill_rows(m, d, |r, out| rms_norm_row(&xs[r * d..(r + 1) * d], weight, weight_offset, eps, out));
     Some(Tensor::from_data(TensorData::new(out, [m, d]), &x.device()))
+}
+
+/// [`crate::row_ops::add_rms_norm`] on `residual, x [m, d]`; `None` off the CPU backends.
+pub fn try_add_rms_norm<B: Backend>(residual: &Tensor<B, 2>, x: &Tensor<B, 2>, weight: &Tensor<B, 1>, weight_offset: f32, eps: f64) -> Option<Tensor<B, 2>> {
+    let [m, d] = x.dims();
+    if m == 0 || d == 0 || weight.dims() != [d] || residual.dims() != [m, d] {
+        return None;
+    }
+    let weight = host_vector(weight)?;
+    let (rows, residual_rows) = (host_rows(x)?, host_rows(residual)?);
+    let (weight, xs, residuals, eps) = (weight.as_slice(), rows.as_slice(), residual_rows.as_slice(), eps as f32);
+    let out = fill_rows(m, d, |r, out| {
+        rms_norm_row(&xs[r * d..(r + 1) * d], weight, weight_offset, eps, out);
+        for (y, &residual) in out.iter_mut().zip(&residuals[r * d..(r + 1) * d]) {
+            *y = residual + *y;
+        }
+    });
+    Some(Tensor::from_data(TensorData::new(out, [m, d]), &x.device()))
+}
+
+/// [`crate::row_ops::gelu_tanh_mul`] on `gate, up [m, d]`; `None` off the CPU backends.
+pub fn try_gelu_tanh_mul<B: Backend>(gate: &Tensor<B, 2>, up: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+    let [m, d] = gate.dims();
+    if m == 0 || d == 0 || up.dims() != [m, d] {
+        return None;
+    }
+    let (gate_rows, up_rows) = (host_rows(gate)?, host_rows(up)?);
+    let (gates, ups) = (gate_rows.as_slice(), up_rows.as_slice());
+    let out = fill_rows(m, d, |r, out| {
+        for ((y, &g), &u) in out.iter_mut().zip(&gates[r * d..(r + 1) * d]).zip(&ups[r * d..(r + 1) * d]) {
+            *y = gelu_tanh(g) * u;
+        }
+    });
+    Some(Tensor::from_data(TensorData::new(out, [m, d]), &gate.device()))
+}
+
+/// The generic path's operations, in its order: `x · sigmoid(2 · (x + c·x·x·x) · sqrt(2/π))`.
+fn gelu_tanh(x: f32) -> f32 {
+    let inner = (x + x * x * x * GELU_CUBE) * SQRT_2_OVER_PI;
+    x * (1.0 / (1.0 + (-(inner * 2.0)).exp()))
+}
+
+/// `m` rows of `d` outputs, row `r` written by `fill(r, row)`; spread over threads when big.
+fn fill_rows(m: usize, d: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; m * d];
+    if m * d >= PARALLEL_ELEMENTS {
+        out.par_chunks_exact_mut(d).enumerate().for_each(|(r, row)| fill(r, row));
+    } else {
+        out.chunks_exact_mut(d).enumerate().for_each(|(r, row)| fill(r, row));
+    }
+    out
 }
 
 /// One row: eight partial sums of squares (vectorised), then the generic path's operations:

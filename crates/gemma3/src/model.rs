@@ -33,6 +33,12 @@ impl<B: Backend> RmsNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         burn_int8::row_ops::rms_norm(x, self.weight.val(), 1.0, self.eps)
     }
+
+    /// `residual + norm(x)`: the post-norms adding their branch back to the residual stream,
+    /// one host pass on the CPU backends.
+    pub fn forward_added_to<const D: usize>(&self, residual: Tensor<B, D>, x: Tensor<B, D>) -> Tensor<B, D> {
+        burn_int8::row_ops::add_rms_norm(residual, x, self.weight.val(), 1.0, self.eps)
+    }
 }
 
 /// Rotary position embedding (rotate-half): `1 / base^(2i / head_dim)` frequencies, in f32
@@ -191,22 +197,21 @@ impl<B: Backend> Attention<B> {
         let (k, v, key_start) = cache.append(k.swap_dims(1, 2), v.swap_dims(1, 2), start);
         let keys = k.dims()[2];
 
+        // One new position and no padding: the cache holds only keys this query may see (the
+        // past, and on local layers only the window), so no mask; one host pass on the CPU
+        // backends (`burn_int8::row_ops`).
+        if seq == 1 && inputs.pads.is_empty() {
+            return self.o_proj.forward(burn_int8::row_ops::attend_unmasked(q, k, v));
+        }
         // The query heads sharing a kv head become rows (position, head) of one matrix, so one
         // batched matmul serves each kv head (no repeated keys in memory); with one kv head
         // this is a plain reshape.
         let group = heads / kv_heads;
         let q = q.reshape([batch, seq, kv_heads, group * head_dim]).swap_dims(1, 2).reshape([batch, kv_heads, seq * group, head_dim]);
         let scores = q.matmul(k.transpose());
-        // One new position and no padding: the cache holds only keys this query may see (the
-        // past, and on local layers only the window), so the mask would hide nothing.
-        let scores = if seq == 1 && inputs.pads.is_empty() {
-            scores
-        } else {
-            let (dims, device) = (scores.dims(), scores.device());
-            let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &device);
-            scores.mask_fill(mask.expand(dims), f32::NEG_INFINITY)
-        };
-        let probabilities = softmax(scores, 3);
+        let (dims, device) = (scores.dims(), scores.device());
+        let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &device);
+        let probabilities = softmax(scores.mask_fill(mask.expand(dims), f32::NEG_INFINITY), 3);
         let output = probabilities
             .matmul(v)
             .reshape([batch, kv_heads, seq, group * head_dim])
@@ -225,20 +230,11 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
+    /// `gelu_tanh(gate) · up` is one host pass on the CPU backends (`burn_int8::row_ops`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = gelu_tanh(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate.mul(self.up_proj.forward(x)))
+        let gated = burn_int8::row_ops::gelu_tanh_mul(self.gate_proj.forward(x.clone()), self.up_proj.forward(x));
+        self.down_proj.forward(gated)
     }
-}
-
-/// `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`, the "gelu_pytorch_tanh" of Gemma.
-pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    // `x³` as `x·x·x`: what JAX's `x ** 3` (integer_pow) computes, and no `powf` per element.
-    let cube = x.clone().mul(x.clone()).mul(x.clone());
-    let inner = x.clone().add(cube.mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
-    // `0.5 (1 + tanh(u)) = sigmoid(2u)`: one `exp` per element instead of `tanh`'s `expm1`
-    // and division (the same value to a few ulps; the Keras parity tests hold).
-    x.mul(burn::tensor::activation::sigmoid(inner.mul_scalar(2.0)))
 }
 
 /// One transformer block.
@@ -255,9 +251,9 @@ pub struct DecoderLayer<B: Backend> {
 impl<B: Backend> DecoderLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, inputs: &LayerInputs<B>, cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
         let attention = self.self_attn.forward(self.input_layernorm.forward(x.clone()), inputs, cache, start);
-        let h = x.add(self.post_attention_layernorm.forward(attention));
+        let h = self.post_attention_layernorm.forward_added_to(x, attention);
         let feed_forward = self.mlp.forward(self.pre_feedforward_layernorm.forward(h.clone()));
-        h.add(self.post_feedforward_layernorm.forward(feed_forward))
+        self.post_feedforward_layernorm.forward_added_to(h, feed_forward)
     }
 }
 
