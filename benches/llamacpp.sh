@@ -3,7 +3,7 @@
 # prompt and decode lengths, same threads, run alternately round after round so that a noisy
 # machine hits both alike.
 #   benches/llamacpp.sh [MODEL.gguf]
-#   ROUNDS=3 THREADS="2 1" PROMPT=128 GEN=128 benches/llamacpp.sh
+#   ROUNDS=3 THREADS="2 1" PROMPT=128 GEN=128 BIN=target/release/burn-int8 benches/llamacpp.sh
 # Per round and thread count: llama-bench on F32, BF16 and Q8_0 (made by llama-quantize from
 # MODEL, see llamacpp_build.sh), then `burn-int8 gemma3 bench --backend flex` (fp32 and int8).
 # Each pair is one JSON line in benches/results.jsonl: our bench's line plus `"llamacpp": {TYPE:
@@ -24,8 +24,13 @@ OUT="${OUT:-benches/results.jsonl}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/burn-int8-target}"
 
 LLAMA="$(benches/llamacpp_build.sh "$MODEL" | tail -n 1)"
-cargo build --release -p burn-int8-gemma3 --bin burn-int8 --example bench_chart
-BIN="$CARGO_TARGET_DIR/release/burn-int8"
+# BIN=path/to/burn-int8 uses a binary built already (for instance by the test command, whose
+# feature set differs from this build's), and skips this build and the chart.
+if [ -z "${BIN:-}" ]; then
+    cargo build --release -p burn-int8-gemma3 --bin burn-int8 --example bench_chart
+    BIN="$CARGO_TARGET_DIR/release/burn-int8"
+    CHART="$CARGO_TARGET_DIR/release/examples/bench_chart"
+fi
 
 # On CPUs with AMX, llama.cpp repacks Q8_0 for AMX; `--repack 0` keeps the plain CPU path, as
 # the AVX-512 figures elsewhere in this directory. Reported in the line either way.
@@ -68,4 +73,4 @@ print(json.dumps(line, sort_keys=True))' \
     done
 done
 python3 benches/llamacpp_table.py "$OUT" "$RUN"
-"$CARGO_TARGET_DIR/release/examples/bench_chart" "$OUT" benches/gemma3_int8_vs_fp32.svg
+if [ -n "${CHART:-}" ]; then "$CHART" "$OUT" benches/gemma3_int8_vs_fp32.svg; fi

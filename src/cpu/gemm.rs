@@ -1,7 +1,10 @@
 //! The int8 GEMM on host memory: `x [M, K] (i8) @ W (i8)` accumulated exactly in i32.
 //!
-//! Work is split over panels of [`PANEL`] output channels, one rayon task each, so decode
-//! (M = 1) is parallel over channels and prefill reuses each packed weight panel for every row.
+//! Work is split over panels of output channels, one task each, so decode (M = 1) is parallel
+//! over channels and prefill reuses each packed weight panel for every row. Prefill panels are
+//! [`PANEL`] wide, on rayon's pool; decode panels are [`DECODE_PANEL`] wide (enough tasks to
+//! balance two threads even for a 256-channel product) on the spinning pool of `spin_pool.rs`,
+//! since a decode step is a long chain of products too short for a wake-up each.
 //! Each panel runs on the widest instruction set the CPU has ([`Isa`]); every level gives the
 //! same i32 bits, and the tests compare all levels the CPU can run against [`Isa::Portable`].
 
@@ -9,8 +12,17 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-/// Output channels per rayon task.
+use super::spin_pool::parallel_for;
+
+/// Output channels per task when several rows share each packed panel (prefill).
 pub(crate) const PANEL: usize = 256;
+
+/// Output channels per task for decode-shaped products (fewer than [`DECODE_ROWS`] rows): one
+/// AVX-512 block.
+pub(crate) const DECODE_PANEL: usize = 64;
+
+/// Below this many rows a product is decode-shaped: memory-bound, short, and frequent.
+pub(crate) const DECODE_ROWS: usize = 4;
 
 /// How the weight's `[K, N]` elements lie in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,8 +182,10 @@ where
     let isa = if isa == Isa::Avx2 && x.has_min_value() { Isa::Portable } else { isa };
     let mut out = vec![T::default(); m * n];
     let out_ptr = OutPtr(out.as_mut_ptr());
-    (0..n).step_by(PANEL).collect::<Vec<_>>().into_par_iter().for_each(|j0| {
-        let width = PANEL.min(n - j0);
+    let panel_width = if m < DECODE_ROWS { DECODE_PANEL } else { PANEL };
+    let run_panel = |index: usize| {
+        let j0 = index * panel_width;
+        let width = panel_width.min(n - j0);
         let mut acc = vec![0i32; m * width];
         panel(isa, x, w, j0, width, &mut acc);
         for (r, row) in acc.chunks_exact(width).enumerate() {
@@ -180,7 +194,13 @@ where
             let out_row = unsafe { out_ptr.row(r * n + j0, width) };
             epilogue(r, j0, row, out_row);
         }
-    });
+    };
+    let panels = n.div_ceil(panel_width);
+    if m < DECODE_ROWS {
+        parallel_for(panels, &run_panel);
+    } else {
+        (0..panels).into_par_iter().for_each(run_panel);
+    }
     out
 }
 

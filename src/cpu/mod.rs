@@ -14,6 +14,7 @@
 mod attention;
 mod gemm;
 mod rows;
+mod spin_pool;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -290,9 +290,14 @@ impl<B: Backend> ShardedEmbedding<B> {
     /// past the table would come out as a zero row (a forward pass cannot fail), so the library's
     /// entry points refuse such ids first ([`crate::generate::check_token_ids`]).
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let shard_rows = self.shard_rows();
+        if let Some((shard, offset)) = Self::only_shard(&ids, &shard_rows) {
+            let local = if offset == 0 { ids } else { ids.sub_scalar(offset as i64) };
+            return self.shards[shard].forward(local);
+        }
         let mut offset = 0;
         let mut output: Option<Tensor<B, 3>> = None;
-        for (shard, rows) in self.shards.iter().zip(self.shard_rows()) {
+        for (shard, rows) in self.shards.iter().zip(shard_rows) {
             let local = ids.clone().sub_scalar(offset as i64);
             let clamped = local.clone().clamp(0, rows as i64 - 1);
             let inside = local.equal(clamped.clone()).float().unsqueeze_dim::<3>(2);
@@ -304,6 +309,25 @@ impl<B: Backend> ShardedEmbedding<B> {
             offset += rows;
         }
         output.expect("an embedding has at least one shard")
+    }
+
+    /// The shard (and its first row) holding every id, when one does: always for a decode step's
+    /// one token, so a step looks up one shard instead of masking and summing all of them. The
+    /// ids are read back to the host for this; they come from there, and are few.
+    fn only_shard(ids: &Tensor<B, 2, Int>, shard_rows: &[usize]) -> Option<(usize, usize)> {
+        let data = ids.to_data();
+        let mut values = data.iter::<i64>();
+        let first = values.next()?;
+        let (low, high) = values.fold((first, first), |(low, high), id| (low.min(id), high.max(id)));
+        let mut offset = 0usize;
+        for (shard, &rows) in shard_rows.iter().enumerate() {
+            let end = offset.checked_add(rows)?;
+            if low >= offset as i64 && high < end as i64 {
+                return Some((shard, offset));
+            }
+            offset = end;
+        }
+        None
     }
 
     /// Tied logits `hidden @ E^T`, shard by shard.

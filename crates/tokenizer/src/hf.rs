@@ -34,11 +34,13 @@ impl HfTokenizer {
             path: path.to_path_buf(),
             message,
         };
-        // `tokenizers` 0.22 unwraps the result of parsing a `decoder` object, so a JSON syntax
-        // error inside one panics (found by the mutation pass and cargo-fuzz). Checking the
-        // syntax first turns every such file into an error with its line and column; the
+        // `tokenizers` 0.22 unwraps the result of parsing a `decoder` object, so a JSON error
+        // inside one panics: a syntax error (found by the mutation pass and cargo-fuzz), or a
+        // string that is not UTF-8 or escapes no valid code point (found by cargo-fuzz later).
+        // Parsing the whole file as a JSON value first meets every such error with its line
+        // and column; skipping it (`IgnoredAny`) checks syntax but not strings. The
         // `catch_unwind` stays as a net for builds that unwind (cargo-fuzz's abort).
-        serde_json::from_slice::<serde::de::IgnoredAny>(&json).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        serde_json::from_slice::<serde_json::Value>(&json).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
         let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&json));
         let inner = match parsed {
             Ok(result) => result.map_err(|e| invalid(e.to_string()))?,

@@ -434,6 +434,24 @@ fn bad_hf_files_are_typed_errors() {
         }
         other => panic!("expected InvalidHfTokenizer, got {other:?}"),
     }
+    // Strings inside the decoder that the syntax alone does not reject (the second cargo-fuzz
+    // finding, 2026-12-05): bytes that are not UTF-8, and an escape of half a surrogate pair.
+    let fuse_at = tiny.find("{\"type\": \"Fuse\"}").expect("the tiny tokenizer fuses");
+    let bad_strings: [(&str, Vec<u8>); 2] = [
+        ("not_utf8", [tiny[..fuse_at + 14].as_bytes(), &[0xbe, 0xff], tiny[fuse_at + 14..].as_bytes()].concat()),
+        ("lone_surrogate", format!("{}\\ud800{}", &tiny[..fuse_at + 14], &tiny[fuse_at + 14..]).into_bytes()),
+    ];
+    for (name, bytes) in bad_strings {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, bytes).unwrap();
+        match Tokenizer::from_hf_file(&path) {
+            Err(TokenizerError::InvalidHfTokenizer { path: reported, message }) => {
+                assert_eq!(reported, path);
+                assert!(message.starts_with("not valid JSON") && message.contains("line 26"), "{name}: {message}");
+            }
+            other => panic!("{name}: expected InvalidHfTokenizer, got {other:?}"),
+        }
+    }
     let no_bos = dir.join("no_bos.json");
     std::fs::write(&no_bos, tiny.replace("<bos>", "<begin>")).unwrap();
     assert!(matches!(
