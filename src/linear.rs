@@ -107,6 +107,44 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// `layers[i].forward(input)` for every `i`, for layers that read the same input (a
+    /// block's q, k and v projections; its gate and up projections). Where all of them are int8
+    /// on a CPU backend, the input rows are quantized once and the products run as one parallel
+    /// job, with the same bits; elsewhere each layer runs alone.
+    pub fn forward_shared<const D: usize, const L: usize>(layers: [&Self; L], input: Tensor<B, D>) -> [Tensor<B, D>; L] {
+        #[cfg(any(feature = "flex", feature = "ndarray"))]
+        if let Some(outputs) = shared_int8_forward(&layers, &input) {
+            return outputs;
+        }
+        layers.map(|layer| layer.forward(input.clone()))
+    }
+}
+
+/// [`Linear::forward_shared`] on the CPU kernels, when every layer is int8 and fits the input.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+fn shared_int8_forward<B: Backend, const D: usize, const L: usize>(layers: &[&Linear<B>; L], input: &Tensor<B, D>) -> Option<[Tensor<B, D>; L]> {
+    let dims = input.dims();
+    let d_input = *dims.last()?;
+    let mut tensors = Vec::with_capacity(L);
+    for layer in layers {
+        let Linear::Int8(layer) = layer else { return None };
+        if layer.dims()[0] != d_input {
+            return None;
+        }
+        tensors.push((layer.weight.val(), layer.weight_scale.val(), layer.bias.as_ref().map(Param::val)));
+    }
+    let refs: Vec<crate::cpu::LayerRef<'_, B>> = tensors.iter().map(|(weight, scale, bias)| (weight, scale, bias.as_ref())).collect();
+    let rows = input.clone().reshape([dims[..D - 1].iter().product(), d_input]);
+    let outputs = crate::cpu::try_quantized_matmul_shared(&rows, &refs)?;
+    let shaped: Vec<Tensor<B, D>> = outputs
+        .into_iter()
+        .map(|output| {
+            let mut output_dims = dims;
+            output_dims[D - 1] = output.dims()[1];
+            output.reshape(output_dims)
+        })
+        .collect();
+    shaped.try_into().ok()
 }
 
 crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>, channel_axis = 1);

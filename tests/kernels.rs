@@ -5,6 +5,8 @@
 use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Backend};
 use burn_int8::cpu::{Isa, try_int8_matmul_with};
 use burn_int8::ops::{generic_int8_matmul, generic_quantized_matmul, quantized_matmul};
+use burn::nn::LinearConfig;
+use burn_int8::{Linear, QuantizedLinear};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// `(m, k, n)`: not multiples of 4, 16, 32 or 64, around them, and the model's shapes.
@@ -105,6 +107,50 @@ fn fused_kernel_is_bit_exact_on_flex() {
 #[test]
 fn fused_kernel_is_bit_exact_on_ndarray() {
     fused_kernel_is_bit_exact::<burn::backend::NdArray>(&Default::default());
+}
+
+/// Layers reading one input (`Linear::forward_shared`: one quantization, one parallel job on the
+/// CPU kernels) give the bits of one forward each and of the generic Burn-op product, for
+/// decode-shaped and prefill rows; with a float layer among them every layer runs alone.
+fn shared_products_match<B: Backend>(device: &B::Device) {
+    let k = 96;
+    let widths = [40, 200, 7];
+    let layers: Vec<Linear<B>> = widths
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let weight = Tensor::<B, 2>::random([k, n], Distribution::Normal(0.0, 0.5), device);
+            let bias = (i != 1).then(|| Tensor::<B, 1>::random([n], Distribution::Normal(0.0, 1.0), device));
+            Linear::Int8(QuantizedLinear::from_weights(weight, bias).unwrap())
+        })
+        .collect();
+    for rows in [1, 3, 9] {
+        let x = Tensor::<B, 3>::random([1, rows, k], Distribution::Normal(0.0, 2.0), device);
+        let shared = Linear::forward_shared([&layers[0], &layers[1], &layers[2]], x.clone());
+        for ((output, layer), &n) in shared.into_iter().zip(&layers).zip(&widths) {
+            let Linear::Int8(quantized) = layer else { unreachable!("built int8") };
+            let bias = quantized.bias.as_ref().map(|bias| bias.val());
+            let generic = generic_quantized_matmul(x.clone().reshape([rows, k]), quantized.weight.val(), quantized.weight_scale.val(), bias);
+            assert_eq!(output.dims(), [1, rows, n]);
+            assert_eq!(output.clone().into_data(), layer.forward(x.clone()).into_data(), "{rows} rows, width {n}");
+            assert_eq!(output.reshape([rows, n]).into_data(), generic.into_data(), "{rows} rows, width {n}");
+        }
+    }
+    let float = Linear::new(&LinearConfig::new(k, 5), device);
+    let x = Tensor::<B, 3>::random([1, 1, k], Distribution::Normal(0.0, 2.0), device);
+    let [int8, float_output] = Linear::forward_shared([&layers[0], &float], x.clone());
+    assert_eq!(int8.into_data(), layers[0].forward(x.clone()).into_data());
+    assert_eq!(float_output.into_data(), float.forward(x).into_data());
+}
+
+#[test]
+fn shared_products_match_on_flex() {
+    shared_products_match::<burn::backend::Flex>(&Default::default());
+}
+
+#[test]
+fn shared_products_match_on_ndarray() {
+    shared_products_match::<burn::backend::NdArray>(&Default::default());
 }
 
 /// `Autodiff<Flex>` keeps Flex's int tensors, so its int8 products run the direct kernel.

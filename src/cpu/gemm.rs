@@ -175,33 +175,51 @@ where
     T: Copy + Default + Send,
     F: Fn(usize, usize, &[i32], &mut [T]) + Sync,
 {
-    let (m, n) = (x.m, w.n);
-    debug_assert_eq!(x.k, w.k);
-    debug_assert!(w.data.len() >= w.k * w.n);
+    let mut outputs = gemm_shared(isa, x, &[w], |_, r, j0, acc, out: &mut [T]| epilogue(r, j0, acc, out));
+    outputs.pop().unwrap_or_default()
+}
+
+/// [`gemm`] for several weights that share the activation rows (a block's q, k and v
+/// projections; its gate and up projections): one job over the panels of all of them, the
+/// epilogue told which weight (`epilogue(weight, row, first_column, accumulators, outputs)`),
+/// one row-major `[m, n_i]` output per weight.
+pub(crate) fn gemm_shared<T, F>(isa: Isa, x: &Activations, weights: &[WeightView<'_>], epilogue: F) -> Vec<Vec<T>>
+where
+    T: Copy + Default + Send,
+    F: Fn(usize, usize, usize, &[i32], &mut [T]) + Sync,
+{
+    let m = x.m;
+    debug_assert!(weights.iter().all(|w| x.k == w.k && w.data.len() >= w.k * w.n));
     // The AVX2 sign trick negates activations; -128 has no positive twin in i8.
     let isa = if isa == Isa::Avx2 && x.has_min_value() { Isa::Portable } else { isa };
-    let mut out = vec![T::default(); m * n];
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    let mut outputs: Vec<Vec<T>> = weights.iter().map(|w| vec![T::default(); m * w.n]).collect();
+    let output_ptrs: Vec<OutPtr<T>> = outputs.iter_mut().map(|out| OutPtr(out.as_mut_ptr())).collect();
     let panel_width = if m < DECODE_ROWS { DECODE_PANEL } else { PANEL };
-    let run_panel = |index: usize| {
-        let j0 = index * panel_width;
-        let width = panel_width.min(n - j0);
+    // (weight, first output channel) of every task.
+    let tasks: Vec<(usize, usize)> = weights
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| (0..w.n).step_by(panel_width).map(move |j0| (i, j0)))
+        .collect();
+    let run_task = |t: usize| {
+        let (i, j0) = tasks[t];
+        let (w, out_ptr) = (weights[i], &output_ptrs[i]);
+        let width = panel_width.min(w.n - j0);
         let mut acc = vec![0i32; m * width];
         panel(isa, x, w, j0, width, &mut acc);
         for (r, row) in acc.chunks_exact(width).enumerate() {
-            // SAFETY: `r < m` and `j0 + width <= n`: inside `out`; each panel owns its
-            // columns, so no two tasks touch the same elements.
-            let out_row = unsafe { out_ptr.row(r * n + j0, width) };
-            epilogue(r, j0, row, out_row);
+            // SAFETY: `r < m` and `j0 + width <= n`: inside weight `i`'s output; each task owns
+            // its columns, so no two tasks touch the same elements.
+            let out_row = unsafe { out_ptr.row(r * w.n + j0, width) };
+            epilogue(i, r, j0, row, out_row);
         }
     };
-    let panels = n.div_ceil(panel_width);
     if m < DECODE_ROWS {
-        parallel_for(panels, &run_panel);
+        parallel_for(tasks.len(), &run_task);
     } else {
-        (0..panels).into_par_iter().for_each(run_panel);
+        (0..tasks.len()).into_par_iter().for_each(run_task);
     }
-    out
+    outputs
 }
 
 /// `out`'s base pointer, shared by the panel tasks, which write disjoint columns.

@@ -27,7 +27,7 @@ use crate::primitive::same_type;
 pub use attention::try_attend_one_query;
 pub use gemm::Isa;
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
-use gemm::{Activations, WeightLayout, WeightView, gemm};
+use gemm::{Activations, WeightLayout, WeightView, gemm, gemm_shared};
 
 /// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.
 /// By the primitive, not the backend: `Autodiff<Flex>` keeps Flex's int tensors, so its int8
@@ -185,40 +185,60 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
     weight_scale: &Tensor<B, 1>,
     bias: Option<&Tensor<B, 1>>,
 ) -> Option<Tensor<B, 2>> {
-    if !has_direct_kernel::<B>() {
+    try_quantized_matmul_shared(x, &[(weight, weight_scale, bias)])?.pop()
+}
+
+/// One int8 layer as [`try_quantized_matmul_shared`] takes it: weight, scale, bias.
+pub(crate) type LayerRef<'a, B> = (&'a Tensor<B, 2, Int>, &'a Tensor<B, 1>, Option<&'a Tensor<B, 1>>);
+
+/// [`try_quantized_matmul`] for several layers applied to the same `x`: its rows quantized
+/// once, every product in one parallel job. The same bits as one call per layer.
+pub(crate) fn try_quantized_matmul_shared<B: Backend>(x: &Tensor<B, 2>, layers: &[LayerRef<'_, B>]) -> Option<Vec<Tensor<B, 2>>> {
+    if !has_direct_kernel::<B>() || layers.is_empty() {
         return None;
     }
     let [m, k] = x.dims();
-    let [k_weight, n] = weight.dims();
-    if m == 0 || k == 0 || n == 0 || k != k_weight || weight_scale.dims() != [n] {
+    if m == 0 || k == 0 {
         return None;
     }
-    let bias = match bias {
-        Some(bias) if bias.dims() != [n] => return None,
-        Some(bias) => Some(host_vector(bias)?),
-        None => None,
-    };
-    let bias = bias.as_ref().map(Host::as_slice);
-    let weight_scale = host_vector(weight_scale)?;
-    let weight_scale = weight_scale.as_slice();
-    let weight = host_int8(weight)?;
-    let view = weight_view(&weight, k, n)?;
-    tracing::trace!(m, k, n, layout = ?view.layout, "int8 gemm");
+    /// One layer's tensors in host memory.
+    struct HostLayer {
+        weight: Host<i8>,
+        scale: Host<f32>,
+        bias: Option<Host<f32>>,
+        n: usize,
+    }
+    let mut host_layers = Vec::with_capacity(layers.len());
+    for &(weight, weight_scale, bias) in layers {
+        let [k_weight, n] = weight.dims();
+        if n == 0 || k != k_weight || weight_scale.dims() != [n] || bias.is_some_and(|bias| bias.dims() != [n]) {
+            return None;
+        }
+        let bias = match bias {
+            Some(bias) => Some(host_vector(bias)?),
+            None => None,
+        };
+        host_layers.push(HostLayer { weight: host_int8(weight)?, scale: host_vector(weight_scale)?, bias, n });
+    }
+    let views = host_layers.iter().map(|layer| weight_view(&layer.weight, k, layer.n)).collect::<Option<Vec<_>>>()?;
+    tracing::trace!(m, k, n = ?host_layers.iter().map(|layer| layer.n).collect::<Vec<_>>(), "int8 gemm");
+    let scales: Vec<&[f32]> = host_layers.iter().map(|layer| layer.scale.as_slice()).collect();
+    let biases: Vec<Option<&[f32]>> = host_layers.iter().map(|layer| layer.bias.as_ref().map(Host::as_slice)).collect();
     let (rows, x_scale) = Activations::quantize(host_rows(x)?.as_slice(), m, k);
-    let out = gemm(Isa::detect(), &rows, view, |r, j0, acc, out: &mut [f32]| {
+    let outputs = gemm_shared(Isa::detect(), &rows, &views, |i, r, j0, acc, out: &mut [f32]| {
         // As in the generic path: the two scales multiplied first, then one division.
         let x_scale = x_scale[r];
-        let scales = &weight_scale[j0..j0 + acc.len()];
-        for ((y, &a), &w) in out.iter_mut().zip(acc).zip(scales) {
+        for ((y, &a), &w) in out.iter_mut().zip(acc).zip(&scales[i][j0..j0 + acc.len()]) {
             *y = a as f32 / (x_scale * w);
         }
-        if let Some(bias) = bias {
+        if let Some(bias) = biases[i] {
             for (y, &b) in out.iter_mut().zip(&bias[j0..j0 + acc.len()]) {
                 *y += b;
             }
         }
     });
-    Some(Tensor::from_data(TensorData::new(out, [m, n]), &x.device()))
+    let device = x.device();
+    Some(outputs.into_iter().zip(&host_layers).map(|(out, layer)| Tensor::from_data(TensorData::new(out, [m, layer.n]), &device)).collect())
 }
 
 /// `lhs [M, K] @ rhs [K, N]` in i32 (dtype I32) when both are I8 on a CPU backend.

@@ -188,9 +188,11 @@ impl<B: Backend> Attention<B> {
         // Norms and RoPE run in the projections' own layout `[batch, seq, heads, head_dim]`:
         // contiguous, so no strided walks.
         let split = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]);
-        let q = self.q_norm.forward(split(self.q_proj.forward(x.clone()), heads));
-        let k = self.k_norm.forward(split(self.k_proj.forward(x.clone()), kv_heads));
-        let v = split(self.v_proj.forward(x), kv_heads);
+        // q, k and v read the same rows: quantized once for all three on the CPU backends.
+        let [q, k, v] = Linear::forward_shared([&self.q_proj, &self.k_proj, &self.v_proj], x);
+        let q = self.q_norm.forward(split(q, heads));
+        let k = self.k_norm.forward(split(k, kv_heads));
+        let v = split(v, kv_heads);
         let q = inputs.queries.apply(q).mul_scalar(self.query_scale);
         let k = inputs.keys.apply(k);
 
@@ -232,8 +234,8 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// `gelu_tanh(gate) · up` is one host pass on the CPU backends (`burn_int8::row_ops`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gated = burn_int8::row_ops::gelu_tanh_mul(self.gate_proj.forward(x.clone()), self.up_proj.forward(x));
-        self.down_proj.forward(gated)
+        let [gate, up] = Linear::forward_shared([&self.gate_proj, &self.up_proj], x);
+        self.down_proj.forward(burn_int8::row_ops::gelu_tanh_mul(gate, up))
     }
 }
 
