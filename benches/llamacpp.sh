@@ -34,12 +34,15 @@ fi
 
 # On CPUs with AMX, llama.cpp repacks Q8_0 for AMX; `--repack 0` keeps the plain CPU path, as
 # the AVX-512 figures elsewhere in this directory. Reported in the line either way.
+# The help text is captured first: `grep -q` quitting early would break the pipe, and with
+# pipefail the test would fail at random (a 2026-12-05 run went without `-d` that way).
+HELP="$("$LLAMA/build/bin/llama-bench" --help 2>&1 || true)"
 EXTRA=()
-if grep -qw amx_int8 /proc/cpuinfo && "$LLAMA/build/bin/llama-bench" --help 2>&1 | grep -q -- "--repack"; then
+if grep -qw amx_int8 /proc/cpuinfo && grep -q -- "--repack" <<< "$HELP"; then
     EXTRA+=(--repack 0)
 fi
 DEPTH=()
-if "$LLAMA/build/bin/llama-bench" --help 2>&1 | grep -q -- "-d, --n-depth"; then
+if grep -q -- "-d, --n-depth" <<< "$HELP"; then
     DEPTH=(-d "$PROMPT")
 fi
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"

@@ -17,8 +17,8 @@ use super::spin_pool::parallel_for;
 /// Output channels per task when several rows share each packed panel (prefill).
 pub(crate) const PANEL: usize = 256;
 
-/// Output channels per task for decode-shaped products (fewer than [`DECODE_ROWS`] rows): one
-/// AVX-512 block.
+/// Output channels per task for decode-shaped products (fewer than [`DECODE_ROWS`] rows) of
+/// channel-major weights: one AVX-512 block.
 pub(crate) const DECODE_PANEL: usize = 64;
 
 /// Below this many rows a product is decode-shaped: memory-bound, short, and frequent.
@@ -194,17 +194,21 @@ where
     let isa = if isa == Isa::Avx2 && x.has_min_value() { Isa::Portable } else { isa };
     let mut outputs: Vec<Vec<T>> = weights.iter().map(|w| vec![T::default(); m * w.n]).collect();
     let output_ptrs: Vec<OutPtr<T>> = outputs.iter_mut().map(|out| OutPtr(out.as_mut_ptr())).collect();
-    let panel_width = if m < DECODE_ROWS { DECODE_PANEL } else { PANEL };
-    // (weight, first output channel) of every task.
-    let tasks: Vec<(usize, usize)> = weights
+    // Narrow decode panels only where each channel is one run of memory (NK); a KN panel
+    // reads a strided run per input channel, which wants it wide.
+    let panel_width = |w: &WeightView<'_>| if m < DECODE_ROWS && w.layout == WeightLayout::NK { DECODE_PANEL } else { PANEL };
+    // (weight, first output channel, width) of every task.
+    let tasks: Vec<(usize, usize, usize)> = weights
         .iter()
         .enumerate()
-        .flat_map(|(i, w)| (0..w.n).step_by(panel_width).map(move |j0| (i, j0)))
+        .flat_map(|(i, w)| {
+            let width = panel_width(w);
+            (0..w.n).step_by(width).map(move |j0| (i, j0, width.min(w.n - j0)))
+        })
         .collect();
     let run_task = |t: usize| {
-        let (i, j0) = tasks[t];
+        let (i, j0, width) = tasks[t];
         let (w, out_ptr) = (weights[i], &output_ptrs[i]);
-        let width = panel_width.min(w.n - j0);
         let mut acc = vec![0i32; m * width];
         panel(isa, x, w, j0, width, &mut acc);
         for (r, row) in acc.chunks_exact(width).enumerate() {
