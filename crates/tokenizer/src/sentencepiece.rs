@@ -321,9 +321,13 @@ impl SentencePieceBpe {
     /// Decodes `ids` to text (see the module docs).
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         let mut bytes = Vec::with_capacity(ids.len() * 4);
+        // One space goes, from the first piece with any bytes (control tokens have none), as
+        // SentencePiece and the stream decoder do: `▁ ▁hello` is " hello", not "hello".
+        let mut seen_text = false;
         for &id in ids {
             let piece = self.piece_bytes(id)?;
-            if bytes.is_empty()
+            if !seen_text
+                && !piece.is_empty()
                 && self.strips_leading_space()
                 && let Some(rest) = piece.strip_prefix(b" ")
             {
@@ -331,6 +335,7 @@ impl SentencePieceBpe {
             } else {
                 bytes.extend_from_slice(&piece);
             }
+            seen_text |= !piece.is_empty();
         }
         Ok(match String::from_utf8(bytes) {
             Ok(s) => s,
