@@ -54,11 +54,13 @@ pub enum Gemma3Error {
     #[error("{0}")]
     Preset(String),
 
-    /// A preset's `model.bpk` does not hash to the xxh3-64 its `config.json` records.
+    /// A file of a preset does not hash to the xxh3-64 the preset records for it
+    /// (`checksums.json`, or for older presets `config.json`'s `burn_int8.weights_xxh3`): it
+    /// was corrupted or edited after the save. (The CLI words the remedy as `--no-verify`.)
     #[error(
-        "{path} is corrupt: its xxh3-64 checksum is {found} but the preset's config.json records {expected}; \
-         save the preset again, or load it unverified (`PresetOptions {{ verify_checksum: false }}`, \
-         or `--no-verify` on the command line) to accept it as it is"
+        "{path} is corrupt or was changed after the save: its xxh3-64 checksum is {found} but the preset records \
+         {expected}; save the preset again, or load it with `PresetOptions {{ verify_checksum: false }}` to accept \
+         it as it is"
     )]
     Checksum { path: PathBuf, expected: String, found: String },
 

@@ -33,13 +33,15 @@ impl Sampler {
     /// The sampler the options describe: greedy when none is given or `temperature` is 0,
     /// else [`Sampler::Random`] (temperature 1 by default); invalid values are errors.
     pub fn from_options(temperature: Option<f32>, top_k: Option<usize>, top_p: Option<f32>, seed: u64) -> Result<Self, Gemma3Error> {
-        let sampler = match (temperature, top_k, top_p) {
+        // Every option is checked, even those greedy decoding then ignores: `--temperature 0
+        // --top-p nan` is a mistake to report, not to hide.
+        let random = Sampler::Random { temperature: temperature.unwrap_or(1.0), top_k, top_p, seed };
+        random.validate()?;
+        Ok(match (temperature, top_k, top_p) {
             (None, None, None) => Sampler::Greedy,
             (Some(t), _, _) if t == 0.0 => Sampler::Greedy,
-            _ => Sampler::Random { temperature: temperature.unwrap_or(1.0), top_k, top_p, seed },
-        };
-        sampler.validate()?;
-        Ok(sampler)
+            _ => random,
+        })
     }
 
     /// Rejects a negative, NaN or infinite temperature and a `top_p` outside (0, 1].

@@ -172,8 +172,20 @@ fn main() {
         eprintln!("peak_rss_bytes={bytes}");
     }
     if let Err(error) = result {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", cli_message(error.as_ref()));
         std::process::exit(1);
+    }
+}
+
+/// The library's message, with its API remedies reworded as the command line's options.
+fn cli_message(error: &(dyn std::error::Error + 'static)) -> String {
+    match error.downcast_ref::<gemma3::Gemma3Error>() {
+        Some(gemma3::Gemma3Error::Checksum { path, expected, found }) => format!(
+            "{} is corrupt or was changed after the save: its xxh3-64 checksum is {found} but the preset records \
+             {expected}; save the preset again, or pass --no-verify to load it as it is",
+            path.display()
+        ),
+        _ => error.to_string(),
     }
 }
 
@@ -384,6 +396,16 @@ fn load<B: Backend>(args: &ModelArgs, device: &B::Device) -> Result<(Gemma3<B>, 
     let loaded = gemma3::load_model_with::<B>(&args.model, args.int8, options, device, |tensor| {
         bar.set_message(tensor.to_string());
         bar.tick();
+    })
+    .map_err(|error| -> Error {
+        use gemma3::Gemma3Error as E;
+        match error {
+            // These name a tensor, not the file (the library's caller knows which it passed).
+            E::MissingTensor(_) | E::UnexpectedTensors(_) | E::ShapeMismatch { .. } | E::NonFinite { .. } => {
+                format!("{}: {error}", args.model.display()).into()
+            }
+            other => other.into(),
+        }
     })?;
     bar.finish_and_clear();
     tracing::info!(seconds = start.elapsed().as_secs_f64(), int8 = loaded.0.is_quantized(), "loaded {}", args.model.display());

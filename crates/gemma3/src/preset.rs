@@ -1,7 +1,9 @@
 //! Presets: a directory with `config.json`, the tokenizer and the weights as one Burnpack
 //! record, `model.bpk`, in which int8 weights stay 1 byte. Saving is atomic (a temporary
-//! directory swapped into place) and records the xxh3-64 checksum of `model.bpk` in
-//! `config.json`; loading verifies it, checks every file and names what is wrong.
+//! directory swapped into place) and records the xxh3-64 checksum of every file in
+//! `checksums.json`; loading verifies them, so a flipped byte or an edit anywhere in the preset
+//! (a `config.json` scalar such as `rms_norm_eps` included) is an error that names the file, and
+//! checks every file and names what is wrong.
 //!
 //! A save never loses the preset it replaces. The new preset is written and synced in a
 //! sibling `.NAME.tmp-PID`; on Linux one `renameat2(RENAME_EXCHANGE)` then swaps it with the old
@@ -9,7 +11,7 @@
 //! or on a filesystem without the exchange, two renames replace it (old to `.NAME.old-PID`, new
 //! into place): a process killed between them leaves no preset at the path for a moment, and
 //! the next save or load ([`recover_interrupted_save`]) moves the old copy back. Each save
-//! first removes what dead saves left behind. [`SAVE_ABORT_AT_ENV`] and
+//! first removes what dead saves left behind. [`SAVE_ABORT_AT_ENV`], [`SAVE_FAIL_AT_ENV`] and
 //! [`SAVE_NO_EXCHANGE_ENV`] are the test hooks.
 
 use std::io::Read;
@@ -30,6 +32,9 @@ pub const WEIGHTS_FILE: &str = "model.bpk";
 /// otherwise the SentencePiece vocabulary read from GGUF.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const VOCAB_FILE: &str = "tokenizer.vocab.json";
+/// The xxh3-64 checksum of every other file of a preset, written last by a save:
+/// `{"algorithm": "xxh3-64", "files": {"config.json": "<16 hex digits>", ...}}`.
+pub const CHECKSUMS_FILE: &str = "checksums.json";
 
 /// Test hook: when this environment variable names the step a save has reached, the process
 /// aborts there (`std::process::abort`), to test interrupted saves deterministically. Steps:
@@ -37,6 +42,10 @@ pub const VOCAB_FILE: &str = "tokenizer.vocab.json";
 /// two-rename fallback only: the old preset moved aside, the new one not yet in place) and
 /// `swapped` (the new preset in place, the old copy not yet removed). Not for production use.
 pub const SAVE_ABORT_AT_ENV: &str = "BURN_INT8_SAVE_ABORT_AT";
+
+/// Test hook: like [`SAVE_ABORT_AT_ENV`], but the save fails there with an error instead of
+/// aborting the process, to test that a failed save cleans up after itself.
+pub const SAVE_FAIL_AT_ENV: &str = "BURN_INT8_SAVE_FAIL_AT";
 
 /// Test hook: set to anything but `0` or the empty string, saves replace an existing preset with
 /// the two-rename fallback instead of the atomic exchange (Linux), as on filesystems without
@@ -46,10 +55,12 @@ pub const SAVE_NO_EXCHANGE_ENV: &str = "BURN_INT8_SAVE_NO_EXCHANGE";
 /// How [`from_preset_with`] loads a preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PresetOptions {
-    /// Hash `model.bpk` and compare it with the xxh3-64 checksum `config.json` records
-    /// (`burn_int8.weights_xxh3`) before building the model; a mismatch is
-    /// [`Gemma3Error::Checksum`]. On by default. A preset saved before checksums has none: it
-    /// loads with a warning either way.
+    /// Hash every file `checksums.json` lists (`config.json`, the tokenizer and `model.bpk`)
+    /// and compare with the recorded xxh3-64 before building the model; a mismatch is
+    /// [`Gemma3Error::Checksum`]. On by default; off is the way to load a preset edited by hand
+    /// on purpose. A preset saved before `checksums.json` is checked against the checksum of
+    /// `model.bpk` in its `config.json` (`burn_int8.weights_xxh3`), and one saved before any
+    /// checksum loads with a warning.
     pub verify_checksum: bool,
 }
 
@@ -82,8 +93,9 @@ pub fn is_preset(dir: &Path) -> bool {
 
 /// Saves `model` and `tokenizer` to `dir`. Refuses to replace an existing `dir` unless
 /// `overwrite`; an interrupted save leaves a loadable preset at `dir`, the previous one or the
-/// new one (see the module docs). `config.json` records the xxh3-64 checksum of
-/// `model.bpk` (`burn_int8.weights_xxh3`), which [`from_preset`] verifies.
+/// new one (see the module docs). `checksums.json` records the xxh3-64 checksum of every
+/// file (and `config.json` that of `model.bpk`, `burn_int8.weights_xxh3`, as earlier versions
+/// wrote it), which [`from_preset`] verifies.
 pub fn save_to_preset<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, dir: &Path, overwrite: bool) -> Result<(), Gemma3Error> {
     let precision = if model.is_quantized() { Precision::Int8 } else { Precision::Float32 };
     let mut config: serde_json::Value = serde_json::from_str(&model.config.to_hf_json()).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
@@ -97,8 +109,28 @@ pub fn save_to_preset<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, dir:
         let text = serde_json::to_string_pretty(&config).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
         let path = tmp.join(CONFIG_FILE);
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
-        Ok(())
+        write_checksums(tmp)
     })
+}
+
+/// Writes `checksums.json` for every regular file already in `dir`.
+fn write_checksums(dir: &Path) -> Result<(), Gemma3Error> {
+    let mut files = serde_json::Map::new();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        if entry.file_type().map_err(|e| io(entry.path(), e))?.is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    for name in names.into_iter().filter(|name| name != CHECKSUMS_FILE) {
+        files.insert(name.clone(), weights_checksum(&dir.join(&name))?.into());
+    }
+    let manifest = serde_json::json!({ "algorithm": "xxh3-64", "files": files });
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
+    let path = dir.join(CHECKSUMS_FILE);
+    std::fs::write(&path, text).map_err(|e| io(&path, e))
 }
 
 /// Loads a preset written by [`save_to_preset`], on any backend, after verifying the checksum
@@ -121,7 +153,7 @@ pub fn from_preset_with<B: Backend>(dir: &Path, device: &B::Device, options: Pre
     }
     let precision = read_precision(dir)?;
     if options.verify_checksum {
-        verify_weights(dir)?;
+        verify_files(dir)?;
     }
     let config = Gemma3Config::from_hf_file(&dir.join(CONFIG_FILE))?;
     let tokenizer = read_tokenizer(dir)?;
@@ -148,7 +180,8 @@ pub fn recover_interrupted_save(dir: &Path) -> Result<bool, Gemma3Error> {
 }
 
 /// The xxh3-64 checksum of a file as 16 lowercase hex digits, read in 1 MiB chunks (what
-/// `config.json` records as `burn_int8.weights_xxh3` for `model.bpk`).
+/// `checksums.json` records for each file, and `config.json` as `burn_int8.weights_xxh3` for
+/// `model.bpk`).
 pub fn weights_checksum(path: &Path) -> Result<String, Gemma3Error> {
     let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -164,8 +197,47 @@ pub fn weights_checksum(path: &Path) -> Result<String, Gemma3Error> {
     Ok(format!("{:016x}", hasher.digest()))
 }
 
-/// Compares `model.bpk` with the checksum in `config.json`; a preset without one (saved before
-/// checksums) passes with a warning.
+/// Compares every file `checksums.json` lists with its checksum. It must list `config.json` and
+/// `model.bpk`, and names only files of the preset directory itself. A preset without
+/// `checksums.json` (saved by an earlier version) falls back to [`verify_weights`].
+fn verify_files(dir: &Path) -> Result<(), Gemma3Error> {
+    let manifest_path = dir.join(CHECKSUMS_FILE);
+    if !manifest_path.is_file() {
+        return verify_weights(dir);
+    }
+    let manifest = read_json(&manifest_path)?;
+    let bad = |message: String| Gemma3Error::Format { path: manifest_path.clone(), message };
+    match manifest.get("algorithm").and_then(|a| a.as_str()) {
+        Some("xxh3-64") => {}
+        other => return Err(bad(format!("`algorithm` should be \"xxh3-64\", found {other:?}"))),
+    }
+    let Some(files) = manifest.get("files").and_then(|f| f.as_object()) else {
+        return Err(bad("`files` should be an object of file name to checksum".into()));
+    };
+    for required in [CONFIG_FILE, WEIGHTS_FILE] {
+        if !files.contains_key(required) {
+            return Err(bad(format!("`files` lacks {required}")));
+        }
+    }
+    for (name, expected) in files {
+        // A bare file name: a hostile manifest must not make the load hash files elsewhere.
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(bad(format!("`files` names {name:?}, which is not a file of the preset")));
+        }
+        let Some(expected) = expected.as_str() else {
+            return Err(bad(format!("the checksum of {name} should be a string of 16 hex digits, found {expected}")));
+        };
+        let path = dir.join(name);
+        let found = weights_checksum(&path)?;
+        if !found.eq_ignore_ascii_case(expected.trim()) {
+            return Err(Gemma3Error::Checksum { path, expected: expected.to_string(), found });
+        }
+    }
+    Ok(())
+}
+
+/// Compares `model.bpk` with the checksum in `config.json` (presets saved before
+/// `checksums.json`); a preset without one (saved before checksums) passes with a warning.
 fn verify_weights(dir: &Path) -> Result<(), Gemma3Error> {
     let config_path = dir.join(CONFIG_FILE);
     let value = read_json(&config_path)?;
@@ -284,13 +356,13 @@ pub(crate) fn write_atomically(dir: &Path, overwrite: bool, fill: impl FnOnce(&P
     std::fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
     let result = fill(&tmp).and_then(|()| {
         sync_contents(&tmp)?;
-        abort_at("filled");
+        abort_at("filled")?;
         if exists(dir) {
             replace(dir, &tmp, &sibling("old"))
         } else {
             std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
             sync_dir(parent);
-            abort_at("swapped");
+            abort_at("swapped")?;
             Ok(())
         }
     });
@@ -306,7 +378,7 @@ pub(crate) fn write_atomically(dir: &Path, overwrite: bool, fill: impl FnOnce(&P
 fn replace(dir: &Path, tmp: &Path, old: &Path) -> Result<(), Gemma3Error> {
     if exchange(tmp, dir)? {
         sync_dir(parent_of(dir));
-        abort_at("swapped");
+        abort_at("swapped")?;
         // `tmp` now holds the old preset (or the regular file that was at `dir`).
         if let Err(e) = remove_any(tmp) {
             tracing::warn!("could not remove the previous {} (now {}): {e}", dir.display(), tmp.display());
@@ -314,7 +386,7 @@ fn replace(dir: &Path, tmp: &Path, old: &Path) -> Result<(), Gemma3Error> {
         return Ok(());
     }
     std::fs::rename(dir, old).map_err(|e| io(dir, e))?;
-    abort_at("first-rename");
+    abort_at("first-rename")?;
     if let Err(e) = std::fs::rename(tmp, dir) {
         if let Err(back) = std::fs::rename(old, dir) {
             tracing::warn!("could not move {} back to {}: {back}; the next save or load of {} restores it", old.display(), dir.display(), dir.display());
@@ -322,7 +394,7 @@ fn replace(dir: &Path, tmp: &Path, old: &Path) -> Result<(), Gemma3Error> {
         return Err(io(dir, e));
     }
     sync_dir(parent_of(dir));
-    abort_at("swapped");
+    abort_at("swapped")?;
     if let Err(e) = remove_any(old) {
         tracing::warn!("could not remove the previous {} (now {}): {e}", dir.display(), old.display());
     }
@@ -363,12 +435,16 @@ fn exchange(_tmp: &Path, _dir: &Path) -> Result<bool, Gemma3Error> {
     Ok(false)
 }
 
-/// The test hook of [`SAVE_ABORT_AT_ENV`].
-fn abort_at(step: &str) {
+/// The test hooks of [`SAVE_ABORT_AT_ENV`] and [`SAVE_FAIL_AT_ENV`].
+fn abort_at(step: &str) -> Result<(), Gemma3Error> {
     if std::env::var(SAVE_ABORT_AT_ENV).is_ok_and(|at| at == step) {
         eprintln!("{SAVE_ABORT_AT_ENV}={step}: aborting the save here (test hook)");
         std::process::abort();
     }
+    if std::env::var(SAVE_FAIL_AT_ENV).is_ok_and(|at| at == step) {
+        return Err(Gemma3Error::Preset(format!("{SAVE_FAIL_AT_ENV}={step}: the save fails here (test hook)")));
+    }
+    Ok(())
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]

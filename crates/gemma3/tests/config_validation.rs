@@ -344,6 +344,29 @@ fn tokenizer_and_embedding_table_must_agree() {
     std::fs::remove_dir_all(root).ok();
 }
 
+/// HF checkpoints may list special tokens past the embedding table (added after training and
+/// never generated): those alone are accepted as padding; an ordinary token past the table is a
+/// mismatch.
+#[test]
+fn only_special_tokens_may_lie_past_the_embedding_table() {
+    let root = scratch("special-padding");
+    let mut json: serde_json::Value = serde_json::from_str(include_str!("../../tokenizer/tests/fixtures/tiny_tokenizer.json")).unwrap();
+    let base = json["model"]["vocab"].as_object().unwrap().len();
+    for (i, content) in ["<extra_0>", "<extra_1>"].into_iter().enumerate() {
+        let token = serde_json::json!({ "id": base + i, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true });
+        json["added_tokens"].as_array_mut().unwrap().push(token);
+    }
+    let path = root.join("tokenizer.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    let tokenizer = Tokenizer::from_hf_file(&path).unwrap();
+    assert_eq!(tokenizer.vocab_size(), base + 2);
+    gemma3::load::check_vocabulary(&tokenizer, base, "tiny").unwrap();
+    let error = gemma3::load::check_vocabulary(&tokenizer, base - 1, "tiny").unwrap_err();
+    assert!(matches!(error, Gemma3Error::VocabMismatch { tokenizer, embedding, .. } if tokenizer == base + 2 && embedding == base - 1), "{error}");
+    std::fs::remove_dir_all(root).ok();
+}
+
 #[test]
 fn token_ids_outside_the_table_are_errors_not_zero_embeddings() {
     let config = tiny_config();

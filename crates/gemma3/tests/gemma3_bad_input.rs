@@ -96,9 +96,20 @@ fn prompts_that_cannot_run_are_typed_errors() {
 fn missing_extra_misshaped_and_nan_tensors_are_named() {
     let config = tiny_config();
     type Edit = Box<dyn FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)>;
-    let cases: Vec<(&str, Edit, &str)> = vec![
-        ("missing", Box::new(|t| t.retain(|(n, _, _)| n != "model.layers.1.mlp.up_proj.weight")), "model.layers.1.mlp.up_proj.weight"),
-        ("extra", Box::new(|t| t.push(("lm_head.weight".into(), vec![2], vec![0.0, 0.0]))), "lm_head.weight"),
+    // Each case: the edit, the tensor its error names, and the error's variant.
+    let cases: Vec<(&str, Edit, &str, fn(&Gemma3Error) -> bool)> = vec![
+        (
+            "missing",
+            Box::new(|t| t.retain(|(n, _, _)| n != "model.layers.1.mlp.up_proj.weight")),
+            "model.layers.1.mlp.up_proj.weight",
+            |e| matches!(e, Gemma3Error::MissingTensor(_)),
+        ),
+        (
+            "extra",
+            Box::new(|t| t.push(("lm_head.weight".into(), vec![2], vec![0.0, 0.0]))),
+            "lm_head.weight",
+            |e| matches!(e, Gemma3Error::UnexpectedTensors(_)),
+        ),
         (
             "misshaped",
             Box::new(|t| {
@@ -106,6 +117,7 @@ fn missing_extra_misshaped_and_nan_tensors_are_named() {
                 entry.1 = vec![8, 4];
             }),
             "model.layers.0.self_attn.k_proj.weight",
+            |e| matches!(e, Gemma3Error::ShapeMismatch { .. }),
         ),
         (
             "nan",
@@ -114,13 +126,21 @@ fn missing_extra_misshaped_and_nan_tensors_are_named() {
                 entry.2[3] = f32::NAN;
             }),
             "model.norm.weight",
+            |e| matches!(e, Gemma3Error::NonFinite { count: 1, .. }),
         ),
     ];
-    for (name, edit, tensor) in cases {
+    for (name, edit, tensor, is_expected) in cases {
         let dir = write_hf_dir(name, &config, edit);
         let error = load(&dir).err().unwrap_or_else(|| panic!("{name}: loaded"));
         eprintln!("{name}: {error}");
-        assert!(error.to_string().contains(tensor), "{name}: {error}");
+        assert!(is_expected(&error) && error.to_string().contains(tensor), "{name}: {error:?}");
+        // The CLI names the checkpoint too.
+        let output = Command::new(env!("CARGO_BIN_EXE_burn-int8"))
+            .args(["gemma3", "generate", "--model", dir.to_str().unwrap(), "--prompt", "ab"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(tensor) && stderr.contains(dir.to_str().unwrap()), "{name}: {stderr}");
         std::fs::remove_dir_all(dir).ok();
     }
 }
@@ -130,16 +150,28 @@ fn configs_out_of_range_are_typed_errors() {
     let mut config = tiny_config();
     config.num_kv_heads = 3;
     assert!(matches!(config.validate(), Err(Gemma3Error::InvalidConfig { field, .. }) if field == "num_kv_heads"));
+    let field_of = |config: &Gemma3Config| match config.validate() {
+        Err(Gemma3Error::InvalidConfig { field, .. }) => field,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    };
     let mut config = tiny_config();
     config.head_dim = 5;
-    assert!(config.validate().is_err());
+    assert_eq!(field_of(&config), "head_dim");
     let mut config = tiny_config();
     config.rms_norm_eps = f64::NAN;
-    assert!(config.validate().is_err());
+    assert_eq!(field_of(&config), "rms_norm_eps");
     let mut config = tiny_config();
     config.vocab_size = 0;
-    assert!(config.validate().is_err());
-    assert!(Gemma3Config::from_hf_json("{\"model_type\": \"llama\"}").is_err());
+    assert_eq!(field_of(&config), "vocab_size");
+    // Every tensor within bounds, but 4096 layers of them are more than 2^41 parameters.
+    let mut config = tiny_config();
+    (config.hidden_size, config.intermediate_size, config.num_layers) = (1 << 16, 1 << 20, 4096);
+    assert!(field_of(&config).starts_with("parameters"), "{}", field_of(&config));
+    // Another architecture: refused by its model_type, not by some field it lacks.
+    let mut json: serde_json::Value = serde_json::from_str(&tiny_config().to_hf_json()).unwrap();
+    json["model_type"] = "llama".into();
+    let error = Gemma3Config::from_hf_json(&json.to_string()).unwrap_err();
+    assert!(matches!(&error, Gemma3Error::InvalidConfig { field, .. } if field == "model_type"), "{error}");
     let mut json: serde_json::Value = serde_json::from_str(&tiny_config().to_hf_json()).unwrap();
     json["num_hidden_layers"] = 0.into();
     let error = Gemma3Config::from_hf_json(&json.to_string()).unwrap_err();
@@ -167,9 +199,29 @@ fn foreign_and_truncated_files_are_typed_errors() {
     std::fs::write(&truncated, &v9).unwrap();
     let error = load(&truncated).err().unwrap();
     assert!(error.to_string().to_lowercase().contains("version"), "{error}");
-    assert!(load(&dir.join("absent")).is_err());
+    let absent = dir.join("absent");
+    match load(&absent) {
+        Err(Gemma3Error::Io { path, source }) => assert!(path == absent && source.kind() == std::io::ErrorKind::NotFound),
+        other => panic!("an absent path: {:?}", other.err()),
+    }
     assert!(matches!(load(&dir), Err(Gemma3Error::Format { .. })), "an empty directory is neither format");
     std::fs::remove_dir_all(dir).ok();
+
+    // An HF checkpoint cut in half says so, with the sizes, not only safetensors' "incomplete
+    // metadata, file not fully covered".
+    let hf = write_hf_dir("half", &tiny_config(), |_| {});
+    let weights = hf.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    match load(&hf) {
+        Err(Gemma3Error::Format { path, message }) => {
+            assert_eq!(path, weights);
+            let sizes = format!("describes {} bytes but the file has {}", bytes.len(), bytes.len() / 2);
+            assert!(message.contains("not a complete safetensors file") && message.contains(&sizes), "{message}");
+        }
+        other => panic!("a truncated safetensors file: {:?}", other.err()),
+    }
+    std::fs::remove_dir_all(hf).ok();
 }
 
 #[test]
@@ -227,6 +279,9 @@ fn sampling_options_read_as_hf_and_llamacpp() {
     for bad in [f32::NAN, -0.1, 0.0, 1.5] {
         let error = S::from_options(Some(0.8), None, Some(bad), 1).unwrap_err();
         assert!(matches!(error, Gemma3Error::InvalidSampler { option: "top_p", .. }), "{bad}: {error}");
+        // Checked even where greedy decoding would then ignore it.
+        let error = S::from_options(Some(0.0), None, Some(bad), 1).unwrap_err();
+        assert!(matches!(error, Gemma3Error::InvalidSampler { option: "top_p", .. }), "temperature 0, top-p {bad}: {error}");
     }
     assert!(S::from_options(Some(0.8), None, Some(1.0), 1).is_ok());
 

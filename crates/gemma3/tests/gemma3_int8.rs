@@ -226,13 +226,16 @@ fn presets_round_trip(fp32: &Gemma3<burn::backend::Flex>, int8: &Gemma3<burn::ba
     config["intermediate_size"] = 6912.into();
     std::fs::write(broken.join("config.json"), config.to_string()).unwrap();
     let error = from_preset::<B>(&broken, &Default::default()).unwrap_err();
+    assert!(matches!(&error, gemma3::Gemma3Error::Checksum { path, .. } if path.ends_with("config.json")), "{error}");
+    let error = from_preset_with::<B>(&broken, &Default::default(), unverified).unwrap_err();
     eprintln!("preset of another model: {error}");
+    assert!(matches!(error, gemma3::Gemma3Error::PresetMismatch { .. }), "{error}");
     // A float preset is not an int8 one (unverified: the checksum would catch it first).
     std::fs::copy(fp32_dir.join(WEIGHTS_FILE), broken.join(WEIGHTS_FILE)).unwrap();
     std::fs::copy(int8_dir.join("config.json"), broken.join("config.json")).unwrap();
     let error = from_preset_with::<B>(&broken, &Default::default(), unverified).unwrap_err();
     eprintln!("float record under an int8 config: {error}");
-    assert!(error.to_string().contains("float"), "{error}");
+    assert!(matches!(error, gemma3::Gemma3Error::PresetMismatch { field: "burn_int8.precision", .. }), "{error}");
 
     // A save killed half way (aborted by the test hook once the new preset is written, before
     // it replaces the old one) leaves the previous preset intact. Every kill point is covered

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::backend::Flex;
+use burn_int8::QuantizeExt;
 use burn_int8_gemma3::load::{WeightSource, build_model, expected_tensors};
 use burn_int8_gemma3::preset::{
-    self, CONFIG_FILE, PresetOptions, SAVE_ABORT_AT_ENV, SAVE_NO_EXCHANGE_ENV, WEIGHTS_FILE, from_preset, from_preset_with, save_to_preset,
+    self, CHECKSUMS_FILE, CONFIG_FILE, PresetOptions, SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV, SAVE_NO_EXCHANGE_ENV, WEIGHTS_FILE, from_preset, from_preset_with, save_to_preset,
 };
 use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
 use burn_int8_gemma3::{self as gemma3, Gemma3, Gemma3Config, Gemma3Error};
@@ -138,17 +139,27 @@ fn no_core_dumps() {}
 
 /// Runs [`child_saver`] in a child process: saves the seed-2 model over `dir` with `env` set.
 fn run_child_save(dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    child_save_command(dir, env).output().unwrap()
+}
+
+/// [`run_child_save`] without waiting, output discarded.
+fn spawn_child_save(dir: &Path) -> std::process::Child {
+    use std::process::Stdio;
+    child_save_command(dir, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
+fn child_save_command(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     // The test's name in the one integration binary: `preset_saves::child_saver`.
     let module = module_path!().split_once("::").map_or(module_path!(), |(_, path)| path);
     command.args(["--exact", &format!("{module}::child_saver"), "--nocapture"]).env(CHILD_SAVE_ENV, dir);
-    for name in [SAVE_ABORT_AT_ENV, SAVE_NO_EXCHANGE_ENV] {
+    for name in [SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV, SAVE_NO_EXCHANGE_ENV] {
         command.env_remove(name);
     }
     for (name, value) in env {
         command.env(name, value);
     }
-    command.output().unwrap()
+    command
 }
 
 /// Not a test on its own: the saver the other tests run as a child process (it does nothing
@@ -194,6 +205,14 @@ fn a_save_killed_at_any_step_leaves_a_preset_that_loads() {
         assert!(!leftovers(&dir).is_empty(), "{case}: the killed save left nothing to clean up?");
         if step == "first-rename" {
             assert!(!dir.exists(), "{case}: the old preset should be aside, none at {}", dir.display());
+        }
+        if step == "swapped" && !fallback {
+            // The exchange itself, not two renames: the old preset is where the new one was
+            // written (`.NAME.tmp-PID`), and nothing was ever moved to `.NAME.old-PID`.
+            let left = leftovers(&dir);
+            assert!(left.len() == 1 && left[0].starts_with(".preset.tmp-"), "{case}: {left:?}");
+            let (aside, _) = from_preset::<Flex>(&root.join(&left[0]), &Default::default()).unwrap();
+            assert_eq!(norm_of(&aside), old_norm, "{case}: the exchanged-out copy is the old preset");
         }
 
         // The preset at `dir` loads, checksum verified (after moving the old copy back when
@@ -260,9 +279,9 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     let message = error.to_string();
     assert!(message.contains("corrupt") && message.contains(WEIGHTS_FILE) && message.contains("verify_checksum"), "{message}");
     eprintln!("{message}");
-    // Opted out, whatever else happens, it is not the checksum error.
+    // Opted out, the flipped weight loads as it is.
     let unverified = from_preset_with::<Flex>(&dir, &Default::default(), PresetOptions { verify_checksum: false });
-    assert!(!matches!(unverified, Err(Gemma3Error::Checksum { .. })));
+    assert!(unverified.is_ok(), "{:?}", unverified.err());
     drop(unverified);
 
     // The CLI: refused by default, `--no-verify` skips the check.
@@ -277,11 +296,17 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     };
     let output = generate(false);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("corrupt"), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The CLI speaks CLI: its option, not the library's `PresetOptions`.
+    assert!(stderr.contains("corrupt") && stderr.contains("--no-verify") && !stderr.contains("PresetOptions"), "{stderr}");
     let output = generate(true);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("corrupt"), "{}", String::from_utf8_lossy(&output.stderr));
 
-    // An older preset, without the field: loads (with a warning that it cannot be verified).
+    // A preset of an earlier version, without checksums.json: its config.json's checksum of
+    // the weights is verified...
+    std::fs::remove_file(dir.join(CHECKSUMS_FILE)).unwrap();
+    assert!(matches!(from_preset::<Flex>(&dir, &Default::default()), Err(Gemma3Error::Checksum { .. })));
+    // ...and one without any checksum loads (with a warning that it cannot be verified).
     bytes[middle] ^= 0xFF;
     std::fs::write(&weights, &bytes).unwrap();
     let mut config = config;
@@ -289,6 +314,154 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
     assert_eq!(norm_of(&loaded), norm_of(&model));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// The checksum is xxh3-64 as its reference implementation computes it (values from the C
+/// library through Python's `xxhash` 4.1.0), also across the 1 MiB chunks it is read in.
+#[test]
+fn checksums_are_the_reference_xxh3() {
+    let root = scratch("xxh3");
+    let empty = root.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(preset::weights_checksum(&empty).unwrap(), "2d06800538d394c2");
+    // bytes((i * 31 + 7) % 251 for i in range(3 * 1024 * 1024 + 17))
+    let long = root.join("long");
+    std::fs::write(&long, (0..3 * 1024 * 1024 + 17).map(|i: usize| ((i * 31 + 7) % 251) as u8).collect::<Vec<u8>>()).unwrap();
+    assert_eq!(preset::weights_checksum(&long).unwrap(), "5384e0bd85749ef1");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Every file of a preset is covered: a hand edit of a config.json scalar the record does not
+/// hold (`rms_norm_eps`, which would silently change the model) and a flipped byte in the
+/// tokenizer are checksum errors naming the file; opted out, the edit is loaded as written.
+#[test]
+fn edits_and_flips_anywhere_in_a_preset_are_checksum_errors() {
+    let root = scratch("edited");
+    let dir = root.join("preset");
+    let (model, tokenizer) = tiny(1);
+    save_to_preset(&model, &tokenizer, &dir, false).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(CHECKSUMS_FILE)).unwrap()).unwrap();
+    let listed: Vec<&str> = manifest["files"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(listed, [CONFIG_FILE, WEIGHTS_FILE, "tokenizer.vocab.json"], "{manifest}");
+    assert_eq!(manifest["algorithm"], "xxh3-64");
+    let pristine = snapshot(&dir);
+
+    let config_path = dir.join(CONFIG_FILE);
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["rms_norm_eps"] = 1e-3.into();
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    match from_preset::<Flex>(&dir, &Default::default()) {
+        Err(Gemma3Error::Checksum { path, .. }) => assert_eq!(path, config_path),
+        other => panic!("an edited config.json: {:?}", other.err()),
+    }
+    let (edited, _) = from_preset_with::<Flex>(&dir, &Default::default(), PresetOptions { verify_checksum: false }).unwrap();
+    assert_eq!(edited.config.rms_norm_eps, 1e-3);
+
+    for (name, bytes) in &pristine {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    from_preset::<Flex>(&dir, &Default::default()).unwrap();
+    let vocab_path = dir.join("tokenizer.vocab.json");
+    let mut vocab = std::fs::read(&vocab_path).unwrap();
+    let at = vocab.iter().position(|&b| b == b'a').unwrap();
+    vocab[at] = b'c';
+    std::fs::write(&vocab_path, &vocab).unwrap();
+    match from_preset::<Flex>(&dir, &Default::default()) {
+        Err(Gemma3Error::Checksum { path, .. }) => assert_eq!(path, vocab_path),
+        other => panic!("a flipped tokenizer byte: {:?}", other.err()),
+    }
+
+    // A manifest that names a file outside the preset is refused, not followed.
+    for (name, bytes) in &pristine {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let mut hostile = manifest.clone();
+    hostile["files"]["../outside"] = "0000000000000000".into();
+    std::fs::write(dir.join(CHECKSUMS_FILE), hostile.to_string()).unwrap();
+    match from_preset::<Flex>(&dir, &Default::default()) {
+        Err(Gemma3Error::Format { path, message }) => assert!(path.ends_with(CHECKSUMS_FILE) && message.contains("../outside"), "{message}"),
+        other => panic!("a manifest naming ../outside: {:?}", other.err()),
+    }
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A preset whose config.json says float32 over an int8 model.bpk (or the reverse) disagrees
+/// with itself: a `PresetMismatch` naming `burn_int8.precision`, in the library and the CLI,
+/// which does not advise a library call.
+#[test]
+fn a_preset_whose_precision_disagrees_with_its_record_names_the_field() {
+    let root = scratch("precision");
+    let dir = root.join("preset");
+    let (mut model, tokenizer) = tiny(1);
+    model.quantize_int8().unwrap();
+    save_to_preset(&model, &tokenizer, &dir, false).unwrap();
+    let config_path = dir.join(CONFIG_FILE);
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["burn_int8"]["precision"] = "float32".into();
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let unverified = PresetOptions { verify_checksum: false };
+    match from_preset_with::<Flex>(&dir, &Default::default(), unverified) {
+        Err(Gemma3Error::PresetMismatch { field, config, record, .. }) => {
+            assert_eq!((field, config.as_str(), record.as_str()), ("burn_int8.precision", "float32", "int8 weights"));
+        }
+        other => panic!("a float32 config over int8 weights: {:?}", other.err()),
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_burn-int8"))
+        .args(["gemma3", "generate", "--no-verify", "--model", dir.to_str().unwrap(), "--prompt", "ab", "--max-length", "6"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("burn_int8.precision") && !stderr.contains("quantize_int8"), "{stderr}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Saves killed at random moments, by SIGKILL from outside (no hook): the loop goes on until
+/// several kills have landed inside a save (they left a `.NAME.tmp-PID` behind), so it cannot
+/// pass without testing the window. After each, the path holds the old or the new preset,
+/// verified, and the next save leaves nothing behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn saves_killed_at_random_moments_never_lose_the_preset() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Instant;
+    let root = scratch("random-kill");
+    let dir = root.join("preset");
+    let (old_model, tokenizer) = tiny(1);
+    let (old_norm, new_norm) = (norm_of(&old_model), norm_of(&tiny(2).0));
+    save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
+    // How long a whole child save takes; kills are spread uniformly over it.
+    let started = Instant::now();
+    assert!(run_child_save(&dir, &[]).status.success());
+    let span = started.elapsed();
+    save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
+
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let (mut hits, mut attempts) = (0, 0);
+    while hits < 3 {
+        attempts += 1;
+        assert!(attempts <= 2000, "only {hits} of {attempts} random kills landed inside a save of {span:?}");
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = span.mul_f64((state % 10_000) as f64 / 10_000.0);
+        let mut child = spawn_child_save(&dir);
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let left = leftovers(&dir);
+        if status.signal().is_some() && !left.is_empty() {
+            hits += 1;
+            assert!(left.iter().all(|name| name.starts_with(".preset.tmp-")), "the exchange moves nothing to .old: {left:?}");
+        }
+        let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap_or_else(|e| panic!("after a kill at {delay:?}: {e}"));
+        let norm = norm_of(&loaded);
+        assert!(norm == old_norm || norm == new_norm, "after a kill at {delay:?}: neither the old nor the new preset");
+        drop(loaded);
+        save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
+        assert!(leftovers(&dir).is_empty(), "{:?} left after the next save", leftovers(&dir));
+    }
+    eprintln!("{hits} of {attempts} random kills landed inside a save (a save takes {:?} in a child)", span);
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -318,6 +491,15 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     assert!(second.is_dir());
     from_preset::<Flex>(&second, &Default::default()).unwrap();
     assert!(leftovers(&second).is_empty(), "{:?}", leftovers(&second));
+
+    // A save that fails once the new preset is written (a test hook: an error, not a kill)
+    // removes it: the old preset is unchanged and nothing is left.
+    let before = snapshot(&file);
+    let output = run_child_save(&file, &[(SAVE_FAIL_AT_ENV, "filled")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains(SAVE_FAIL_AT_ENV), "{stderr}");
+    assert_eq!(snapshot(&file), before);
+    assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
 
     // Without overwrite onto a preset: an error, and nothing changes.
     let before = snapshot(&file);

@@ -7,8 +7,9 @@
 //!
 //! The preset's `config.json` is the source of truth for the scalars the record does not
 //! carry (`rms_norm_eps`, `sliding_window`, the RoPE bases and scaling,
-//! `query_pre_attn_scalar`): they are range-checked by [`Gemma3Config::validate_in`] but an
-//! in-range edit changes the model. The checksum in `config.json` covers `model.bpk` only.
+//! `query_pre_attn_scalar`): they are range-checked by [`Gemma3Config::validate_in`], and an
+//! edit after the save is caught by the preset's checksums (`checksums.json` covers
+//! `config.json` too) unless verification is turned off.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -34,10 +35,20 @@ struct Record {
 pub fn check_preset_record(path: &Path, config: &Gemma3Config, int8: bool) -> Result<(), Gemma3Error> {
     let record = read_record(path)?;
     check_architecture(path, config, &record.shapes)?;
-    // An int8 record under a float config is sized as int8 here: the load then names the
-    // precision mismatch, a clearer message than a size.
+    // Int8 layers are stored under their `Int8` variant. A preset says its precision in
+    // config.json (`burn_int8.precision`): a record of the other precision is the preset
+    // disagreeing with itself, not something to quantize or dequantize on the way.
     let record_int8 = record.shapes.keys().any(|name| name.contains(".Int8."));
-    let bytes_per_weight = if int8 || record_int8 {
+    if record_int8 != int8 {
+        let name = |int8: bool| if int8 { "int8" } else { "float32" };
+        return Err(Gemma3Error::PresetMismatch {
+            path: path.to_path_buf(),
+            field: "burn_int8.precision",
+            config: name(int8).into(),
+            record: format!("{} weights", name(record_int8)),
+        });
+    }
+    let bytes_per_weight = if int8 {
         1
     } else if record.half_precision {
         2

@@ -54,7 +54,7 @@ impl HfSource {
             // writer truncating it is outside what any loader can defend against.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| io(&path, e))?;
             let names = SafeTensors::deserialize(&map)
-                .map_err(|e| Gemma3Error::Format { path: path.clone(), message: e.to_string() })?
+                .map_err(|e| safetensors_error(&path, &map, e))?
                 .names()
                 .into_iter()
                 .map(str::to_string)
@@ -68,23 +68,53 @@ impl HfSource {
         Ok(source)
     }
 
-    fn with_view<T>(&self, name: &str, f: impl FnOnce(&safetensors::tensor::TensorView<'_>) -> Result<T, Gemma3Error>) -> Result<T, Gemma3Error> {
+    fn with_view<T>(&self, name: &str, f: impl FnOnce(&Path, &safetensors::tensor::TensorView<'_>) -> Result<T, Gemma3Error>) -> Result<T, Gemma3Error> {
         let file = *self.index.get(name).ok_or_else(|| Gemma3Error::MissingTensor(name.into()))?;
         let (path, map) = &self.files[file];
-        let tensors = SafeTensors::deserialize(map).map_err(|e| Gemma3Error::Format { path: path.clone(), message: e.to_string() })?;
-        let view = tensors.tensor(name).map_err(|e| Gemma3Error::Format { path: path.clone(), message: e.to_string() })?;
-        f(&view)
+        let tensors = SafeTensors::deserialize(map).map_err(|e| safetensors_error(path, map, e))?;
+        let view = tensors.tensor(name).map_err(|e| safetensors_error(path, map, e))?;
+        f(path, &view)
     }
 }
 
-fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, Gemma3Error> {
+/// safetensors' error on `path`, said as what the file should have been. Its own wording for a
+/// file cut short ("incomplete metadata, file not fully covered") names neither the cause nor
+/// the sizes; the header tells how long the file should be.
+fn safetensors_error(path: &Path, bytes: &[u8], error: safetensors::SafeTensorError) -> Gemma3Error {
+    let message = match (expected_length(bytes), bytes.len()) {
+        (Some(expected), found) if expected != found as u64 => format!(
+            "not a complete safetensors file: its header describes {expected} bytes but the file has {found} \
+             (truncated, or written by an interrupted save?): {error}"
+        ),
+        _ => format!("not a valid safetensors file: {error}"),
+    };
+    Gemma3Error::Format { path: path.to_path_buf(), message }
+}
+
+/// The length a safetensors file's header implies (8 + header + the last tensor's end), when
+/// the header itself is there and parses.
+fn expected_length(bytes: &[u8]) -> Option<u64> {
+    let header_length = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header_end = 8usize.checked_add(usize::try_from(header_length).ok()?)?;
+    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..header_end)?).ok()?;
+    let data_end = header
+        .as_object()?
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, tensor)| tensor.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    (header_end as u64).checked_add(data_end)
+}
+
+fn to_f32(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, Gemma3Error> {
     Ok(match dtype {
         Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         other => {
             return Err(Gemma3Error::Format {
-                path: PathBuf::from(name),
+                path: path.to_path_buf(),
                 message: format!("tensor `{name}` has dtype {other:?}; only f32, bf16 and f16 are supported"),
             });
         }
@@ -93,15 +123,15 @@ fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, Gemma3Erro
 
 impl WeightSource for HfSource {
     fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
-        self.with_view(name, |view| Ok(view.shape().to_vec()))
+        self.with_view(name, |_, view| Ok(view.shape().to_vec()))
     }
 
     fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
-        self.with_view(name, |view| to_f32(name, view.dtype(), view.data()))
+        self.with_view(name, |path, view| to_f32(path, name, view.dtype(), view.data()))
     }
 
     fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
-        self.with_view(name, |view| {
+        self.with_view(name, |path, view| {
             let shape = view.shape();
             let row_elements: usize = shape.iter().skip(1).product();
             let element_bytes = view.dtype().bitsize() / 8;
@@ -109,7 +139,7 @@ impl WeightSource for HfSource {
                 return Err(Gemma3Error::ShapeMismatch { name: name.into(), expected: vec![rows.end], found: shape.to_vec() });
             }
             let bytes = &view.data()[rows.start * row_elements * element_bytes..rows.end * row_elements * element_bytes];
-            to_f32(name, view.dtype(), bytes)
+            to_f32(path, name, view.dtype(), bytes)
         })
     }
 
