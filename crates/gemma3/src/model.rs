@@ -19,6 +19,7 @@ use burn_int8::{Embedding, Linear, Quantize};
 
 use crate::cache::{KvCache, LayerCache};
 use crate::config::Gemma3Config;
+use crate::error::Gemma3Error;
 
 /// RMSNorm with Gemma's `(1 + w)` scale, in f32: `x * rsqrt(mean(x²) + eps) * (1 + w)`.
 #[derive(Module, Debug, Quantize)]
@@ -417,9 +418,37 @@ impl<B: Backend> Gemma3<B> {
         self.norm.forward(x)
     }
 
-    /// Logits `[batch, seq, vocab]` for every position.
+    /// Logits `[batch, seq, vocab]` for every position. The ids must be rows of the embedding
+    /// table and fit the context (an id past the table would read as a zero embedding): for ids
+    /// from outside, [`Self::try_forward`] checks both.
     pub fn forward(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         self.embed_tokens.reverse(self.forward_hidden(ids, cache))
+    }
+
+    /// [`Self::forward`] after checking `ids`: one outside the embedding table is
+    /// [`Gemma3Error::TokenOutOfRange`] (a negative id reads as `u32::MAX`), and positions past
+    /// `max_position_embeddings` are [`Gemma3Error::PromptTooLong`]. The ids are read back to
+    /// the host for this.
+    pub fn try_forward(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>, Gemma3Error> {
+        self.check_ids(&ids, cache)?;
+        Ok(self.forward(ids, cache))
+    }
+
+    fn check_ids(&self, ids: &Tensor<B, 2, Int>, cache: &KvCache<B>) -> Result<(), Gemma3Error> {
+        let [_, seq] = ids.dims();
+        let limit = self.config.max_position_embeddings;
+        let tokens = cache.next_position().saturating_add(seq);
+        if tokens > limit {
+            return Err(Gemma3Error::PromptTooLong { tokens, limit, why: "the model's context" });
+        }
+        let vocab_size = self.embed_tokens.vocab_size();
+        let data = ids.to_data();
+        for id in data.iter::<i64>() {
+            if id < 0 || id as u64 >= vocab_size as u64 {
+                return Err(Gemma3Error::TokenOutOfRange { id: u32::try_from(id).unwrap_or(u32::MAX), vocab_size });
+            }
+        }
+        Ok(())
     }
 
     /// Logits `[batch, vocab]` of the last position only (what generation needs).

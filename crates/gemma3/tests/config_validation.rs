@@ -373,6 +373,17 @@ fn token_ids_outside_the_table_are_errors_not_zero_embeddings() {
     let model = model_of(&config);
     let tokenizer = Tokenizer::from_vocab(tiny_vocab(300)).unwrap();
     assert!(gemma3::generate::check_token_ids(&model, &[2, 299]).is_ok());
+    // The model's own checked forward pass: an error, not the zero embedding `forward` would use.
+    let device = Default::default();
+    let ids = |ids: &[u32]| gemma3::generate::token_tensor::<Flex>(ids, &device);
+    assert!(model.try_forward(ids(&[2, 299]), &mut model.new_cache()).is_ok());
+    let error = model.try_forward(ids(&[2, 300]), &mut model.new_cache()).unwrap_err();
+    assert!(matches!(error, Gemma3Error::TokenOutOfRange { id: 300, vocab_size: 300 }), "{error}");
+    let negative = burn::tensor::Tensor::<Flex, 2, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(vec![2i64, -1], [1, 2]), &device);
+    let error = model.try_forward(negative, &mut model.new_cache()).unwrap_err();
+    assert!(matches!(error, Gemma3Error::TokenOutOfRange { id: u32::MAX, .. }), "{error}");
+    let error = model.try_forward(ids(&[2; 65]), &mut model.new_cache()).unwrap_err();
+    assert!(matches!(error, Gemma3Error::PromptTooLong { tokens: 65, limit: 64, .. }), "{error}");
     let error = gemma3::generate::check_token_ids(&model, &[2, 300]).unwrap_err();
     assert!(matches!(error, Gemma3Error::TokenOutOfRange { id: 300, vocab_size: 300 }), "{error}");
     let mut tokens = tokenizer.encode(&"ab a abba b ba ".repeat(8), true).unwrap();
