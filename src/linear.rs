@@ -1,6 +1,6 @@
 //! `QuantizedLinear`: Keras's int8 `Dense`, and the swappable [`Linear`] enum.
 
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::{Module, Param, ParamId};
 use burn::nn;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
@@ -37,7 +37,9 @@ impl<B: Backend> QuantizedLinear<B> {
         }
         let (weight, weight_scale) = quantize_per_channel(weight, 1, "linear weight")?;
         Ok(Self {
-            weight: Param::initialized(ParamId::new(), weight),
+            // The weight declares its layout: a record loaded into this layer (burn-store calls
+            // the parameter's load mapper) is re-laid channel-major, as quantizing left it.
+            weight: Param::initialized(ParamId::new(), weight).load_mapper(channel_major::<B>),
             weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
             bias: bias.map(Param::from_tensor),
         })
@@ -149,37 +151,14 @@ fn shared_int8_forward<B: Backend, const D: usize, const L: usize>(layers: &[&Li
 
 crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>, channel_axis = 1);
 
-/// Re-lays the I8 weight of every [`QuantizedLinear`] channel-major, the layout quantizing
-/// gives it (`quantizers::quantize_per_channel`) and the one the CPU kernels stream best at
-/// decode. A loaded record holds the logical `[d_input, d_output]` row-major; this runs after
-/// loading, so a reloaded model is as fast as the one that was saved.
-#[derive(Default)]
-pub(crate) struct ChannelMajorLinearWeights {
-    /// Whether the field being mapped is a `QuantizedLinear`'s `weight`.
-    at_linear_weight: bool,
-}
-
-impl<B: Backend> ModuleMapper<B> for ChannelMajorLinearWeights {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.at_linear_weight = name == "weight" && container_type == "Struct:QuantizedLinear";
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.at_linear_weight = false;
-    }
-
-    fn map_int<const D: usize>(&mut self, param: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
-        let (id, tensor, mapper) = param.consume();
-        let tensor = if self.at_linear_weight && D == 2 {
-            // Through host memory, once per load: the channel-major bytes, seen transposed.
-            let (device, dtype, dims) = (tensor.device(), tensor.dtype(), tensor.dims());
-            let values: TensorData = tensor.swap_dims(0, 1).into_data();
-            let stored = Tensor::<B, D, Int>::from_data(values, (&device, dtype));
-            debug_assert_eq!(stored.dims()[..], [dims[1], dims[0]][..]);
-            stored.swap_dims(0, 1)
-        } else {
-            tensor
-        };
-        Param::from_mapped_value(id, tensor, mapper)
-    }
+/// The I8 weight `[d_input, d_output]` stored channel-major (`[d_output, d_input]` bytes seen
+/// transposed): the layout `quantizers::quantize_per_channel` gives it and the one the CPU kernels
+/// stream best at decode. A record holds the logical tensor row-major; this is the load mapper of
+/// every [`QuantizedLinear`] weight, so a reloaded layer is laid out (and as fast) as the one that
+/// was saved, once per load, never per call.
+fn channel_major<B: Backend>(weight: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+    let (device, dtype) = (weight.device(), weight.dtype());
+    // Through host memory, once per load: the channel-major bytes, seen transposed.
+    let values: TensorData = weight.swap_dims(0, 1).into_data();
+    Tensor::<B, 2, Int>::from_data(values, (&device, dtype)).swap_dims(0, 1)
 }

@@ -74,7 +74,9 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRe
             summarize("unexpected tensor(s)", &result.unused)
         )));
     }
-    Ok(candidate.map(&mut crate::linear::ChannelMajorLinearWeights::default()))
+    // Layers re-lay their weights as they load them (a parameter's load mapper, e.g.
+    // `QuantizedLinear`'s channel-major weight), so there is nothing left to do here.
+    Ok(candidate)
 }
 
 /// Every tensor the model takes must have its dtype, its shape and exactly its bytes in the

@@ -61,6 +61,40 @@ fn save_and_reload_reproduce_outputs_exactly() {
     for_each_backend!(save_reload_is_exact);
 }
 
+/// Quantizing lays a linear weight out channel-major (`[out, in]` bytes seen as `[in, out]`:
+/// strides `[1, in]`, what the CPU decode kernels stream best). A record holds the logical
+/// tensor row-major; the weight's own load mapper re-lays it, so a reloaded layer is laid out
+/// as the saved one. Checked on the backend's own strides, values unchanged.
+#[cfg(feature = "flex")]
+#[test]
+fn reloaded_linear_weights_keep_their_channel_major_layout() {
+    use burn::backend::Flex;
+    let device = Default::default();
+    let strides = |linear: &Linear<Flex>| match linear {
+        Linear::Int8(layer) => layer.weight.val().into_primitive().layout().strides().to_vec(),
+        Linear::Float(_) => panic!("not quantized"),
+    };
+    let values = |linear: &Linear<Flex>| match linear {
+        Linear::Int8(layer) => layer.weight.val().into_data().to_vec::<i8>().unwrap(),
+        Linear::Float(_) => panic!("not quantized"),
+    };
+    let mut model = Mlp::<Flex>::new(10, 32, 3, &device);
+    model.quantize_int8().unwrap();
+    assert_eq!(strides(&model.dense1), [1, 10]);
+    let dir = temp_dir("layout");
+    let path = dir.join("mlp.bpk");
+    store::save(&model, &path).unwrap();
+    let mut reloaded = Mlp::<Flex>::new(10, 32, 3, &device);
+    reloaded.quantize_int8().unwrap();
+    store::load(&mut reloaded, &path).unwrap();
+    for (saved, loaded) in [(&model.dense1, &reloaded.dense1), (&model.dense2, &reloaded.dense2)] {
+        assert_eq!(strides(loaded), strides(saved));
+        assert_eq!(values(loaded), values(saved));
+    }
+    assert_eq!(strides(&reloaded.dense2), [1, 32]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn int8_file_is_at_most_027_of_float_file() {
     type B = burn::backend::NdArray;
