@@ -441,14 +441,9 @@ impl<B: Backend> Gemma3<B> {
         if tokens > limit {
             return Err(Gemma3Error::PromptTooLong { tokens, limit, why: "the model's context" });
         }
-        let vocab_size = self.embed_tokens.vocab_size();
-        let data = ids.to_data();
-        for id in data.iter::<i64>() {
-            if id < 0 || id as u64 >= vocab_size as u64 {
-                return Err(Gemma3Error::TokenOutOfRange { id: u32::try_from(id).unwrap_or(u32::MAX), vocab_size });
-            }
-        }
-        Ok(())
+        // A negative id (or one past u32) becomes u32::MAX, past any validated vocabulary.
+        let ids: Vec<u32> = ids.to_data().iter::<i64>().map(|id| u32::try_from(id).unwrap_or(u32::MAX)).collect();
+        crate::generate::check_token_ids(self, &ids)
     }
 
     /// Logits `[batch, vocab]` of the last position only (what generation needs).

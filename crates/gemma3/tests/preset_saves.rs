@@ -111,6 +111,11 @@ fn leftovers(dir: &Path) -> Vec<String> {
     found
 }
 
+/// A JSON file of a preset, parsed.
+fn json_of(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// Every file of a preset directory with its bytes.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
@@ -254,7 +259,7 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     let (model, tokenizer) = tiny(1);
     save_to_preset(&model, &tokenizer, &dir, false).unwrap();
     let config_path = dir.join(CONFIG_FILE);
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let config = json_of(&config_path);
     let recorded = config["burn_int8"]["weights_xxh3"].as_str().expect("burn_int8.weights_xxh3").to_string();
     assert!(recorded.len() == 16 && recorded.bytes().all(|b| b.is_ascii_hexdigit()), "{recorded}");
     let weights = dir.join(WEIGHTS_FILE);
@@ -341,14 +346,14 @@ fn edits_and_flips_anywhere_in_a_preset_are_checksum_errors() {
     let dir = root.join("preset");
     let (model, tokenizer) = tiny(1);
     save_to_preset(&model, &tokenizer, &dir, false).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(CHECKSUMS_FILE)).unwrap()).unwrap();
+    let manifest = json_of(&dir.join(CHECKSUMS_FILE));
     let listed: Vec<&str> = manifest["files"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(listed, [CONFIG_FILE, WEIGHTS_FILE, "tokenizer.vocab.json"], "{manifest}");
     assert_eq!(manifest["algorithm"], "xxh3-64");
     let pristine = snapshot(&dir);
 
     let config_path = dir.join(CONFIG_FILE);
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let mut config = json_of(&config_path);
     config["rms_norm_eps"] = 1e-3.into();
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     match from_preset::<Flex>(&dir, &Default::default()) {
@@ -397,7 +402,7 @@ fn a_preset_whose_precision_disagrees_with_its_record_names_the_field() {
     model.quantize_int8().unwrap();
     save_to_preset(&model, &tokenizer, &dir, false).unwrap();
     let config_path = dir.join(CONFIG_FILE);
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let mut config = json_of(&config_path);
     config["burn_int8"]["precision"] = "float32".into();
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let unverified = PresetOptions { verify_checksum: false };
