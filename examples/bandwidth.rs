@@ -69,10 +69,10 @@ fn main() {
     let table = Tensor::<B, 2>::random([vocab, d_model], Distribution::Normal(0.0, 0.05), &device);
     // A contiguous `[K, N]` float weight, as a `Linear` holds it; quantizing stores it
     // channel-major. A second copy holds the same I8 values row-major, as a loaded record
-    // would before `store::load` re-lays it.
+    // would be without `Int8Weight`'s load mapper.
     let linear = QuantizedLinear::<B>::from_weights(Tensor::from_data(table.clone().transpose().into_data(), &device), None).expect("quantize");
     let mut row_major = linear.clone();
-    row_major.weight = Param::initialized(ParamId::new(), Tensor::<B, 2, Int>::from_data(linear.weight.val().into_data(), (&device, DType::I8)));
+    row_major.weight.values = Param::initialized(ParamId::new(), Tensor::<B, 2, Int>::from_data(linear.weight.values.val().into_data(), (&device, DType::I8)));
     let embedding = QuantizedEmbedding::from_weights(table).expect("quantize");
     let x = Tensor::<B, 2>::random([1, d_model], Distribution::Normal(0.0, 1.0), &device);
     // Bytes read: the int8 weight plus its f32 scales.

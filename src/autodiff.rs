@@ -21,11 +21,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{FloatDType, Int, Tensor, TensorPrimitive, backend::Backend};
 
-use crate::ops::{WEIGHT_TILE_ELEMENTS, quantized_matmul};
+use crate::ops::{WEIGHT_TILE_ELEMENTS, quantized_matmul_kn};
 use crate::primitive::same_type;
 use crate::quantizers::dequantize;
 
-/// [`quantized_matmul`] on an autodiff backend, with straight-through gradients; `None` when
+/// [`crate::ops::quantized_matmul`] on an autodiff backend, with straight-through gradients; `None` when
 /// `B` does not track gradients.
 pub(crate) fn try_quantized_matmul<B: Backend>(
     x: &Tensor<B, 2>,
@@ -78,7 +78,7 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     };
 
     let inner = |primitive: FloatTensor<I>| Tensor::<I, 1>::from_primitive(TensorPrimitive::Float(primitive));
-    let output = quantized_matmul(
+    let output = quantized_matmul_kn(
         Tensor::<I, 2>::from_primitive(TensorPrimitive::Float(x.primitive.clone())),
         Tensor::<I, 2, Int>::from_primitive(weight.clone()),
         inner(weight_scale.primitive.clone()),
@@ -155,7 +155,7 @@ fn straight_through_any<B: Backend>(
     weight_scale: Tensor<B, 1>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
-    let value = crate::ops::generic_quantized_matmul(x.clone().detach(), weight.clone(), weight_scale.clone(), bias);
+    let value = crate::ops::generic_quantized_matmul_kn(x.clone().detach(), weight.clone(), weight_scale.clone(), bias);
     let carrier = x.matmul(dequantize(weight, weight_scale.unsqueeze_dim(0)));
     carrier.clone().sub(carrier.detach()).add(value)
 }

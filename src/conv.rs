@@ -8,7 +8,7 @@ use burn::tensor::module::unfold4d;
 use burn::tensor::ops::{PadMode, UnfoldOptions};
 use burn::tensor::{Int, Tensor, backend::Backend};
 
-use crate::ops::quantized_matmul;
+use crate::ops::quantized_matmul_kn;
 
 /// Geometry of a 2-D convolution (a 1-D one has height 1).
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +72,7 @@ pub(crate) fn conv2d_int8<B: Backend>(
                 .reshape([c_out_group, k_group])
                 .transpose();
             let bias = bias.clone().map(|bias| bias.slice([channels.clone()]));
-            quantized_matmul(rows, weight, weight_scale.clone().slice([channels]), bias)
+            quantized_matmul_kn(rows, weight, weight_scale.clone().slice([channels]), bias)
         })
         .collect::<Vec<_>>();
     let output = Tensor::cat(per_group, 1); // [batch * positions, c_out]

@@ -2,22 +2,19 @@
 //!
 //! Runs as a 2-D convolution of height 1 (the shared im2col path in `conv.rs`).
 
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, Param};
 use burn::nn::{self, PaddingConfig1d};
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
 use crate::conv::{ConvGeometry, conv2d_int8, same_padding};
-use crate::quantizers::{dequantize, quantize_per_channel};
-use crate::Int8Error;
+use crate::{Int8Error, Int8Weight};
 
 /// A 1-D convolution with int8 weights: one scale per output channel, one activation scale
 /// per output position (and group). Stride, padding, dilation and groups as in `nn::Conv1d`.
 #[derive(Module, Debug)]
 pub struct QuantizedConv1d<B: Backend> {
-    /// `[channels_out, channels_in / groups, kernel_size]`, dtype I8.
-    pub weight: Param<Tensor<B, 3, Int>>,
-    /// `[channels_out]`, a multiplier per output channel.
-    pub weight_scale: Param<Tensor<B, 1>>,
+    /// `[channels_out, channels_in / groups, kernel_size]`, one scale per output channel.
+    pub weight: Int8Weight<B, 3>,
     pub bias: Option<Param<Tensor<B, 1>>>,
     pub stride: usize,
     pub kernel_size: usize,
@@ -28,10 +25,8 @@ pub struct QuantizedConv1d<B: Backend> {
 
 impl<B: Backend> QuantizedConv1d<B> {
     pub fn from_float(conv: &nn::conv::Conv1d<B>) -> Result<Self, Int8Error> {
-        let (weight, weight_scale) = quantize_per_channel(conv.weight.val(), 0, "conv1d weight")?;
         Ok(Self {
-            weight: Param::initialized(ParamId::new(), weight),
-            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
+            weight: Int8Weight::quantize(conv.weight.val(), 0, "conv1d weight")?,
             bias: conv.bias.clone(),
             stride: conv.stride,
             kernel_size: conv.kernel_size,
@@ -42,9 +37,7 @@ impl<B: Backend> QuantizedConv1d<B> {
     }
 
     pub fn dequantize(&self) -> nn::conv::Conv1d<B> {
-        let scale = self.weight_scale.val();
-        let channels = scale.dims()[0];
-        let weight = dequantize(self.weight.val(), scale.reshape([channels, 1, 1]));
+        let weight = self.weight.dequantize();
         nn::conv::Conv1d {
             weight: Param::from_tensor(weight),
             bias: self.bias.clone(),
@@ -69,7 +62,7 @@ impl<B: Backend> QuantizedConv1d<B> {
 
     pub fn try_forward(&self, input: Tensor<B, 3>) -> Result<Tensor<B, 3>, Int8Error> {
         let [batch, channels_in, length] = input.dims();
-        let [channels_out, channels_in_group, kernel] = self.weight.val().dims();
+        let [channels_out, channels_in_group, kernel] = self.weight.dims();
         let expected = channels_in_group * self.groups;
         let effective = self.dilation * (kernel - 1) + 1;
         let (left, right) = match &self.padding {
@@ -90,11 +83,11 @@ impl<B: Backend> QuantizedConv1d<B> {
             groups: self.groups,
             padding: ((0, 0), (left, right)),
         };
-        let weight = self.weight.val().reshape([channels_out, channels_in_group, 1, kernel]);
+        let values = self.weight.values.val().reshape([channels_out, channels_in_group, 1, kernel]);
         let output = conv2d_int8(
             input.reshape([batch, channels_in, 1, length]),
-            weight,
-            self.weight_scale.val(),
+            values,
+            self.weight.scale(),
             self.bias.as_ref().map(Param::val),
             geometry,
         );

@@ -1,22 +1,19 @@
 //! `QuantizedConv2d`: int8 2-D convolution, and the swappable [`Conv2d`] enum.
 
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, Param};
 use burn::nn::{self, PaddingConfig2d};
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
 use crate::conv::{ConvGeometry, conv2d_int8, same_padding};
-use crate::quantizers::{dequantize, quantize_per_channel};
-use crate::Int8Error;
+use crate::{Int8Error, Int8Weight};
 
 /// A 2-D convolution with int8 weights: one scale per output channel, one activation scale
 /// per output position (and group), computed at run time. Stride, padding, dilation and groups
 /// behave as in `nn::Conv2d`.
 #[derive(Module, Debug)]
 pub struct QuantizedConv2d<B: Backend> {
-    /// `[channels_out, channels_in / groups, kernel_h, kernel_w]`, dtype I8.
-    pub weight: Param<Tensor<B, 4, Int>>,
-    /// `[channels_out]`, a multiplier per output channel.
-    pub weight_scale: Param<Tensor<B, 1>>,
+    /// `[channels_out, channels_in / groups, kernel_h, kernel_w]`, one scale per output channel.
+    pub weight: Int8Weight<B, 4>,
     pub bias: Option<Param<Tensor<B, 1>>>,
     pub stride: [usize; 2],
     pub kernel_size: [usize; 2],
@@ -27,10 +24,8 @@ pub struct QuantizedConv2d<B: Backend> {
 
 impl<B: Backend> QuantizedConv2d<B> {
     pub fn from_float(conv: &nn::conv::Conv2d<B>) -> Result<Self, Int8Error> {
-        let (weight, weight_scale) = quantize_per_channel(conv.weight.val(), 0, "conv2d weight")?;
         Ok(Self {
-            weight: Param::initialized(ParamId::new(), weight),
-            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
+            weight: Int8Weight::quantize(conv.weight.val(), 0, "conv2d weight")?,
             bias: conv.bias.clone(),
             stride: conv.stride,
             kernel_size: conv.kernel_size,
@@ -41,9 +36,7 @@ impl<B: Backend> QuantizedConv2d<B> {
     }
 
     pub fn dequantize(&self) -> nn::conv::Conv2d<B> {
-        let scale = self.weight_scale.val();
-        let channels = scale.dims()[0];
-        let weight = dequantize(self.weight.val(), scale.reshape([channels, 1, 1, 1]));
+        let weight = self.weight.dequantize();
         nn::conv::Conv2d {
             weight: Param::from_tensor(weight),
             bias: self.bias.clone(),
@@ -68,7 +61,7 @@ impl<B: Backend> QuantizedConv2d<B> {
 
     pub fn try_forward(&self, input: Tensor<B, 4>) -> Result<Tensor<B, 4>, Int8Error> {
         let [_, channels_in, height, width] = input.dims();
-        let [_, channels_in_group, kh, kw] = self.weight.val().dims();
+        let [_, channels_in_group, kh, kw] = self.weight.dims();
         let expected = channels_in_group * self.groups;
         let effective = [self.dilation[0] * (kh - 1) + 1, self.dilation[1] * (kw - 1) + 1];
         let padding = match &self.padding {
@@ -96,8 +89,8 @@ impl<B: Backend> QuantizedConv2d<B> {
         let geometry = ConvGeometry { stride: self.stride, dilation: self.dilation, groups: self.groups, padding };
         Ok(conv2d_int8(
             input,
-            self.weight.val(),
-            self.weight_scale.val(),
+            self.weight.values.val(),
+            self.weight.scale(),
             self.bias.as_ref().map(Param::val),
             geometry,
         ))

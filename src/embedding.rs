@@ -1,12 +1,11 @@
 //! `QuantizedEmbedding`: Keras's int8 `Embedding` and `ReversibleEmbedding` (tied logits).
 
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, Param};
 use burn::nn;
 use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
 
 use crate::ops::{map_rows, quantized_matmul};
-use crate::quantizers::{dequantize, quantize_per_channel};
-use crate::Int8Error;
+use crate::{Int8Error, Int8Weight};
 
 /// An embedding table with int8 rows and one scale per vocabulary row.
 ///
@@ -17,20 +16,14 @@ use crate::Int8Error;
 ///   result is divided by `h_scale * scale[vocab]`.
 #[derive(Module, Debug)]
 pub struct QuantizedEmbedding<B: Backend> {
-    /// `[n_embedding, d_model]`, dtype I8, the layout of `nn::Embedding`.
-    pub weight: Param<Tensor<B, 2, Int>>,
-    /// `[n_embedding]`, a multiplier per row (`q = e * scale`).
-    pub weight_scale: Param<Tensor<B, 1>>,
+    /// `[n_embedding, d_model]` (the layout of `nn::Embedding`), one scale per row.
+    pub weight: Int8Weight<B, 2>,
 }
 
 impl<B: Backend> QuantizedEmbedding<B> {
     /// Quantizes a float table `[n_embedding, d_model]`, one scale per row.
     pub fn from_weights(weight: Tensor<B, 2>) -> Result<Self, Int8Error> {
-        let (weight, weight_scale) = quantize_per_channel(weight, 0, "embedding table")?;
-        Ok(Self {
-            weight: Param::initialized(ParamId::new(), weight),
-            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
-        })
+        Ok(Self { weight: Int8Weight::quantize(weight, 0, "embedding table")? })
     }
 
     pub fn from_float(embedding: &nn::Embedding<B>) -> Result<Self, Int8Error> {
@@ -38,13 +31,12 @@ impl<B: Backend> QuantizedEmbedding<B> {
     }
 
     pub fn dequantize(&self) -> nn::Embedding<B> {
-        let weight = dequantize(self.weight.val(), self.weight_scale.val().unsqueeze_dim(1));
-        nn::Embedding { weight: Param::from_tensor(weight) }
+        nn::Embedding { weight: Param::from_tensor(self.weight.dequantize()) }
     }
 
     /// `[n_embedding, d_model]`.
     pub fn dims(&self) -> [usize; 2] {
-        self.weight.val().dims()
+        self.weight.dims()
     }
 
     /// Looks up `ids [batch, seq]`, giving `[batch, seq, d_model]`.
@@ -52,8 +44,8 @@ impl<B: Backend> QuantizedEmbedding<B> {
         let [batch, seq] = ids.dims();
         let [_, d_model] = self.dims();
         let ids = ids.reshape([batch * seq]);
-        let rows = self.weight.val().select(0, ids.clone()).cast(FloatDType::F32);
-        let scale = self.weight_scale.val().select(0, ids);
+        let rows = self.weight.values.val().select(0, ids.clone()).cast(FloatDType::F32);
+        let scale = self.weight.scale().select(0, ids);
         let ones = Tensor::ones(scale.shape(), &scale.device());
         let inverse_scale = ones.div(scale);
         rows.mul(inverse_scale.unsqueeze_dim(1)).reshape([batch, seq, d_model])
@@ -62,9 +54,7 @@ impl<B: Backend> QuantizedEmbedding<B> {
     /// Tied logits: `hidden [..., d_model]` to `[..., n_embedding]`.
     pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         let [n_embedding, _] = self.dims();
-        map_rows(hidden, n_embedding, |rows| {
-            quantized_matmul(rows, self.weight.val().transpose(), self.weight_scale.val(), None)
-        })
+        map_rows(hidden, n_embedding, |rows| quantized_matmul(rows, &self.weight, None))
     }
 }
 

@@ -12,6 +12,9 @@ pub enum Int8Error {
     #[error("{what} is empty (shape {shape:?}); nothing to quantize")]
     EmptyTensor { what: String, shape: Vec<usize> },
 
+    #[error("{what}: expected dtype {expected:?}, got {found:?}")]
+    WrongDType { what: String, expected: burn::tensor::DType, found: burn::tensor::DType },
+
     #[error("{what}: expected shape {expected}, got {found:?}")]
     ShapeMismatch { what: String, expected: String, found: Vec<usize> },
 

@@ -8,6 +8,8 @@
 //! - [`row_ops`]: the float work between the products of a transformer step (RMSNorm, alone or
 //!   added to the residual, RoPE, the GELU-tanh gate, unmasked attention of a decode step), one
 //!   host pass each on the CPU backends.
+//! - [`Int8Weight`]: the int8 weight every quantized layer holds (I8 values, per-channel scales,
+//!   a declared channel-major layout that survives save and load).
 //! - Layers, each in its own file: [`QuantizedLinear`], [`QuantizedEmbedding`],
 //!   [`QuantizedConv1d`], [`QuantizedConv2d`], plus swappable float-or-int8 enums
 //!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]).
@@ -44,6 +46,7 @@ pub mod gpu;
 mod conv1d;
 mod conv2d;
 mod embedding;
+mod int8_weight;
 mod linear;
 mod quantize;
 mod record_header;
@@ -56,6 +59,7 @@ pub use conv1d::{Conv1d, QuantizedConv1d};
 pub use conv2d::{Conv2d, QuantizedConv2d};
 pub use embedding::{Embedding, QuantizedEmbedding};
 pub use error::Int8Error;
+pub use int8_weight::Int8Weight;
 pub use linear::{Linear, QuantizedLinear};
 pub use quantize::{
     Mode, Quantize, QuantizeConfig, QuantizeContext, QuantizeExt, QuantizeReport, SkipReason,

@@ -1,12 +1,11 @@
 //! `QuantizedLinear`: Keras's int8 `Dense`, and the swappable [`Linear`] enum.
 
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, Param};
 use burn::nn;
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
 use crate::ops::{map_rows, quantized_matmul};
-use crate::quantizers::{dequantize, quantize_per_channel};
-use crate::Int8Error;
+use crate::{Int8Error, Int8Weight};
 
 /// A linear layer with int8 weights.
 ///
@@ -14,10 +13,8 @@ use crate::Int8Error;
 /// time. The weight and its scales are not trainable (Keras freezes them too); the bias is.
 #[derive(Module, Debug)]
 pub struct QuantizedLinear<B: Backend> {
-    /// `[d_input, d_output]`, dtype I8 (1 byte per weight), the layout of `nn::Linear`.
-    pub weight: Param<Tensor<B, 2, Int>>,
-    /// `[d_output]`: Keras's `kernel_scale`, a multiplier (`q = w * scale`).
-    pub weight_scale: Param<Tensor<B, 1>>,
+    /// `[d_input, d_output]` (the layout of `nn::Linear`), one scale per output column.
+    pub weight: Int8Weight<B, 2>,
     /// `[d_output]`, float and trainable.
     pub bias: Option<Param<Tensor<B, 1>>>,
 }
@@ -35,14 +32,7 @@ impl<B: Backend> QuantizedLinear<B> {
                 found: bias.dims().to_vec(),
             });
         }
-        let (weight, weight_scale) = quantize_per_channel(weight, 1, "linear weight")?;
-        Ok(Self {
-            // The weight declares its layout: a record loaded into this layer (burn-store calls
-            // the parameter's load mapper) is re-laid channel-major, as quantizing left it.
-            weight: Param::initialized(ParamId::new(), weight).load_mapper(channel_major::<B>),
-            weight_scale: Param::initialized(ParamId::new(), weight_scale).set_require_grad(false),
-            bias: bias.map(Param::from_tensor),
-        })
+        Ok(Self { weight: Int8Weight::quantize(weight, 1, "linear weight")?, bias: bias.map(Param::from_tensor) })
     }
 
     /// Quantizes a Burn `nn::Linear` (its bias is kept as is).
@@ -52,13 +42,12 @@ impl<B: Backend> QuantizedLinear<B> {
 
     /// Back to a float `nn::Linear` (`q / scale`, Keras's dequantize).
     pub fn dequantize(&self) -> nn::Linear<B> {
-        let weight = dequantize(self.weight.val(), self.weight_scale.val().unsqueeze_dim(0));
-        nn::Linear { weight: Param::from_tensor(weight), bias: self.bias.clone() }
+        nn::Linear { weight: Param::from_tensor(self.weight.dequantize()), bias: self.bias.clone() }
     }
 
     /// `[d_input, d_output]`.
     pub fn dims(&self) -> [usize; 2] {
-        self.weight.val().dims()
+        self.weight.dims()
     }
 
     /// Applies the layer to `[..., d_input]`, giving `[..., d_output]`.
@@ -83,9 +72,7 @@ impl<B: Backend> QuantizedLinear<B> {
                 found: dims.to_vec(),
             });
         }
-        Ok(map_rows(input, d_output, |rows| {
-            quantized_matmul(rows, self.weight.val(), self.weight_scale.val(), self.bias.as_ref().map(Param::val))
-        }))
+        Ok(map_rows(input, d_output, |rows| quantized_matmul(rows, &self.weight, self.bias.as_ref().map(Param::val))))
     }
 }
 
@@ -133,7 +120,7 @@ fn shared_int8_forward<B: Backend, const D: usize, const L: usize>(layers: &[&Li
         if layer.dims()[0] != d_input {
             return None;
         }
-        tensors.push((layer.weight.val(), layer.weight_scale.val(), layer.bias.as_ref().map(Param::val)));
+        tensors.push((layer.weight.kn(), layer.weight.scale(), layer.bias.as_ref().map(Param::val)));
     }
     let refs: Vec<crate::cpu::LayerRef<'_, B>> = tensors.iter().map(|(weight, scale, bias)| (weight, scale, bias.as_ref())).collect();
     let rows = input.clone().reshape([dims[..D - 1].iter().product(), d_input]);
@@ -150,15 +137,3 @@ fn shared_int8_forward<B: Backend, const D: usize, const L: usize>(layers: &[&Li
 }
 
 crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>, channel_axis = 1);
-
-/// The I8 weight `[d_input, d_output]` stored channel-major (`[d_output, d_input]` bytes seen
-/// transposed): the layout `quantizers::quantize_per_channel` gives it and the one the CPU kernels
-/// stream best at decode. A record holds the logical tensor row-major; this is the load mapper of
-/// every [`QuantizedLinear`] weight, so a reloaded layer is laid out (and as fast) as the one that
-/// was saved, once per load, never per call.
-fn channel_major<B: Backend>(weight: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
-    let (device, dtype) = (weight.device(), weight.dtype());
-    // Through host memory, once per load: the channel-major bytes, seen transposed.
-    let values: TensorData = weight.swap_dims(0, 1).into_data();
-    Tensor::<B, 2, Int>::from_data(values, (&device, dtype)).swap_dims(0, 1)
-}

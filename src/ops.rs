@@ -9,6 +9,7 @@
 
 use burn::tensor::{FloatDType, Int, IntDType, Tensor, backend::Backend};
 
+use crate::Int8Weight;
 use crate::quantizers::abs_max_quantize_along;
 
 /// Largest K for which an f32 GEMM of int8 values is exact: 1024 · 127² < 2^24.
@@ -71,15 +72,23 @@ pub fn generic_int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2,
 }
 
 /// Keras's quantized dense product: dynamic per-row AbsMax quantization of `x [M, K]`, the
-/// int8 product with `weight [K, N]`, then `acc / (x_scale * weight_scale)`, plus `bias [N]`.
+/// int8 product with `weight` seen as `[K, N]` (channels last, [`Int8Weight::kn`]), then
+/// `acc / (x_scale * weight_scale)`, plus `bias [N]`.
 ///
 /// The two scales are multiplied first and divided once, as Keras does: dividing twice
-/// differs by up to 1.3e-5 relative. CPU backends run it as one fused kernel (`cpu/`) with the
-/// same bits.
+/// differs by up to 1.3e-5 relative. The one dispatch for every int8 layer: under
+/// `Autodiff<B>` a straight-through op around the inner backend's product; on a CPU backend
+/// one fused kernel (`cpu/`); elsewhere the generic path, whose [`int8_matmul`] runs the GPU
+/// kernels on wgpu and CUDA. Every route gives the same bits.
 ///
 /// Under `Autodiff<B>` the gradient of `x` is Keras's straight-through `dy · dequant(W)ᵀ`; the
 /// weight and its scale get none (they are frozen), the bias gets `Σ_rows dy`.
-pub fn quantized_matmul<B: Backend>(
+pub fn quantized_matmul<B: Backend>(x: Tensor<B, 2>, weight: &Int8Weight<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 2> {
+    quantized_matmul_kn(x, weight.kn(), weight.scale(), bias)
+}
+
+/// [`quantized_matmul`] on the weight's parts: I8 `weight [K, N]` and `weight_scale [N]`.
+pub(crate) fn quantized_matmul_kn<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 2, Int>,
     weight_scale: Tensor<B, 1>,
@@ -93,11 +102,16 @@ pub fn quantized_matmul<B: Backend>(
     if let Some(output) = crate::cpu::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref()) {
         return output;
     }
-    generic_quantized_matmul(x, weight, weight_scale, bias)
+    generic_quantized_matmul_kn(x, weight, weight_scale, bias)
 }
 
-/// [`quantized_matmul`] through Burn tensor ops and [`int8_matmul`], on every backend.
-pub fn generic_quantized_matmul<B: Backend>(
+/// [`quantized_matmul`] through Burn tensor ops and [`int8_matmul`], on every backend: the
+/// oracle the fused kernels are tested against.
+pub fn generic_quantized_matmul<B: Backend>(x: Tensor<B, 2>, weight: &Int8Weight<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 2> {
+    generic_quantized_matmul_kn(x, weight.kn(), weight.scale(), bias)
+}
+
+pub(crate) fn generic_quantized_matmul_kn<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 2, Int>,
     weight_scale: Tensor<B, 1>,

@@ -8,11 +8,12 @@
 //!   does when loading a quantized `.keras` file), then load. Mixing precisions is a typed
 //!   [`Int8Error::PrecisionMismatch`].
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn_store::{BurnpackStore, ModuleSnapshot, ModuleStore, TensorSnapshot};
+use burn_store::{BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore, TensorSnapshot};
 
 use crate::Int8Error;
 use crate::record_header::{self, ExpectedTensor};
@@ -55,12 +56,21 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRe
     let record_error = |message: String| Int8Error::Record { path: path.to_path_buf(), message };
     // Missing and misfitting tensors come back in the result (not as burn-store's error, which
     // lists every name: megabytes for a foreign record) and are summarized below.
-    let mut store = BurnpackStore::from_file(path).auto_extension(false).allow_partial(true).validate(false);
+    let open = || BurnpackStore::from_file(path).auto_extension(false).allow_partial(true).validate(false);
+    let mut store = open();
     let file_keys = store.keys().map_err(|e| record_error(e.to_string()))?;
     let snapshots = candidate.collect(None, None, false);
     let model_keys: Vec<String> = snapshots.iter().map(|s| s.full_path()).collect();
+    let renames = legacy_renames(&file_keys, &model_keys);
+    if !renames.is_empty() {
+        tracing::debug!(path = %path.display(), tensors = renames.len(), "reading a record saved before Int8Weight");
+        let patterns = renames.iter().map(|(old, new)| (format!("^{}$", escape(old)), new.clone()));
+        // A fresh store: the first one has cached its tensor table under the old names.
+        store = open().remap(KeyRemapper::from_pattern_iter(patterns).map_err(|e| record_error(e.to_string()))?);
+    }
+    let file_keys: Vec<String> = file_keys.into_iter().map(|key| renamed(&renames, key)).collect();
     check_precision(path, &file_keys, &model_keys)?;
-    check_tensor_table(path, snapshots)?;
+    check_tensor_table(path, snapshots, &renames)?;
 
     let result = candidate.load_from(&mut store).map_err(|e| record_error(e.to_string()))?;
     if !result.errors.is_empty() {
@@ -74,17 +84,22 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(mut candidate: M, path: impl AsRe
             summarize("unexpected tensor(s)", &result.unused)
         )));
     }
-    // Layers re-lay their weights as they load them (a parameter's load mapper, e.g.
-    // `QuantizedLinear`'s channel-major weight), so there is nothing left to do here.
+    // Int8 weights re-lay their values as they load them (`Int8Weight`'s load mapper), so there
+    // is nothing left to do here.
     Ok(candidate)
 }
 
 /// Every tensor the model takes must have its dtype, its shape and exactly its bytes in the
 /// file before burn-store reads it (`record_header`: backends trust those bytes).
-fn check_tensor_table(path: &Path, model: Vec<TensorSnapshot>) -> Result<(), Int8Error> {
+fn check_tensor_table(path: &Path, model: Vec<TensorSnapshot>, renames: &[(String, String)]) -> Result<(), Int8Error> {
+    // Keyed by the file's names: a legacy record's tensors under their old ones.
     let expected = model
         .into_iter()
-        .map(|s| (s.full_path(), ExpectedTensor { dtype: s.dtype, shape: s.shape.to_vec() }))
+        .map(|s| {
+            let key = s.full_path();
+            let key = renames.iter().find(|(_, new)| *new == key).map_or(key, |(old, _)| old.clone());
+            (key, ExpectedTensor { dtype: s.dtype, shape: s.shape.to_vec() })
+        })
         .collect();
     let record_error = |message: String| Int8Error::Record { path: path.to_path_buf(), message };
     let problems = record_header::mismatches(path, &expected).map_err(record_error)?;
@@ -92,6 +107,43 @@ fn check_tensor_table(path: &Path, model: Vec<TensorSnapshot>) -> Result<(), Int
         return Ok(());
     }
     Err(record_error(summarize_lines("tensor(s) do not fit the model", &problems)))
+}
+
+/// Records saved before [`crate::Int8Weight`] name an int8 weight `P.weight` and its scale
+/// `P.weight_scale`; the layers now hold `P.weight.values` and `P.weight.scale`. Where the
+/// file has the old pair and the model the new one, the old names are read as the new:
+/// `(old, new)` for each such tensor. Nothing else is renamed.
+fn legacy_renames(file_keys: &[String], model_keys: &[String]) -> Vec<(String, String)> {
+    let file: HashSet<&str> = file_keys.iter().map(String::as_str).collect();
+    let model: HashSet<&str> = model_keys.iter().map(String::as_str).collect();
+    let mut renames = Vec::new();
+    for key in file_keys {
+        let Some(prefix) = key.strip_suffix("weight_scale") else { continue };
+        if !(prefix.is_empty() || prefix.ends_with('.')) {
+            continue;
+        }
+        let (old_values, values, scale) = (format!("{prefix}weight"), format!("{prefix}weight.values"), format!("{prefix}weight.scale"));
+        if file.contains(old_values.as_str()) && !file.contains(values.as_str()) && model.contains(values.as_str()) && model.contains(scale.as_str()) {
+            renames.push((old_values, values));
+            renames.push((key.clone(), scale));
+        }
+    }
+    renames
+}
+
+fn renamed(renames: &[(String, String)], key: String) -> String {
+    renames.iter().find(|(old, _)| *old == key).map_or(key, |(_, new)| new.clone())
+}
+
+/// `key` as a regex matching itself: tensor paths are words joined by dots.
+fn escape(key: &str) -> String {
+    key.chars().fold(String::new(), |mut out, c| {
+        if !(c.is_ascii_alphanumeric() || c == '_') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }
 
 /// Names the precision problem before touching the model: int8 layers are stored under an

@@ -27,8 +27,8 @@ fn a_quantized_model_fine_tunes_around_its_frozen_int8_layers() {
     let (Linear::Int8(mix_before), Linear::Int8(mix_after)) = (&before.mix, &after.mix) else {
         panic!("`mix` should be int8");
     };
-    assert_eq!(mix_before.weight.val().into_data(), mix_after.weight.val().into_data(), "int8 weight moved");
-    assert_eq!(mix_before.weight_scale.val().into_data(), mix_after.weight_scale.val().into_data(), "scale moved");
+    assert_eq!(mix_before.weight.values.val().into_data(), mix_after.weight.values.val().into_data(), "int8 weight moved");
+    assert_eq!(mix_before.weight.scale().into_data(), mix_after.weight.scale().into_data(), "scale moved");
     assert_ne!(
         before.norm.gamma.val().into_data(),
         after.norm.gamma.val().into_data(),

@@ -14,7 +14,7 @@ use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
 use burn::nn::{self, LayerNormConfig, LinearConfig, PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use burn_int8::{QuantizedConv1d, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear};
+use burn_int8::{Int8Weight, QuantizedConv1d, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear};
 use common::f32_of;
 
 /// Asserts `|a - e| <= 2e-5 · max|e| + 1e-6` element-wise: float rounding, nothing more.
@@ -43,7 +43,7 @@ fn linear_grads<B: AutodiffBackend>(device: &B::Device) {
     let x_int8 = x.clone().require_grad();
     let grads = int8.forward(x_int8.clone()).mul(r.clone()).sum().backward();
     let (dx_int8, db_int8) = (x_int8.grad(&grads).unwrap(), int8.bias.as_ref().unwrap().val().grad(&grads).unwrap());
-    assert!(int8.weight_scale.val().grad(&grads).is_none(), "the int8 weight scale is frozen");
+    assert!(int8.weight.scale.val().grad(&grads).is_none(), "the int8 weight scale is frozen");
 
     let x_float = x.require_grad();
     let grads = dequantized.forward(x_float.clone()).mul(r).sum().backward();
@@ -94,7 +94,7 @@ fn embedding_grads<B: AutodiffBackend>(device: &B::Device) {
     let r = random::<B, 3>([2, 2, 5], device);
     let grads = head.forward(int8.forward(ids.clone())).mul(r.clone()).sum().backward();
     let head_int8 = head.weight.val().grad(&grads).unwrap();
-    assert!(int8.weight_scale.val().grad(&grads).is_none(), "the int8 embedding is frozen");
+    assert!(int8.weight.scale.val().grad(&grads).is_none(), "the int8 embedding is frozen");
     let grads = head.forward(dequantized.forward(ids)).mul(r).sum().backward();
     assert_grad_close("head after int8 lookup", f32_of(head_int8), f32_of(head.weight.val().grad(&grads).unwrap()));
 }
@@ -181,11 +181,8 @@ fn autodiff_forward_equals_the_plain_backend() {
     let plain = f32_of(int8.forward(x.clone()));
 
     type Tracked = Autodiff<Plain>;
-    let tracked_layer = QuantizedLinear::<Tracked> {
-        weight: Param::initialized(burn::module::ParamId::new(), Tensor::<Tracked, 2, burn::tensor::Int>::from_inner(int8.weight.val())),
-        weight_scale: Param::from_tensor(Tensor::from_inner(int8.weight_scale.val())).set_require_grad(false),
-        bias: int8.bias.as_ref().map(|b| Param::from_tensor(Tensor::from_inner(b.val()))),
-    };
+    let weight = Int8Weight::from_parts(Tensor::<Tracked, 2, burn::tensor::Int>::from_inner(int8.weight.values.val()), Tensor::from_inner(int8.weight.scale()), 1).unwrap();
+    let tracked_layer = QuantizedLinear::<Tracked> { weight, bias: int8.bias.as_ref().map(|b| Param::from_tensor(Tensor::from_inner(b.val()))) };
     let tracked = f32_of(tracked_layer.forward(Tensor::<Tracked, 2>::from_inner(x).require_grad()));
     assert_eq!(tracked, plain);
 }

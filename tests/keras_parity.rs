@@ -24,10 +24,10 @@ fn dense_cases<B: Backend>(device: &B::Device) {
         let bias = fixture.has(&bias_name).then(|| fixture.float::<B, 1>(&bias_name, device));
         let layer = QuantizedLinear::from_weights(kernel, bias).expect("quantize");
 
-        assert_eq!(i8_of(layer.weight.val()), fixture.i8_values(&format!("{case}.kernel_int8")), "{case}: kernel_int8");
+        assert_eq!(i8_of(layer.weight.values.val()), fixture.i8_values(&format!("{case}.kernel_int8")), "{case}: kernel_int8");
         assert_within_one_ulp(
             &format!("{case}.kernel_scale"),
-            &f32_of(layer.weight_scale.val()),
+            &f32_of(layer.weight.scale()),
             &fixture.f32_values(&format!("{case}.kernel_scale")),
         );
 
@@ -52,13 +52,13 @@ fn embedding_cases<B: Backend>(device: &B::Device) {
         let table = fixture.float::<B, 2>(&format!("{case}.embeddings"), device);
         let layer = QuantizedEmbedding::from_weights(table).expect("quantize");
         assert_eq!(
-            i8_of(layer.weight.val()),
+            i8_of(layer.weight.values.val()),
             fixture.i8_values(&format!("{case}.embeddings_int8")),
             "{case}: embeddings_int8"
         );
         assert_within_one_ulp(
             &format!("{case}.embeddings_scale"),
-            &f32_of(layer.weight_scale.val()),
+            &f32_of(layer.weight.scale()),
             &fixture.f32_values(&format!("{case}.embeddings_scale")),
         );
         if fixture.has(&format!("{case}.ids")) {

@@ -6,7 +6,8 @@ use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Bac
 use burn_int8::cpu::{Isa, try_int8_matmul_with};
 use burn_int8::ops::{generic_int8_matmul, generic_quantized_matmul, quantized_matmul};
 use burn::nn::LinearConfig;
-use burn_int8::{Linear, QuantizedLinear};
+use burn::module::{Param, ParamId};
+use burn_int8::{Int8Weight, Linear, QuantizedLinear};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// `(m, k, n)`: not multiples of 4, 16, 32 or 64, around them, and the model's shapes.
@@ -87,15 +88,21 @@ fn fused_kernel_is_bit_exact<B: Backend>(device: &B::Device) {
             .cast(IntDType::I8);
         let scale = Tensor::<B, 1>::random([n], Distribution::Uniform(0.5, 40.0), device);
         let bias = Tensor::<B, 1>::random([n], Distribution::Normal(0.0, 1.0), device);
-        for bias in [None, Some(bias)] {
-            let fused = quantized_matmul(x.clone(), w.clone(), scale.clone(), bias.clone()).into_data();
-            let generic = generic_quantized_matmul(x.clone(), w.clone(), scale.clone(), bias.clone()).into_data();
-            assert_eq!(fused, generic, "[{m}x{k}]@[{k}x{n}] bias {}", bias.is_some());
+        // As quantizing lays it out: channel-major (NK), the layout of every `Int8Weight`.
+        let channel_major = Int8Weight::from_parts(w.clone(), scale.clone(), 1).unwrap();
+        // The same values row-major (KN), put in by hand: the kernels take that layout too.
+        let mut row_major = channel_major.clone();
+        row_major.values = Param::initialized(ParamId::new(), w.clone());
+        // The tied embedding: `[n, k]` row-major, used transposed.
+        let table = i8_tensor::<B>(w.clone().transpose().into_data().convert::<i8>().to_vec().unwrap(), [n, k], device);
+        let tied = Int8Weight::from_parts(table, scale.clone(), 0).unwrap();
+        for (layout, weight) in [("NK", &channel_major), ("KN", &row_major), ("tied NK", &tied)] {
+            for bias in [None, Some(bias.clone())] {
+                let fused = quantized_matmul(x.clone(), weight, bias.clone()).into_data();
+                let generic = generic_quantized_matmul(x.clone(), weight, bias.clone()).into_data();
+                assert_eq!(fused, generic, "{layout} [{m}x{k}]@[{k}x{n}] bias {}", bias.is_some());
+            }
         }
-        // The transposed (tied-embedding) layout.
-        let wt = i8_tensor::<B>(w.clone().transpose().into_data().convert::<i8>().to_vec().unwrap(), [n, k], device).transpose();
-        let fused = quantized_matmul(x.clone(), wt.clone(), scale.clone(), None).into_data();
-        assert_eq!(fused, generic_quantized_matmul(x, wt, scale, None).into_data(), "NK [{m}x{k}]@[{k}x{n}]");
     }
 }
 
@@ -130,7 +137,7 @@ fn shared_products_match<B: Backend>(device: &B::Device) {
         for ((output, layer), &n) in shared.into_iter().zip(&layers).zip(&widths) {
             let Linear::Int8(quantized) = layer else { unreachable!("built int8") };
             let bias = quantized.bias.as_ref().map(|bias| bias.val());
-            let generic = generic_quantized_matmul(x.clone().reshape([rows, k]), quantized.weight.val(), quantized.weight_scale.val(), bias);
+            let generic = generic_quantized_matmul(x.clone().reshape([rows, k]), &quantized.weight, bias);
             assert_eq!(output.dims(), [1, rows, n]);
             assert_eq!(output.clone().into_data(), layer.forward(x.clone()).into_data(), "{rows} rows, width {n}");
             assert_eq!(output.reshape([rows, n]).into_data(), generic.into_data(), "{rows} rows, width {n}");

@@ -215,14 +215,14 @@ fn derive_quantizes_nested_models_and_reports() {
 
     // A second call is a reported no-op: no double quantization.
     let before = i8_of(match &model.blocks[0].up {
-        Linear::Int8(layer) => layer.weight.val(),
+        Linear::Int8(layer) => layer.weight.values.val(),
         Linear::Float(_) => unreachable!(),
     });
     let again = model.quantize_int8().unwrap();
     assert!(again.changed.iter().all(|(path, _)| path == "blocks.1.down"));
     assert_eq!(again.skipped.iter().filter(|(_, r)| *r == SkipReason::AlreadyQuantized).count(), 5);
     let after = i8_of(match &model.blocks[0].up {
-        Linear::Int8(layer) => layer.weight.val(),
+        Linear::Int8(layer) => layer.weight.values.val(),
         Linear::Float(_) => unreachable!(),
     });
     assert_eq!(before, after);
@@ -306,8 +306,8 @@ fn optimizer_steps_leave_int8_weights_untouched() {
     }
 
     let Linear::Int8(after) = &model.blocks[0].up else { panic!("not int8") };
-    assert_eq!(i8_of(after.weight.val()), i8_of(before.weight.val()));
-    assert_eq!(f32_of(after.weight_scale.val()), f32_of(before.weight_scale.val()));
+    assert_eq!(i8_of(after.weight.values.val()), i8_of(before.weight.values.val()));
+    assert_eq!(f32_of(after.weight.scale()), f32_of(before.weight.scale()));
     let (bias_before, bias_after) = (f32_of(before.bias.unwrap().val()), f32_of(after.bias.as_ref().unwrap().val()));
     assert_ne!(bias_before, bias_after, "the float bias should still train");
 }
@@ -318,7 +318,7 @@ fn int8_linear_4096_holds_at_most_17_mib() {
     let mut layer = Linear::<NdArray>::new(&LinearConfig::new(4096, 4096), &device);
     layer.quantize_int8().unwrap();
     let Linear::Int8(int8) = &layer else { panic!("not int8") };
-    assert_eq!(int8.weight.val().dtype(), burn::tensor::DType::I8);
+    assert_eq!(int8.weight.values.val().dtype(), burn::tensor::DType::I8);
     let bytes = param_bytes::<NdArray, _>(&layer);
     assert!(bytes <= 17 * 1024 * 1024, "{bytes} bytes");
     assert_eq!(bytes, 4096 * 4096 + 4096 * 4 + 4096 * 4);

@@ -71,11 +71,11 @@ fn reloaded_linear_weights_keep_their_channel_major_layout() {
     use burn::backend::Flex;
     let device = Default::default();
     let strides = |linear: &Linear<Flex>| match linear {
-        Linear::Int8(layer) => layer.weight.val().into_primitive().layout().strides().to_vec(),
+        Linear::Int8(layer) => layer.weight.values.val().into_primitive().layout().strides().to_vec(),
         Linear::Float(_) => panic!("not quantized"),
     };
     let values = |linear: &Linear<Flex>| match linear {
-        Linear::Int8(layer) => layer.weight.val().into_data().to_vec::<i8>().unwrap(),
+        Linear::Int8(layer) => layer.weight.values.val().into_data().to_vec::<i8>().unwrap(),
         Linear::Float(_) => panic!("not quantized"),
     };
     let mut model = Mlp::<Flex>::new(10, 32, 3, &device);
@@ -92,6 +92,96 @@ fn reloaded_linear_weights_keep_their_channel_major_layout() {
         assert_eq!(values(loaded), values(saved));
     }
     assert_eq!(strides(&reloaded.dense2), [1, 32]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// The int8 layers as records named them before `Int8Weight`: `weight` (I8, logical
+/// `[in, out]`, row-major) and `weight_scale` beside it.
+mod legacy {
+    use burn::module::{Module, Param};
+    use burn::nn;
+    use burn::tensor::{Int, Tensor, backend::Backend};
+
+    #[derive(Module, Debug)]
+    pub struct QuantizedLinear<B: Backend> {
+        pub weight: Param<Tensor<B, 2, Int>>,
+        pub weight_scale: Param<Tensor<B, 1>>,
+        pub bias: Option<Param<Tensor<B, 1>>>,
+    }
+
+    #[derive(Module, Debug)]
+    pub enum Linear<B: Backend> {
+        Float(nn::Linear<B>),
+        Int8(QuantizedLinear<B>),
+    }
+
+    #[derive(Module, Debug)]
+    pub struct Mlp<B: Backend> {
+        pub dense1: Linear<B>,
+        pub dense2: Linear<B>,
+    }
+}
+
+/// A record saved before `Int8Weight` (`dense1.Int8.weight`, `dense1.Int8.weight_scale`) loads
+/// into today's layers (`dense1.Int8.weight.values`, `.weight.scale`): same values, same
+/// outputs, laid out channel-major like a fresh quantization. The old record is built from the
+/// tensors of a quantized model, so the expectation is that model, not the loader.
+#[cfg(feature = "flex")]
+#[test]
+fn records_from_before_int8_weight_still_load() {
+    use burn::backend::Flex;
+    use burn::module::{Param, ParamId};
+    use burn::tensor::{DType, Int};
+    let device = Default::default();
+    let mut model = Mlp::<Flex>::new(10, 32, 3, &device);
+    model.quantize_int8().unwrap();
+    let old_layer = |linear: &Linear<Flex>| {
+        let Linear::Int8(layer) = linear else { panic!("not quantized") };
+        // Row-major logical bytes, as the old layer saved them.
+        let values = Tensor::<Flex, 2, Int>::from_data(layer.weight.values.val().into_data(), (&device, DType::I8));
+        legacy::Linear::Int8(legacy::QuantizedLinear {
+            weight: Param::initialized(ParamId::new(), values),
+            weight_scale: Param::from_tensor(layer.weight.scale()),
+            bias: layer.bias.clone(),
+        })
+    };
+    let old = legacy::Mlp { dense1: old_layer(&model.dense1), dense2: old_layer(&model.dense2) };
+    let dir = temp_dir("legacy");
+    let path = dir.join("old.bpk");
+    store::save(&old, &path).unwrap();
+
+    let mut reloaded = Mlp::<Flex>::new(10, 32, 3, &device);
+    reloaded.quantize_int8().unwrap();
+    store::load(&mut reloaded, &path).unwrap();
+    let x = Tensor::<Flex, 2>::random([5, 10], Distribution::Normal(0.0, 1.0), &device);
+    assert_eq!(f32_of(reloaded.forward(x.clone())), f32_of(model.forward(x)));
+    for (saved, loaded) in [(&model.dense1, &reloaded.dense1), (&model.dense2, &reloaded.dense2)] {
+        let (Linear::Int8(saved), Linear::Int8(loaded)) = (saved, loaded) else { panic!("not quantized") };
+        assert_eq!(loaded.weight.values.val().into_data(), saved.weight.values.val().into_data());
+        assert_eq!(loaded.weight.scale().into_data(), saved.weight.scale().into_data());
+        let strides = |layer: &burn_int8::QuantizedLinear<Flex>| layer.weight.values.val().into_primitive().layout().strides().to_vec();
+        assert_eq!(strides(loaded), strides(saved), "channel-major after a legacy load");
+    }
+
+    // A bare layer at the root of the record (names `weight`, `weight_scale`, `bias`) too.
+    let Linear::Int8(int8) = &model.dense2 else { panic!("not quantized") };
+    let legacy::Linear::Int8(old_root) = old_layer(&model.dense2) else { unreachable!() };
+    let root_path = dir.join("root.bpk");
+    store::save(&old_root, &root_path).unwrap();
+    let mut root = burn_int8::QuantizedLinear::from_float(&LinearConfig::new(32, 3).init::<Flex>(&device)).unwrap();
+    store::load(&mut root, &root_path).unwrap();
+    assert_eq!(root.weight.values.val().into_data(), int8.weight.values.val().into_data());
+
+    // Only the old pair is renamed: old values without their scale are refused.
+    #[derive(Module, Debug)]
+    struct ValuesOnly<B: Backend> {
+        weight: Param<Tensor<B, 2, Int>>,
+        bias: Option<Param<Tensor<B, 1>>>,
+    }
+    let values_only = dir.join("values-only.bpk");
+    store::save(&ValuesOnly { weight: old_root.weight, bias: old_root.bias }, &values_only).unwrap();
+    let error = store::load(&mut root, &values_only).unwrap_err();
+    assert!(matches!(error, Int8Error::Record { .. }), "{error}");
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -163,7 +253,7 @@ fn precision_mismatches_and_bad_records_are_typed_errors() {
     // A record of another element type: burn-store would hand burn-ndarray BF16 bytes, which
     // it cannot hold (it panics with the module half rebuilt).
     let bf16 = dir.join("bf16.bpk");
-    std::fs::write(&bf16, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight_scale", |entry| {
+    std::fs::write(&bf16, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight.scale", |entry| {
         *field(entry, "dtype") = Value::Text("BF16".into());
     }))
     .unwrap();
@@ -174,7 +264,7 @@ fn precision_mismatches_and_bad_records_are_typed_errors() {
     // A tensor table whose byte range is too short for the tensor's shape: backends build the
     // array from those bytes unchecked, so this must be refused before burn-store reads it.
     let lying = dir.join("lying.bpk");
-    std::fs::write(&lying, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight", |entry| {
+    std::fs::write(&lying, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight.values", |entry| {
         let Value::Array(offsets) = field(entry, "data_offsets") else { panic!("data_offsets is not a pair") };
         let start = u64::try_from(offsets[0].as_integer().unwrap()).unwrap();
         offsets[1] = Value::Integer((start + 4).into());

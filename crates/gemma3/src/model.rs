@@ -365,7 +365,7 @@ impl<B: Backend> Gemma3<B> {
     pub fn device(&self) -> B::Device {
         match &self.embed_tokens.shards[0] {
             Embedding::Float(layer) => layer.weight.val().device(),
-            Embedding::Int8(layer) => layer.weight.val().device(),
+            Embedding::Int8(layer) => layer.weight.values.val().device(),
         }
     }
 

@@ -31,7 +31,7 @@ fn ids_of(value: &serde_json::Value) -> Vec<u32> {
 
 fn int8_of<B: Backend>(linear: &Linear<B>) -> (Vec<i8>, Vec<f32>) {
     match linear {
-        Linear::Int8(layer) => (i8_of(layer.weight.val()), f32_of(layer.weight_scale.val())),
+        Linear::Int8(layer) => (i8_of(layer.weight.values.val()), f32_of(layer.weight.scale())),
         Linear::Float(_) => panic!("not quantized"),
     }
 }
@@ -107,9 +107,9 @@ fn int8_gemma3_matches_kerashub() {
     let (mut scales, mut rows) = (Vec::new(), Vec::new());
     for shard in &model.embed_tokens.shards {
         let Embedding::Int8(layer) = shard else { panic!("embedding not quantized") };
-        scales.extend(f32_of(layer.weight_scale.val()));
+        scales.extend(f32_of(layer.weight.scale()));
         if rows.is_empty() {
-            rows = i8_of(layer.weight.val().slice([0..16, 0..hidden]));
+            rows = i8_of(layer.weight.values.val().slice([0..16, 0..hidden]));
         }
     }
     assert_eq!(scales, weights.f32_values("token_embedding.scale"));

@@ -70,10 +70,11 @@ fn read_record(path: &Path) -> Result<Record, Gemma3Error> {
     Ok(Record { shapes, half_precision })
 }
 
-/// The weight of a float or int8 layer (`PREFIX.Float.weight` or `PREFIX.Int8.weight`).
+/// The weight of a float or int8 layer (`PREFIX.Float.weight`, `PREFIX.Int8.weight.values`, or
+/// `PREFIX.Int8.weight` in a record saved before `Int8Weight`).
 fn layer_weight<'a>(shapes: &'a Shapes, prefix: &str) -> Option<(String, &'a [usize])> {
-    ["Float", "Int8"].into_iter().find_map(move |variant| {
-        let name = format!("{prefix}.{variant}.weight");
+    ["Float.weight", "Int8.weight.values", "Int8.weight"].into_iter().find_map(move |suffix| {
+        let name = format!("{prefix}.{suffix}");
         shapes.get(&name).map(|shape| (name, shape.as_slice()))
     })
 }
@@ -105,8 +106,9 @@ fn check_architecture(path: &Path, config: &Gemma3Config, shapes: &Shapes) -> Re
     let mut embedding_rows = 0usize;
     let mut embedding_shards = 0usize;
     for (name, shape) in shapes.iter().filter(|(name, _)| name.starts_with("embed_tokens.shards.")) {
-        if !name.ends_with(".weight") {
-            continue; // an int8 shard's `weight_scale`
+        // A float shard's `weight`, an int8 one's `weight.values` (`weight` in older records).
+        if !(name.ends_with(".weight") || name.ends_with(".weight.values")) {
+            continue;
         }
         if shape.len() != 2 || shape[1] != hidden {
             return Err(mismatch("hidden_size", hidden.to_string(), format!("`{name}` of shape {shape:?}")));

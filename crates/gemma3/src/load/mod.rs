@@ -11,10 +11,10 @@ pub mod hf;
 
 use std::ops::Range;
 
-use burn::module::{Param, ParamId};
+use burn::module::Param;
 use burn::nn;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8::{Embedding, Linear, QuantizedEmbedding, QuantizedLinear};
+use burn_int8::{Embedding, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear};
 use burn_int8_tokenizer::Tokenizer;
 
 use crate::config::Gemma3Config;
@@ -273,13 +273,10 @@ impl<B: Backend> Loader<'_, B> {
                 for slice in (start..end).step_by(QUANTIZE_ROWS) {
                     let slice = slice..(slice + QUANTIZE_ROWS).min(end);
                     let part = QuantizedEmbedding::from_weights(self.rows(name, slice, hidden)?)?;
-                    weights.push(part.weight.val());
-                    scales.push(part.weight_scale.val());
+                    weights.push(part.weight.values.val());
+                    scales.push(part.weight.scale());
                 }
-                Embedding::Int8(QuantizedEmbedding {
-                    weight: Param::initialized(ParamId::new(), Tensor::cat(weights, 0)),
-                    weight_scale: Param::initialized(ParamId::new(), Tensor::cat(scales, 0)).set_require_grad(false),
-                })
+                Embedding::Int8(QuantizedEmbedding { weight: Int8Weight::from_parts(Tensor::cat(weights, 0), Tensor::cat(scales, 0), 0)? })
             } else {
                 Embedding::Float(nn::Embedding { weight: Param::from_tensor(self.rows(name, start..end, hidden)?) })
             });
