@@ -176,3 +176,25 @@ pub fn materialized<B: Backend, M: burn::module::Module<B>>(module: M) -> M {
     burn_int8::param_bytes::<B, M>(&module);
     module
 }
+
+/// The CPU backends' random generators are process-wide, and every test module is compiled into
+/// one binary: tests that seed and draw hold this one lock, so two of them never interleave.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// For tests that seed, build Burn's module and ours, and compare outputs: a test elsewhere in the
+/// binary that draws without [`rng_lock`] (any `Config::init`) can land between a seed and the
+/// init it is meant for. Re-runs `attempt` until one attempt is uninterrupted (at most 8 times).
+/// A wrong init never matches bit for bit, so the retries cannot pass one.
+pub fn equal_on_some_attempt(what: &str, mut attempt: impl FnMut() -> (Vec<f32>, Vec<f32>)) {
+    let (mut ours, mut expected) = attempt();
+    for _ in 1..8 {
+        if ours == expected {
+            return;
+        }
+        (ours, expected) = attempt();
+    }
+    assert_eq!(ours, expected, "{what}");
+}
