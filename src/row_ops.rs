@@ -9,6 +9,8 @@
 //! RMSNorm sums its squares in a different order, and the GELU gate's `exp` is the standard
 //! library's, so they agree to a few ulps.
 
+use std::ops::Range;
+
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::ops::map_rows;
@@ -141,4 +143,18 @@ pub fn generic_rope_rotate_half<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, 
     let second = x.clone().slice([0..batch, 0..seq, 0..heads, half..head_dim]);
     let swapped = Tensor::cat(vec![second, first], 3);
     x.mul(cos).add(swapped.mul(signed_sin))
+}
+
+/// `buffer.slice_assign(ranges, value)`, written in place where the backend allows: on flex, a
+/// dense f32 buffer no other handle shares (a KV cache's buffer). burn-flex 0.21's own
+/// `slice_assign` copies the whole destination first, which made a decode step copy every
+/// layer's cache to append one position. Elsewhere, and for a shared buffer (whose other
+/// handles keep their values), Burn's `slice_assign`.
+pub fn slice_assign<B: Backend, const D: usize>(buffer: Tensor<B, D>, ranges: [Range<usize>; D], value: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    let buffer = match crate::cpu::try_write_in_place(buffer, &ranges, &value) {
+        Ok(written) => return written,
+        Err(buffer) => buffer,
+    };
+    buffer.slice_assign(ranges, value)
 }

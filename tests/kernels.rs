@@ -277,3 +277,116 @@ fn row_kernels_match_on_flex() {
 fn row_kernels_match_on_ndarray() {
     row_kernels_match::<burn::backend::NdArray>(&Default::default());
 }
+
+fn f32_tensor<B: Backend, const D: usize>(rng: &mut StdRng, shape: [usize; D], device: &B::Device) -> (Vec<f32>, Tensor<B, D>) {
+    let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+    (values.clone(), Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+/// One query position over a KV cache (`row_ops::attend_unmasked`'s host path): keys and values
+/// as views into a larger cache buffer, grouped-query heads, lengths below and above the
+/// scoring block and the threading threshold. Against softmax attention in f64, and against
+/// the Burn-op path.
+fn attention_matches<B: Backend>(device: &B::Device) {
+    use burn_int8::cpu::try_attend_one_query;
+    use burn_int8::row_ops::{attend_unmasked, generic_attend_unmasked};
+    let mut rng = StdRng::seed_from_u64(31);
+    // (batch, heads, kv_heads, live keys, head_dim)
+    for (batch, heads, kv_heads, len, head_dim) in [(1, 4, 1, 300, 256), (2, 4, 2, 5, 6), (1, 8, 8, 70, 16), (3, 2, 1, 1, 1), (1, 4, 1, 129, 64)] {
+        let capacity = len + 7;
+        let (queries, query) = f32_tensor::<B, 4>(&mut rng, [batch, 1, heads, head_dim], device);
+        let (key_buffer, keys) = f32_tensor::<B, 4>(&mut rng, [batch, kv_heads, capacity, head_dim], device);
+        let (value_buffer, values) = f32_tensor::<B, 4>(&mut rng, [batch, kv_heads, capacity, head_dim], device);
+        // Live positions 3..3 + len of the buffer, as a cache whose window has moved.
+        let live = [0..batch, 0..kv_heads, 3..3 + len, 0..head_dim];
+        let (keys, values) = (keys.slice(live.clone()), values.slice(live));
+
+        let fast = try_attend_one_query(&query, &keys, &values).expect("host path on a CPU backend");
+        assert_eq!(fast.dims(), [batch, 1, heads * head_dim]);
+        let fast = fast.into_data().to_vec::<f32>().unwrap();
+        let group = heads / kv_heads;
+        let at = |b: usize, kv: usize, t: usize, i: usize| ((b * kv_heads + kv) * capacity + 3 + t) * head_dim + i;
+        for b in 0..batch {
+            for h in 0..heads {
+                let kv = h / group;
+                let q = &queries[(b * heads + h) * head_dim..][..head_dim];
+                let scores: Vec<f64> =
+                    (0..len).map(|t| (0..head_dim).map(|i| q[i] as f64 * key_buffer[at(b, kv, t, i)] as f64).sum()).collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = weights.iter().sum();
+                for i in 0..head_dim {
+                    let expected: f64 = (0..len).map(|t| weights[t] / sum * value_buffer[at(b, kv, t, i)] as f64).sum();
+                    let got = fast[(b * heads + h) * head_dim + i] as f64;
+                    assert!((got - expected).abs() <= 1e-5 * expected.abs().max(1.0), "attention {batch}x{heads}/{kv_heads}x{len}x{head_dim} ({b},{h},{i}): {got} vs {expected}");
+                }
+            }
+        }
+        let generic = generic_attend_unmasked(query.clone(), keys.clone(), values.clone()).into_data().to_vec::<f32>().unwrap();
+        for (i, (g, f)) in generic.iter().zip(&fast).enumerate() {
+            assert!((g - f).abs() <= 1e-4 * f.abs().max(1.0), "generic attention {batch}x{heads}/{kv_heads}x{len}x{head_dim} {i}: {g} vs {f}");
+        }
+        // The public entry point takes the host path.
+        assert_eq!(attend_unmasked(query, keys, values).into_data().to_vec::<f32>().unwrap(), fast);
+    }
+}
+
+#[test]
+fn attention_matches_on_flex() {
+    attention_matches::<burn::backend::Flex>(&Default::default());
+}
+
+#[test]
+fn attention_matches_on_ndarray() {
+    attention_matches::<burn::backend::NdArray>(&Default::default());
+}
+
+/// `row_ops::slice_assign` (a KV-cache append): writes a strided block where Burn's
+/// `slice_assign` would, in place on a flex buffer no other handle shares, and leaves a buffer
+/// that is shared as its other handle sees it.
+fn slice_assign_matches<B: Backend>(device: &B::Device, in_place: bool) {
+    use burn_int8::cpu::try_write_in_place;
+    use burn_int8::row_ops::slice_assign;
+    let mut rng = StdRng::seed_from_u64(32);
+    let dims = [2, 3, 10, 4];
+    let (_, block) = f32_tensor::<B, 4>(&mut rng, [2, 2, 3, 4], device);
+    // `[batch, new, heads, dim]` swapped to `[batch, heads, new, dim]`, as the cache receives it.
+    let block = block.swap_dims(1, 2);
+    let block_values = block.to_data().to_vec::<f32>().unwrap();
+    let ranges = [0..2, 0..3, 5..7, 0..4];
+    let mut expected = vec![0f32; dims.iter().product()];
+    for b in 0..2 {
+        for h in 0..3 {
+            for t in 0..2 {
+                for i in 0..4 {
+                    expected[((b * 3 + h) * 10 + 5 + t) * 4 + i] = block_values[((b * 3 + h) * 2 + t) * 4 + i];
+                }
+            }
+        }
+    }
+
+    let written = try_write_in_place(Tensor::<B, 4>::zeros(dims, device), &ranges, &block);
+    assert_eq!(written.is_ok(), in_place, "in place on flex only");
+    let written = slice_assign(Tensor::<B, 4>::zeros(dims, device), ranges.clone(), block.clone());
+    assert_eq!(written.into_data().to_vec::<f32>().unwrap(), expected);
+
+    let buffer = Tensor::<B, 4>::zeros(dims, device);
+    let other_handle = buffer.clone();
+    assert!(try_write_in_place(buffer.clone(), &ranges, &block).is_err(), "a shared buffer is not written in place");
+    let written = slice_assign(buffer, ranges.clone(), block.clone());
+    assert_eq!(written.into_data().to_vec::<f32>().unwrap(), expected);
+    assert!(other_handle.into_data().to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0), "the other handle kept its values");
+
+    // Ranges that do not fit are refused, not clamped.
+    assert!(try_write_in_place(Tensor::<B, 4>::zeros(dims, device), &[0..2, 0..3, 9..11, 0..4], &block).is_err());
+}
+
+#[test]
+fn slice_assign_in_place_on_flex() {
+    slice_assign_matches::<burn::backend::Flex>(&Default::default(), true);
+}
+
+#[test]
+fn slice_assign_falls_back_on_ndarray() {
+    slice_assign_matches::<burn::backend::NdArray>(&Default::default(), false);
+}

@@ -226,8 +226,9 @@ where
     outputs
 }
 
-/// `out`'s base pointer, shared by the panel tasks, which write disjoint columns.
-struct OutPtr<T>(*mut T);
+/// `out`'s base pointer, shared by the panel tasks, which write disjoint columns (and by the
+/// attention tasks, which write disjoint runs).
+pub(super) struct OutPtr<T>(pub(super) *mut T);
 
 // SAFETY: tasks write disjoint elements (see `gemm`), and `T: Send`.
 unsafe impl<T: Send> Sync for OutPtr<T> {}
@@ -236,7 +237,7 @@ impl<T> OutPtr<T> {
     /// # Safety
     /// `start..start + len` is in bounds and no other task touches it while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, start: usize, len: usize) -> &mut [T] {
+    pub(super) unsafe fn row(&self, start: usize, len: usize) -> &mut [T] {
         // SAFETY: the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }

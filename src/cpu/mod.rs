@@ -15,6 +15,7 @@ mod attention;
 mod gemm;
 mod rows;
 mod spin_pool;
+mod write;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -27,6 +28,7 @@ use crate::primitive::same_type;
 pub use attention::try_attend_one_query;
 pub use gemm::Isa;
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
+pub use write::try_write_in_place;
 use gemm::{Activations, WeightLayout, WeightView, gemm, gemm_shared};
 
 /// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.
