@@ -3,11 +3,13 @@
 //! Work is split over panels of output channels, one task each, so decode (M = 1) is parallel
 //! over channels and prefill reuses each packed weight panel for every row. Prefill panels are
 //! [`PANEL`] wide, on rayon's pool; decode panels are [`DECODE_PANEL`] wide (enough tasks to
-//! balance two threads even for a 256-channel product) on the spinning pool of `spin_pool.rs`,
+//! balance two threads even for a 256-channel product; full width for the tied logits' 262,144
+//! channels) on the spinning pool of `spin_pool.rs`,
 //! since a decode step is a long chain of products too short for a wake-up each.
 //! Each panel runs on the widest instruction set the CPU has ([`Isa`]); every level gives the
 //! same i32 bits, and the tests compare all levels the CPU can run against [`Isa::Portable`].
 
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -23,6 +25,8 @@ pub(crate) const DECODE_PANEL: usize = 64;
 
 /// Below this many rows a product is decode-shaped: memory-bound, short, and frequent.
 pub(crate) const DECODE_ROWS: usize = 4;
+/// Output channels from which a decode product keeps full-width panels.
+const WIDE_WEIGHT: usize = 16 * 1024;
 
 /// How the weight's `[K, N]` elements lie in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +171,43 @@ fn quantize_padded_row(row: &[f32], padded: &mut [i8], k: usize) -> (f32, i32) {
     body(row, padded, k)
 }
 
+/// Keras's rescale of one row's accumulators, `y = acc / (x_scale · w_scale) + bias`: the two
+/// scales multiplied first, then one division, as in the generic path. Compiled for the widest
+/// vectors this CPU has; division and the int-to-float conversion are exactly rounded at every
+/// width, so every width gives the same bits. The logits of a decode step are 262,144 of these.
+pub(crate) fn rescale_row(acc: &[i32], x_scale: f32, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    #[inline(always)]
+    fn body(acc: &[i32], x_scale: f32, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+        for ((y, &a), &w) in out.iter_mut().zip(acc).zip(scales) {
+            *y = a as f32 / (x_scale * w);
+        }
+        if let Some(bias) = bias {
+            for (y, &b) in out.iter_mut().zip(bias) {
+                *y += b;
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl")]
+        fn avx512(acc: &[i32], x_scale: f32, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+            body(acc, x_scale, scales, bias, out)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(acc: &[i32], x_scale: f32, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+            body(acc, x_scale, scales, bias, out)
+        }
+        match Isa::detect() {
+            // SAFETY: `Isa::detect` reports AVX-512 VNNI only with AVX-512F, and the AVX2 levels
+            // only with AVX2; VL is checked here.
+            Isa::Avx512Vnni if std::arch::is_x86_feature_detected!("avx512vl") => return unsafe { avx512(acc, x_scale, scales, bias, out) },
+            Isa::Avx512Vnni | Isa::AvxVnni | Isa::Avx2 => return unsafe { avx2(acc, x_scale, scales, bias, out) },
+            Isa::Portable => {}
+        }
+    }
+    body(acc, x_scale, scales, bias, out)
+}
+
 /// `x @ w` with `epilogue(row, first_column, accumulators, outputs)` applied to each row's
 /// slice of a panel, returned row-major `[m, n]`. Fusing the epilogue (rescale, bias) saves a
 /// pass over the output, and a slice at a time lets the compiler vectorise it.
@@ -196,7 +237,11 @@ where
     let output_ptrs: Vec<OutPtr<T>> = outputs.iter_mut().map(|out| OutPtr(out.as_mut_ptr())).collect();
     // Narrow decode panels only where each channel is one run of memory (NK); a KN panel
     // reads a strided run per input channel, which wants it wide.
-    let panel_width = |w: &WeightView<'_>| if m < DECODE_ROWS && w.layout == WeightLayout::NK { DECODE_PANEL } else { PANEL };
+    // A very wide weight (the tied logits) has panels enough at full width: fewer, longer
+    // tasks spend less on dispatch and epilogue calls.
+    let panel_width = |w: &WeightView<'_>| {
+        if m < DECODE_ROWS && w.layout == WeightLayout::NK && w.n < WIDE_WEIGHT { DECODE_PANEL } else { PANEL }
+    };
     // (weight, first output channel, width) of every task.
     let tasks: Vec<(usize, usize, usize)> = weights
         .iter()
@@ -209,8 +254,22 @@ where
     let run_task = |t: usize| {
         let (i, j0, width) = tasks[t];
         let (w, out_ptr) = (weights[i], &output_ptrs[i]);
-        let mut acc = vec![0i32; m * width];
-        panel(isa, x, w, j0, width, &mut acc);
+        // Decode panels (a few rows) accumulate on the stack, only the part in use zeroed: a
+        // heap buffer per task was an allocation and a free per panel.
+        let mut on_stack = [MaybeUninit::<i32>::uninit(); DECODE_ROWS * PANEL];
+        let mut on_heap = Vec::new();
+        let acc: &mut [i32] = if m * width <= on_stack.len() {
+            let used = &mut on_stack[..m * width];
+            for slot in used.iter_mut() {
+                slot.write(0);
+            }
+            // SAFETY: every element of `used` was initialised just above.
+            unsafe { &mut *(used as *mut [MaybeUninit<i32>] as *mut [i32]) }
+        } else {
+            on_heap.resize(m * width, 0);
+            &mut on_heap
+        };
+        panel(isa, x, w, j0, width, acc);
         for (r, row) in acc.chunks_exact(width).enumerate() {
             // SAFETY: `r < m` and `j0 + width <= n`: inside weight `i`'s output; each task owns
             // its columns, so no two tasks touch the same elements.

@@ -29,7 +29,7 @@ pub use attention::try_attend_one_query;
 pub use gemm::Isa;
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
 pub use write::try_write_in_place;
-use gemm::{Activations, WeightLayout, WeightView, gemm, gemm_shared};
+use gemm::{Activations, WeightLayout, WeightView, gemm, gemm_shared, rescale_row};
 
 /// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.
 /// By the primitive, not the backend: `Autodiff<Flex>` keeps Flex's int tensors, so its int8
@@ -228,16 +228,8 @@ pub(crate) fn try_quantized_matmul_shared<B: Backend>(x: &Tensor<B, 2>, layers: 
     let biases: Vec<Option<&[f32]>> = host_layers.iter().map(|layer| layer.bias.as_ref().map(Host::as_slice)).collect();
     let (rows, x_scale) = Activations::quantize(host_rows(x)?.as_slice(), m, k);
     let outputs = gemm_shared(Isa::detect(), &rows, &views, |i, r, j0, acc, out: &mut [f32]| {
-        // As in the generic path: the two scales multiplied first, then one division.
-        let x_scale = x_scale[r];
-        for ((y, &a), &w) in out.iter_mut().zip(acc).zip(&scales[i][j0..j0 + acc.len()]) {
-            *y = a as f32 / (x_scale * w);
-        }
-        if let Some(bias) = biases[i] {
-            for (y, &b) in out.iter_mut().zip(&bias[j0..j0 + acc.len()]) {
-                *y += b;
-            }
-        }
+        let columns = j0..j0 + acc.len();
+        rescale_row(acc, x_scale[r], &scales[i][columns.clone()], biases[i].map(|bias| &bias[columns]), out);
     });
     let device = x.device();
     Some(outputs.into_iter().zip(&host_layers).map(|(out, layer)| Tensor::from_data(TensorData::new(out, [m, layer.n]), &device)).collect())
