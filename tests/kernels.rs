@@ -10,6 +10,8 @@ use burn::module::{Param, ParamId};
 use burn_int8::{Int8Weight, Linear, QuantizedLinear};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
+use crate::common::f32_of;
+
 /// `(m, k, n)`: not multiples of 4, 16, 32 or 64, around them, and the model's shapes.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
@@ -303,7 +305,7 @@ fn attention_matches<B: Backend>(device: &B::Device) {
 
         let fast = try_attend_one_query(&query, &keys, &values).expect("host path on a CPU backend");
         assert_eq!(fast.dims(), [batch, 1, heads * head_dim]);
-        let fast = fast.into_data().to_vec::<f32>().unwrap();
+        let fast = f32_of(fast);
         let group = heads / kv_heads;
         let at = |b: usize, kv: usize, t: usize, i: usize| ((b * kv_heads + kv) * capacity + 3 + t) * head_dim + i;
         for b in 0..batch {
@@ -322,12 +324,12 @@ fn attention_matches<B: Backend>(device: &B::Device) {
                 }
             }
         }
-        let generic = generic_attend_unmasked(query.clone(), keys.clone(), values.clone()).into_data().to_vec::<f32>().unwrap();
+        let generic = f32_of(generic_attend_unmasked(query.clone(), keys.clone(), values.clone()));
         for (i, (g, f)) in generic.iter().zip(&fast).enumerate() {
             assert!((g - f).abs() <= 1e-4 * f.abs().max(1.0), "generic attention {batch}x{heads}/{kv_heads}x{len}x{head_dim} {i}: {g} vs {f}");
         }
         // The public entry point takes the host path.
-        assert_eq!(attend_unmasked(query, keys, values).into_data().to_vec::<f32>().unwrap(), fast);
+        assert_eq!(f32_of(attend_unmasked(query, keys, values)), fast);
     }
 }
 
@@ -368,14 +370,14 @@ fn slice_assign_matches<B: Backend>(device: &B::Device, in_place: bool) {
     let written = try_write_in_place(Tensor::<B, 4>::zeros(dims, device), &ranges, &block);
     assert_eq!(written.is_ok(), in_place, "in place on flex only");
     let written = slice_assign(Tensor::<B, 4>::zeros(dims, device), ranges.clone(), block.clone());
-    assert_eq!(written.into_data().to_vec::<f32>().unwrap(), expected);
+    assert_eq!(f32_of(written), expected);
 
     let buffer = Tensor::<B, 4>::zeros(dims, device);
     let other_handle = buffer.clone();
     assert!(try_write_in_place(buffer.clone(), &ranges, &block).is_err(), "a shared buffer is not written in place");
     let written = slice_assign(buffer, ranges.clone(), block.clone());
-    assert_eq!(written.into_data().to_vec::<f32>().unwrap(), expected);
-    assert!(other_handle.into_data().to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0), "the other handle kept its values");
+    assert_eq!(f32_of(written), expected);
+    assert!(f32_of(other_handle).iter().all(|&v| v == 0.0), "the other handle kept its values");
 
     // Ranges that do not fit are refused, not clamped.
     assert!(try_write_in_place(Tensor::<B, 4>::zeros(dims, device), &[0..2, 0..3, 9..11, 0..4], &block).is_err());
