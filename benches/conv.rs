@@ -21,22 +21,42 @@ use burn_int8::nn::conv::Conv2dConfig;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// `(batch, channels_in, channels_out, size)`, 3×3 kernels, "same" padding.
-const SHAPES: [(usize, usize, usize, usize); 4] = [(1, 3, 32, 112), (1, 64, 64, 56), (16, 64, 64, 28), (1, 256, 256, 14)];
+const SHAPES: [(usize, usize, usize, usize); 4] = [
+    (1, 3, 32, 112),
+    (1, 64, 64, 56),
+    (16, 64, 64, 28),
+    (1, 256, 256, 14),
+];
 
-fn group<'a>(c: &'a mut Criterion, name: String) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: String,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut group = c.benchmark_group(name);
-    group.sample_size(10).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
     group
 }
 
 fn benches(c: &mut Criterion) {
     let device = Default::default();
     for (batch, c_in, c_out, size) in SHAPES {
-        let float = Conv2dConfig::new([c_in, c_out], [3, 3]).with_padding(PaddingConfig2d::Same).init::<Flex>(&device);
+        let float = Conv2dConfig::new([c_in, c_out], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init::<Flex>(&device);
         let mut int8 = float.clone();
         int8.quantize_int8().expect("quantize");
-        let x = Tensor::<Flex, 4>::random([batch, c_in, size, size], Distribution::Normal(0.0, 1.0), &device);
-        let mut group = group(c, format!("flex/conv2d_{batch}x{c_in}x{size}x{size}_to_{c_out}"));
+        let x = Tensor::<Flex, 4>::random(
+            [batch, c_in, size, size],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let mut group = group(
+            c,
+            format!("flex/conv2d_{batch}x{c_in}x{size}x{size}_to_{c_out}"),
+        );
         group.bench_function("f32", |b| b.iter(|| float.forward(x.clone()).into_data()));
         group.bench_function("int8", |b| b.iter(|| int8.forward(x.clone()).into_data()));
         group.finish();
@@ -48,10 +68,15 @@ fn benches(c: &mut Criterion) {
     let mut float = int8.clone();
     float.dequantize().expect("dequantize");
     for batch in [1, 359] {
-        let images = Tensor::<Flex, 2>::random([batch, 64], Distribution::Uniform(0.0, 1.0), &device);
+        let images =
+            Tensor::<Flex, 2>::random([batch, 64], Distribution::Uniform(0.0, 1.0), &device);
         let mut group = group(c, format!("flex/digits_cnn_batch{batch}"));
-        group.bench_function("f32", |b| b.iter(|| float.forward(images.clone()).into_data()));
-        group.bench_function("int8", |b| b.iter(|| int8.forward(images.clone()).into_data()));
+        group.bench_function("f32", |b| {
+            b.iter(|| float.forward(images.clone()).into_data())
+        });
+        group.bench_function("int8", |b| {
+            b.iter(|| int8.forward(images.clone()).into_data())
+        });
         group.finish();
     }
 }

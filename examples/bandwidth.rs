@@ -48,20 +48,28 @@ fn best_gb_s(bytes: usize, mut run: impl FnMut()) -> f64 {
 }
 
 fn read_bandwidth(threads: usize) -> f64 {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
     let buffer: Vec<u64> = (0..BUFFER_BYTES / 8).map(|i| i as u64).collect();
     pool.install(|| best_gb_s(BUFFER_BYTES, || assert_ne!(stream(&buffer), 1)))
 }
 
 fn main() {
-    let all = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let all = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if let Err(err) = burn_int8::set_num_threads(all) {
         eprintln!("threads: {err}");
     }
     println!("cpu kernels: {:?}", burn_int8::cpu::Isa::detect());
     let one = read_bandwidth(1);
     let many = read_bandwidth(all);
-    println!("read bandwidth, {BUFFER_BYTES} bytes: 1 thread {one:.1} GB/s, {all} threads {many:.1} GB/s");
+    println!(
+        "read bandwidth, {BUFFER_BYTES} bytes: 1 thread {one:.1} GB/s, {all} threads {many:.1} GB/s"
+    );
 
     type B = burn::backend::Flex;
     let device = Default::default();
@@ -70,9 +78,19 @@ fn main() {
     // A contiguous `[K, N]` float weight, as a `Linear` holds it; quantizing stores it
     // channel-major. A second copy holds the same I8 values row-major, as a loaded record
     // would be without `Int8Weight`'s load mapper.
-    let linear = QuantizedLinear::<B>::from_weights(Tensor::from_data(table.clone().transpose().into_data(), &device), None).expect("quantize");
+    let linear = QuantizedLinear::<B>::from_weights(
+        Tensor::from_data(table.clone().transpose().into_data(), &device),
+        None,
+    )
+    .expect("quantize");
     let mut row_major = linear.clone();
-    row_major.weight.values = Param::initialized(ParamId::new(), Tensor::<B, 2, Int>::from_data(linear.weight.values.val().into_data(), (&device, DType::I8)));
+    row_major.weight.values = Param::initialized(
+        ParamId::new(),
+        Tensor::<B, 2, Int>::from_data(
+            linear.weight.values.val().into_data(),
+            (&device, DType::I8),
+        ),
+    );
     let embedding = QuantizedEmbedding::from_weights(table).expect("quantize");
     let x = Tensor::<B, 2>::random([1, d_model], Distribution::Normal(0.0, 1.0), &device);
     // Bytes read: the int8 weight plus its f32 scales.
@@ -82,9 +100,18 @@ fn main() {
     let nk = best_gb_s(bytes, || drop(embedding.reverse(x.clone()).into_data()));
     println!("int8 GEMV [1x{d_model}]@[{d_model}x{vocab}] ({bytes} bytes), {all} threads:");
     let share = |gb_s: f64| 100.0 * gb_s / many;
-    println!("  QuantizedLinear, channel-major:       {channel_major:.1} GB/s = {:.0}% of read bandwidth", share(channel_major));
-    println!("  QuantizedLinear, row-major [K, N]:    {kn:.1} GB/s = {:.0}% of read bandwidth", share(kn));
-    println!("  QuantizedEmbedding::reverse [N, K]:   {nk:.1} GB/s = {:.0}% of read bandwidth", share(nk));
+    println!(
+        "  QuantizedLinear, channel-major:       {channel_major:.1} GB/s = {:.0}% of read bandwidth",
+        share(channel_major)
+    );
+    println!(
+        "  QuantizedLinear, row-major [K, N]:    {kn:.1} GB/s = {:.0}% of read bandwidth",
+        share(kn)
+    );
+    println!(
+        "  QuantizedEmbedding::reverse [N, K]:   {nk:.1} GB/s = {:.0}% of read bandwidth",
+        share(nk)
+    );
     let summary = serde_json::json!({
         "read_gb_s_1": one, "read_gb_s_all": many, "threads": all,
         "gemv_channel_major_gb_s": channel_major, "gemv_kn_gb_s": kn, "gemv_nk_gb_s": nk,

@@ -15,7 +15,10 @@ mod digits;
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{self, Initializer, LayerNorm, LayerNormConfig, LinearConfig, Relu};
-use burn::tensor::{Tensor, backend::{AutodiffBackend, Backend}};
+use burn::tensor::{
+    Tensor,
+    backend::{AutodiffBackend, Backend},
+};
 use burn_int8::{Linear, Quantize, QuantizeExt};
 
 /// A low-rank adapter `up(down(x))` beside a frozen layer; `up` starts at zero, so adding it
@@ -29,8 +32,13 @@ pub struct LoraAdapter<B: Backend> {
 impl<B: Backend> LoraAdapter<B> {
     pub fn new(d_input: usize, d_output: usize, rank: usize, device: &B::Device) -> Self {
         Self {
-            down: LinearConfig::new(d_input, rank).with_bias(false).init(device),
-            up: LinearConfig::new(rank, d_output).with_bias(false).with_initializer(Initializer::Zeros).init(device),
+            down: LinearConfig::new(d_input, rank)
+                .with_bias(false)
+                .init(device),
+            up: LinearConfig::new(rank, d_output)
+                .with_bias(false)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
         }
     }
 
@@ -65,7 +73,9 @@ impl<B: Backend> Classifier<B> {
     }
 
     pub fn forward(&self, images: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = self.norm.forward(self.relu.forward(self.hidden.forward(images)));
+        let x = self
+            .norm
+            .forward(self.relu.forward(self.hidden.forward(images)));
         let mut mixed = self.mix.forward(x.clone());
         if let Some(adapter) = &self.adapter {
             mixed = mixed.add(adapter.forward(x));
@@ -88,17 +98,29 @@ pub struct Report {
 
 fn test_accuracy<B: AutodiffBackend>(model: &Classifier<B>, data: &digits::Digits<B>) -> f32 {
     let model = model.valid();
-    digits::accuracy(model.forward(data.test.images.clone().inner()), data.test.labels.clone().inner())
+    digits::accuracy(
+        model.forward(data.test.images.clone().inner()),
+        data.test.labels.clone().inner(),
+    )
 }
 
 /// Pre-trains in float for `pretrain_steps`, quantizes, fine-tunes for `finetune_steps`.
-pub fn run(pretrain_steps: usize, finetune_steps: usize) -> Result<Report, Box<dyn std::error::Error>> {
+pub fn run(
+    pretrain_steps: usize,
+    finetune_steps: usize,
+) -> Result<Report, Box<dyn std::error::Error>> {
     type Train = Autodiff<Flex>;
     let device = Default::default();
     Train::seed(&device, 7);
     let data = digits::load::<Train>(&device)?;
 
-    let (model, _) = digits::train_steps(Classifier::<Train>::new(&device), &data.train, pretrain_steps, 1e-2, Classifier::forward);
+    let (model, _) = digits::train_steps(
+        Classifier::<Train>::new(&device),
+        &data.train,
+        pretrain_steps,
+        1e-2,
+        Classifier::forward,
+    );
     let fp32_accuracy = test_accuracy(&model, &data);
 
     let mut quantized = model.clone();
@@ -108,9 +130,22 @@ pub fn run(pretrain_steps: usize, finetune_steps: usize) -> Result<Report, Box<d
 
     // Fine-tune around the frozen int8 layers, with an adapter beside `mix`.
     quantized.adapter = Some(LoraAdapter::new(128, 64, 8, &device));
-    let (finetuned, finetune_losses) = digits::train_steps(quantized.clone(), &data.train, finetune_steps, 3e-3, Classifier::forward);
+    let (finetuned, finetune_losses) = digits::train_steps(
+        quantized.clone(),
+        &data.train,
+        finetune_steps,
+        3e-3,
+        Classifier::forward,
+    );
     let finetuned_accuracy = test_accuracy(&finetuned, &data);
-    Ok(Report { fp32_accuracy, int8_accuracy, finetune_losses, finetuned_accuracy, before_finetuning: quantized, finetuned })
+    Ok(Report {
+        fp32_accuracy,
+        int8_accuracy,
+        finetune_losses,
+        finetuned_accuracy,
+        before_finetuning: quantized,
+        finetuned,
+    })
 }
 
 #[allow(dead_code)]
@@ -122,7 +157,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("fine-tune step {step:>3}: loss {loss:.4}");
     }
     let last = report.finetune_losses.last().copied().unwrap_or(f32::NAN);
-    println!("fine-tune step {:>3}: loss {last:.4}", report.finetune_losses.len().saturating_sub(1));
-    println!("int8 accuracy after fine-tuning: {:.4}", report.finetuned_accuracy);
+    println!(
+        "fine-tune step {:>3}: loss {last:.4}",
+        report.finetune_losses.len().saturating_sub(1)
+    );
+    println!(
+        "int8 accuracy after fine-tuning: {:.4}",
+        report.finetuned_accuracy
+    );
     Ok(())
 }

@@ -30,7 +30,8 @@ impl<B: Backend> Functional<B> {
     }
 
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.dense2.forward(self.relu.forward(self.dense1.forward(x)))
+        self.dense2
+            .forward(self.relu.forward(self.dense1.forward(x)))
     }
 }
 
@@ -47,7 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for batch in 0..256 / 32 {
         let rows = batch * 32..(batch + 1) * 32;
         let prediction = model.forward(x_train.clone().slice([rows.clone(), 0..10]));
-        let loss = MseLoss::new().forward(prediction, y_train.clone().slice([rows, 0..1]), Reduction::Mean);
+        let loss = MseLoss::new().forward(
+            prediction,
+            y_train.clone().slice([rows, 0..1]),
+            Reduction::Mean,
+        );
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(1e-3, model, grads);
     }
@@ -66,14 +71,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = model.quantize_int8()?;
     eprintln!("quantize: {report}");
     let y_int8 = model.forward(x_eval.clone());
-    println!("Full-Precision vs INT8 MSE: {}", mse(y_fp32, y_int8.clone()));
+    println!(
+        "Full-Precision vs INT8 MSE: {}",
+        mse(y_fp32, y_int8.clone())
+    );
 
     // Save, rebuild, quantize the fresh model (as Keras does), load, compare.
     let int8_bytes = store::save(&model, &int8_path)?;
     let mut reloaded = Functional::<NdArray>::new(&device);
     reloaded.quantize_int8()?;
     store::load(&mut reloaded, &int8_path)?;
-    println!("MSE (INT8 vs reloaded-INT8): {}", mse(y_int8, reloaded.forward(x_eval)));
+    println!(
+        "MSE (INT8 vs reloaded-INT8): {}",
+        mse(y_int8, reloaded.forward(x_eval))
+    );
 
     println!("{}: {fp32_bytes} bytes", fp32_path.display());
     println!("{}: {int8_bytes} bytes", int8_path.display());

@@ -30,7 +30,9 @@ pub struct Cnn<B: Backend> {
 impl<B: Backend> Cnn<B> {
     pub fn new(device: &B::Device) -> Self {
         Self {
-            conv1: Conv2dConfig::new([1, 8], [3, 3]).with_padding(PaddingConfig2d::Same).init(device),
+            conv1: Conv2dConfig::new([1, 8], [3, 3])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device),
             conv2: Conv2dConfig::new([8, 16], [3, 3])
                 .with_stride([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -63,15 +65,29 @@ pub fn run(steps: usize) -> Result<Report, Box<dyn std::error::Error>> {
     let device = Default::default();
     Train::seed(&device, 11);
     let data = digits::load::<Train>(&device)?;
-    let (trained, _) = digits::train_steps(Cnn::<Train>::new(&device), &data.train, steps, 1e-2, Cnn::forward);
+    let (trained, _) = digits::train_steps(
+        Cnn::<Train>::new(&device),
+        &data.train,
+        steps,
+        1e-2,
+        Cnn::forward,
+    );
     let model = trained.valid();
-    let (images, labels) = (data.test.images.clone().inner(), data.test.labels.clone().inner());
+    let (images, labels) = (
+        data.test.images.clone().inner(),
+        data.test.labels.clone().inner(),
+    );
     let fp32_accuracy = digits::accuracy(model.forward(images.clone()), labels.clone());
 
     let mut int8 = model.clone();
     let quantize = int8.quantize_int8()?;
     let int8_accuracy = digits::accuracy(int8.forward(images), labels);
-    Ok(Report { fp32_accuracy, int8_accuracy, quantize, model: int8 })
+    Ok(Report {
+        fp32_accuracy,
+        int8_accuracy,
+        quantize,
+        model: int8,
+    })
 }
 
 #[allow(dead_code)]

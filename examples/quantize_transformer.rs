@@ -16,7 +16,9 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use burn_int8::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn_int8::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn_int8::nn::{Linear, LinearConfig};
 use burn_int8::{Quantize, QuantizeExt, QuantizeReport};
 
@@ -36,8 +38,15 @@ impl<B: Backend> RowTransformer<B> {
     pub fn new(device: &B::Device) -> Self {
         Self {
             embed: LinearConfig::new(8, D_MODEL).init(device),
-            position: Param::from_tensor(Tensor::random([ROWS, D_MODEL], Distribution::Normal(0.0, 0.1), device)),
-            encoder: TransformerEncoderConfig::new(D_MODEL, 64, 4, 2).with_dropout(0.0).with_norm_first(true).init(device),
+            position: Param::from_tensor(Tensor::random(
+                [ROWS, D_MODEL],
+                Distribution::Normal(0.0, 0.1),
+                device,
+            )),
+            encoder: TransformerEncoderConfig::new(D_MODEL, 64, 4, 2)
+                .with_dropout(0.0)
+                .with_norm_first(true)
+                .init(device),
             head: LinearConfig::new(D_MODEL, 10).init(device),
         }
     }
@@ -45,9 +54,11 @@ impl<B: Backend> RowTransformer<B> {
     /// `images [batch, 64]` as `[batch, 8 rows, 8 pixels]` to logits `[batch, 10]`.
     pub fn forward(&self, images: Tensor<B, 2>) -> Tensor<B, 2> {
         let [batch, _] = images.dims();
-        let tokens = self.embed.forward(images.reshape([batch, ROWS, 8])) + self.position.val().unsqueeze_dim(0);
+        let tokens = self.embed.forward(images.reshape([batch, ROWS, 8]))
+            + self.position.val().unsqueeze_dim(0);
         let encoded = self.encoder.forward(TransformerEncoderInput::new(tokens));
-        self.head.forward(encoded.mean_dim(1).reshape([batch, D_MODEL]))
+        self.head
+            .forward(encoded.mean_dim(1).reshape([batch, D_MODEL]))
     }
 }
 
@@ -63,15 +74,28 @@ pub fn run(steps: usize) -> Result<Report, Box<dyn std::error::Error>> {
     let device = Default::default();
     Train::seed(&device, 5);
     let data = digits::load::<Train>(&device)?;
-    let (trained, _) = digits::train_steps(RowTransformer::<Train>::new(&device), &data.train, steps, 3e-3, RowTransformer::forward);
+    let (trained, _) = digits::train_steps(
+        RowTransformer::<Train>::new(&device),
+        &data.train,
+        steps,
+        3e-3,
+        RowTransformer::forward,
+    );
     let model = trained.valid();
-    let (images, labels) = (data.test.images.clone().inner(), data.test.labels.clone().inner());
+    let (images, labels) = (
+        data.test.images.clone().inner(),
+        data.test.labels.clone().inner(),
+    );
     let fp32_accuracy = digits::accuracy(model.forward(images.clone()), labels.clone());
 
     let mut int8 = model;
     let quantize = int8.quantize_int8()?;
     let int8_accuracy = digits::accuracy(int8.forward(images), labels);
-    Ok(Report { fp32_accuracy, int8_accuracy, quantize })
+    Ok(Report {
+        fp32_accuracy,
+        int8_accuracy,
+        quantize,
+    })
 }
 
 #[allow(dead_code)]

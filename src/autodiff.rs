@@ -15,7 +15,9 @@ use std::any::TypeId;
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::ops::{FloatTensor, IntTensor};
@@ -38,10 +40,14 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
     }
     macro_rules! on_inner {
         ($inner:ty) => {
-            if let Some(output) = on_autodiff::<B, $inner, NoCheckpointing>(x, weight, weight_scale, bias) {
+            if let Some(output) =
+                on_autodiff::<B, $inner, NoCheckpointing>(x, weight, weight_scale, bias)
+            {
                 return Some(output);
             }
-            if let Some(output) = on_autodiff::<B, $inner, BalancedCheckpointing>(x, weight, weight_scale, bias) {
+            if let Some(output) =
+                on_autodiff::<B, $inner, BalancedCheckpointing>(x, weight, weight_scale, bias)
+            {
                 return Some(output);
             }
         };
@@ -54,7 +60,12 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
     on_inner!(burn::backend::Vulkan);
     #[cfg(feature = "cuda")]
     on_inner!(burn::backend::Cuda);
-    Some(straight_through_any(x.clone(), weight.clone(), weight_scale.clone(), bias.cloned()))
+    Some(straight_through_any(
+        x.clone(),
+        weight.clone(),
+        weight_scale.clone(),
+        bias.cloned(),
+    ))
 }
 
 /// The recorded op when `B` is `Autodiff<I, C>`: the forward pass runs on `I`.
@@ -71,13 +82,16 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     let x: Tracked<I, C> = same_type(x.clone().into_primitive().tensor()).ok()?;
     // Autodiff does not track int tensors: the weight is `I`'s own primitive.
     let weight: IntTensor<I> = same_type(weight.clone().into_primitive()).ok()?;
-    let weight_scale: Tracked<I, C> = same_type(weight_scale.clone().into_primitive().tensor()).ok()?;
+    let weight_scale: Tracked<I, C> =
+        same_type(weight_scale.clone().into_primitive().tensor()).ok()?;
     let bias: Option<Tracked<I, C>> = match bias {
         Some(bias) => Some(same_type(bias.clone().into_primitive().tensor()).ok()?),
         None => None,
     };
 
-    let inner = |primitive: FloatTensor<I>| Tensor::<I, 1>::from_primitive(TensorPrimitive::Float(primitive));
+    let inner = |primitive: FloatTensor<I>| {
+        Tensor::<I, 1>::from_primitive(TensorPrimitive::Float(primitive))
+    };
     let output = quantized_matmul_kn(
         Tensor::<I, 2>::from_primitive(TensorPrimitive::Float(x.primitive.clone())),
         Tensor::<I, 2, Int>::from_primitive(weight.clone()),
@@ -90,11 +104,19 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     // The scale is frozen: it is state, not a parent.
     let state = (weight, weight_scale.primitive);
     let tracked: Tracked<I, C> = match bias {
-        Some(bias) => match StraightThrough.prepare::<C>([x.node, bias.node]).compute_bound().stateful() {
+        Some(bias) => match StraightThrough
+            .prepare::<C>([x.node, bias.node])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => prep.finish(state, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         },
-        None => match StraightThrough.prepare::<C>([x.node]).compute_bound().stateful() {
+        None => match StraightThrough
+            .prepare::<C>([x.node])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => prep.finish(state, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         },
@@ -111,18 +133,32 @@ impl<I: Backend, const N: usize> Backward<I, N> for StraightThrough {
     /// The int8 weight `[K, N]` and its scale `[N]`.
     type State = (IntTensor<I>, FloatTensor<I>);
 
-    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let output_grad = Tensor::<I, 2>::from_primitive(TensorPrimitive::Float(grads.consume::<I>(&ops.node)));
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let output_grad =
+            Tensor::<I, 2>::from_primitive(TensorPrimitive::Float(grads.consume::<I>(&ops.node)));
         let (weight, weight_scale) = ops.state;
         for (index, parent) in ops.parents.into_iter().enumerate() {
             let Some(parent) = parent else { continue };
             let grad = if index == 0 {
                 let weight = Tensor::<I, 2, Int>::from_primitive(weight.clone());
-                let weight_scale = Tensor::<I, 1>::from_primitive(TensorPrimitive::Float(weight_scale.clone()));
-                input_grad(output_grad.clone(), weight, weight_scale).into_primitive().tensor()
+                let weight_scale =
+                    Tensor::<I, 1>::from_primitive(TensorPrimitive::Float(weight_scale.clone()));
+                input_grad(output_grad.clone(), weight, weight_scale)
+                    .into_primitive()
+                    .tensor()
             } else {
                 let [_, n] = output_grad.dims();
-                output_grad.clone().sum_dim(0).reshape([n]).into_primitive().tensor()
+                output_grad
+                    .clone()
+                    .sum_dim(0)
+                    .reshape([n])
+                    .into_primitive()
+                    .tensor()
             };
             grads.register::<I>(parent.id, grad);
         }
@@ -131,7 +167,11 @@ impl<I: Backend, const N: usize> Backward<I, N> for StraightThrough {
 
 /// `dy [M, N] · dequant(W)ᵀ` as `(dy / scale) · W_qᵀ`, giving `[M, K]`. `W_q` is widened to f32
 /// a tile of whole input rows at a time, at most [`WEIGHT_TILE_ELEMENTS`] elements.
-pub(crate) fn input_grad<B: Backend>(output_grad: Tensor<B, 2>, weight: Tensor<B, 2, Int>, weight_scale: Tensor<B, 1>) -> Tensor<B, 2> {
+pub(crate) fn input_grad<B: Backend>(
+    output_grad: Tensor<B, 2>,
+    weight: Tensor<B, 2, Int>,
+    weight_scale: Tensor<B, 1>,
+) -> Tensor<B, 2> {
     let [k, n] = weight.dims();
     let scaled = output_grad.div(weight_scale.unsqueeze_dim(0));
     let rows_per_tile = (WEIGHT_TILE_ELEMENTS / n.max(1)).clamp(1, k.max(1));
@@ -143,7 +183,11 @@ pub(crate) fn input_grad<B: Backend>(output_grad: Tensor<B, 2>, weight: Tensor<B
             scaled.clone().matmul(tile.transpose())
         })
         .collect();
-    if tiles.len() == 1 { tiles.pop().expect("one tile") } else { Tensor::cat(tiles, 1) }
+    if tiles.len() == 1 {
+        tiles.pop().expect("one tile")
+    } else {
+        Tensor::cat(tiles, 1)
+    }
 }
 
 /// Straight-through on any autodiff backend: the int8 value, with the gradient of
@@ -155,7 +199,12 @@ fn straight_through_any<B: Backend>(
     weight_scale: Tensor<B, 1>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
-    let value = crate::ops::generic_quantized_matmul_kn(x.clone().detach(), weight.clone(), weight_scale.clone(), bias);
+    let value = crate::ops::generic_quantized_matmul_kn(
+        x.clone().detach(),
+        weight.clone(),
+        weight_scale.clone(),
+        bias,
+    );
     let carrier = x.matmul(dequantize(weight, weight_scale.unsqueeze_dim(0)));
     carrier.clone().sub(carrier.detach()).add(value)
 }

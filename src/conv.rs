@@ -42,7 +42,12 @@ pub(crate) fn conv2d_int8<B: Backend>(
 ) -> Tensor<B, 4> {
     let [batch, _, height, width] = input.dims();
     let [c_out, c_in_group, kh, kw] = weight.dims();
-    let ConvGeometry { stride, dilation, groups, padding: ((top, bottom), (left, right)) } = geometry;
+    let ConvGeometry {
+        stride,
+        dilation,
+        groups,
+        padding: ((top, bottom), (left, right)),
+    } = geometry;
 
     let padded = if top + bottom + left + right > 0 {
         input.pad([(top, bottom), (left, right)], PadMode::Constant(0.0))
@@ -54,10 +59,16 @@ pub(crate) fn conv2d_int8<B: Backend>(
     let positions = h_out * w_out;
 
     // [batch, c_in * kh * kw, positions], channel-major rows, like the weight's layout.
-    let columns = unfold4d(padded, [kh, kw], UnfoldOptions::new(stride, [0, 0], dilation));
+    let columns = unfold4d(
+        padded,
+        [kh, kw],
+        UnfoldOptions::new(stride, [0, 0], dilation),
+    );
     let k_group = c_in_group * kh * kw;
     let c_out_group = c_out / groups;
-    let columns = columns.reshape([batch, groups, k_group, positions]).swap_dims(2, 3);
+    let columns = columns
+        .reshape([batch, groups, k_group, positions])
+        .swap_dims(2, 3);
 
     let per_group = (0..groups)
         .map(|group| {
@@ -76,5 +87,8 @@ pub(crate) fn conv2d_int8<B: Backend>(
         })
         .collect::<Vec<_>>();
     let output = Tensor::cat(per_group, 1); // [batch * positions, c_out]
-    output.reshape([batch, positions, c_out]).swap_dims(1, 2).reshape([batch, c_out, h_out, w_out])
+    output
+        .reshape([batch, positions, c_out])
+        .swap_dims(1, 2)
+        .reshape([batch, c_out, h_out, w_out])
 }

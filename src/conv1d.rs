@@ -83,7 +83,11 @@ impl<B: Backend> QuantizedConv1d<B> {
             groups: self.groups,
             padding: ((0, 0), (left, right)),
         };
-        let values = self.weight.values.val().reshape([channels_out, channels_in_group, 1, kernel]);
+        let values = self
+            .weight
+            .values
+            .val()
+            .reshape([channels_out, channels_in_group, 1, kernel]);
         let output = conv2d_int8(
             input.reshape([batch, channels_in, 1, length]),
             values,
@@ -114,7 +118,11 @@ impl<B: Backend> Conv1d<B> {
             Conv1d::Int8(layer) => layer.forward(input),
         }
     }
-
 }
 
-crate::quantize::swappable_layer!(Conv1d, QuantizedConv1d, nn::conv::Conv1d<B>, channel_axis = 0);
+crate::quantize::swappable_layer!(
+    Conv1d,
+    QuantizedConv1d,
+    nn::conv::Conv1d<B>,
+    channel_axis = 0
+);

@@ -63,14 +63,19 @@ impl<B: Backend> QuantizedConv2d<B> {
         let [_, channels_in, height, width] = input.dims();
         let [_, channels_in_group, kh, kw] = self.weight.dims();
         let expected = channels_in_group * self.groups;
-        let effective = [self.dilation[0] * (kh - 1) + 1, self.dilation[1] * (kw - 1) + 1];
+        let effective = [
+            self.dilation[0] * (kh - 1) + 1,
+            self.dilation[1] * (kw - 1) + 1,
+        ];
         let padding = match &self.padding {
             PaddingConfig2d::Valid => ((0, 0), (0, 0)),
             PaddingConfig2d::Same => (
                 same_padding(kh, self.stride[0], height),
                 same_padding(kw, self.stride[1], width),
             ),
-            PaddingConfig2d::Explicit(top, left, bottom, right) => ((*top, *bottom), (*left, *right)),
+            PaddingConfig2d::Explicit(top, left, bottom, right) => {
+                ((*top, *bottom), (*left, *right))
+            }
         };
         let ((top, bottom), (left, right)) = padding;
         if channels_in != expected
@@ -86,7 +91,12 @@ impl<B: Backend> QuantizedConv2d<B> {
                 found: input.dims().to_vec(),
             });
         }
-        let geometry = ConvGeometry { stride: self.stride, dilation: self.dilation, groups: self.groups, padding };
+        let geometry = ConvGeometry {
+            stride: self.stride,
+            dilation: self.dilation,
+            groups: self.groups,
+            padding,
+        };
         Ok(conv2d_int8(
             input,
             self.weight.values.val(),
@@ -115,7 +125,11 @@ impl<B: Backend> Conv2d<B> {
             Conv2d::Int8(layer) => layer.forward(input),
         }
     }
-
 }
 
-crate::quantize::swappable_layer!(Conv2d, QuantizedConv2d, nn::conv::Conv2d<B>, channel_axis = 0);
+crate::quantize::swappable_layer!(
+    Conv2d,
+    QuantizedConv2d,
+    nn::conv::Conv2d<B>,
+    channel_axis = 0
+);

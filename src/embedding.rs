@@ -23,7 +23,9 @@ pub struct QuantizedEmbedding<B: Backend> {
 impl<B: Backend> QuantizedEmbedding<B> {
     /// Quantizes a float table `[n_embedding, d_model]`, one scale per row.
     pub fn from_weights(weight: Tensor<B, 2>) -> Result<Self, Int8Error> {
-        Ok(Self { weight: Int8Weight::quantize(weight, 0, "embedding table")? })
+        Ok(Self {
+            weight: Int8Weight::quantize(weight, 0, "embedding table")?,
+        })
     }
 
     pub fn from_float(embedding: &nn::Embedding<B>) -> Result<Self, Int8Error> {
@@ -31,7 +33,9 @@ impl<B: Backend> QuantizedEmbedding<B> {
     }
 
     pub fn dequantize(&self) -> nn::Embedding<B> {
-        nn::Embedding { weight: Param::from_tensor(self.weight.dequantize()) }
+        nn::Embedding {
+            weight: Param::from_tensor(self.weight.dequantize()),
+        }
     }
 
     /// `[n_embedding, d_model]`.
@@ -44,17 +48,25 @@ impl<B: Backend> QuantizedEmbedding<B> {
         let [batch, seq] = ids.dims();
         let [_, d_model] = self.dims();
         let ids = ids.reshape([batch * seq]);
-        let rows = self.weight.values.val().select(0, ids.clone()).cast(FloatDType::F32);
+        let rows = self
+            .weight
+            .values
+            .val()
+            .select(0, ids.clone())
+            .cast(FloatDType::F32);
         let scale = self.weight.scale().select(0, ids);
         let ones = Tensor::ones(scale.shape(), &scale.device());
         let inverse_scale = ones.div(scale);
-        rows.mul(inverse_scale.unsqueeze_dim(1)).reshape([batch, seq, d_model])
+        rows.mul(inverse_scale.unsqueeze_dim(1))
+            .reshape([batch, seq, d_model])
     }
 
     /// Tied logits: `hidden [..., d_model]` to `[..., n_embedding]`.
     pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         let [n_embedding, _] = self.dims();
-        map_rows(hidden, n_embedding, |rows| quantized_matmul(rows, &self.weight, None))
+        map_rows(hidden, n_embedding, |rows| {
+            quantized_matmul(rows, &self.weight, None)
+        })
     }
 }
 
@@ -82,12 +94,18 @@ impl<B: Backend> Embedding<B> {
         match self {
             Embedding::Float(layer) => {
                 let [n_embedding, _] = layer.weight.val().dims();
-                map_rows(hidden, n_embedding, |rows| rows.matmul(layer.weight.val().transpose()))
+                map_rows(hidden, n_embedding, |rows| {
+                    rows.matmul(layer.weight.val().transpose())
+                })
             }
             Embedding::Int8(layer) => layer.reverse(hidden),
         }
     }
-
 }
 
-crate::quantize::swappable_layer!(Embedding, QuantizedEmbedding, nn::Embedding<B>, channel_axis = 0);
+crate::quantize::swappable_layer!(
+    Embedding,
+    QuantizedEmbedding,
+    nn::Embedding<B>,
+    channel_axis = 0
+);

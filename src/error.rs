@@ -13,10 +13,18 @@ pub enum Int8Error {
     EmptyTensor { what: String, shape: Vec<usize> },
 
     #[error("{what}: expected dtype {expected:?}, got {found:?}")]
-    WrongDType { what: String, expected: burn::tensor::DType, found: burn::tensor::DType },
+    WrongDType {
+        what: String,
+        expected: burn::tensor::DType,
+        found: burn::tensor::DType,
+    },
 
     #[error("{what}: expected shape {expected}, got {found:?}")]
-    ShapeMismatch { what: String, expected: String, found: Vec<usize> },
+    ShapeMismatch {
+        what: String,
+        expected: String,
+        found: Vec<usize>,
+    },
 
     #[error("layer `{path}`: {source}")]
     Layer {
@@ -51,6 +59,9 @@ pub enum Int8Error {
 impl Int8Error {
     /// Attaches the module path of the layer that failed.
     pub(crate) fn at_layer(self, path: &str) -> Self {
-        Int8Error::Layer { path: path.to_string(), source: Box::new(self) }
+        Int8Error::Layer {
+            path: path.to_string(),
+            source: Box::new(self),
+        }
     }
 }

@@ -40,7 +40,11 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
     /// Quantizes a float weight with one AbsMax scale per entry of `channel_axis` (Keras's
     /// `abs_max_quantize` with every other axis reduced). `what` names the weight in errors:
     /// an empty weight or one holding NaN or infinity is refused.
-    pub fn quantize(weight: Tensor<B, D>, channel_axis: usize, what: &str) -> Result<Self, Int8Error> {
+    pub fn quantize(
+        weight: Tensor<B, D>,
+        channel_axis: usize,
+        what: &str,
+    ) -> Result<Self, Int8Error> {
         check_axis(channel_axis, D)?;
         let (values, scale) = quantize_per_channel(weight, channel_axis, what)?;
         Ok(Self::assemble(values, scale, channel_axis))
@@ -49,10 +53,18 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
     /// An int8 weight from values and scales made elsewhere (a Keras checkpoint, shards put
     /// back together). `values` must be I8 and `scale` hold one entry per channel; the values
     /// are laid out channel-major here if they are not already.
-    pub fn from_parts(values: Tensor<B, D, Int>, scale: Tensor<B, 1>, channel_axis: usize) -> Result<Self, Int8Error> {
+    pub fn from_parts(
+        values: Tensor<B, D, Int>,
+        scale: Tensor<B, 1>,
+        channel_axis: usize,
+    ) -> Result<Self, Int8Error> {
         check_axis(channel_axis, D)?;
         if values.dtype() != DType::I8 {
-            return Err(Int8Error::WrongDType { what: "int8 weight values".into(), expected: DType::I8, found: values.dtype() });
+            return Err(Int8Error::WrongDType {
+                what: "int8 weight values".into(),
+                expected: DType::I8,
+                found: values.dtype(),
+            });
         }
         let channels = values.dims()[channel_axis];
         if scale.dims() != [channels] {
@@ -62,12 +74,17 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
                 found: scale.dims().to_vec(),
             });
         }
-        Ok(Self::assemble(channel_major(values, channel_axis), scale, channel_axis))
+        Ok(Self::assemble(
+            channel_major(values, channel_axis),
+            scale,
+            channel_axis,
+        ))
     }
 
     fn assemble(values: Tensor<B, D, Int>, scale: Tensor<B, 1>, channel_axis: usize) -> Self {
         Self {
-            values: Param::initialized(ParamId::new(), values).load_mapper(move |values| channel_major(values, channel_axis)),
+            values: Param::initialized(ParamId::new(), values)
+                .load_mapper(move |values| channel_major(values, channel_axis)),
             scale: Param::initialized(ParamId::new(), scale).set_require_grad(false),
             channel_axis,
         }
@@ -108,13 +125,23 @@ impl<B: Backend> Int8Weight<B, 2> {
 }
 
 fn check_axis(channel_axis: usize, rank: usize) -> Result<(), Int8Error> {
-    if channel_axis < rank { Ok(()) } else { Err(Int8Error::AxisOutOfRange { axis: channel_axis, rank }) }
+    if channel_axis < rank {
+        Ok(())
+    } else {
+        Err(Int8Error::AxisOutOfRange {
+            axis: channel_axis,
+            rank,
+        })
+    }
 }
 
 /// `values` stored channel-major: the channel axis outermost in memory, seen through a view
 /// with the logical axes. A no-op for channels on axis 0 (row-major already); otherwise one
 /// pass through host memory (at quantize or load time).
-fn channel_major<B: Backend, const D: usize>(values: Tensor<B, D, Int>, channel_axis: usize) -> Tensor<B, D, Int> {
+fn channel_major<B: Backend, const D: usize>(
+    values: Tensor<B, D, Int>,
+    channel_axis: usize,
+) -> Tensor<B, D, Int> {
     if channel_axis == 0 {
         return values;
     }

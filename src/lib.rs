@@ -29,30 +29,46 @@ pub mod ops;
 pub mod quantizers;
 
 // Without a backend feature there is no kernel to dispatch to: the generic paths remain.
-#[cfg_attr(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")), allow(dead_code, unused_imports, unused_macros))]
-mod autodiff;
-mod conv;
 #[doc(hidden)]
 #[path = "derive_support.rs"]
 pub mod __derive;
-pub mod nn;
+#[cfg_attr(
+    not(any(
+        feature = "flex",
+        feature = "ndarray",
+        feature = "wgpu",
+        feature = "cuda"
+    )),
+    allow(dead_code, unused_imports, unused_macros)
+)]
+mod autodiff;
+mod conv;
+mod conv1d;
+mod conv2d;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub mod cpu;
-#[cfg_attr(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")), allow(dead_code))]
-mod primitive;
+mod embedding;
 /// The int8 kernels of the cubecl backends (wgpu, cuda): dispatch, launch, kernels.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod gpu;
-mod conv1d;
-mod conv2d;
-mod embedding;
 mod int8_weight;
 mod linear;
+pub mod nn;
+#[cfg_attr(
+    not(any(
+        feature = "flex",
+        feature = "ndarray",
+        feature = "wgpu",
+        feature = "cuda"
+    )),
+    allow(dead_code)
+)]
+mod primitive;
 mod quantize;
 mod record_header;
 pub mod row_ops;
-mod weight_error;
 pub mod store;
+mod weight_error;
 
 pub use burn_int8_derive::Quantize;
 pub use conv1d::{Conv1d, QuantizedConv1d};
@@ -72,5 +88,7 @@ pub use weight_error::LayerError;
 /// through rayon's global pool. Call it once, before any tensor work; a second call is an error.
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub fn set_num_threads(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
 }

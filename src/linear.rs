@@ -21,7 +21,10 @@ pub struct QuantizedLinear<B: Backend> {
 
 impl<B: Backend> QuantizedLinear<B> {
     /// Quantizes a float weight `[d_input, d_output]` with one scale per output column.
-    pub fn from_weights(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Result<Self, Int8Error> {
+    pub fn from_weights(
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<Self, Int8Error> {
         let [_, d_output] = weight.dims();
         if let Some(bias) = &bias
             && bias.dims() != [d_output]
@@ -32,7 +35,10 @@ impl<B: Backend> QuantizedLinear<B> {
                 found: bias.dims().to_vec(),
             });
         }
-        Ok(Self { weight: Int8Weight::quantize(weight, 1, "linear weight")?, bias: bias.map(Param::from_tensor) })
+        Ok(Self {
+            weight: Int8Weight::quantize(weight, 1, "linear weight")?,
+            bias: bias.map(Param::from_tensor),
+        })
     }
 
     /// Quantizes a Burn `nn::Linear` (its bias is kept as is).
@@ -42,7 +48,10 @@ impl<B: Backend> QuantizedLinear<B> {
 
     /// Back to a float `nn::Linear` (`q / scale`, Keras's dequantize).
     pub fn dequantize(&self) -> nn::Linear<B> {
-        nn::Linear { weight: Param::from_tensor(self.weight.dequantize()), bias: self.bias.clone() }
+        nn::Linear {
+            weight: Param::from_tensor(self.weight.dequantize()),
+            bias: self.bias.clone(),
+        }
     }
 
     /// `[d_input, d_output]`.
@@ -62,7 +71,10 @@ impl<B: Backend> QuantizedLinear<B> {
     }
 
     /// [`Self::forward`] with a typed error on a wrong input shape.
-    pub fn try_forward<const D: usize>(&self, input: Tensor<B, D>) -> Result<Tensor<B, D>, Int8Error> {
+    pub fn try_forward<const D: usize>(
+        &self,
+        input: Tensor<B, D>,
+    ) -> Result<Tensor<B, D>, Int8Error> {
         let [d_input, d_output] = self.dims();
         let dims = input.dims();
         if D == 0 || dims[D - 1] != d_input {
@@ -72,7 +84,9 @@ impl<B: Backend> QuantizedLinear<B> {
                 found: dims.to_vec(),
             });
         }
-        Ok(map_rows(input, d_output, |rows| quantized_matmul(rows, &self.weight, self.bias.as_ref().map(Param::val))))
+        Ok(map_rows(input, d_output, |rows| {
+            quantized_matmul(rows, &self.weight, self.bias.as_ref().map(Param::val))
+        }))
     }
 }
 
@@ -100,7 +114,10 @@ impl<B: Backend> Linear<B> {
     /// block's q, k and v projections; its gate and up projections). Where all of them are int8
     /// on a CPU backend, the input rows are quantized once and the products run as one parallel
     /// job, with the same bits; elsewhere each layer runs alone.
-    pub fn forward_shared<const D: usize, const L: usize>(layers: [&Self; L], input: Tensor<B, D>) -> [Tensor<B, D>; L] {
+    pub fn forward_shared<const D: usize, const L: usize>(
+        layers: [&Self; L],
+        input: Tensor<B, D>,
+    ) -> [Tensor<B, D>; L] {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
         if let Some(outputs) = shared_int8_forward(&layers, &input) {
             return outputs;
@@ -111,19 +128,33 @@ impl<B: Backend> Linear<B> {
 
 /// [`Linear::forward_shared`] on the CPU kernels, when every layer is int8 and fits the input.
 #[cfg(any(feature = "flex", feature = "ndarray"))]
-fn shared_int8_forward<B: Backend, const D: usize, const L: usize>(layers: &[&Linear<B>; L], input: &Tensor<B, D>) -> Option<[Tensor<B, D>; L]> {
+fn shared_int8_forward<B: Backend, const D: usize, const L: usize>(
+    layers: &[&Linear<B>; L],
+    input: &Tensor<B, D>,
+) -> Option<[Tensor<B, D>; L]> {
     let dims = input.dims();
     let d_input = *dims.last()?;
     let mut tensors = Vec::with_capacity(L);
     for layer in layers {
-        let Linear::Int8(layer) = layer else { return None };
+        let Linear::Int8(layer) = layer else {
+            return None;
+        };
         if layer.dims()[0] != d_input {
             return None;
         }
-        tensors.push((layer.weight.kn(), layer.weight.scale(), layer.bias.as_ref().map(Param::val)));
+        tensors.push((
+            layer.weight.kn(),
+            layer.weight.scale(),
+            layer.bias.as_ref().map(Param::val),
+        ));
     }
-    let refs: Vec<crate::cpu::LayerRef<'_, B>> = tensors.iter().map(|(weight, scale, bias)| (weight, scale, bias.as_ref())).collect();
-    let rows = input.clone().reshape([dims[..D - 1].iter().product(), d_input]);
+    let refs: Vec<crate::cpu::LayerRef<'_, B>> = tensors
+        .iter()
+        .map(|(weight, scale, bias)| (weight, scale, bias.as_ref()))
+        .collect();
+    let rows = input
+        .clone()
+        .reshape([dims[..D - 1].iter().product(), d_input]);
     let outputs = crate::cpu::try_quantized_matmul_shared(&rows, &refs)?;
     let shaped: Vec<Tensor<B, D>> = outputs
         .into_iter()

@@ -21,7 +21,10 @@ pub const WEIGHT_TILE_ELEMENTS: usize = 1 << 22;
 /// `lhs [M, K] (I8) @ rhs [K, N] (I8)` accumulated exactly in i32, returned as an I32 tensor.
 ///
 /// `rhs` may be a strided view (a transposed embedding, for instance).
-pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+pub fn int8_matmul<B: Backend>(
+    lhs: Tensor<B, 2, Int>,
+    rhs: Tensor<B, 2, Int>,
+) -> Tensor<B, 2, Int> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if let Some(product) = crate::cpu::try_int8_matmul(&lhs, &rhs) {
         return product;
@@ -34,7 +37,10 @@ pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -
 }
 
 /// The portable path: exact on every backend, through f32 GEMMs of K ≤ 1024.
-pub fn generic_int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+pub fn generic_int8_matmul<B: Backend>(
+    lhs: Tensor<B, 2, Int>,
+    rhs: Tensor<B, 2, Int>,
+) -> Tensor<B, 2, Int> {
     let [m, k] = lhs.dims();
     let [k_rhs, n] = rhs.dims();
     debug_assert_eq!(k, k_rhs, "int8_matmul: inner dimensions differ");
@@ -49,7 +55,10 @@ pub fn generic_int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2,
         let mut acc: Option<Tensor<B, 2, Int>> = None;
         for k_start in (0..k).step_by(k_chunk) {
             let k_end = (k_start + k_chunk).min(k);
-            let weight_tile = rhs.clone().slice([k_start..k_end, n_start..n_end]).cast(FloatDType::F32);
+            let weight_tile = rhs
+                .clone()
+                .slice([k_start..k_end, n_start..n_end])
+                .cast(FloatDType::F32);
             let partial = lhs
                 .clone()
                 .slice([0..m, k_start..k_end])
@@ -83,7 +92,11 @@ pub fn generic_int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2,
 ///
 /// Under `Autodiff<B>` the gradient of `x` is Keras's straight-through `dy · dequant(W)ᵀ`; the
 /// weight and its scale get none (they are frozen), the bias gets `Σ_rows dy`.
-pub fn quantized_matmul<B: Backend>(x: Tensor<B, 2>, weight: &Int8Weight<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 2> {
+pub fn quantized_matmul<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: &Int8Weight<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
     quantized_matmul_kn(x, weight.kn(), weight.scale(), bias)
 }
 
@@ -95,11 +108,15 @@ pub(crate) fn quantized_matmul_kn<B: Backend>(
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
     // Under `Autodiff<I>` this records a straight-through op and comes back here on `I`.
-    if let Some(output) = crate::autodiff::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref()) {
+    if let Some(output) =
+        crate::autodiff::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref())
+    {
         return output;
     }
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    if let Some(output) = crate::cpu::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref()) {
+    if let Some(output) =
+        crate::cpu::try_quantized_matmul(&x, &weight, &weight_scale, bias.as_ref())
+    {
         return output;
     }
     generic_quantized_matmul_kn(x, weight, weight_scale, bias)
@@ -107,7 +124,11 @@ pub(crate) fn quantized_matmul_kn<B: Backend>(
 
 /// [`quantized_matmul`] through Burn tensor ops and [`int8_matmul`], on every backend: the
 /// oracle the fused kernels are tested against.
-pub fn generic_quantized_matmul<B: Backend>(x: Tensor<B, 2>, weight: &Int8Weight<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 2> {
+pub fn generic_quantized_matmul<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: &Int8Weight<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
     generic_quantized_matmul_kn(x, weight.kn(), weight.scale(), bias)
 }
 

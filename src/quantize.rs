@@ -54,7 +54,12 @@ fn run<B: Backend, M: Quantize<B> + Module<B>>(
     let bytes_before = param_bytes::<B, M>(model);
     // Work on a clone (tensors are shared, so this is cheap) and commit only on success.
     let mut candidate = model.clone();
-    let mut ctx = QuantizeContext { config, mode, path: Vec::new(), report: QuantizeReport::default() };
+    let mut ctx = QuantizeContext {
+        config,
+        mode,
+        path: Vec::new(),
+        report: QuantizeReport::default(),
+    };
     candidate.visit_quantize(&mut ctx)?;
     let mut report = ctx.report;
     report.sort_errors();
@@ -97,7 +102,10 @@ impl QuantizeConfig {
 
     fn skips(&self, path: &str) -> bool {
         let listed = self.skip_paths.iter().any(|skip| {
-            path == skip || path.strip_prefix(skip.as_str()).is_some_and(|rest| rest.starts_with('.'))
+            path == skip
+                || path
+                    .strip_prefix(skip.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
         });
         listed || self.skip_predicates.iter().any(|predicate| predicate(path))
     }
@@ -124,7 +132,11 @@ pub enum SkipReason {
     /// A float layer inside a module that does not implement [`Quantize`] (a `burn::nn` module
     /// such as `MultiHeadAttention`, or a user module without the derive): it is found by
     /// Burn's `ModuleVisitor` but cannot be reached to swap. `fix` says what to change.
-    Unreachable { layer: &'static str, inside: String, fix: String },
+    Unreachable {
+        layer: &'static str,
+        inside: String,
+        fix: String,
+    },
 }
 
 impl fmt::Display for SkipReason {
@@ -133,9 +145,14 @@ impl fmt::Display for SkipReason {
             SkipReason::Config => f.write_str("kept float by the QuantizeConfig"),
             SkipReason::AlreadyQuantized => f.write_str("already int8"),
             SkipReason::NotSwappable(kind) => {
-                write!(f, "burn::nn::{kind} cannot change type in place; use burn_int8::nn::{kind}")
+                write!(
+                    f,
+                    "burn::nn::{kind} cannot change type in place; use burn_int8::nn::{kind}"
+                )
             }
-            SkipReason::Unreachable { layer, inside, fix } => write!(f, "burn::nn::{layer} inside {inside}; {fix}"),
+            SkipReason::Unreachable { layer, inside, fix } => {
+                write!(f, "burn::nn::{layer} inside {inside}; {fix}")
+            }
         }
     }
 }
@@ -174,7 +191,10 @@ impl QuantizeReport {
                 .is_nan()
                 .cmp(&b.sqnr_db.is_nan())
                 .then(a.sqnr_db.total_cmp(&b.sqnr_db))
-                .then(b.worst_channel_relative_error.total_cmp(&a.worst_channel_relative_error))
+                .then(
+                    b.worst_channel_relative_error
+                        .total_cmp(&a.worst_channel_relative_error),
+                )
         });
     }
 }
@@ -194,7 +214,11 @@ impl fmt::Display for QuantizeReport {
             self.bytes_after
         )?;
         for error in self.worst(WORST_SHOWN) {
-            let path = if error.path.is_empty() { "(root)" } else { error.path.as_str() };
+            let path = if error.path.is_empty() {
+                "(root)"
+            } else {
+                error.path.as_str()
+            };
             write!(
                 f,
                 "\n  worst: {path} ({}): SQNR {:.1} dB, worst channel {} relative error {:.2}%",
@@ -205,8 +229,17 @@ impl fmt::Display for QuantizeReport {
             )?;
         }
         if self.errors.len() > WORST_SHOWN {
-            let best = self.errors.iter().map(|e| e.sqnr_db).filter(|s| !s.is_nan()).max_by(f64::total_cmp);
-            write!(f, "\n  ... {} more layer(s)", self.errors.len() - WORST_SHOWN)?;
+            let best = self
+                .errors
+                .iter()
+                .map(|e| e.sqnr_db)
+                .filter(|s| !s.is_nan())
+                .max_by(f64::total_cmp);
+            write!(
+                f,
+                "\n  ... {} more layer(s)",
+                self.errors.len() - WORST_SHOWN
+            )?;
             if let Some(best) = best {
                 write!(f, ", best SQNR {best:.1} dB")?;
             }
@@ -279,7 +312,13 @@ impl QuantizeContext<'_> {
     }
 
     /// Puts `replacement` (if any) into `slot` and records what happened.
-    pub fn swap<T>(&mut self, slot: &mut T, replacement: Option<T>, was_quantized: bool, kind: &'static str) {
+    pub fn swap<T>(
+        &mut self,
+        slot: &mut T,
+        replacement: Option<T>,
+        was_quantized: bool,
+        kind: &'static str,
+    ) {
         match replacement {
             Some(layer) => {
                 *slot = layer;
@@ -287,7 +326,9 @@ impl QuantizeContext<'_> {
             }
             None if self.mode == Mode::Quantize && was_quantized => {
                 tracing::info!(path = %self.path(), "already int8: skipped");
-                self.report.skipped.push((self.path(), SkipReason::AlreadyQuantized));
+                self.report
+                    .skipped
+                    .push((self.path(), SkipReason::AlreadyQuantized));
             }
             None => {}
         }
@@ -301,18 +342,31 @@ impl QuantizeContext<'_> {
             return;
         }
         self.path.push(name.to_string());
-        let mut finder = FloatLayerFinder { stack: Vec::new(), found: Vec::new() };
+        let mut finder = FloatLayerFinder {
+            stack: Vec::new(),
+            found: Vec::new(),
+        };
         child.visit(&mut finder);
         let outer = short_type_name(std::any::type_name::<T>());
         for (inner_path, layer, inside) in finder.found {
-            let path = [self.path(), inner_path].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(".");
-            let inside = if inside.is_empty() { outer.clone() } else { inside };
+            let path = [self.path(), inner_path]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(".");
+            let inside = if inside.is_empty() {
+                outer.clone()
+            } else {
+                inside
+            };
             let fix = match counterpart(&outer).or_else(|| counterpart(&inside)) {
                 Some(ours) => format!("use burn_int8::nn::{ours}"),
                 None => format!("derive Quantize for {inside} and use burn_int8::nn layers in it"),
             };
             tracing::warn!(%path, "{layer} inside {inside} stays float; {fix}");
-            self.report.skipped.push((path, SkipReason::Unreachable { layer, inside, fix }));
+            self.report
+                .skipped
+                .push((path, SkipReason::Unreachable { layer, inside, fix }));
         }
         self.path.pop();
     }
@@ -321,7 +375,9 @@ impl QuantizeContext<'_> {
     pub fn not_swappable(&mut self, kind: &'static str) {
         if self.mode == Mode::Quantize {
             tracing::warn!(path = %self.path(), "{kind} is a plain Burn layer and stays float; use burn_int8::{kind}");
-            self.report.skipped.push((self.path(), SkipReason::NotSwappable(kind)));
+            self.report
+                .skipped
+                .push((self.path(), SkipReason::NotSwappable(kind)));
         }
     }
 }
@@ -359,7 +415,8 @@ struct FloatLayerFinder {
 
 impl<B: Backend> ModuleVisitor<B> for FloatLayerFinder {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack.push((name.to_string(), container_type.to_string()));
+        self.stack
+            .push((name.to_string(), container_type.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -367,7 +424,9 @@ impl<B: Backend> ModuleVisitor<B> for FloatLayerFinder {
     }
 
     fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<B, D>>) {
-        let Some((field, container)) = self.stack.last() else { return };
+        let Some((field, container)) = self.stack.last() else {
+            return;
+        };
         let layer = match (field.as_str(), container.as_str()) {
             ("weight", "Struct:Linear") => "Linear",
             ("weight", "Struct:Embedding") => "Embedding",
@@ -376,7 +435,11 @@ impl<B: Backend> ModuleVisitor<B> for FloatLayerFinder {
             _ => return,
         };
         let layer_path = &self.stack[..self.stack.len() - 1];
-        let path = layer_path.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(".");
+        let path = layer_path
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(".");
         // The struct holding the layer: the nearest enclosing struct above it.
         let inside = layer_path
             .iter()
@@ -392,7 +455,10 @@ impl<B: Backend> ModuleVisitor<B> for FloatLayerFinder {
 /// container (`Vec<X>`, `Option<X>`) gives its element's name.
 fn short_type_name(full: &str) -> String {
     let mut name = full;
-    while let Some(inner) = ["alloc::vec::Vec<", "core::option::Option<"].iter().find_map(|p| name.strip_prefix(p)) {
+    while let Some(inner) = ["alloc::vec::Vec<", "core::option::Option<"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+    {
         name = inner.strip_suffix('>').unwrap_or(inner);
     }
     let base = name.split('<').next().unwrap_or(name);
@@ -534,7 +600,9 @@ macro_rules! swappable_layer {
                         ctx.record_error(stringify!($enum), error);
                         Some($enum::Int8(int8))
                     }
-                    (Mode::Dequantize, $enum::Int8(layer)) => Some($enum::Float(layer.dequantize())),
+                    (Mode::Dequantize, $enum::Int8(layer)) => {
+                        Some($enum::Float(layer.dequantize()))
+                    }
                     _ => None,
                 };
                 let was_quantized = self.is_quantized();

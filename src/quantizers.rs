@@ -28,7 +28,10 @@ pub fn abs_max_quantize<B: Backend, const D: usize>(
     }
     let shape = x.dims();
     if shape.contains(&0) {
-        return Err(Int8Error::EmptyTensor { what: "tensor".into(), shape: shape.to_vec() });
+        return Err(Int8Error::EmptyTensor {
+            what: "tensor".into(),
+            shape: shape.to_vec(),
+        });
     }
     Ok(abs_max_quantize_along(x, axis))
 }
@@ -65,9 +68,16 @@ pub(crate) fn abs_max_quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
             *nan |= v.is_nan();
         }
     }
-    let amax = maxes.iter().chain(tail).fold(0.0f32, |max, &v| if v.abs() > max { v.abs() } else { max });
+    let amax = maxes
+        .iter()
+        .chain(tail)
+        .fold(0.0f32, |max, &v| if v.abs() > max { v.abs() } else { max });
     // A NaN row has a NaN scale, as in the tensor version (whose outputs are NaN either way).
-    let amax = if nans.contains(&true) || tail.iter().any(|v| v.is_nan()) { f32::NAN } else { amax };
+    let amax = if nans.contains(&true) || tail.iter().any(|v| v.is_nan()) {
+        f32::NAN
+    } else {
+        amax
+    };
     let scale = INT8_MAX / (amax + ABS_MAX_EPSILON);
     for (q, &v) in out.iter_mut().zip(row) {
         // Clamping before rounding is the same as after: the bounds are integers.
@@ -90,7 +100,10 @@ pub fn quantize_with_scale<B: Backend, const D: usize>(
     scale: Tensor<B, D>,
 ) -> Tensor<B, D, Int> {
     // Burn's `round` is round-half-to-even on every backend, like `jnp.round`.
-    x.mul(scale).round().clamp(-INT8_MAX, INT8_MAX).cast(IntDType::I8)
+    x.mul(scale)
+        .round()
+        .clamp(-INT8_MAX, INT8_MAX)
+        .cast(IntDType::I8)
 }
 
 /// Keras's dequantize: `q / scale` (a true division).
@@ -110,7 +123,10 @@ pub fn ensure_finite<B: Backend, const D: usize>(
     let count = bad.int().sum().into_scalar();
     let count = burn::tensor::ElementConversion::elem::<i64>(count) as usize;
     if count > 0 {
-        return Err(Int8Error::NonFinite { what: what.to_string(), count });
+        return Err(Int8Error::NonFinite {
+            what: what.to_string(),
+            count,
+        });
     }
     Ok(())
 }
@@ -122,7 +138,10 @@ pub(crate) fn ensure_non_empty<B: Backend, const D: usize>(
 ) -> Result<(), Int8Error> {
     let shape = x.dims();
     if shape.contains(&0) {
-        return Err(Int8Error::EmptyTensor { what: what.to_string(), shape: shape.to_vec() });
+        return Err(Int8Error::EmptyTensor {
+            what: what.to_string(),
+            shape: shape.to_vec(),
+        });
     }
     Ok(())
 }
@@ -144,7 +163,8 @@ pub(crate) fn quantize_per_channel<B: Backend, const D: usize>(
     // (`cpu::x86`). Records save the logical tensor, so files keep the canonical layout.
     let rows = weight.swap_dims(0, channel_axis);
     let swapped = rows.dims();
-    let (q, scale) = abs_max_quantize_along(rows.reshape([channels, swapped[1..].iter().product()]), 1);
+    let (q, scale) =
+        abs_max_quantize_along(rows.reshape([channels, swapped[1..].iter().product()]), 1);
     let q = q.reshape(swapped).swap_dims(0, channel_axis);
     Ok((q, scale.reshape([channels])))
 }
@@ -170,15 +190,32 @@ mod tests {
     #[test]
     fn row_quantizer_matches_the_tensor_version() {
         let device = Default::default();
-        let ties = vec![127.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, 126.5, -126.5, 0.0, -127.0];
-        let random = Tensor::<NdArray, 1>::random([4099], Distribution::Normal(0.0, 3.0), &device).into_data().to_vec::<f32>().unwrap();
+        let ties = vec![
+            127.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, 126.5, -126.5, 0.0, -127.0,
+        ];
+        let random = Tensor::<NdArray, 1>::random([4099], Distribution::Normal(0.0, 3.0), &device)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         // Longer than one 16-lane chunk too, with the maximum inside a chunk.
-        for row in [ties.repeat(3), ties, random, vec![0.0; 5], vec![1e-30, -3e-38, 2e-45]] {
-            let tensor = Tensor::<NdArray, 2>::from_data(TensorData::new(row.clone(), [1, row.len()]), &device);
+        for row in [
+            ties.repeat(3),
+            ties,
+            random,
+            vec![0.0; 5],
+            vec![1e-30, -3e-38, 2e-45],
+        ] {
+            let tensor = Tensor::<NdArray, 2>::from_data(
+                TensorData::new(row.clone(), [1, row.len()]),
+                &device,
+            );
             let (q, scale) = abs_max_quantize(tensor, 1).unwrap();
             let mut out = vec![0i8; row.len()];
             let row_scale = abs_max_quantize_row(&row, &mut out);
-            assert_eq!(row_scale.to_bits(), scale.into_data().to_vec::<f32>().unwrap()[0].to_bits());
+            assert_eq!(
+                row_scale.to_bits(),
+                scale.into_data().to_vec::<f32>().unwrap()[0].to_bits()
+            );
             assert_eq!(out, q.into_data().convert::<i8>().to_vec::<i8>().unwrap());
         }
     }

@@ -45,11 +45,15 @@ pub(crate) struct ExpectedTensor {
 /// The problems of the record at `path` for a model holding `expected` (full tensor paths);
 /// `Err` when the header itself cannot be read. Tensors the model does not hold are left to
 /// burn-store, which reports them as unexpected without reading them.
-pub(crate) fn mismatches(path: &Path, expected: &BTreeMap<String, ExpectedTensor>) -> Result<Vec<String>, String> {
+pub(crate) fn mismatches(
+    path: &Path,
+    expected: &BTreeMap<String, ExpectedTensor>,
+) -> Result<Vec<String>, String> {
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut header = [0u8; HEADER_LEN];
-    file.read_exact(&mut header).map_err(|_| format!("{file_len} bytes: too short for a Burnpack header"))?;
+    file.read_exact(&mut header)
+        .map_err(|_| format!("{file_len} bytes: too short for a Burnpack header"))?;
     let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let version = u16::from_le_bytes([header[4], header[5]]);
     let metadata_len = u32::from_le_bytes([header[6], header[7], header[8], header[9]]);
@@ -57,19 +61,27 @@ pub(crate) fn mismatches(path: &Path, expected: &BTreeMap<String, ExpectedTensor
         return Err("not a Burnpack file (bad magic number)".into());
     }
     if version > MAX_VERSION {
-        return Err(format!("Burnpack format version {version}; this build reads up to {MAX_VERSION}"));
+        return Err(format!(
+            "Burnpack format version {version}; this build reads up to {MAX_VERSION}"
+        ));
     }
     if metadata_len > MAX_METADATA_LEN || HEADER_LEN as u64 + u64::from(metadata_len) > file_len {
-        return Err(format!("its header claims {metadata_len} bytes of metadata in a {file_len}-byte file"));
+        return Err(format!(
+            "its header claims {metadata_len} bytes of metadata in a {file_len}-byte file"
+        ));
     }
     let mut metadata = vec![0u8; metadata_len as usize];
     file.read_exact(&mut metadata).map_err(|e| e.to_string())?;
-    let metadata: Metadata = ciborium::from_reader(metadata.as_slice()).map_err(|e| format!("unreadable metadata: {e}"))?;
-    let data_start = (HEADER_LEN as u64 + u64::from(metadata_len)).div_ceil(DATA_ALIGNMENT) * DATA_ALIGNMENT;
+    let metadata: Metadata = ciborium::from_reader(metadata.as_slice())
+        .map_err(|e| format!("unreadable metadata: {e}"))?;
+    let data_start =
+        (HEADER_LEN as u64 + u64::from(metadata_len)).div_ceil(DATA_ALIGNMENT) * DATA_ALIGNMENT;
 
     let mut problems = Vec::new();
     for (name, stored) in &metadata.tensors {
-        let Some(wanted) = expected.get(name) else { continue };
+        let Some(wanted) = expected.get(name) else {
+            continue;
+        };
         if let Some(problem) = mismatch(stored, wanted, data_start, file_len) {
             problems.push(format!("`{name}`: {problem}"));
         }
@@ -77,22 +89,48 @@ pub(crate) fn mismatches(path: &Path, expected: &BTreeMap<String, ExpectedTensor
     Ok(problems)
 }
 
-fn mismatch(stored: &Descriptor, wanted: &ExpectedTensor, data_start: u64, file_len: u64) -> Option<String> {
+fn mismatch(
+    stored: &Descriptor,
+    wanted: &ExpectedTensor,
+    data_start: u64,
+    file_len: u64,
+) -> Option<String> {
     if stored.dtype != wanted.dtype {
-        return Some(format!("stored as {:?}, the model holds {:?}", stored.dtype, wanted.dtype));
+        return Some(format!(
+            "stored as {:?}, the model holds {:?}",
+            stored.dtype, wanted.dtype
+        ));
     }
-    let same_shape = stored.shape.len() == wanted.shape.len() && stored.shape.iter().zip(&wanted.shape).all(|(&s, &w)| s == w as u64);
+    let same_shape = stored.shape.len() == wanted.shape.len()
+        && stored
+            .shape
+            .iter()
+            .zip(&wanted.shape)
+            .all(|(&s, &w)| s == w as u64);
     if !same_shape {
-        return Some(format!("shape {:?} in the file, {:?} in the model", stored.shape, wanted.shape));
+        return Some(format!(
+            "shape {:?} in the file, {:?} in the model",
+            stored.shape, wanted.shape
+        ));
     }
     let (start, end) = stored.data_offsets;
-    let needed = wanted.shape.iter().try_fold(stored.dtype.size() as u64, |bytes, &dim| bytes.checked_mul(dim as u64));
+    let needed = wanted
+        .shape
+        .iter()
+        .try_fold(stored.dtype.size() as u64, |bytes, &dim| {
+            bytes.checked_mul(dim as u64)
+        });
     let held = end.checked_sub(start);
     if held.is_none() || held != needed {
-        return Some(format!("bytes {start}..{end} of the data section cannot hold {:?} {:?}", stored.dtype, wanted.shape));
+        return Some(format!(
+            "bytes {start}..{end} of the data section cannot hold {:?} {:?}",
+            stored.dtype, wanted.shape
+        ));
     }
     match data_start.checked_add(end) {
         Some(last) if last <= file_len => None,
-        _ => Some(format!("its data ends past the end of the file ({file_len} bytes)")),
+        _ => Some(format!(
+            "its data ends past the end of the file ({file_len} bytes)"
+        )),
     }
 }

@@ -19,7 +19,12 @@ use crate::ops::map_rows;
 ///
 /// `weight_offset` is `1.0` for Gemma's `(1 + w)` scale and `0.0` for the usual one. Computed in
 /// f32 on `x [..., d]` with `weight [d]`.
-pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>, weight: Tensor<B, 1>, weight_offset: f32, eps: f64) -> Tensor<B, D> {
+pub fn rms_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    weight_offset: f32,
+    eps: f64,
+) -> Tensor<B, D> {
     let d = x.dims()[D - 1];
     map_rows(x, d, |rows| {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
@@ -31,21 +36,40 @@ pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>, weight: Tensor<B, 1
 }
 
 /// [`rms_norm`] through Burn tensor ops, on every backend.
-pub fn generic_rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>, weight: Tensor<B, 1>, weight_offset: f32, eps: f64) -> Tensor<B, D> {
-    let inverse_rms = x.clone().powi_scalar(2).mean_dim(D - 1).add_scalar(eps).sqrt().recip();
+pub fn generic_rms_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    weight_offset: f32,
+    eps: f64,
+) -> Tensor<B, D> {
+    let inverse_rms = x
+        .clone()
+        .powi_scalar(2)
+        .mean_dim(D - 1)
+        .add_scalar(eps)
+        .sqrt()
+        .recip();
     let scale = weight.add_scalar(weight_offset).unsqueeze::<D>();
     x.mul(inverse_rms).mul(scale)
 }
 
 /// `residual + rms_norm(x)`: a normed branch added back to the residual stream (Gemma's
 /// post-attention and post-feed-forward norms), one pass on the CPU backends.
-pub fn add_rms_norm<B: Backend, const D: usize>(residual: Tensor<B, D>, x: Tensor<B, D>, weight: Tensor<B, 1>, weight_offset: f32, eps: f64) -> Tensor<B, D> {
+pub fn add_rms_norm<B: Backend, const D: usize>(
+    residual: Tensor<B, D>,
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    weight_offset: f32,
+    eps: f64,
+) -> Tensor<B, D> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if residual.dims() == x.dims() {
         let dims = x.dims();
         let rows = [dims[..D - 1].iter().product(), dims[D - 1]];
         let (residual_rows, x_rows) = (residual.clone().reshape(rows), x.clone().reshape(rows));
-        if let Some(output) = crate::cpu::try_add_rms_norm(&residual_rows, &x_rows, &weight, weight_offset, eps) {
+        if let Some(output) =
+            crate::cpu::try_add_rms_norm(&residual_rows, &x_rows, &weight, weight_offset, eps)
+        {
             return output.reshape(dims);
         }
     }
@@ -53,7 +77,13 @@ pub fn add_rms_norm<B: Backend, const D: usize>(residual: Tensor<B, D>, x: Tenso
 }
 
 /// [`add_rms_norm`] through Burn tensor ops, on every backend.
-pub fn generic_add_rms_norm<B: Backend, const D: usize>(residual: Tensor<B, D>, x: Tensor<B, D>, weight: Tensor<B, 1>, weight_offset: f32, eps: f64) -> Tensor<B, D> {
+pub fn generic_add_rms_norm<B: Backend, const D: usize>(
+    residual: Tensor<B, D>,
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    weight_offset: f32,
+    eps: f64,
+) -> Tensor<B, D> {
     residual.add(generic_rms_norm(x, weight, weight_offset, eps))
 }
 
@@ -65,7 +95,11 @@ pub fn generic_add_rms_norm<B: Backend, const D: usize>(residual: Tensor<B, D>, 
 /// A decode step's one new position sees its whole cache (local layers keep only their window),
 /// so it needs no mask; that case (`seq == 1`) is one host pass on the CPU backends, reading
 /// the keys and values in place even as views into a larger cache buffer.
-pub fn attend_unmasked<B: Backend>(query: Tensor<B, 4>, keys: Tensor<B, 4>, values: Tensor<B, 4>) -> Tensor<B, 3> {
+pub fn attend_unmasked<B: Backend>(
+    query: Tensor<B, 4>,
+    keys: Tensor<B, 4>,
+    values: Tensor<B, 4>,
+) -> Tensor<B, 3> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if let Some(output) = crate::cpu::try_attend_one_query(&query, &keys, &values) {
         return output;
@@ -74,13 +108,20 @@ pub fn attend_unmasked<B: Backend>(query: Tensor<B, 4>, keys: Tensor<B, 4>, valu
 }
 
 /// [`attend_unmasked`] through Burn tensor ops, on every backend.
-pub fn generic_attend_unmasked<B: Backend>(query: Tensor<B, 4>, keys: Tensor<B, 4>, values: Tensor<B, 4>) -> Tensor<B, 3> {
+pub fn generic_attend_unmasked<B: Backend>(
+    query: Tensor<B, 4>,
+    keys: Tensor<B, 4>,
+    values: Tensor<B, 4>,
+) -> Tensor<B, 3> {
     let [batch, seq, heads, head_dim] = query.dims();
     let kv_heads = keys.dims()[1];
     let group = heads / kv_heads;
     // The query heads sharing a kv head become rows (position, head) of one matrix, so one
     // batched matmul serves each kv head (no repeated keys in memory).
-    let query = query.reshape([batch, seq, kv_heads, group * head_dim]).swap_dims(1, 2).reshape([batch, kv_heads, seq * group, head_dim]);
+    let query = query
+        .reshape([batch, seq, kv_heads, group * head_dim])
+        .swap_dims(1, 2)
+        .reshape([batch, kv_heads, seq * group, head_dim]);
     let probabilities = burn::tensor::activation::softmax(query.matmul(keys.transpose()), 3);
     probabilities
         .matmul(values)
@@ -91,12 +132,17 @@ pub fn generic_attend_unmasked<B: Backend>(query: Tensor<B, 4>, keys: Tensor<B, 
 
 /// `gelu_tanh(gate) · up`: the gate of a GeGLU feed-forward (Gemma's MLP), one pass on the CPU
 /// backends instead of nine elementwise ops.
-pub fn gelu_tanh_mul<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
+pub fn gelu_tanh_mul<B: Backend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> Tensor<B, D> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if gate.dims() == up.dims() {
         let dims = gate.dims();
         let rows = [dims[..D - 1].iter().product(), dims[D - 1]];
-        if let Some(output) = crate::cpu::try_gelu_tanh_mul(&gate.clone().reshape(rows), &up.clone().reshape(rows)) {
+        if let Some(output) =
+            crate::cpu::try_gelu_tanh_mul(&gate.clone().reshape(rows), &up.clone().reshape(rows))
+        {
             return output.reshape(dims);
         }
     }
@@ -104,7 +150,10 @@ pub fn gelu_tanh_mul<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<
 }
 
 /// [`gelu_tanh_mul`] through Burn tensor ops, on every backend.
-pub fn generic_gelu_tanh_mul<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
+pub fn generic_gelu_tanh_mul<B: Backend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> Tensor<B, D> {
     gelu_tanh(gate).mul(up)
 }
 
@@ -113,7 +162,10 @@ pub fn generic_gelu_tanh_mul<B: Backend, const D: usize>(gate: Tensor<B, D>, up:
 pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     // `x³` as `x·x·x`: what JAX's `x ** 3` (integer_pow) computes, and no `powf` per element.
     let cube = x.clone().mul(x.clone()).mul(x.clone());
-    let inner = x.clone().add(cube.mul_scalar(GELU_CUBE)).mul_scalar(SQRT_2_OVER_PI);
+    let inner = x
+        .clone()
+        .add(cube.mul_scalar(GELU_CUBE))
+        .mul_scalar(SQRT_2_OVER_PI);
     // `0.5 (1 + tanh(u)) = sigmoid(2u)`: one `exp` per element instead of `tanh`'s `expm1`
     // and division (the same value to a few ulps; the Keras parity tests hold).
     x.mul(burn::tensor::activation::sigmoid(inner.mul_scalar(2.0)))
@@ -127,7 +179,11 @@ pub(crate) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// Rotate-half RoPE on `x [batch, seq, heads, head_dim]`: `x·cos + [x₂, x₁]·signed_sin`, where
 /// `x₁, x₂` are the two halves of each head and `signed_sin` carries rotate-half's minus sign
 /// in its first half. `cos` and `signed_sin` have `x`'s shape, or batch 1 (shared by every row).
-pub fn rope_rotate_half<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, signed_sin: Tensor<B, 4>) -> Tensor<B, 4> {
+pub fn rope_rotate_half<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: Tensor<B, 4>,
+    signed_sin: Tensor<B, 4>,
+) -> Tensor<B, 4> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if let Some(output) = crate::cpu::try_rope_rotate_half(&x, &cos, &signed_sin) {
         return output;
@@ -136,11 +192,17 @@ pub fn rope_rotate_half<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, signed_s
 }
 
 /// [`rope_rotate_half`] through Burn tensor ops, on every backend.
-pub fn generic_rope_rotate_half<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, signed_sin: Tensor<B, 4>) -> Tensor<B, 4> {
+pub fn generic_rope_rotate_half<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: Tensor<B, 4>,
+    signed_sin: Tensor<B, 4>,
+) -> Tensor<B, 4> {
     let [batch, seq, heads, head_dim] = x.dims();
     let half = head_dim / 2;
     let first = x.clone().slice([0..batch, 0..seq, 0..heads, 0..half]);
-    let second = x.clone().slice([0..batch, 0..seq, 0..heads, half..head_dim]);
+    let second = x
+        .clone()
+        .slice([0..batch, 0..seq, 0..heads, half..head_dim]);
     let swapped = Tensor::cat(vec![second, first], 3);
     x.mul(cos).add(swapped.mul(signed_sin))
 }
@@ -150,7 +212,11 @@ pub fn generic_rope_rotate_half<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, 
 /// `slice_assign` copies the whole destination first, which made a decode step copy every
 /// layer's cache to append one position. Elsewhere, and for a shared buffer (whose other
 /// handles keep their values), Burn's `slice_assign`.
-pub fn slice_assign<B: Backend, const D: usize>(buffer: Tensor<B, D>, ranges: [Range<usize>; D], value: Tensor<B, D>) -> Tensor<B, D> {
+pub fn slice_assign<B: Backend, const D: usize>(
+    buffer: Tensor<B, D>,
+    ranges: [Range<usize>; D],
+    value: Tensor<B, D>,
+) -> Tensor<B, D> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     let buffer = match crate::cpu::try_write_in_place(buffer, &ranges, &value) {
         Ok(written) => return written,

@@ -54,7 +54,11 @@ pub(crate) fn weight_error<B: Backend, const D: usize>(
     let rest: usize = shape.iter().product::<usize>() / channels.max(1);
     // One row per channel, as `quantize_per_channel` lays the weight out to quantize it.
     let rows = |tensor: Tensor<B, D>| -> Tensor<B, 2> {
-        tensor.detach().cast(FloatDType::F32).swap_dims(0, channel_axis).reshape([channels, rest])
+        tensor
+            .detach()
+            .cast(FloatDType::F32)
+            .swap_dims(0, channel_axis)
+            .reshape([channels, rest])
     };
     let float = rows(float);
     let dequantized = rows(dequantized);
@@ -77,7 +81,11 @@ pub(crate) fn weight_error<B: Backend, const D: usize>(
 pub(crate) fn from_channel_sums(signal: &[f64], noise: &[f64]) -> WeightError {
     let total_signal: f64 = signal.iter().sum();
     let total_noise: f64 = noise.iter().sum();
-    let sqnr_db = if total_noise == 0.0 { f64::INFINITY } else { 10.0 * (total_signal / total_noise).log10() };
+    let sqnr_db = if total_noise == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (total_signal / total_noise).log10()
+    };
     // (channel, relative error); NaN only when the sums are NaN, and then it never wins.
     let mut worst = (0, f64::NAN);
     for (channel, (&s, &n)) in signal.iter().zip(noise).enumerate() {
@@ -86,7 +94,11 @@ pub(crate) fn from_channel_sums(signal: &[f64], noise: &[f64]) -> WeightError {
             worst = (channel, relative);
         }
     }
-    WeightError { sqnr_db, worst_channel_relative_error: worst.1, worst_channel: worst.0 }
+    WeightError {
+        sqnr_db,
+        worst_channel_relative_error: worst.1,
+        worst_channel: worst.0,
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,11 @@ use burn_int8::Linear;
 #[test]
 fn a_quantized_model_fine_tunes_around_its_frozen_int8_layers() {
     let report = finetune_int8::run(60, 40).expect("run the example");
-    assert!(report.fp32_accuracy > 0.8, "the float model did not learn: {}", report.fp32_accuracy);
+    assert!(
+        report.fp32_accuracy > 0.8,
+        "the float model did not learn: {}",
+        report.fp32_accuracy
+    );
     assert!(
         report.int8_accuracy >= report.fp32_accuracy - 0.02,
         "int8 {} against fp32 {}",
@@ -21,14 +25,25 @@ fn a_quantized_model_fine_tunes_around_its_frozen_int8_layers() {
     let losses = &report.finetune_losses;
     let mean = |window: &[f32]| window.iter().sum::<f32>() / window.len() as f32;
     let (first, last) = (mean(&losses[..8]), mean(&losses[losses.len() - 8..]));
-    assert!(last < 0.8 * first, "fine-tuning loss went from {first} to {last}");
+    assert!(
+        last < 0.8 * first,
+        "fine-tuning loss went from {first} to {last}"
+    );
 
     let (before, after) = (&report.before_finetuning, &report.finetuned);
     let (Linear::Int8(mix_before), Linear::Int8(mix_after)) = (&before.mix, &after.mix) else {
         panic!("`mix` should be int8");
     };
-    assert_eq!(mix_before.weight.values.val().into_data(), mix_after.weight.values.val().into_data(), "int8 weight moved");
-    assert_eq!(mix_before.weight.scale().into_data(), mix_after.weight.scale().into_data(), "scale moved");
+    assert_eq!(
+        mix_before.weight.values.val().into_data(),
+        mix_after.weight.values.val().into_data(),
+        "int8 weight moved"
+    );
+    assert_eq!(
+        mix_before.weight.scale().into_data(),
+        mix_after.weight.scale().into_data(),
+        "scale moved"
+    );
     assert_ne!(
         before.norm.gamma.val().into_data(),
         after.norm.gamma.val().into_data(),

@@ -2,17 +2,22 @@
 //! compiled GPU backend: wgpu on Mesa lavapipe everywhere, CUDA where a GPU is present.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-
 use burn::tensor::{DType, FloatDType, Int, IntDType, Tensor, TensorData, backend::Backend};
-use burn_int8::gpu::{MAX_STRIDED_ROWS, WeightLayout, int8_matmul_with_layout, try_int8_matmul, weight_layout_of};
+use burn_int8::gpu::{
+    MAX_STRIDED_ROWS, WeightLayout, int8_matmul_with_layout, try_int8_matmul, weight_layout_of,
+};
 use burn_int8::ops::generic_int8_matmul;
 
 /// Deterministic int8 values covering the full range, extremes included.
 fn random_i8(len: usize, seed: u64) -> Vec<i8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|i| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             match i % 17 {
                 0 => -128,
                 1 => 127,
@@ -22,11 +27,21 @@ fn random_i8(len: usize, seed: u64) -> Vec<i8> {
         .collect()
 }
 
-fn int8_tensor<B: Backend>(values: Vec<i8>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2, Int> {
+fn int8_tensor<B: Backend>(
+    values: Vec<i8>,
+    shape: [usize; 2],
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(values, shape), (device, DType::I8))
 }
 
-fn operands<B: Backend>(m: usize, k: usize, n: usize, transposed: bool, device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+fn operands<B: Backend>(
+    m: usize,
+    k: usize,
+    n: usize,
+    transposed: bool,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
     let seed = (m * 1_000_003 + k * 1009 + n) as u64;
     let lhs = int8_tensor(random_i8(m * k, seed), [m, k], device);
     let rhs = if transposed {
@@ -41,7 +56,11 @@ fn assert_same<B: Backend>(actual: Tensor<B, 2, Int>, expected: Tensor<B, 2, Int
     assert_eq!(actual.dtype(), DType::I32, "{what}");
     assert_eq!(actual.dims(), expected.dims(), "{what}");
     let (actual, expected) = (actual.into_data(), expected.into_data());
-    assert_eq!(actual.as_slice::<i32>().unwrap(), expected.as_slice::<i32>().unwrap(), "{what}");
+    assert_eq!(
+        actual.as_slice::<i32>().unwrap(),
+        expected.as_slice::<i32>().unwrap(),
+        "{what}"
+    );
 }
 
 /// The kernel's product equals the generic path's, bit for bit; the dispatch declines only the
@@ -54,7 +73,10 @@ fn check<B: Backend>(m: usize, k: usize, n: usize, transposed: bool, device: &B:
     match try_int8_matmul(&lhs, &rhs) {
         Some(actual) => assert_same(actual, expected, &what),
         None => {
-            assert!(layout == WeightLayout::Strided && m > MAX_STRIDED_ROWS, "declined {what}");
+            assert!(
+                layout == WeightLayout::Strided && m > MAX_STRIDED_ROWS,
+                "declined {what}"
+            );
             let actual = int8_matmul_with_layout(&lhs, &rhs, layout).expect("strided kernel");
             assert_same(actual, expected, &what);
         }
@@ -85,7 +107,11 @@ fn under_autodiff<B: Backend>(device: &B::Device) {
     let lhs = Tensor::<A<B>, 2, Int>::from_primitive(lhs.into_primitive());
     let rhs = Tensor::<A<B>, 2, Int>::from_primitive(rhs.into_primitive());
     let actual = try_int8_matmul(&lhs, &rhs).expect("kernel under autodiff");
-    assert_same(Tensor::<B, 2, Int>::from_primitive(actual.into_primitive()), expected, "autodiff");
+    assert_same(
+        Tensor::<B, 2, Int>::from_primitive(actual.into_primitive()),
+        expected,
+        "autodiff",
+    );
 }
 
 #[test]
@@ -101,9 +127,17 @@ fn packed_shapes<B: Backend>(device: &B::Device) {
             let lhs = int8_tensor::<B>(vec![0; m * k], [m, k], device);
             let kn = int8_tensor::<B>(vec![0; k * n], [k, n], device);
             let nk = int8_tensor::<B>(vec![0; n * k], [n, k], device).transpose();
-            assert_eq!(weight_layout_of(&lhs, &nk), Some(WeightLayout::PackedNk), "{k}x{n}");
+            assert_eq!(
+                weight_layout_of(&lhs, &nk),
+                Some(WeightLayout::PackedNk),
+                "{k}x{n}"
+            );
             let kn_layout = weight_layout_of(&lhs, &kn).expect("a cubecl backend");
-            assert_eq!(kn_layout == WeightLayout::PackedKn, n.is_multiple_of(4), "{k}x{n}");
+            assert_eq!(
+                kn_layout == WeightLayout::PackedKn,
+                n.is_multiple_of(4),
+                "{k}x{n}"
+            );
             check::<B>(m, k, n, false, device);
             check::<B>(m, k, n, true, device);
         }
@@ -118,10 +152,18 @@ fn packed_kernels_match_generic() {
 /// All-extreme values: the largest magnitudes a row can sum to, against the closed form.
 fn extremes<B: Backend>(device: &B::Device) {
     // K = 1024 takes the packed kernels, K = 1023 the strided one.
-    for (a, b, k) in [(-128i8, -128i8, 1024), (-128, 127, 1024), (127, 127, 1024), (-128, -128, 1023)] {
+    for (a, b, k) in [
+        (-128i8, -128i8, 1024),
+        (-128, 127, 1024),
+        (127, 127, 1024),
+        (-128, -128, 1023),
+    ] {
         let (m, n) = (2, 8);
         let lhs = int8_tensor::<B>(vec![a; m * k], [m, k], device);
-        for rhs in [int8_tensor::<B>(vec![b; k * n], [k, n], device), int8_tensor::<B>(vec![b; n * k], [n, k], device).transpose()] {
+        for rhs in [
+            int8_tensor::<B>(vec![b; k * n], [k, n], device),
+            int8_tensor::<B>(vec![b; n * k], [n, k], device).transpose(),
+        ] {
             let actual = try_int8_matmul(&lhs, &rhs).expect("kernel").into_data();
             let expected = vec![a as i32 * b as i32 * k as i32; m * n];
             assert_eq!(actual.as_slice::<i32>().unwrap(), expected.as_slice());
@@ -144,7 +186,11 @@ fn strided_view<B: Backend>(device: &B::Device) {
     let rhs = full.slice([0..k, 0..n]);
     assert_eq!(weight_layout_of(&lhs, &rhs), Some(WeightLayout::Strided));
     let expected = generic_int8_matmul(lhs.clone(), rhs.clone());
-    assert_same(try_int8_matmul(&lhs, &rhs).expect("kernel"), expected, "column slice");
+    assert_same(
+        try_int8_matmul(&lhs, &rhs).expect("kernel"),
+        expected,
+        "column slice",
+    );
     // A layout the weight does not have is refused, not run on the wrong bytes.
     assert!(int8_matmul_with_layout(&lhs, &rhs, WeightLayout::PackedKn).is_none());
 }
@@ -159,7 +205,10 @@ fn declines_other_dtypes<B: Backend>(device: &B::Device) {
     let rhs = int8_tensor::<B>(random_i8(12, 2), [3, 4], device);
     assert!(try_int8_matmul(&lhs.clone().cast(IntDType::I32), &rhs).is_none());
     assert!(try_int8_matmul(&lhs, &rhs.clone().cast(IntDType::I32)).is_none());
-    assert!(try_int8_matmul(&lhs, &rhs.clone().transpose()).is_none(), "inner sizes differ");
+    assert!(
+        try_int8_matmul(&lhs, &rhs.clone().transpose()).is_none(),
+        "inner sizes differ"
+    );
     assert!(try_int8_matmul(&lhs, &rhs).is_some());
 }
 
@@ -217,7 +266,11 @@ fn bench_kernels<B: Backend>(device: &B::Device) {
         let mut best = [f64::INFINITY; 3];
         for round in 0..4 {
             let iters = if round == 0 { 1 } else { 10 }; // round 0 compiles and warms up
-            let times = [time_ms(iters, &mut kernel), time_ms(iters, &mut f32_only), time_ms(iters, &mut generic)];
+            let times = [
+                time_ms(iters, &mut kernel),
+                time_ms(iters, &mut f32_only),
+                time_ms(iters, &mut generic),
+            ];
             if round > 0 {
                 for (b, t) in best.iter_mut().zip(times) {
                     *b = b.min(t);
@@ -225,7 +278,9 @@ fn bench_kernels<B: Backend>(device: &B::Device) {
             }
         }
         let [kernel, f32_only, generic] = best;
-        println!("{name:>32}: int8 kernel {kernel:7.3} ms | f32 matmul, f32 weights {f32_only:7.3} ms | generic int8 {generic:7.3} ms");
+        println!(
+            "{name:>32}: int8 kernel {kernel:7.3} ms | f32 matmul, f32 weights {f32_only:7.3} ms | generic int8 {generic:7.3} ms"
+        );
     }
 }
 

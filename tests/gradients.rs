@@ -14,20 +14,31 @@ use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
 use burn::nn::{self, LayerNormConfig, LinearConfig, PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use burn_int8::{Int8Weight, QuantizedConv1d, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear};
+use burn_int8::{
+    Int8Weight, QuantizedConv1d, QuantizedConv2d, QuantizedEmbedding, QuantizedLinear,
+};
 use common::f32_of;
 
 /// Asserts `|a - e| <= 2e-5 · max|e| + 1e-6` element-wise: float rounding, nothing more.
 fn assert_grad_close(what: &str, actual: Vec<f32>, expected: Vec<f32>) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
     let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(scale > 0.0, "{what}: the expected gradient is zero, the test would prove nothing");
+    assert!(
+        scale > 0.0,
+        "{what}: the expected gradient is zero, the test would prove nothing"
+    );
     for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
-        assert!((a - e).abs() <= 2e-5 * scale + 1e-6, "{what}[{i}]: int8 {a}, dequantized float {e} (scale {scale})");
+        assert!(
+            (a - e).abs() <= 2e-5 * scale + 1e-6,
+            "{what}[{i}]: int8 {a}, dequantized float {e} (scale {scale})"
+        );
     }
 }
 
-fn random<B: AutodiffBackend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+fn random<B: AutodiffBackend, const D: usize>(
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
@@ -42,12 +53,27 @@ fn linear_grads<B: AutodiffBackend>(device: &B::Device) {
 
     let x_int8 = x.clone().require_grad();
     let grads = int8.forward(x_int8.clone()).mul(r.clone()).sum().backward();
-    let (dx_int8, db_int8) = (x_int8.grad(&grads).unwrap(), int8.bias.as_ref().unwrap().val().grad(&grads).unwrap());
-    assert!(int8.weight.scale.val().grad(&grads).is_none(), "the int8 weight scale is frozen");
+    let (dx_int8, db_int8) = (
+        x_int8.grad(&grads).unwrap(),
+        int8.bias.as_ref().unwrap().val().grad(&grads).unwrap(),
+    );
+    assert!(
+        int8.weight.scale.val().grad(&grads).is_none(),
+        "the int8 weight scale is frozen"
+    );
 
     let x_float = x.require_grad();
     let grads = dequantized.forward(x_float.clone()).mul(r).sum().backward();
-    let (dx_float, db_float) = (x_float.grad(&grads).unwrap(), dequantized.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+    let (dx_float, db_float) = (
+        x_float.grad(&grads).unwrap(),
+        dequantized
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .grad(&grads)
+            .unwrap(),
+    );
 
     assert_grad_close("linear dx", f32_of(dx_int8), f32_of(dx_float));
     assert_grad_close("linear dbias", f32_of(db_int8), f32_of(db_float));
@@ -62,7 +88,11 @@ fn upstream_norm_grads<B: AutodiffBackend>(device: &B::Device) {
     let x = random::<B, 2>([5, 48], device);
     let r = random::<B, 2>([5, 24], device);
 
-    let grads = int8.forward(norm.forward(x.clone())).mul(r.clone()).sum().backward();
+    let grads = int8
+        .forward(norm.forward(x.clone()))
+        .mul(r.clone())
+        .sum()
+        .backward();
     let gamma_int8 = norm.gamma.val().grad(&grads).unwrap();
     let beta_int8 = norm.beta.as_ref().unwrap().val().grad(&grads).unwrap();
     let grads = dequantized.forward(norm.forward(x)).mul(r).sum().backward();
@@ -84,19 +114,40 @@ fn embedding_grads<B: AutodiffBackend>(device: &B::Device) {
     let grads = int8.reverse(h_int8.clone()).mul(r.clone()).sum().backward();
     let dh_int8 = h_int8.grad(&grads).unwrap();
     let h_float = hidden.require_grad();
-    let logits = h_float.clone().matmul(dequantized.weight.val().transpose().unsqueeze_dim(0));
+    let logits = h_float
+        .clone()
+        .matmul(dequantized.weight.val().transpose().unsqueeze_dim(0));
     let grads = logits.mul(r).sum().backward();
-    assert_grad_close("tied logits dh", f32_of(dh_int8), f32_of(h_float.grad(&grads).unwrap()));
+    assert_grad_close(
+        "tied logits dh",
+        f32_of(dh_int8),
+        f32_of(h_float.grad(&grads).unwrap()),
+    );
 
     // Lookups: nothing upstream to reach, but the graph downstream must still train.
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![3i64, 0, 39, 7], [2, 2]), device);
     let head = LinearConfig::new(16, 5).init::<B>(device);
     let r = random::<B, 3>([2, 2, 5], device);
-    let grads = head.forward(int8.forward(ids.clone())).mul(r.clone()).sum().backward();
+    let grads = head
+        .forward(int8.forward(ids.clone()))
+        .mul(r.clone())
+        .sum()
+        .backward();
     let head_int8 = head.weight.val().grad(&grads).unwrap();
-    assert!(int8.weight.scale.val().grad(&grads).is_none(), "the int8 embedding is frozen");
-    let grads = head.forward(dequantized.forward(ids)).mul(r).sum().backward();
-    assert_grad_close("head after int8 lookup", f32_of(head_int8), f32_of(head.weight.val().grad(&grads).unwrap()));
+    assert!(
+        int8.weight.scale.val().grad(&grads).is_none(),
+        "the int8 embedding is frozen"
+    );
+    let grads = head
+        .forward(dequantized.forward(ids))
+        .mul(r)
+        .sum()
+        .backward();
+    assert_grad_close(
+        "head after int8 lookup",
+        f32_of(head_int8),
+        f32_of(head.weight.val().grad(&grads).unwrap()),
+    );
 }
 
 fn conv_grads<B: AutodiffBackend>(device: &B::Device) {
@@ -114,13 +165,34 @@ fn conv_grads<B: AutodiffBackend>(device: &B::Device) {
     let r = random::<B, 4>(y_shape, device);
     let x_int8 = x.clone().require_grad();
     let grads = int8.forward(x_int8.clone()).mul(r.clone()).sum().backward();
-    let (dx_int8, db_int8) = (x_int8.grad(&grads).unwrap(), int8.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+    let (dx_int8, db_int8) = (
+        x_int8.grad(&grads).unwrap(),
+        int8.bias.as_ref().unwrap().val().grad(&grads).unwrap(),
+    );
     let x_float = x.require_grad();
     let grads = dequantized.forward(x_float.clone()).mul(r).sum().backward();
-    assert_grad_close("conv2d dx", f32_of(dx_int8), f32_of(x_float.grad(&grads).unwrap()));
-    assert_grad_close("conv2d dbias", f32_of(db_int8), f32_of(dequantized.bias.as_ref().unwrap().val().grad(&grads).unwrap()));
+    assert_grad_close(
+        "conv2d dx",
+        f32_of(dx_int8),
+        f32_of(x_float.grad(&grads).unwrap()),
+    );
+    assert_grad_close(
+        "conv2d dbias",
+        f32_of(db_int8),
+        f32_of(
+            dequantized
+                .bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .grad(&grads)
+                .unwrap(),
+        ),
+    );
 
-    let float = Conv1dConfig::new(3, 5, 3).with_padding(PaddingConfig1d::Same).init::<B>(device);
+    let float = Conv1dConfig::new(3, 5, 3)
+        .with_padding(PaddingConfig1d::Same)
+        .init::<B>(device);
     let int8 = QuantizedConv1d::from_float(&float).unwrap();
     let dequantized = int8.dequantize();
     let x = random::<B, 3>([2, 3, 11], device);
@@ -130,7 +202,11 @@ fn conv_grads<B: AutodiffBackend>(device: &B::Device) {
     let dx_int8 = x_int8.grad(&grads).unwrap();
     let x_float = x.require_grad();
     let grads = dequantized.forward(x_float.clone()).mul(r).sum().backward();
-    assert_grad_close("conv1d dx", f32_of(dx_int8), f32_of(x_float.grad(&grads).unwrap()));
+    assert_grad_close(
+        "conv1d dx",
+        f32_of(dx_int8),
+        f32_of(x_float.grad(&grads).unwrap()),
+    );
 }
 
 fn all_grads<B: AutodiffBackend>(device: &B::Device) {
@@ -181,8 +257,19 @@ fn autodiff_forward_equals_the_plain_backend() {
     let plain = f32_of(int8.forward(x.clone()));
 
     type Tracked = Autodiff<Plain>;
-    let weight = Int8Weight::from_parts(Tensor::<Tracked, 2, burn::tensor::Int>::from_inner(int8.weight.values.val()), Tensor::from_inner(int8.weight.scale()), 1).unwrap();
-    let tracked_layer = QuantizedLinear::<Tracked> { weight, bias: int8.bias.as_ref().map(|b| Param::from_tensor(Tensor::from_inner(b.val()))) };
+    let weight = Int8Weight::from_parts(
+        Tensor::<Tracked, 2, burn::tensor::Int>::from_inner(int8.weight.values.val()),
+        Tensor::from_inner(int8.weight.scale()),
+        1,
+    )
+    .unwrap();
+    let tracked_layer = QuantizedLinear::<Tracked> {
+        weight,
+        bias: int8
+            .bias
+            .as_ref()
+            .map(|b| Param::from_tensor(Tensor::from_inner(b.val()))),
+    };
     let tracked = f32_of(tracked_layer.forward(Tensor::<Tracked, 2>::from_inner(x).require_grad()));
     assert_eq!(tracked, plain);
 }
@@ -195,7 +282,11 @@ thread_local! {
 struct KernelCalls;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for KernelCalls {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
         if event.metadata().target().starts_with("burn_int8::cpu") {
             KERNEL_CALLS.with(|calls| calls.set(calls.get() + 1));
         }
@@ -208,16 +299,30 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for KernelCalls {
 fn autodiff_cpu_backends_reach_the_direct_kernels() {
     use tracing_subscriber::layer::SubscriberExt;
     // Global (this is the only test that sets one): scoped dispatchers missed the kernel's events.
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(KernelCalls));
+    let _ =
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(KernelCalls));
     fn kernel_calls<B: AutodiffBackend>(device: &B::Device) -> usize {
         let before = KERNEL_CALLS.with(|calls| calls.get());
-        let layer = QuantizedLinear::from_float(&LinearConfig::new(64, 32).init::<B>(device)).unwrap();
+        let layer =
+            QuantizedLinear::from_float(&LinearConfig::new(64, 32).init::<B>(device)).unwrap();
         let x = random::<B, 2>([4, 64], device).require_grad();
         let _ = layer.forward(x).sum().backward();
         KERNEL_CALLS.with(|calls| calls.get()) - before
     }
-    assert_eq!(kernel_calls::<Autodiff<burn::backend::Flex>>(&Default::default()), 1, "Autodiff<Flex>");
-    assert_eq!(kernel_calls::<Autodiff<burn::backend::NdArray>>(&Default::default()), 1, "Autodiff<NdArray>");
+    assert_eq!(
+        kernel_calls::<Autodiff<burn::backend::Flex>>(&Default::default()),
+        1,
+        "Autodiff<Flex>"
+    );
+    assert_eq!(
+        kernel_calls::<Autodiff<burn::backend::NdArray>>(&Default::default()),
+        1,
+        "Autodiff<NdArray>"
+    );
     // The check can fail: the generic path emits no kernel event.
-    assert_eq!(kernel_calls::<Autodiff<burn::backend::NdArray<f32, i32>>>(&Default::default()), 0, "generic path");
+    assert_eq!(
+        kernel_calls::<Autodiff<burn::backend::NdArray<f32, i32>>>(&Default::default()),
+        0,
+        "generic path"
+    );
 }

@@ -2,11 +2,11 @@
 //! this CPU runs, both weight layouts, odd sizes and extreme values; and the fused
 //! quantize-multiply-rescale-bias kernel against the tensor-op version, bit for bit.
 
+use burn::module::{Param, ParamId};
+use burn::nn::LinearConfig;
 use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Backend};
 use burn_int8::cpu::{Isa, try_int8_matmul_with};
 use burn_int8::ops::{generic_int8_matmul, generic_quantized_matmul, quantized_matmul};
-use burn::nn::LinearConfig;
-use burn::module::{Param, ParamId};
 use burn_int8::{Int8Weight, Linear, QuantizedLinear};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -27,7 +27,11 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (128, 640, 300),
 ];
 
-fn i8_tensor<B: Backend>(values: Vec<i8>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2, Int> {
+fn i8_tensor<B: Backend>(
+    values: Vec<i8>,
+    shape: [usize; 2],
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
     Tensor::<B, 2, Int>::from_data(TensorData::new(values, shape), device).cast(IntDType::I8)
 }
 
@@ -53,18 +57,41 @@ fn every_isa_matches_the_portable_path<B: Backend>(device: &B::Device) {
             let a = values(&mut rng, m * k, min);
             let b = values(&mut rng, k * n, min);
             let expected: Vec<i32> = (0..m * n)
-                .map(|ij| (0..k).map(|p| a[(ij / n) * k + p] as i32 * b[p * n + ij % n] as i32).sum())
+                .map(|ij| {
+                    (0..k)
+                        .map(|p| a[(ij / n) * k + p] as i32 * b[p * n + ij % n] as i32)
+                        .sum()
+                })
                 .collect();
             let lhs = i8_tensor::<B>(a, [m, k], device);
             let kn = i8_tensor::<B>(b, [k, n], device);
-            let nk = i8_tensor::<B>(kn.clone().transpose().into_data().convert::<i8>().to_vec().unwrap(), [n, k], device)
-                .transpose();
-            assert_eq!(generic_int8_matmul(lhs.clone(), kn.clone()).into_data().to_vec::<i32>().unwrap(), expected);
+            let nk = i8_tensor::<B>(
+                kn.clone()
+                    .transpose()
+                    .into_data()
+                    .convert::<i8>()
+                    .to_vec()
+                    .unwrap(),
+                [n, k],
+                device,
+            )
+            .transpose();
+            assert_eq!(
+                generic_int8_matmul(lhs.clone(), kn.clone())
+                    .into_data()
+                    .to_vec::<i32>()
+                    .unwrap(),
+                expected
+            );
             for &isa in &levels {
                 for (layout, rhs) in [("KN", &kn), ("NK", &nk)] {
                     let product = try_int8_matmul_with(isa, &lhs, rhs)
                         .unwrap_or_else(|| panic!("{isa:?} {layout} [{m}x{k}]@[{k}x{n}] declined"));
-                    assert_eq!(product.into_data().to_vec::<i32>().unwrap(), expected, "{isa:?} {layout} [{m}x{k}]@[{k}x{n}] min {min}");
+                    assert_eq!(
+                        product.into_data().to_vec::<i32>().unwrap(),
+                        expected,
+                        "{isa:?} {layout} [{m}x{k}]@[{k}x{n}] min {min}"
+                    );
                 }
             }
         }
@@ -96,13 +123,31 @@ fn fused_kernel_is_bit_exact<B: Backend>(device: &B::Device) {
         let mut row_major = channel_major.clone();
         row_major.values = Param::initialized(ParamId::new(), w.clone());
         // The tied embedding: `[n, k]` row-major, used transposed.
-        let table = i8_tensor::<B>(w.clone().transpose().into_data().convert::<i8>().to_vec().unwrap(), [n, k], device);
+        let table = i8_tensor::<B>(
+            w.clone()
+                .transpose()
+                .into_data()
+                .convert::<i8>()
+                .to_vec()
+                .unwrap(),
+            [n, k],
+            device,
+        );
         let tied = Int8Weight::from_parts(table, scale.clone(), 0).unwrap();
-        for (layout, weight) in [("NK", &channel_major), ("KN", &row_major), ("tied NK", &tied)] {
+        for (layout, weight) in [
+            ("NK", &channel_major),
+            ("KN", &row_major),
+            ("tied NK", &tied),
+        ] {
             for bias in [None, Some(bias.clone())] {
                 let fused = quantized_matmul(x.clone(), weight, bias.clone()).into_data();
                 let generic = generic_quantized_matmul(x.clone(), weight, bias.clone()).into_data();
-                assert_eq!(fused, generic, "{layout} [{m}x{k}]@[{k}x{n}] bias {}", bias.is_some());
+                assert_eq!(
+                    fused,
+                    generic,
+                    "{layout} [{m}x{k}]@[{k}x{n}] bias {}",
+                    bias.is_some()
+                );
             }
         }
     }
@@ -129,7 +174,8 @@ fn shared_products_match<B: Backend>(device: &B::Device) {
         .enumerate()
         .map(|(i, &n)| {
             let weight = Tensor::<B, 2>::random([k, n], Distribution::Normal(0.0, 0.5), device);
-            let bias = (i != 1).then(|| Tensor::<B, 1>::random([n], Distribution::Normal(0.0, 1.0), device));
+            let bias = (i != 1)
+                .then(|| Tensor::<B, 1>::random([n], Distribution::Normal(0.0, 1.0), device));
             Linear::Int8(QuantizedLinear::from_weights(weight, bias).unwrap())
         })
         .collect();
@@ -137,12 +183,23 @@ fn shared_products_match<B: Backend>(device: &B::Device) {
         let x = Tensor::<B, 3>::random([1, rows, k], Distribution::Normal(0.0, 2.0), device);
         let shared = Linear::forward_shared([&layers[0], &layers[1], &layers[2]], x.clone());
         for ((output, layer), &n) in shared.into_iter().zip(&layers).zip(&widths) {
-            let Linear::Int8(quantized) = layer else { unreachable!("built int8") };
+            let Linear::Int8(quantized) = layer else {
+                unreachable!("built int8")
+            };
             let bias = quantized.bias.as_ref().map(|bias| bias.val());
-            let generic = generic_quantized_matmul(x.clone().reshape([rows, k]), &quantized.weight, bias);
+            let generic =
+                generic_quantized_matmul(x.clone().reshape([rows, k]), &quantized.weight, bias);
             assert_eq!(output.dims(), [1, rows, n]);
-            assert_eq!(output.clone().into_data(), layer.forward(x.clone()).into_data(), "{rows} rows, width {n}");
-            assert_eq!(output.reshape([rows, n]).into_data(), generic.into_data(), "{rows} rows, width {n}");
+            assert_eq!(
+                output.clone().into_data(),
+                layer.forward(x.clone()).into_data(),
+                "{rows} rows, width {n}"
+            );
+            assert_eq!(
+                output.reshape([rows, n]).into_data(),
+                generic.into_data(),
+                "{rows} rows, width {n}"
+            );
         }
     }
     let float = Linear::new(&LinearConfig::new(k, 5), device);
@@ -168,15 +225,22 @@ fn autodiff_wrapper_reaches_the_kernel() {
     type Autodiff = burn::backend::Autodiff<burn::backend::Flex>;
     let device = Default::default();
     let lhs = i8_tensor::<Autodiff>(vec![1, 2], [1, 2], &device);
-    let product = try_int8_matmul_with(Isa::Portable, &lhs, &lhs.clone().transpose()).expect("autodiff wrapper");
+    let product = try_int8_matmul_with(Isa::Portable, &lhs, &lhs.clone().transpose())
+        .expect("autodiff wrapper");
     assert_eq!(product.into_data().to_vec::<i32>().unwrap(), [5]);
 }
 
 #[test]
 fn other_dtypes_decline() {
     let device = Default::default();
-    let wide = Tensor::<burn::backend::Flex, 2, Int>::from_data(TensorData::new(vec![1i32, 2], [1, 2]), &device);
-    assert!(try_int8_matmul_with(Isa::Portable, &wide, &wide.clone().transpose()).is_none(), "I32 inputs");
+    let wide = Tensor::<burn::backend::Flex, 2, Int>::from_data(
+        TensorData::new(vec![1i32, 2], [1, 2]),
+        &device,
+    );
+    assert!(
+        try_int8_matmul_with(Isa::Portable, &wide, &wide.clone().transpose()).is_none(),
+        "I32 inputs"
+    );
 }
 
 /// The CPU row kernels (`burn_int8::row_ops`) take their host path on flex and ndarray and agree
@@ -185,8 +249,8 @@ fn other_dtypes_decline() {
 fn row_kernels_match<B: Backend>(device: &B::Device) {
     use burn_int8::cpu::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
     use burn_int8::row_ops::{
-        add_rms_norm, gelu_tanh_mul, generic_add_rms_norm, generic_gelu_tanh_mul, generic_rms_norm, generic_rope_rotate_half, rms_norm,
-        rope_rotate_half,
+        add_rms_norm, gelu_tanh_mul, generic_add_rms_norm, generic_gelu_tanh_mul, generic_rms_norm,
+        generic_rope_rotate_half, rms_norm, rope_rotate_half,
     };
     B::seed(device, 5);
 
@@ -195,7 +259,10 @@ fn row_kernels_match<B: Backend>(device: &B::Device) {
         let weight = Tensor::<B, 1>::random([d], Distribution::Normal(0.0, 0.5), device);
         let fast = try_rms_norm(&x, &weight, 1.0, 1e-6).expect("host path on a CPU backend");
         let generic = generic_rms_norm(x.clone(), weight.clone(), 1.0, 1e-6);
-        let (xs, ws) = (x.to_data().to_vec::<f32>().unwrap(), weight.to_data().to_vec::<f32>().unwrap());
+        let (xs, ws) = (
+            x.to_data().to_vec::<f32>().unwrap(),
+            weight.to_data().to_vec::<f32>().unwrap(),
+        );
         let fast = fast.into_data().to_vec::<f32>().unwrap();
         let generic = generic.into_data().to_vec::<f32>().unwrap();
         for (r, row) in xs.chunks_exact(d).enumerate() {
@@ -205,8 +272,17 @@ fn row_kernels_match<B: Backend>(device: &B::Device) {
                 // The host path's bound is tight; the Burn-op path's is loose because burn-ndarray's
                 // elementwise ops are off by up to ~1.3e-4 relative here (its SIMD reciprocal).
                 let scale = expected.abs().max(1.0);
-                assert!((fast[r * d + j] as f64 - expected).abs() <= 1e-5 * scale, "rms_norm [{m}x{d}] ({r},{j}): {} vs {expected}", fast[r * d + j]);
-                assert!((generic[r * d + j] as f64 - expected).abs() <= 1e-3 * scale, "generic rms_norm [{m}x{d}] ({r},{j}): {} vs {expected} (fast {})", generic[r * d + j], fast[r * d + j]);
+                assert!(
+                    (fast[r * d + j] as f64 - expected).abs() <= 1e-5 * scale,
+                    "rms_norm [{m}x{d}] ({r},{j}): {} vs {expected}",
+                    fast[r * d + j]
+                );
+                assert!(
+                    (generic[r * d + j] as f64 - expected).abs() <= 1e-3 * scale,
+                    "generic rms_norm [{m}x{d}] ({r},{j}): {} vs {expected} (fast {})",
+                    generic[r * d + j],
+                    fast[r * d + j]
+                );
             }
         }
         // The public entry point takes the host path and keeps any rank.
@@ -217,16 +293,29 @@ fn row_kernels_match<B: Backend>(device: &B::Device) {
         // Added to a residual stream: exactly the residual plus the norm above (one f32 add),
         // and within the norm's bounds of the Burn-op path.
         let residual = Tensor::<B, 2>::random([m, d], Distribution::Normal(0.0, 10.0), device);
-        let added = try_add_rms_norm(&residual, &x, &weight, 1.0, 1e-6).expect("host path on a CPU backend");
+        let added = try_add_rms_norm(&residual, &x, &weight, 1.0, 1e-6)
+            .expect("host path on a CPU backend");
         let residuals = residual.to_data().to_vec::<f32>().unwrap();
         let added = added.into_data().to_vec::<f32>().unwrap();
         let expected: Vec<f32> = residuals.iter().zip(&fast).map(|(r, n)| r + n).collect();
         assert_eq!(added, expected, "add_rms_norm [{m}x{d}]");
-        let generic = generic_add_rms_norm(residual.clone(), x.clone(), weight.clone(), 1.0, 1e-6).into_data().to_vec::<f32>().unwrap();
+        let generic = generic_add_rms_norm(residual.clone(), x.clone(), weight.clone(), 1.0, 1e-6)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         for (j, (g, a)) in generic.iter().zip(&added).enumerate() {
-            assert!((g - a).abs() <= 1e-3 * a.abs().max(1.0), "generic add_rms_norm [{m}x{d}] {j}: {g} vs {a}");
+            assert!(
+                (g - a).abs() <= 1e-3 * a.abs().max(1.0),
+                "generic add_rms_norm [{m}x{d}] {j}: {g} vs {a}"
+            );
         }
-        let through_api = add_rms_norm(residual.reshape([m, 1, d]), x.reshape([m, 1, d]), weight, 1.0, 1e-6);
+        let through_api = add_rms_norm(
+            residual.reshape([m, 1, d]),
+            x.reshape([m, 1, d]),
+            weight,
+            1.0,
+            1e-6,
+        );
         assert_eq!(through_api.dims(), [m, 1, d]);
         assert_eq!(through_api.into_data().to_vec::<f32>().unwrap(), added);
     }
@@ -236,15 +325,38 @@ fn row_kernels_match<B: Backend>(device: &B::Device) {
     for (m, d) in [(1, 2048), (2, 5), (40, 2048)] {
         let gate = Tensor::<B, 2>::random([m, d], Distribution::Normal(0.0, 4.0), device);
         let up = Tensor::<B, 2>::random([m, d], Distribution::Normal(0.0, 2.0), device);
-        let fast = try_gelu_tanh_mul(&gate, &up).expect("host path on a CPU backend").into_data().to_vec::<f32>().unwrap();
-        let generic = generic_gelu_tanh_mul(gate.clone(), up.clone()).into_data().to_vec::<f32>().unwrap();
-        let (gs, us) = (gate.to_data().to_vec::<f32>().unwrap(), up.to_data().to_vec::<f32>().unwrap());
+        let fast = try_gelu_tanh_mul(&gate, &up)
+            .expect("host path on a CPU backend")
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let generic = generic_gelu_tanh_mul(gate.clone(), up.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let (gs, us) = (
+            gate.to_data().to_vec::<f32>().unwrap(),
+            up.to_data().to_vec::<f32>().unwrap(),
+        );
         for (i, (&g, &u)) in gs.iter().zip(&us).enumerate() {
             let (g64, u64) = (g as f64, u as f64);
-            let expected = 0.5 * g64 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (g64 + 0.044715 * g64.powi(3))).tanh()) * u64;
+            let expected = 0.5
+                * g64
+                * (1.0
+                    + ((2.0 / std::f64::consts::PI).sqrt() * (g64 + 0.044715 * g64.powi(3)))
+                        .tanh())
+                * u64;
             let scale = expected.abs().max(1e-3);
-            assert!((fast[i] as f64 - expected).abs() <= 1e-5 * scale.max(u64.abs()), "gelu_tanh_mul [{m}x{d}] {i}: {} vs {expected}", fast[i]);
-            assert!((generic[i] as f64 - expected).abs() <= 1e-3 * scale.max(u64.abs()), "generic gelu_tanh_mul [{m}x{d}] {i}: {} vs {expected}", generic[i]);
+            assert!(
+                (fast[i] as f64 - expected).abs() <= 1e-5 * scale.max(u64.abs()),
+                "gelu_tanh_mul [{m}x{d}] {i}: {} vs {expected}",
+                fast[i]
+            );
+            assert!(
+                (generic[i] as f64 - expected).abs() <= 1e-3 * scale.max(u64.abs()),
+                "generic gelu_tanh_mul [{m}x{d}] {i}: {} vs {expected}",
+                generic[i]
+            );
         }
         let through_api = gelu_tanh_mul(gate.reshape([1, m, d]), up.reshape([1, m, d]));
         assert_eq!(through_api.dims(), [1, m, d]);
@@ -254,19 +366,39 @@ fn row_kernels_match<B: Backend>(device: &B::Device) {
     for (batch, table_batch) in [(1, 1), (3, 1), (3, 3)] {
         let shape = [batch, 5, 4, 6];
         let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-        let cos = Tensor::<B, 4>::random([table_batch, 5, 4, 6], Distribution::Uniform(-1.0, 1.0), device);
-        let sin = Tensor::<B, 4>::random([table_batch, 5, 4, 6], Distribution::Uniform(-1.0, 1.0), device);
+        let cos = Tensor::<B, 4>::random(
+            [table_batch, 5, 4, 6],
+            Distribution::Uniform(-1.0, 1.0),
+            device,
+        );
+        let sin = Tensor::<B, 4>::random(
+            [table_batch, 5, 4, 6],
+            Distribution::Uniform(-1.0, 1.0),
+            device,
+        );
         let fast = try_rope_rotate_half(&x, &cos, &sin).expect("host path on a CPU backend");
         let generic = generic_rope_rotate_half(x.clone(), cos.clone(), sin.clone());
         let fast = fast.into_data().to_vec::<f32>().unwrap();
-        assert_eq!(fast, generic.into_data().to_vec::<f32>().unwrap(), "rope batch {batch}, tables {table_batch}");
+        assert_eq!(
+            fast,
+            generic.into_data().to_vec::<f32>().unwrap(),
+            "rope batch {batch}, tables {table_batch}"
+        );
         // By hand for one element: head (b 0, s 1, h 2), i = 1 of the first half (its partner is
         // i + 3, entering with the sign the table carries).
-        let (xs, cs, ss) = [x.clone(), cos.clone(), sin.clone()].map(|t| t.into_data().to_vec::<f32>().unwrap()).into();
+        let (xs, cs, ss) = [x.clone(), cos.clone(), sin.clone()]
+            .map(|t| t.into_data().to_vec::<f32>().unwrap())
+            .into();
         let at = |s: usize, h: usize, i: usize| (s * 4 + h) * 6 + i;
         let expected = xs[at(1, 2, 1)] * cs[at(1, 2, 1)] + xs[at(1, 2, 4)] * ss[at(1, 2, 1)];
         assert_eq!(fast[at(1, 2, 1)], expected);
-        assert_eq!(rope_rotate_half(x, cos, sin).into_data().to_vec::<f32>().unwrap(), fast);
+        assert_eq!(
+            rope_rotate_half(x, cos, sin)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
+            fast
+        );
     }
 }
 
@@ -280,9 +412,18 @@ fn row_kernels_match_on_ndarray() {
     row_kernels_match::<burn::backend::NdArray>(&Default::default());
 }
 
-fn f32_tensor<B: Backend, const D: usize>(rng: &mut StdRng, shape: [usize; D], device: &B::Device) -> (Vec<f32>, Tensor<B, D>) {
-    let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-    (values.clone(), Tensor::from_data(TensorData::new(values, shape), device))
+fn f32_tensor<B: Backend, const D: usize>(
+    rng: &mut StdRng,
+    shape: [usize; D],
+    device: &B::Device,
+) -> (Vec<f32>, Tensor<B, D>) {
+    let values: Vec<f32> = (0..shape.iter().product())
+        .map(|_| rng.random_range(-2.0f32..2.0))
+        .collect();
+    (
+        values.clone(),
+        Tensor::from_data(TensorData::new(values, shape), device),
+    )
 }
 
 /// One query position over a KV cache (`row_ops::attend_unmasked`'s host path): keys and values
@@ -294,39 +435,67 @@ fn attention_matches<B: Backend>(device: &B::Device) {
     use burn_int8::row_ops::{attend_unmasked, generic_attend_unmasked};
     let mut rng = StdRng::seed_from_u64(31);
     // (batch, heads, kv_heads, live keys, head_dim)
-    for (batch, heads, kv_heads, len, head_dim) in [(1, 4, 1, 300, 256), (2, 4, 2, 5, 6), (1, 8, 8, 70, 16), (3, 2, 1, 1, 1), (1, 4, 1, 129, 64)] {
+    for (batch, heads, kv_heads, len, head_dim) in [
+        (1, 4, 1, 300, 256),
+        (2, 4, 2, 5, 6),
+        (1, 8, 8, 70, 16),
+        (3, 2, 1, 1, 1),
+        (1, 4, 1, 129, 64),
+    ] {
         let capacity = len + 7;
         let (queries, query) = f32_tensor::<B, 4>(&mut rng, [batch, 1, heads, head_dim], device);
-        let (key_buffer, keys) = f32_tensor::<B, 4>(&mut rng, [batch, kv_heads, capacity, head_dim], device);
-        let (value_buffer, values) = f32_tensor::<B, 4>(&mut rng, [batch, kv_heads, capacity, head_dim], device);
+        let (key_buffer, keys) =
+            f32_tensor::<B, 4>(&mut rng, [batch, kv_heads, capacity, head_dim], device);
+        let (value_buffer, values) =
+            f32_tensor::<B, 4>(&mut rng, [batch, kv_heads, capacity, head_dim], device);
         // Live positions 3..3 + len of the buffer, as a cache whose window has moved.
         let live = [0..batch, 0..kv_heads, 3..3 + len, 0..head_dim];
         let (keys, values) = (keys.slice(live.clone()), values.slice(live));
 
-        let fast = try_attend_one_query(&query, &keys, &values).expect("host path on a CPU backend");
+        let fast =
+            try_attend_one_query(&query, &keys, &values).expect("host path on a CPU backend");
         assert_eq!(fast.dims(), [batch, 1, heads * head_dim]);
         let fast = f32_of(fast);
         let group = heads / kv_heads;
-        let at = |b: usize, kv: usize, t: usize, i: usize| ((b * kv_heads + kv) * capacity + 3 + t) * head_dim + i;
+        let at = |b: usize, kv: usize, t: usize, i: usize| {
+            ((b * kv_heads + kv) * capacity + 3 + t) * head_dim + i
+        };
         for b in 0..batch {
             for h in 0..heads {
                 let kv = h / group;
                 let q = &queries[(b * heads + h) * head_dim..][..head_dim];
-                let scores: Vec<f64> =
-                    (0..len).map(|t| (0..head_dim).map(|i| q[i] as f64 * key_buffer[at(b, kv, t, i)] as f64).sum()).collect();
+                let scores: Vec<f64> = (0..len)
+                    .map(|t| {
+                        (0..head_dim)
+                            .map(|i| q[i] as f64 * key_buffer[at(b, kv, t, i)] as f64)
+                            .sum()
+                    })
+                    .collect();
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = weights.iter().sum();
                 for i in 0..head_dim {
-                    let expected: f64 = (0..len).map(|t| weights[t] / sum * value_buffer[at(b, kv, t, i)] as f64).sum();
+                    let expected: f64 = (0..len)
+                        .map(|t| weights[t] / sum * value_buffer[at(b, kv, t, i)] as f64)
+                        .sum();
                     let got = fast[(b * heads + h) * head_dim + i] as f64;
-                    assert!((got - expected).abs() <= 1e-5 * expected.abs().max(1.0), "attention {batch}x{heads}/{kv_heads}x{len}x{head_dim} ({b},{h},{i}): {got} vs {expected}");
+                    assert!(
+                        (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+                        "attention {batch}x{heads}/{kv_heads}x{len}x{head_dim} ({b},{h},{i}): {got} vs {expected}"
+                    );
                 }
             }
         }
-        let generic = f32_of(generic_attend_unmasked(query.clone(), keys.clone(), values.clone()));
+        let generic = f32_of(generic_attend_unmasked(
+            query.clone(),
+            keys.clone(),
+            values.clone(),
+        ));
         for (i, (g, f)) in generic.iter().zip(&fast).enumerate() {
-            assert!((g - f).abs() <= 1e-4 * f.abs().max(1.0), "generic attention {batch}x{heads}/{kv_heads}x{len}x{head_dim} {i}: {g} vs {f}");
+            assert!(
+                (g - f).abs() <= 1e-4 * f.abs().max(1.0),
+                "generic attention {batch}x{heads}/{kv_heads}x{len}x{head_dim} {i}: {g} vs {f}"
+            );
         }
         // The public entry point takes the host path.
         assert_eq!(f32_of(attend_unmasked(query, keys, values)), fast);
@@ -361,7 +530,8 @@ fn slice_assign_matches<B: Backend>(device: &B::Device, in_place: bool) {
         for h in 0..3 {
             for t in 0..2 {
                 for i in 0..4 {
-                    expected[((b * 3 + h) * 10 + 5 + t) * 4 + i] = block_values[((b * 3 + h) * 2 + t) * 4 + i];
+                    expected[((b * 3 + h) * 10 + 5 + t) * 4 + i] =
+                        block_values[((b * 3 + h) * 2 + t) * 4 + i];
                 }
             }
         }
@@ -369,18 +539,35 @@ fn slice_assign_matches<B: Backend>(device: &B::Device, in_place: bool) {
 
     let written = try_write_in_place(Tensor::<B, 4>::zeros(dims, device), &ranges, &block);
     assert_eq!(written.is_ok(), in_place, "in place on flex only");
-    let written = slice_assign(Tensor::<B, 4>::zeros(dims, device), ranges.clone(), block.clone());
+    let written = slice_assign(
+        Tensor::<B, 4>::zeros(dims, device),
+        ranges.clone(),
+        block.clone(),
+    );
     assert_eq!(f32_of(written), expected);
 
     let buffer = Tensor::<B, 4>::zeros(dims, device);
     let other_handle = buffer.clone();
-    assert!(try_write_in_place(buffer.clone(), &ranges, &block).is_err(), "a shared buffer is not written in place");
+    assert!(
+        try_write_in_place(buffer.clone(), &ranges, &block).is_err(),
+        "a shared buffer is not written in place"
+    );
     let written = slice_assign(buffer, ranges.clone(), block.clone());
     assert_eq!(f32_of(written), expected);
-    assert!(f32_of(other_handle).iter().all(|&v| v == 0.0), "the other handle kept its values");
+    assert!(
+        f32_of(other_handle).iter().all(|&v| v == 0.0),
+        "the other handle kept its values"
+    );
 
     // Ranges that do not fit are refused, not clamped.
-    assert!(try_write_in_place(Tensor::<B, 4>::zeros(dims, device), &[0..2, 0..3, 9..11, 0..4], &block).is_err());
+    assert!(
+        try_write_in_place(
+            Tensor::<B, 4>::zeros(dims, device),
+            &[0..2, 0..3, 9..11, 0..4],
+            &block
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -12,35 +12,72 @@ use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Bac
 use burn_int8::ops::{generic_int8_matmul, int8_matmul};
 use burn_int8::quantizers::abs_max_quantize;
 use burn_int8::{
-    Conv1d, Conv2d, Embedding, Int8Error, Linear, Quantize, QuantizeConfig, QuantizeExt, QuantizedLinear,
-    SkipReason, mse, param_bytes,
+    Conv1d, Conv2d, Embedding, Int8Error, Linear, Quantize, QuantizeConfig, QuantizeExt,
+    QuantizedLinear, SkipReason, mse, param_bytes,
 };
 use common::{f32_of, i8_of};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-fn random_i8<B: Backend>(rng: &mut StdRng, shape: [usize; 2], device: &B::Device) -> (Vec<i8>, Tensor<B, 2, Int>) {
-    let values: Vec<i8> = (0..shape[0] * shape[1]).map(|_| rng.random_range(-127..=127)).collect();
-    let tensor = Tensor::<B, 2, Int>::from_data(TensorData::new(values.clone(), shape), device).cast(IntDType::I8);
+fn random_i8<B: Backend>(
+    rng: &mut StdRng,
+    shape: [usize; 2],
+    device: &B::Device,
+) -> (Vec<i8>, Tensor<B, 2, Int>) {
+    let values: Vec<i8> = (0..shape[0] * shape[1])
+        .map(|_| rng.random_range(-127..=127))
+        .collect();
+    let tensor = Tensor::<B, 2, Int>::from_data(TensorData::new(values.clone(), shape), device)
+        .cast(IntDType::I8);
     (values, tensor)
 }
 
 fn int8_product_is_exact<B: Backend>(device: &B::Device) {
     let mut rng = StdRng::seed_from_u64(7);
     // Odd sizes, and K above the 1024 exact-f32 chunk so chunks are summed in i32.
-    for &(m, k, n) in &[(1, 1, 1), (3, 7, 5), (5, 33, 17), (2, 1023, 3), (3, 1025, 9), (2, 2500, 7), (1, 640, 1001), (16, 77, 300), (17, 64, 33)] {
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (3, 7, 5),
+        (5, 33, 17),
+        (2, 1023, 3),
+        (3, 1025, 9),
+        (2, 2500, 7),
+        (1, 640, 1001),
+        (16, 77, 300),
+        (17, 64, 33),
+    ] {
         let (a, lhs) = random_i8::<B>(&mut rng, [m, k], device);
         let (b, rhs) = random_i8::<B>(&mut rng, [k, n], device);
         let expected: Vec<i32> = (0..m * n)
-            .map(|ij| (0..k).map(|p| a[(ij / n) * k + p] as i32 * b[p * n + ij % n] as i32).sum())
+            .map(|ij| {
+                (0..k)
+                    .map(|p| a[(ij / n) * k + p] as i32 * b[p * n + ij % n] as i32)
+                    .sum()
+            })
             .collect();
         let first = int8_matmul(lhs.clone(), rhs.clone()).into_data();
-        assert_eq!(first.to_vec::<i32>().unwrap(), expected, "[{m}x{k}]@[{k}x{n}]");
+        assert_eq!(
+            first.to_vec::<i32>().unwrap(),
+            expected,
+            "[{m}x{k}]@[{k}x{n}]"
+        );
         // The same product through a transposed view (the tied-embedding layout), and through
         // the generic path: the fast kernels' accumulators equal it bit for bit.
         let transposed = rhs.clone().transpose().into_data();
-        let rhs_view = Tensor::<B, 2, Int>::from_data(transposed, device).cast(IntDType::I8).transpose();
-        assert_eq!(int8_matmul(lhs.clone(), rhs_view).into_data().to_vec::<i32>().unwrap(), expected, "transposed view");
-        assert_eq!(generic_int8_matmul(lhs.clone(), rhs.clone()).into_data(), first);
+        let rhs_view = Tensor::<B, 2, Int>::from_data(transposed, device)
+            .cast(IntDType::I8)
+            .transpose();
+        assert_eq!(
+            int8_matmul(lhs.clone(), rhs_view)
+                .into_data()
+                .to_vec::<i32>()
+                .unwrap(),
+            expected,
+            "transposed view"
+        );
+        assert_eq!(
+            generic_int8_matmul(lhs.clone(), rhs.clone()).into_data(),
+            first
+        );
         // Deterministic: the same inputs give the same bits.
         assert_eq!(int8_matmul(lhs, rhs).into_data(), first);
     }
@@ -48,7 +85,10 @@ fn int8_product_is_exact<B: Backend>(device: &B::Device) {
     let k: usize = 3000;
     let lhs = Tensor::<B, 2, Int>::full([1, k], 127, device).cast(IntDType::I8);
     let rhs = Tensor::<B, 2, Int>::full([k, 2], -127, device).cast(IntDType::I8);
-    assert_eq!(int8_matmul(lhs, rhs).into_data().to_vec::<i32>().unwrap(), vec![-127 * 127 * k as i32; 2]);
+    assert_eq!(
+        int8_matmul(lhs, rhs).into_data().to_vec::<i32>().unwrap(),
+        vec![-127 * 127 * k as i32; 2]
+    );
 }
 
 #[test]
@@ -62,8 +102,15 @@ fn zeros_give_zeros<B: Backend>(device: &B::Device) {
     for row in 0..4 {
         weight[row * 3 + 1] = 0.0;
     }
-    let layer = QuantizedLinear::<B>::from_weights(Tensor::from_data(TensorData::new(weight, [4, 3]), device), None).unwrap();
-    let x = Tensor::<B, 2>::from_data(TensorData::new(vec![0.0f32, 0.0, 0.0, 0.0, 1.0, -2.0, 3.0, 0.5], [2, 4]), device);
+    let layer = QuantizedLinear::<B>::from_weights(
+        Tensor::from_data(TensorData::new(weight, [4, 3]), device),
+        None,
+    )
+    .unwrap();
+    let x = Tensor::<B, 2>::from_data(
+        TensorData::new(vec![0.0f32, 0.0, 0.0, 0.0, 1.0, -2.0, 3.0, 0.5], [2, 4]),
+        device,
+    );
     let y = f32_of(layer.forward(x));
     assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
     assert_eq!(&y[0..3], &[0.0, 0.0, 0.0]);
@@ -89,10 +136,26 @@ fn convolutions_track_float<B: Backend>(device: &B::Device) {
     let cases_2d = [
         // (c_in, c_out, kernel, stride, dilation, groups, padding)
         (3, 8, [3, 3], [1, 1], [1, 1], 1, PaddingConfig2d::Valid),
-        (4, 6, [3, 2], [2, 1], [1, 1], 2, PaddingConfig2d::Explicit(1, 0, 2, 1)),
+        (
+            4,
+            6,
+            [3, 2],
+            [2, 1],
+            [1, 1],
+            2,
+            PaddingConfig2d::Explicit(1, 0, 2, 1),
+        ),
         (6, 6, [3, 3], [1, 2], [2, 1], 3, PaddingConfig2d::Same),
         (8, 4, [1, 1], [1, 1], [1, 1], 4, PaddingConfig2d::Valid),
-        (5, 7, [5, 3], [3, 2], [1, 2], 1, PaddingConfig2d::Explicit(2, 1, 2, 1)),
+        (
+            5,
+            7,
+            [5, 3],
+            [3, 2],
+            [1, 2],
+            1,
+            PaddingConfig2d::Explicit(2, 1, 2, 1),
+        ),
     ];
     for (c_in, c_out, kernel, stride, dilation, groups, padding) in cases_2d {
         let mut conv = Conv2d::<B>::new(
@@ -110,8 +173,13 @@ fn convolutions_track_float<B: Backend>(device: &B::Device) {
         let int8 = conv.forward(x);
         assert_eq!(int8.dims(), float.dims(), "{padding:?}");
         let error = relative_mse(int8, float);
-        eprintln!("   conv2d k{kernel:?} s{stride:?} d{dilation:?} g{groups} {padding:?}: relative MSE {error:.2e}");
-        assert!(error <= CONV_RELATIVE_MSE_BOUND, "conv2d relative MSE {error}");
+        eprintln!(
+            "   conv2d k{kernel:?} s{stride:?} d{dilation:?} g{groups} {padding:?}: relative MSE {error:.2e}"
+        );
+        assert!(
+            error <= CONV_RELATIVE_MSE_BOUND,
+            "conv2d relative MSE {error}"
+        );
     }
 
     let cases_1d = [
@@ -135,8 +203,13 @@ fn convolutions_track_float<B: Backend>(device: &B::Device) {
         let int8 = conv.forward(x);
         assert_eq!(int8.dims(), float.dims(), "{padding:?}");
         let error = relative_mse(int8, float);
-        eprintln!("   conv1d k{kernel} s{stride} d{dilation} g{groups} {padding:?}: relative MSE {error:.2e}");
-        assert!(error <= CONV_RELATIVE_MSE_BOUND, "conv1d relative MSE {error}");
+        eprintln!(
+            "   conv1d k{kernel} s{stride} d{dilation} g{groups} {padding:?}: relative MSE {error:.2e}"
+        );
+        assert!(
+            error <= CONV_RELATIVE_MSE_BOUND,
+            "conv1d relative MSE {error}"
+        );
     }
 }
 
@@ -185,14 +258,40 @@ fn net<B: Backend>(device: &B::Device) -> Net<B> {
 fn derive_quantizes_nested_models_and_reports() {
     let device = Default::default();
     let mut model = net::<NdArray>(&device);
-    let report = model.quantize_with(&QuantizeConfig::default().skip("blocks.1.down")).unwrap();
+    let report = model
+        .quantize_with(&QuantizeConfig::default().skip("blocks.1.down"))
+        .unwrap();
 
-    let changed: Vec<&str> = report.changed.iter().map(|(path, _)| path.as_str()).collect();
-    assert_eq!(changed, ["embed", "blocks.0.up", "blocks.0.down", "blocks.1.up", "head"]);
-    assert!(report.skipped.contains(&("blocks.1.down".into(), SkipReason::Config)));
-    assert!(report.skipped.contains(&("plain".into(), SkipReason::NotSwappable("Linear"))));
+    let changed: Vec<&str> = report
+        .changed
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "embed",
+            "blocks.0.up",
+            "blocks.0.down",
+            "blocks.1.up",
+            "head"
+        ]
+    );
+    assert!(
+        report
+            .skipped
+            .contains(&("blocks.1.down".into(), SkipReason::Config))
+    );
+    assert!(
+        report
+            .skipped
+            .contains(&("plain".into(), SkipReason::NotSwappable("Linear")))
+    );
     assert!(model.blocks[0].up.is_quantized() && !model.blocks[1].down.is_quantized());
-    assert!(!model.frozen.is_quantized(), "#[quantize(skip)] field was quantized");
+    assert!(
+        !model.frozen.is_quantized(),
+        "#[quantize(skip)] field was quantized"
+    );
     // The byte counts, from the shapes alone (not from `param_bytes`, which made the report):
     // f32 is 4 bytes, i8 is 1. Float `Linear` d_in x d_out with bias: weight and bias in f32.
     // Int8 `Linear`: i8 weight, one f32 scale per output, the f32 bias. Int8 `Embedding`: i8
@@ -209,7 +308,11 @@ fn derive_quantizes_nested_models_and_reports() {
         + (norm + int8_linear(16, 32) + float_linear(32, 16)) // blocks.1 (down skipped)
         + int8_linear(16, 4) // head
         + 2 * float_linear(16, 16); // plain (not swappable), frozen (#[quantize(skip)])
-    assert_eq!((bytes_before, bytes_after), (14_480, 7_816), "the arithmetic above");
+    assert_eq!(
+        (bytes_before, bytes_after),
+        (14_480, 7_816),
+        "the arithmetic above"
+    );
     assert_eq!(report.bytes_before, bytes_before, "{report}");
     assert_eq!(report.bytes_after, bytes_after, "{report}");
 
@@ -219,8 +322,20 @@ fn derive_quantizes_nested_models_and_reports() {
         Linear::Float(_) => unreachable!(),
     });
     let again = model.quantize_int8().unwrap();
-    assert!(again.changed.iter().all(|(path, _)| path == "blocks.1.down"));
-    assert_eq!(again.skipped.iter().filter(|(_, r)| *r == SkipReason::AlreadyQuantized).count(), 5);
+    assert!(
+        again
+            .changed
+            .iter()
+            .all(|(path, _)| path == "blocks.1.down")
+    );
+    assert_eq!(
+        again
+            .skipped
+            .iter()
+            .filter(|(_, r)| *r == SkipReason::AlreadyQuantized)
+            .count(),
+        5
+    );
     let after = i8_of(match &model.blocks[0].up {
         Linear::Int8(layer) => layer.weight.values.val(),
         Linear::Float(_) => unreachable!(),
@@ -237,15 +352,23 @@ fn derive_quantizes_nested_models_and_reports() {
 fn dequantize_is_close_to_the_original() {
     let device = Default::default();
     let weight = Tensor::<NdArray, 2>::random([64, 32], Distribution::Normal(0.0, 0.3), &device);
-    let original = Linear::Float(nn::Linear { weight: Param::from_tensor(weight), bias: None });
+    let original = Linear::Float(nn::Linear {
+        weight: Param::from_tensor(weight),
+        bias: None,
+    });
     let mut layer = original.clone();
     layer.quantize_int8().unwrap();
     layer.dequantize().unwrap();
-    let (Linear::Float(a), Linear::Float(b)) = (&original, &layer) else { panic!("not float") };
+    let (Linear::Float(a), Linear::Float(b)) = (&original, &layer) else {
+        panic!("not float")
+    };
     // One int8 step is amax/127; the error of a rounding is at most half of it.
     let error = f32_of(a.weight.val().sub(b.weight.val()).abs().max());
     let amax = f32_of(a.weight.val().abs().max());
-    assert!(error[0] <= amax[0] / 127.0 * 0.5 + 1e-7, "{error:?} vs {amax:?}");
+    assert!(
+        error[0] <= amax[0] / 127.0 * 0.5 + 1e-7,
+        "{error:?} vs {amax:?}"
+    );
 }
 
 #[test]
@@ -262,8 +385,14 @@ fn nan_or_inf_weights_are_typed_errors_and_change_nothing() {
     let bytes = param_bytes::<NdArray, _>(&model);
     let error = model.quantize_int8().unwrap_err();
     let message = error.to_string();
-    assert!(matches!(&error, Int8Error::Layer { path, source } if path == "blocks.1.down" && matches!(**source, Int8Error::NonFinite { count: 2, .. })), "{message}");
-    assert!(message.contains("blocks.1.down") && message.contains("non-finite"), "{message}");
+    assert!(
+        matches!(&error, Int8Error::Layer { path, source } if path == "blocks.1.down" && matches!(**source, Int8Error::NonFinite { count: 2, .. })),
+        "{message}"
+    );
+    assert!(
+        message.contains("blocks.1.down") && message.contains("non-finite"),
+        "{message}"
+    );
     // All or nothing: the layers before the bad one were not quantized either.
     assert!(!model.embed.is_quantized() && !model.blocks[0].up.is_quantized());
     assert_eq!(param_bytes::<NdArray, _>(&model), bytes);
@@ -273,14 +402,28 @@ fn nan_or_inf_weights_are_typed_errors_and_change_nothing() {
 fn bad_shapes_are_typed_errors() {
     let device = Default::default();
     let empty = Tensor::<NdArray, 2>::zeros([0, 4], &device);
-    assert!(matches!(QuantizedLinear::from_weights(empty.clone(), None), Err(Int8Error::EmptyTensor { .. })));
-    assert!(matches!(abs_max_quantize(empty, 0), Err(Int8Error::EmptyTensor { .. })));
+    assert!(matches!(
+        QuantizedLinear::from_weights(empty.clone(), None),
+        Err(Int8Error::EmptyTensor { .. })
+    ));
+    assert!(matches!(
+        abs_max_quantize(empty, 0),
+        Err(Int8Error::EmptyTensor { .. })
+    ));
     let x = Tensor::<NdArray, 2>::ones([2, 3], &device);
-    assert!(matches!(abs_max_quantize(x.clone(), 2), Err(Int8Error::AxisOutOfRange { axis: 2, rank: 2 })));
+    assert!(matches!(
+        abs_max_quantize(x.clone(), 2),
+        Err(Int8Error::AxisOutOfRange { axis: 2, rank: 2 })
+    ));
     let bias = Tensor::<NdArray, 1>::ones([5], &device);
-    assert!(matches!(QuantizedLinear::from_weights(x.clone(), Some(bias)), Err(Int8Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        QuantizedLinear::from_weights(x.clone(), Some(bias)),
+        Err(Int8Error::ShapeMismatch { .. })
+    ));
     let layer = QuantizedLinear::from_weights(x, None).unwrap();
-    let error = layer.try_forward(Tensor::<NdArray, 2>::ones([4, 7], &device)).unwrap_err();
+    let error = layer
+        .try_forward(Tensor::<NdArray, 2>::ones([4, 7], &device))
+        .unwrap_err();
     assert!(error.to_string().contains("[..., 2]"), "{error}");
 }
 
@@ -292,23 +435,41 @@ fn optimizer_steps_leave_int8_weights_untouched() {
     let device = Default::default();
     let mut model = net::<B>(&device);
     model.quantize_int8().unwrap();
-    let Linear::Int8(before) = model.blocks[0].up.clone() else { panic!("not int8") };
+    let Linear::Int8(before) = model.blocks[0].up.clone() else {
+        panic!("not int8")
+    };
 
     let mut optimizer = AdamConfig::new().init();
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64, 5, 7, 9], [2, 2]), &device);
     for _ in 0..2 {
         let hidden = model.embed.forward(ids.clone());
         let block = &model.blocks[0];
-        let hidden = block.down.forward(block.up.forward(block.norm.forward(hidden)));
-        let loss = model.head.as_ref().unwrap().forward(hidden).powi_scalar(2).mean();
+        let hidden = block
+            .down
+            .forward(block.up.forward(block.norm.forward(hidden)));
+        let loss = model
+            .head
+            .as_ref()
+            .unwrap()
+            .forward(hidden)
+            .powi_scalar(2)
+            .mean();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(1e-2, model, grads);
     }
 
-    let Linear::Int8(after) = &model.blocks[0].up else { panic!("not int8") };
-    assert_eq!(i8_of(after.weight.values.val()), i8_of(before.weight.values.val()));
+    let Linear::Int8(after) = &model.blocks[0].up else {
+        panic!("not int8")
+    };
+    assert_eq!(
+        i8_of(after.weight.values.val()),
+        i8_of(before.weight.values.val())
+    );
     assert_eq!(f32_of(after.weight.scale()), f32_of(before.weight.scale()));
-    let (bias_before, bias_after) = (f32_of(before.bias.unwrap().val()), f32_of(after.bias.as_ref().unwrap().val()));
+    let (bias_before, bias_after) = (
+        f32_of(before.bias.unwrap().val()),
+        f32_of(after.bias.as_ref().unwrap().val()),
+    );
     assert_ne!(bias_before, bias_after, "the float bias should still train");
 }
 
@@ -317,7 +478,9 @@ fn int8_linear_4096_holds_at_most_17_mib() {
     let device = Default::default();
     let mut layer = Linear::<NdArray>::new(&LinearConfig::new(4096, 4096), &device);
     layer.quantize_int8().unwrap();
-    let Linear::Int8(int8) = &layer else { panic!("not int8") };
+    let Linear::Int8(int8) = &layer else {
+        panic!("not int8")
+    };
     assert_eq!(int8.weight.values.val().dtype(), burn::tensor::DType::I8);
     let bytes = param_bytes::<NdArray, _>(&layer);
     assert!(bytes <= 17 * 1024 * 1024, "{bytes} bytes");

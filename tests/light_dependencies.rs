@@ -10,14 +10,36 @@ use std::process::Command;
 /// down to `depth` (1: its direct dependencies).
 fn dependencies_to(depth: usize, features: &str) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
     let output = Command::new(cargo)
         .current_dir(&manifest_dir)
-        .args(["tree", "--offline", "--package", "burn-int8", "--edges", "normal", "--prefix", "none"])
-        .args(["--no-default-features", "--features", features, "--format", "{p}", "--depth", &depth.to_string()])
+        .args([
+            "tree",
+            "--offline",
+            "--package",
+            "burn-int8",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            features,
+            "--format",
+            "{p}",
+            "--depth",
+            &depth.to_string(),
+        ])
         .output()
         .expect("run cargo tree");
-    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split_whitespace().next().map(str::to_string))
@@ -43,9 +65,16 @@ const DEMO_ONLY: [&str; 8] = [
 fn one_cpu_backend_pulls_in_no_demo_and_no_gpu_crates() {
     for feature in ["flex", "ndarray"] {
         let crates = normal_dependencies(feature);
-        assert!(crates.contains("burn-int8-derive"), "{feature}: the graph was not read ({} crates)", crates.len());
+        assert!(
+            crates.contains("burn-int8-derive"),
+            "{feature}: the graph was not read ({} crates)",
+            crates.len()
+        );
         for name in DEMO_ONLY.iter().chain(&["wgpu", "cubecl-cuda", "cudarc"]) {
-            assert!(!crates.contains(*name), "burn-int8 with `{feature}` depends on {name}");
+            assert!(
+                !crates.contains(*name),
+                "burn-int8 with `{feature}` depends on {name}"
+            );
         }
     }
 }
@@ -55,7 +84,10 @@ fn the_wgpu_feature_pulls_in_wgpu_and_still_no_demo_crates() {
     let crates = normal_dependencies("wgpu");
     assert!(crates.contains("wgpu"), "the check would not see wgpu");
     for name in DEMO_ONLY {
-        assert!(!crates.contains(name), "burn-int8 with `wgpu` depends on {name}");
+        assert!(
+            !crates.contains(name),
+            "burn-int8 with `wgpu` depends on {name}"
+        );
     }
 }
 
@@ -64,6 +96,12 @@ fn the_wgpu_feature_pulls_in_wgpu_and_still_no_demo_crates() {
 #[test]
 fn memmap2_only_through_burn_store() {
     let direct = dependencies_to(1, "flex");
-    assert!(direct.contains("burn-store"), "the direct dependencies were not read: {direct:?}");
-    assert!(!direct.contains("memmap2"), "burn-int8 depends on memmap2 itself");
+    assert!(
+        direct.contains("burn-store"),
+        "the direct dependencies were not read: {direct:?}"
+    );
+    assert!(
+        !direct.contains("memmap2"),
+        "burn-int8 depends on memmap2 itself"
+    );
 }

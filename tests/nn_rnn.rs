@@ -11,7 +11,8 @@ use burn::nn::activation::ActivationConfig;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use burn_int8::nn::{
-    BiGru, BiGruConfig, BiLstm, BiLstmConfig, Gru, GruConfig, Lstm, LstmConfig, LstmState, SwiGlu, SwiGluConfig,
+    BiGru, BiGruConfig, BiLstm, BiLstmConfig, Gru, GruConfig, Lstm, LstmConfig, LstmState, SwiGlu,
+    SwiGluConfig,
 };
 use burn_int8::{Quantize, QuantizeExt};
 use common::{equal_on_some_attempt, f32_of, materialized, rng_lock};
@@ -28,29 +29,53 @@ fn random<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> 
 /// `‖actual − expected‖ / ‖expected‖`.
 fn relative_error(actual: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(actual.len(), expected.len(), "length");
-    let diff = actual.iter().zip(expected).map(|(a, e)| (a - e) * (a - e)).sum::<f32>().sqrt();
+    let diff = actual
+        .iter()
+        .zip(expected)
+        .map(|(a, e)| (a - e) * (a - e))
+        .sum::<f32>()
+        .sqrt();
     let norm = expected.iter().map(|e| e * e).sum::<f32>().sqrt();
-    assert!(norm > 0.0, "the float output is zero, the comparison would prove nothing");
+    assert!(
+        norm > 0.0,
+        "the float output is zero, the comparison would prove nothing"
+    );
     diff / norm
 }
 
 fn assert_int8_close(what: &str, int8: Vec<f32>, float: Vec<f32>) {
-    assert!(int8.iter().all(|v| v.is_finite()), "{what}: non-finite int8 output");
+    assert!(
+        int8.iter().all(|v| v.is_finite()),
+        "{what}: non-finite int8 output"
+    );
     let error = relative_error(&int8, &float);
-    assert!(error > 0.0, "{what}: int8 output equals float, the layers were not quantized");
+    assert!(
+        error > 0.0,
+        "{what}: int8 output equals float, the layers were not quantized"
+    );
     assert!(error < 0.05, "{what}: relative error {error} against float");
 }
 
 fn changed_paths(report: &burn_int8::QuantizeReport) -> Vec<String> {
-    assert!(report.changed.iter().all(|(_, kind)| *kind == "Linear"), "{:?}", report.changed);
-    report.changed.iter().map(|(path, _)| path.clone()).collect()
+    assert!(
+        report.changed.iter().all(|(_, kind)| *kind == "Linear"),
+        "{:?}",
+        report.changed
+    );
+    report
+        .changed
+        .iter()
+        .map(|(path, _)| path.clone())
+        .collect()
 }
 
 /// `prefix.gate.input_transform`, `prefix.gate.hidden_transform` for every gate, in field order.
 fn gate_paths(prefix: &str, gates: &[&str]) -> Vec<String> {
     gates
         .iter()
-        .flat_map(|gate| ["input_transform", "hidden_transform"].map(|t| format!("{prefix}{gate}.{t}")))
+        .flat_map(|gate| {
+            ["input_transform", "hidden_transform"].map(|t| format!("{prefix}{gate}.{t}"))
+        })
         .collect()
 }
 
@@ -58,10 +83,15 @@ const LSTM_GATES: [&str; 4] = ["input_gate", "forget_gate", "output_gate", "cell
 const GRU_GATES: [&str; 3] = ["update_gate", "reset_gate", "new_gate"];
 
 fn lstm_linears<B: Backend>(lstm: &Lstm<B>) -> Vec<&burn_int8::nn::Linear<B>> {
-    [&lstm.input_gate, &lstm.forget_gate, &lstm.output_gate, &lstm.cell_gate]
-        .into_iter()
-        .flat_map(|gate| [&gate.input_transform, &gate.hidden_transform])
-        .collect()
+    [
+        &lstm.input_gate,
+        &lstm.forget_gate,
+        &lstm.output_gate,
+        &lstm.cell_gate,
+    ]
+    .into_iter()
+    .flat_map(|gate| [&gate.input_transform, &gate.hidden_transform])
+    .collect()
 }
 
 // ---- Float: bit-identical to Burn ---------------------------------------------------------
@@ -71,7 +101,9 @@ fn lstm_configs() -> Vec<nn::LstmConfig> {
         nn::LstmConfig::new(D_INPUT, D_HIDDEN, true),
         nn::LstmConfig::new(D_INPUT, D_HIDDEN, true).with_batch_first(false),
         nn::LstmConfig::new(D_INPUT, D_HIDDEN, false).with_reverse(true),
-        nn::LstmConfig::new(D_INPUT, D_HIDDEN, true).with_clip(Some(0.5)).with_input_forget(true),
+        nn::LstmConfig::new(D_INPUT, D_HIDDEN, true)
+            .with_clip(Some(0.5))
+            .with_input_forget(true),
         nn::LstmConfig::new(D_INPUT, D_HIDDEN, true)
             .with_batch_first(false)
             .with_reverse(true)
@@ -86,22 +118,41 @@ fn lstm_float_parity<B: Backend>(device: &B::Device) {
         B::seed(device, 42);
         let burn = materialized::<B, _>(config.init::<B>(device));
         let ours: Lstm<B> = burn.clone().into();
-        let shape = if config.batch_first { [BATCH, SEQ, D_INPUT] } else { [SEQ, BATCH, D_INPUT] };
+        let shape = if config.batch_first {
+            [BATCH, SEQ, D_INPUT]
+        } else {
+            [SEQ, BATCH, D_INPUT]
+        };
         let x = random::<B, 3>(shape, device);
         for with_state in [false, true] {
             let (burn_state, our_state) = if with_state {
                 let cell = random::<B, 2>([BATCH, D_HIDDEN], device);
                 let hidden = random::<B, 2>([BATCH, D_HIDDEN], device);
                 // `burn_int8::nn::LstmState` is Burn's type: one value serves both modules.
-                (Some(nn::LstmState::new(cell.clone(), hidden.clone())), Some(LstmState::new(cell, hidden)))
+                (
+                    Some(nn::LstmState::new(cell.clone(), hidden.clone())),
+                    Some(LstmState::new(cell, hidden)),
+                )
             } else {
                 (None, None)
             };
             let (y_burn, state_burn) = burn.forward(x.clone(), burn_state);
             let (y_ours, state_ours) = ours.forward(x.clone(), our_state);
-            assert_eq!(f32_of(y_ours), f32_of(y_burn), "{config:?}, state {with_state}: output");
-            assert_eq!(f32_of(state_ours.cell), f32_of(state_burn.cell), "{config:?}, state {with_state}: cell");
-            assert_eq!(f32_of(state_ours.hidden), f32_of(state_burn.hidden), "{config:?}, state {with_state}: hidden");
+            assert_eq!(
+                f32_of(y_ours),
+                f32_of(y_burn),
+                "{config:?}, state {with_state}: output"
+            );
+            assert_eq!(
+                f32_of(state_ours.cell),
+                f32_of(state_burn.cell),
+                "{config:?}, state {with_state}: cell"
+            );
+            assert_eq!(
+                f32_of(state_ours.hidden),
+                f32_of(state_burn.hidden),
+                "{config:?}, state {with_state}: hidden"
+            );
         }
     }
 }
@@ -109,27 +160,48 @@ fn lstm_float_parity<B: Backend>(device: &B::Device) {
 fn bilstm_float_parity<B: Backend>(device: &B::Device) {
     let configs = [
         nn::BiLstmConfig::new(D_INPUT, D_HIDDEN, true),
-        nn::BiLstmConfig::new(D_INPUT, D_HIDDEN, true).with_batch_first(false).with_clip(Some(0.5)),
+        nn::BiLstmConfig::new(D_INPUT, D_HIDDEN, true)
+            .with_batch_first(false)
+            .with_clip(Some(0.5)),
     ];
     for config in configs {
         B::seed(device, 42);
         let burn = materialized::<B, _>(config.init::<B>(device));
         let ours: BiLstm<B> = burn.clone().into();
-        let shape = if config.batch_first { [BATCH, SEQ, D_INPUT] } else { [SEQ, BATCH, D_INPUT] };
+        let shape = if config.batch_first {
+            [BATCH, SEQ, D_INPUT]
+        } else {
+            [SEQ, BATCH, D_INPUT]
+        };
         let x = random::<B, 3>(shape, device);
         for with_state in [false, true] {
             let (burn_state, our_state) = if with_state {
                 let cell = random::<B, 3>([2, BATCH, D_HIDDEN], device);
                 let hidden = random::<B, 3>([2, BATCH, D_HIDDEN], device);
-                (Some(nn::LstmState::new(cell.clone(), hidden.clone())), Some(LstmState::new(cell, hidden)))
+                (
+                    Some(nn::LstmState::new(cell.clone(), hidden.clone())),
+                    Some(LstmState::new(cell, hidden)),
+                )
             } else {
                 (None, None)
             };
             let (y_burn, state_burn) = burn.forward(x.clone(), burn_state);
             let (y_ours, state_ours) = ours.forward(x.clone(), our_state);
-            assert_eq!(f32_of(y_ours), f32_of(y_burn), "{config:?}, state {with_state}: output");
-            assert_eq!(f32_of(state_ours.cell), f32_of(state_burn.cell), "{config:?}, state {with_state}: cell");
-            assert_eq!(f32_of(state_ours.hidden), f32_of(state_burn.hidden), "{config:?}, state {with_state}: hidden");
+            assert_eq!(
+                f32_of(y_ours),
+                f32_of(y_burn),
+                "{config:?}, state {with_state}: output"
+            );
+            assert_eq!(
+                f32_of(state_ours.cell),
+                f32_of(state_burn.cell),
+                "{config:?}, state {with_state}: cell"
+            );
+            assert_eq!(
+                f32_of(state_ours.hidden),
+                f32_of(state_burn.hidden),
+                "{config:?}, state {with_state}: hidden"
+            );
         }
     }
 }
@@ -154,7 +226,11 @@ fn gru_float_parity<B: Backend>(device: &B::Device) {
             let with_state = state.is_some();
             let y_burn = burn.forward(x.clone(), state.clone());
             let y_ours = ours.forward(x.clone(), state);
-            assert_eq!(f32_of(y_ours), f32_of(y_burn), "{config:?}, state {with_state}: output");
+            assert_eq!(
+                f32_of(y_ours),
+                f32_of(y_burn),
+                "{config:?}, state {with_state}: output"
+            );
         }
     }
 }
@@ -162,21 +238,35 @@ fn gru_float_parity<B: Backend>(device: &B::Device) {
 fn bigru_float_parity<B: Backend>(device: &B::Device) {
     let configs = [
         nn::BiGruConfig::new(D_INPUT, D_HIDDEN, true),
-        nn::BiGruConfig::new(D_INPUT, D_HIDDEN, true).with_batch_first(false).with_reset_after(false),
+        nn::BiGruConfig::new(D_INPUT, D_HIDDEN, true)
+            .with_batch_first(false)
+            .with_reset_after(false),
     ];
     for config in configs {
         B::seed(device, 42);
         let burn = materialized::<B, _>(config.init::<B>(device));
         let ours: BiGru<B> = burn.clone().into();
-        let shape = if config.batch_first { [BATCH, SEQ, D_INPUT] } else { [SEQ, BATCH, D_INPUT] };
+        let shape = if config.batch_first {
+            [BATCH, SEQ, D_INPUT]
+        } else {
+            [SEQ, BATCH, D_INPUT]
+        };
         let x = random::<B, 3>(shape, device);
         let state = random::<B, 3>([2, BATCH, D_HIDDEN], device);
         for state in [None, Some(state)] {
             let with_state = state.is_some();
             let (y_burn, state_burn) = burn.forward(x.clone(), state.clone());
             let (y_ours, state_ours) = ours.forward(x.clone(), state);
-            assert_eq!(f32_of(y_ours), f32_of(y_burn), "{config:?}, state {with_state}: output");
-            assert_eq!(f32_of(state_ours), f32_of(state_burn), "{config:?}, state {with_state}: state");
+            assert_eq!(
+                f32_of(y_ours),
+                f32_of(y_burn),
+                "{config:?}, state {with_state}: output"
+            );
+            assert_eq!(
+                f32_of(state_ours),
+                f32_of(state_burn),
+                "{config:?}, state {with_state}: state"
+            );
         }
     }
 }
@@ -184,14 +274,20 @@ fn bigru_float_parity<B: Backend>(device: &B::Device) {
 fn swiglu_float_parity<B: Backend>(device: &B::Device) {
     let configs = [
         nn::SwiGluConfig::new(D_INPUT, D_HIDDEN),
-        nn::SwiGluConfig::new(D_INPUT, D_HIDDEN).with_bias(true).with_layout(nn::LinearLayout::Col),
+        nn::SwiGluConfig::new(D_INPUT, D_HIDDEN)
+            .with_bias(true)
+            .with_layout(nn::LinearLayout::Col),
     ];
     for config in configs {
         B::seed(device, 42);
         let burn = materialized::<B, _>(config.init::<B>(device));
         let ours: SwiGlu<B> = burn.clone().into();
         let x = random::<B, 3>([BATCH, SEQ, D_INPUT], device);
-        assert_eq!(f32_of(ours.forward(x.clone())), f32_of(burn.forward(x)), "{config:?}");
+        assert_eq!(
+            f32_of(ours.forward(x.clone())),
+            f32_of(burn.forward(x)),
+            "{config:?}"
+        );
     }
 }
 
@@ -217,11 +313,26 @@ fn converted_modules_match_burn_bit_for_bit() {
 fn configs_have_burns_fields_and_defaults() {
     // `Display` is the config's JSON: same field names, order and values.
     let (d_in, d_h) = (D_INPUT, D_HIDDEN);
-    assert_eq!(LstmConfig::new(d_in, d_h, true).to_string(), nn::LstmConfig::new(d_in, d_h, true).to_string());
-    assert_eq!(BiLstmConfig::new(d_in, d_h, false).to_string(), nn::BiLstmConfig::new(d_in, d_h, false).to_string());
-    assert_eq!(GruConfig::new(d_in, d_h, true).to_string(), nn::GruConfig::new(d_in, d_h, true).to_string());
-    assert_eq!(BiGruConfig::new(d_in, d_h, true).to_string(), nn::BiGruConfig::new(d_in, d_h, true).to_string());
-    assert_eq!(SwiGluConfig::new(d_in, d_h).to_string(), nn::SwiGluConfig::new(d_in, d_h).to_string());
+    assert_eq!(
+        LstmConfig::new(d_in, d_h, true).to_string(),
+        nn::LstmConfig::new(d_in, d_h, true).to_string()
+    );
+    assert_eq!(
+        BiLstmConfig::new(d_in, d_h, false).to_string(),
+        nn::BiLstmConfig::new(d_in, d_h, false).to_string()
+    );
+    assert_eq!(
+        GruConfig::new(d_in, d_h, true).to_string(),
+        nn::GruConfig::new(d_in, d_h, true).to_string()
+    );
+    assert_eq!(
+        BiGruConfig::new(d_in, d_h, true).to_string(),
+        nn::BiGruConfig::new(d_in, d_h, true).to_string()
+    );
+    assert_eq!(
+        SwiGluConfig::new(d_in, d_h).to_string(),
+        nn::SwiGluConfig::new(d_in, d_h).to_string()
+    );
 }
 
 /// `init()` with the generator seeded to 7, every parameter drawn.
@@ -236,35 +347,84 @@ fn config_init_parity<B: Backend>(device: &B::Device) {
     let x_seq_first = random::<B, 3>([SEQ, BATCH, D_INPUT], device);
 
     equal_on_some_attempt("LstmConfig::init", || {
-        let burn = seeded::<B, _>(device, || nn::LstmConfig::new(d_in, d_h, true).with_clip(Some(1.0)).init::<B>(device));
-        let ours = seeded::<B, _>(device, || LstmConfig::new(d_in, d_h, true).with_clip(Some(1.0)).init::<B>(device));
-        let ((y_burn, s_burn), (y_ours, s_ours)) = (burn.forward(x.clone(), None), ours.forward(x.clone(), None));
+        let burn = seeded::<B, _>(device, || {
+            nn::LstmConfig::new(d_in, d_h, true)
+                .with_clip(Some(1.0))
+                .init::<B>(device)
+        });
+        let ours = seeded::<B, _>(device, || {
+            LstmConfig::new(d_in, d_h, true)
+                .with_clip(Some(1.0))
+                .init::<B>(device)
+        });
+        let ((y_burn, s_burn), (y_ours, s_ours)) =
+            (burn.forward(x.clone(), None), ours.forward(x.clone(), None));
         let ours = [f32_of(y_ours), f32_of(s_ours.hidden)].concat();
         (ours, [f32_of(y_burn), f32_of(s_burn.hidden)].concat())
     });
 
     equal_on_some_attempt("BiLstmConfig::init", || {
-        let burn = seeded::<B, _>(device, || nn::BiLstmConfig::new(d_in, d_h, true).with_batch_first(false).init::<B>(device));
-        let ours = seeded::<B, _>(device, || BiLstmConfig::new(d_in, d_h, true).with_batch_first(false).init::<B>(device));
-        (f32_of(ours.forward(x_seq_first.clone(), None).0), f32_of(burn.forward(x_seq_first.clone(), None).0))
+        let burn = seeded::<B, _>(device, || {
+            nn::BiLstmConfig::new(d_in, d_h, true)
+                .with_batch_first(false)
+                .init::<B>(device)
+        });
+        let ours = seeded::<B, _>(device, || {
+            BiLstmConfig::new(d_in, d_h, true)
+                .with_batch_first(false)
+                .init::<B>(device)
+        });
+        (
+            f32_of(ours.forward(x_seq_first.clone(), None).0),
+            f32_of(burn.forward(x_seq_first.clone(), None).0),
+        )
     });
 
     equal_on_some_attempt("GruConfig::init", || {
-        let burn = seeded::<B, _>(device, || nn::GruConfig::new(d_in, d_h, true).with_reset_after(false).init::<B>(device));
-        let ours = seeded::<B, _>(device, || GruConfig::new(d_in, d_h, true).with_reset_after(false).init::<B>(device));
-        (f32_of(ours.forward(x.clone(), None)), f32_of(burn.forward(x.clone(), None)))
+        let burn = seeded::<B, _>(device, || {
+            nn::GruConfig::new(d_in, d_h, true)
+                .with_reset_after(false)
+                .init::<B>(device)
+        });
+        let ours = seeded::<B, _>(device, || {
+            GruConfig::new(d_in, d_h, true)
+                .with_reset_after(false)
+                .init::<B>(device)
+        });
+        (
+            f32_of(ours.forward(x.clone(), None)),
+            f32_of(burn.forward(x.clone(), None)),
+        )
     });
 
     equal_on_some_attempt("BiGruConfig::init", || {
-        let burn = seeded::<B, _>(device, || nn::BiGruConfig::new(d_in, d_h, true).init::<B>(device));
-        let ours = seeded::<B, _>(device, || BiGruConfig::new(d_in, d_h, true).init::<B>(device));
-        (f32_of(ours.forward(x.clone(), None).0), f32_of(burn.forward(x.clone(), None).0))
+        let burn = seeded::<B, _>(device, || {
+            nn::BiGruConfig::new(d_in, d_h, true).init::<B>(device)
+        });
+        let ours = seeded::<B, _>(device, || {
+            BiGruConfig::new(d_in, d_h, true).init::<B>(device)
+        });
+        (
+            f32_of(ours.forward(x.clone(), None).0),
+            f32_of(burn.forward(x.clone(), None).0),
+        )
     });
 
     equal_on_some_attempt("SwiGluConfig::init", || {
-        let burn = seeded::<B, _>(device, || nn::SwiGluConfig::new(d_in, d_h).with_bias(true).init::<B>(device));
-        let ours = seeded::<B, _>(device, || SwiGluConfig::new(d_in, d_h).with_bias(true).init::<B>(device));
-        (f32_of(ours.forward(x.clone())), f32_of(burn.forward(x.clone())))
+        let burn = seeded::<B, _>(device, || {
+            nn::SwiGluConfig::new(d_in, d_h)
+                .with_bias(true)
+                .init::<B>(device)
+        });
+        let ours = seeded::<B, _>(device, || {
+            SwiGluConfig::new(d_in, d_h)
+                .with_bias(true)
+                .init::<B>(device)
+        });
+        (
+            f32_of(ours.forward(x.clone())),
+            f32_of(burn.forward(x.clone())),
+        )
     });
 }
 
@@ -284,9 +444,16 @@ fn int8_lstm_and_gru<B: Backend>(device: &B::Device) {
     let mut int8 = float.clone();
     let report = int8.quantize_int8().unwrap();
     assert_eq!(changed_paths(&report), gate_paths("", &LSTM_GATES));
-    assert!(lstm_linears(&int8).iter().all(|linear| linear.is_quantized()));
+    assert!(
+        lstm_linears(&int8)
+            .iter()
+            .all(|linear| linear.is_quantized())
+    );
     assert!(report.bytes_after < report.bytes_before);
-    let ((y_float, s_float), (y_int8, s_int8)) = (float.forward(x.clone(), None), int8.forward(x.clone(), None));
+    let ((y_float, s_float), (y_int8, s_int8)) = (
+        float.forward(x.clone(), None),
+        int8.forward(x.clone(), None),
+    );
     assert_int8_close("lstm output", f32_of(y_int8), f32_of(y_float));
     assert_int8_close("lstm final cell", f32_of(s_int8.cell), f32_of(s_float.cell));
 
@@ -310,24 +477,46 @@ fn int8_bidirectional_and_swiglu<B: Backend>(device: &B::Device) {
     let float = materialized::<B, _>(BiLstmConfig::new(D_INPUT, D_HIDDEN, true).init::<B>(device));
     let mut int8 = float.clone();
     let report = int8.quantize_int8().unwrap();
-    let expected = [gate_paths("forward.", &LSTM_GATES), gate_paths("reverse.", &LSTM_GATES)].concat();
+    let expected = [
+        gate_paths("forward.", &LSTM_GATES),
+        gate_paths("reverse.", &LSTM_GATES),
+    ]
+    .concat();
     assert_eq!(changed_paths(&report), expected);
-    let (y_int8, y_float) = (int8.forward(x.clone(), None).0, float.forward(x.clone(), None).0);
+    let (y_int8, y_float) = (
+        int8.forward(x.clone(), None).0,
+        float.forward(x.clone(), None).0,
+    );
     assert_int8_close("bilstm output", f32_of(y_int8), f32_of(y_float));
 
     let float = materialized::<B, _>(BiGruConfig::new(D_INPUT, D_HIDDEN, true).init::<B>(device));
     let mut int8 = float.clone();
     let report = int8.quantize_int8().unwrap();
-    let expected = [gate_paths("forward.", &GRU_GATES), gate_paths("reverse.", &GRU_GATES)].concat();
+    let expected = [
+        gate_paths("forward.", &GRU_GATES),
+        gate_paths("reverse.", &GRU_GATES),
+    ]
+    .concat();
     assert_eq!(changed_paths(&report), expected);
-    let (y_int8, y_float) = (int8.forward(x.clone(), None).0, float.forward(x.clone(), None).0);
+    let (y_int8, y_float) = (
+        int8.forward(x.clone(), None).0,
+        float.forward(x.clone(), None).0,
+    );
     assert_int8_close("bigru output", f32_of(y_int8), f32_of(y_float));
 
-    let float = materialized::<B, _>(SwiGluConfig::new(D_INPUT, D_HIDDEN).with_bias(true).init::<B>(device));
+    let float = materialized::<B, _>(
+        SwiGluConfig::new(D_INPUT, D_HIDDEN)
+            .with_bias(true)
+            .init::<B>(device),
+    );
     let mut int8 = float.clone();
     let report = int8.quantize_int8().unwrap();
     assert_eq!(changed_paths(&report), ["linear_inner", "linear_outer"]);
-    assert_int8_close("swiglu output", f32_of(int8.forward(x.clone())), f32_of(float.forward(x)));
+    assert_int8_close(
+        "swiglu output",
+        f32_of(int8.forward(x.clone())),
+        f32_of(float.forward(x)),
+    );
 }
 
 #[test]
@@ -373,10 +562,19 @@ fn a_model_with_an_lstm_quantizes_in_one_call() {
     expected.push("head".to_string());
     assert_eq!(changed_paths(&report), expected);
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
-    assert!(lstm_linears(&int8.lstm).iter().all(|linear| linear.is_quantized()) && int8.head.is_quantized());
+    assert!(
+        lstm_linears(&int8.lstm)
+            .iter()
+            .all(|linear| linear.is_quantized())
+            && int8.head.is_quantized()
+    );
 
     let x = random::<NdArray, 3>([BATCH, SEQ, D_INPUT], &device);
-    assert_int8_close("classifier logits", f32_of(int8.forward(x.clone())), f32_of(float.forward(x)));
+    assert_int8_close(
+        "classifier logits",
+        f32_of(int8.forward(x.clone())),
+        f32_of(float.forward(x)),
+    );
 }
 
 #[test]
@@ -386,14 +584,24 @@ fn a_quantized_lstm_passes_gradients_to_its_input() {
     let device = Default::default();
     let mut lstm = LstmConfig::new(D_INPUT, D_HIDDEN, true).init::<Train>(&device);
     lstm.quantize_int8().unwrap();
-    assert!(lstm_linears(&lstm).iter().all(|linear| linear.is_quantized()));
+    assert!(
+        lstm_linears(&lstm)
+            .iter()
+            .all(|linear| linear.is_quantized())
+    );
 
     let x = random::<Train, 3>([BATCH, SEQ, D_INPUT], &device).require_grad();
     let r = random::<Train, 3>([BATCH, SEQ, D_HIDDEN], &device);
     let (y, _) = lstm.forward(x.clone(), None);
     let grads = y.mul(r).sum().backward();
-    let dx = f32_of(x.grad(&grads).expect("a gradient with respect to the input"));
+    let dx = f32_of(
+        x.grad(&grads)
+            .expect("a gradient with respect to the input"),
+    );
     assert_eq!(dx.len(), BATCH * SEQ * D_INPUT);
-    assert!(dx.iter().all(|v| v.is_finite()), "non-finite input gradient");
+    assert!(
+        dx.iter().all(|v| v.is_finite()),
+        "non-finite input gradient"
+    );
     assert!(dx.iter().any(|v| *v != 0.0), "the input gradient is zero");
 }

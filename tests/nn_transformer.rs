@@ -9,10 +9,13 @@ use burn::nn::activation::ActivationConfig;
 use burn::nn::attention as burn_attn;
 use burn::nn::transformer as burn_tf;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData, backend::Backend};
-use burn_int8::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig, generate_autoregressive_mask};
+use burn_int8::nn::attention::{
+    MhaInput, MultiHeadAttention, MultiHeadAttentionConfig, generate_autoregressive_mask,
+};
 use burn_int8::nn::transformer::{
-    PositionWiseFeedForward, PositionWiseFeedForwardConfig, TransformerDecoder, TransformerDecoderConfig,
-    TransformerDecoderInput, TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+    PositionWiseFeedForward, PositionWiseFeedForwardConfig, TransformerDecoder,
+    TransformerDecoderConfig, TransformerDecoderInput, TransformerEncoder,
+    TransformerEncoderConfig, TransformerEncoderInput,
 };
 use burn_int8::{Linear, QuantizeExt};
 use common::{equal_on_some_attempt, f32_of, materialized, rng_lock};
@@ -52,13 +55,23 @@ fn padding_mask<B: Backend>(len: usize, device: &B::Device) -> Tensor<B, 2, Bool
 /// ‖actual − expected‖ / ‖expected‖ over the whole vectors.
 fn relative_error(actual: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(actual.len(), expected.len());
-    let diff: f32 = actual.iter().zip(expected).map(|(a, e)| (a - e) * (a - e)).sum::<f32>().sqrt();
+    let diff: f32 = actual
+        .iter()
+        .zip(expected)
+        .map(|(a, e)| (a - e) * (a - e))
+        .sum::<f32>()
+        .sqrt();
     let norm: f32 = expected.iter().map(|e| e * e).sum::<f32>().sqrt();
-    assert!(norm > 0.0, "the float output is zero, the comparison would prove nothing");
+    assert!(
+        norm > 0.0,
+        "the float output is zero, the comparison would prove nothing"
+    );
     diff / norm
 }
 
-fn encoder_config(norm_first: bool) -> (burn_tf::TransformerEncoderConfig, TransformerEncoderConfig) {
+fn encoder_config(
+    norm_first: bool,
+) -> (burn_tf::TransformerEncoderConfig, TransformerEncoderConfig) {
     let burn = burn_tf::TransformerEncoderConfig::new(D_MODEL, D_FF, N_HEADS, N_LAYERS)
         .with_dropout(0.0)
         .with_norm_first(norm_first);
@@ -68,7 +81,9 @@ fn encoder_config(norm_first: bool) -> (burn_tf::TransformerEncoderConfig, Trans
     (burn, ours)
 }
 
-fn decoder_config(norm_first: bool) -> (burn_tf::TransformerDecoderConfig, TransformerDecoderConfig) {
+fn decoder_config(
+    norm_first: bool,
+) -> (burn_tf::TransformerDecoderConfig, TransformerDecoderConfig) {
     let burn = burn_tf::TransformerDecoderConfig::new(D_MODEL, D_FF, N_HEADS, N_LAYERS)
         .with_dropout(0.0)
         .with_norm_first(norm_first);
@@ -83,31 +98,66 @@ fn decoder_config(norm_first: bool) -> (burn_tf::TransformerDecoderConfig, Trans
 fn mha_parity<B: Backend>(device: &B::Device) {
     // Self-attention with both masks.
     B::seed(device, 42);
-    let burn_mha = materialized(burn_attn::MultiHeadAttentionConfig::new(D_MODEL, N_HEADS).with_dropout(0.0).init::<B>(device));
+    let burn_mha = materialized(
+        burn_attn::MultiHeadAttentionConfig::new(D_MODEL, N_HEADS)
+            .with_dropout(0.0)
+            .init::<B>(device),
+    );
     let ours = MultiHeadAttention::from(burn_mha.clone());
     let x = random::<B>([BATCH, SEQ, D_MODEL], device);
-    let (mask_pad, mask_attn) = (padding_mask::<B>(SEQ, device), generate_autoregressive_mask::<B>(BATCH, SEQ, device));
-    let expected = burn_mha.forward(
-        burn_attn::MhaInput::self_attn(x.clone()).mask_pad(mask_pad.clone()).mask_attn(mask_attn.clone()),
+    let (mask_pad, mask_attn) = (
+        padding_mask::<B>(SEQ, device),
+        generate_autoregressive_mask::<B>(BATCH, SEQ, device),
     );
-    let actual = ours.forward(MhaInput::self_attn(x).mask_pad(mask_pad).mask_attn(mask_attn));
-    assert_eq!(f32_of(actual.context), f32_of(expected.context), "self-attention context");
-    assert_eq!(f32_of(actual.weights), f32_of(expected.weights), "self-attention weights");
+    let expected = burn_mha.forward(
+        burn_attn::MhaInput::self_attn(x.clone())
+            .mask_pad(mask_pad.clone())
+            .mask_attn(mask_attn.clone()),
+    );
+    let actual = ours.forward(
+        MhaInput::self_attn(x)
+            .mask_pad(mask_pad)
+            .mask_attn(mask_attn),
+    );
+    assert_eq!(
+        f32_of(actual.context),
+        f32_of(expected.context),
+        "self-attention context"
+    );
+    assert_eq!(
+        f32_of(actual.weights),
+        f32_of(expected.weights),
+        "self-attention weights"
+    );
 
     // Cross-attention with quiet softmax and another min_float.
-    let burn_mha = materialized(burn_attn::MultiHeadAttentionConfig::new(D_MODEL, N_HEADS)
-        .with_dropout(0.0)
-        .with_quiet_softmax(true)
-        .with_min_float(-1.0e3)
-        .init::<B>(device));
+    let burn_mha = materialized(
+        burn_attn::MultiHeadAttentionConfig::new(D_MODEL, N_HEADS)
+            .with_dropout(0.0)
+            .with_quiet_softmax(true)
+            .with_min_float(-1.0e3)
+            .init::<B>(device),
+    );
     let ours: MultiHeadAttention<B> = burn_mha.clone().into();
-    let (q, kv) = (random::<B>([BATCH, SEQ, D_MODEL], device), random::<B>([BATCH, MEM, D_MODEL], device));
+    let (q, kv) = (
+        random::<B>([BATCH, SEQ, D_MODEL], device),
+        random::<B>([BATCH, MEM, D_MODEL], device),
+    );
     let mask_pad = padding_mask::<B>(MEM, device);
-    let expected =
-        burn_mha.forward(burn_attn::MhaInput::new(q.clone(), kv.clone(), kv.clone()).mask_pad(mask_pad.clone()));
+    let expected = burn_mha.forward(
+        burn_attn::MhaInput::new(q.clone(), kv.clone(), kv.clone()).mask_pad(mask_pad.clone()),
+    );
     let actual = ours.forward(MhaInput::new(q, kv.clone(), kv).mask_pad(mask_pad));
-    assert_eq!(f32_of(actual.context), f32_of(expected.context), "cross-attention context");
-    assert_eq!(f32_of(actual.weights), f32_of(expected.weights), "cross-attention weights");
+    assert_eq!(
+        f32_of(actual.context),
+        f32_of(expected.context),
+        "cross-attention context"
+    );
+    assert_eq!(
+        f32_of(actual.weights),
+        f32_of(expected.weights),
+        "cross-attention weights"
+    );
 }
 
 #[test]
@@ -118,13 +168,19 @@ fn multi_head_attention_matches_burn() {
 fn pwff_parity<B: Backend>(device: &B::Device) {
     for activation in [ActivationConfig::Gelu, ActivationConfig::Relu] {
         B::seed(device, 42);
-        let burn_pwff = materialized(burn_tf::PositionWiseFeedForwardConfig::new(D_MODEL, D_FF)
-            .with_dropout(0.0)
-            .with_activation(activation.clone())
-            .init::<B>(device));
+        let burn_pwff = materialized(
+            burn_tf::PositionWiseFeedForwardConfig::new(D_MODEL, D_FF)
+                .with_dropout(0.0)
+                .with_activation(activation.clone())
+                .init::<B>(device),
+        );
         let ours = PositionWiseFeedForward::from(burn_pwff.clone());
         let x = random::<B>([BATCH, SEQ, D_MODEL], device);
-        assert_eq!(f32_of(ours.forward(x.clone())), f32_of(burn_pwff.forward(x)), "{activation:?}");
+        assert_eq!(
+            f32_of(ours.forward(x.clone())),
+            f32_of(burn_pwff.forward(x)),
+            "{activation:?}"
+        );
     }
 }
 
@@ -142,14 +198,24 @@ fn encoder_parity<B: Backend>(device: &B::Device) {
         let x = random::<B>([BATCH, SEQ, D_MODEL], device);
         let mask_pad = padding_mask::<B>(SEQ, device);
 
-        let expected = burn_encoder.forward(burn_tf::TransformerEncoderInput::new(x.clone()).mask_pad(mask_pad.clone()));
+        let expected = burn_encoder
+            .forward(burn_tf::TransformerEncoderInput::new(x.clone()).mask_pad(mask_pad.clone()));
         let actual = ours.forward(TransformerEncoderInput::new(x.clone()).mask_pad(mask_pad));
-        assert_eq!(f32_of(actual), f32_of(expected), "norm_first {norm_first}, mask_pad");
+        assert_eq!(
+            f32_of(actual),
+            f32_of(expected),
+            "norm_first {norm_first}, mask_pad"
+        );
 
         let mask_attn = generate_autoregressive_mask::<B>(BATCH, SEQ, device);
-        let expected = burn_encoder.forward(burn_tf::TransformerEncoderInput::new(x.clone()).mask_attn(mask_attn.clone()));
+        let expected = burn_encoder
+            .forward(burn_tf::TransformerEncoderInput::new(x.clone()).mask_attn(mask_attn.clone()));
         let actual = ours.forward(TransformerEncoderInput::new(x).mask_attn(mask_attn));
-        assert_eq!(f32_of(actual), f32_of(expected), "norm_first {norm_first}, mask_attn");
+        assert_eq!(
+            f32_of(actual),
+            f32_of(expected),
+            "norm_first {norm_first}, mask_attn"
+        );
     }
 }
 
@@ -181,7 +247,11 @@ fn encoder_autoregressive_parity<B: Backend>(device: &B::Device) {
                 &mut our_cache,
             );
             assert_eq!(actual.dims(), [BATCH, i, D_MODEL]);
-            assert_eq!(f32_of(actual), f32_of(expected), "norm_first {norm_first}, step {i}");
+            assert_eq!(
+                f32_of(actual),
+                f32_of(expected),
+                "norm_first {norm_first}, step {i}"
+            );
         }
     }
 }
@@ -224,14 +294,19 @@ fn decoder_parity<B: Backend>(device: &B::Device) {
             let input = target.clone().slice([0..BATCH, 0..i, 0..D_MODEL]);
             let mask = target_attn.clone().slice([0..BATCH, 0..i, 0..i]);
             let expected = burn_decoder.forward_autoregressive_inference(
-                burn_tf::TransformerDecoderInput::new(input.clone(), memory.clone()).target_mask_attn(mask.clone()),
+                burn_tf::TransformerDecoderInput::new(input.clone(), memory.clone())
+                    .target_mask_attn(mask.clone()),
                 &mut burn_cache,
             );
             let actual = ours.forward_autoregressive_inference(
                 TransformerDecoderInput::new(input, memory.clone()).target_mask_attn(mask),
                 &mut our_cache,
             );
-            assert_eq!(f32_of(actual), f32_of(expected), "norm_first {norm_first}, autoregressive step {i}");
+            assert_eq!(
+                f32_of(actual),
+                f32_of(expected),
+                "norm_first {norm_first}, autoregressive step {i}"
+            );
         }
     }
 }
@@ -272,7 +347,10 @@ fn configs_have_burns_fields_and_defaults() {
         .with_layer_norm_eps(1e-6);
     let ours = TransformerEncoderConfig::from(burn_config.clone());
     assert_eq!(ours.to_string(), burn_config.to_string());
-    assert_eq!(burn_tf::TransformerEncoderConfig::from(&ours).to_string(), burn_config.to_string());
+    assert_eq!(
+        burn_tf::TransformerEncoderConfig::from(&ours).to_string(),
+        burn_config.to_string()
+    );
 }
 
 fn config_init_parity<B: Backend>(device: &B::Device) {
@@ -286,7 +364,10 @@ fn config_init_parity<B: Backend>(device: &B::Device) {
             let burn_encoder = materialized(burn_config.init::<B>(device));
             B::seed(device, 7);
             let ours = materialized(our_config.init::<B>(device));
-            assert!(!ours.layers[0].mha.query.is_quantized(), "init gives float layers");
+            assert!(
+                !ours.layers[0].mha.query.is_quantized(),
+                "init gives float layers"
+            );
             (
                 f32_of(ours.forward(TransformerEncoderInput::new(x.clone()))),
                 f32_of(burn_encoder.forward(burn_tf::TransformerEncoderInput::new(x.clone()))),
@@ -301,30 +382,54 @@ fn config_init_parity<B: Backend>(device: &B::Device) {
             let ours = materialized(our_config.init::<B>(device));
             (
                 f32_of(ours.forward(TransformerDecoderInput::new(x.clone(), memory.clone()))),
-                f32_of(burn_decoder.forward(burn_tf::TransformerDecoderInput::new(x.clone(), memory.clone()))),
+                f32_of(burn_decoder.forward(burn_tf::TransformerDecoderInput::new(
+                    x.clone(),
+                    memory.clone(),
+                ))),
             )
         });
     }
 
     equal_on_some_attempt("multi-head attention", || {
         B::seed(device, 7);
-        let burn_mha =
-            materialized(burn_attn::MultiHeadAttentionConfig::new(D_MODEL, N_HEADS).with_dropout(0.0).init::<B>(device));
+        let burn_mha = materialized(
+            burn_attn::MultiHeadAttentionConfig::new(D_MODEL, N_HEADS)
+                .with_dropout(0.0)
+                .init::<B>(device),
+        );
         B::seed(device, 7);
-        let ours = materialized(MultiHeadAttentionConfig::new(D_MODEL, N_HEADS).with_dropout(0.0).init::<B>(device));
+        let ours = materialized(
+            MultiHeadAttentionConfig::new(D_MODEL, N_HEADS)
+                .with_dropout(0.0)
+                .init::<B>(device),
+        );
         (
             f32_of(ours.forward(MhaInput::self_attn(x.clone())).context),
-            f32_of(burn_mha.forward(burn_attn::MhaInput::self_attn(x.clone())).context),
+            f32_of(
+                burn_mha
+                    .forward(burn_attn::MhaInput::self_attn(x.clone()))
+                    .context,
+            ),
         )
     });
 
     equal_on_some_attempt("feed-forward", || {
         B::seed(device, 7);
-        let burn_pwff =
-            materialized(burn_tf::PositionWiseFeedForwardConfig::new(D_MODEL, D_FF).with_dropout(0.0).init::<B>(device));
+        let burn_pwff = materialized(
+            burn_tf::PositionWiseFeedForwardConfig::new(D_MODEL, D_FF)
+                .with_dropout(0.0)
+                .init::<B>(device),
+        );
         B::seed(device, 7);
-        let ours = materialized(PositionWiseFeedForwardConfig::new(D_MODEL, D_FF).with_dropout(0.0).init::<B>(device));
-        (f32_of(ours.forward(x.clone())), f32_of(burn_pwff.forward(x.clone())))
+        let ours = materialized(
+            PositionWiseFeedForwardConfig::new(D_MODEL, D_FF)
+                .with_dropout(0.0)
+                .init::<B>(device),
+        );
+        (
+            f32_of(ours.forward(x.clone())),
+            f32_of(burn_pwff.forward(x.clone())),
+        )
     });
 }
 
@@ -335,8 +440,14 @@ fn config_init_is_burns_init() {
 
 // ---- Int8 --------------------------------------------------------------------------------
 
-const LAYER_LINEARS: [&str; 6] =
-    ["mha.query", "mha.key", "mha.value", "mha.output", "pwff.linear_inner", "pwff.linear_outer"];
+const LAYER_LINEARS: [&str; 6] = [
+    "mha.query",
+    "mha.key",
+    "mha.value",
+    "mha.output",
+    "pwff.linear_inner",
+    "pwff.linear_outer",
+];
 
 fn encoder_int8<B: Backend>(device: &B::Device) {
     for norm_first in [false, true] {
@@ -345,14 +456,25 @@ fn encoder_int8<B: Backend>(device: &B::Device) {
         let mut model = our_config.init::<B>(device);
         let x = random::<B>([BATCH, SEQ, D_MODEL], device);
         let mask_pad = padding_mask::<B>(SEQ, device);
-        let float = f32_of(model.forward(TransformerEncoderInput::new(x.clone()).mask_pad(mask_pad.clone())));
+        let float = f32_of(
+            model.forward(TransformerEncoderInput::new(x.clone()).mask_pad(mask_pad.clone())),
+        );
 
         let report = model.quantize_int8().unwrap();
-        let changed: Vec<&str> = report.changed.iter().map(|(path, _)| path.as_str()).collect();
-        let expected: Vec<String> =
-            (0..N_LAYERS).flat_map(|l| LAYER_LINEARS.map(|name| format!("layers.{l}.{name}"))).collect();
+        let changed: Vec<&str> = report
+            .changed
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .collect();
+        let expected: Vec<String> = (0..N_LAYERS)
+            .flat_map(|l| LAYER_LINEARS.map(|name| format!("layers.{l}.{name}")))
+            .collect();
         assert_eq!(changed, expected);
-        assert!(report.changed.iter().all(|(_, kind)| *kind == "Linear"), "{:?}", report.changed);
+        assert!(
+            report.changed.iter().all(|(_, kind)| *kind == "Linear"),
+            "{:?}",
+            report.changed
+        );
         assert!(report.skipped.is_empty(), "{:?}", report.skipped);
         assert!(report.bytes_after < report.bytes_before);
         for layer in &model.layers {
@@ -369,7 +491,10 @@ fn encoder_int8<B: Backend>(device: &B::Device) {
 
         let int8 = f32_of(model.forward(TransformerEncoderInput::new(x).mask_pad(mask_pad)));
         let error = relative_error(&int8, &float);
-        assert!(error < 0.05, "norm_first {norm_first}: relative error {error}");
+        assert!(
+            error < 0.05,
+            "norm_first {norm_first}: relative error {error}"
+        );
     }
 }
 
@@ -385,11 +510,18 @@ fn decoder_int8<B: Backend>(device: &B::Device) {
     let target = random::<B>([BATCH, SEQ, D_MODEL], device);
     let memory = random::<B>([BATCH, MEM, D_MODEL], device);
     let mask_attn = generate_autoregressive_mask::<B>(BATCH, SEQ, device);
-    let input = || TransformerDecoderInput::new(target.clone(), memory.clone()).target_mask_attn(mask_attn.clone());
+    let input = || {
+        TransformerDecoderInput::new(target.clone(), memory.clone())
+            .target_mask_attn(mask_attn.clone())
+    };
     let float = f32_of(model.forward(input()));
 
     let report = model.quantize_int8().unwrap();
-    let changed: Vec<&str> = report.changed.iter().map(|(path, _)| path.as_str()).collect();
+    let changed: Vec<&str> = report
+        .changed
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .collect();
     let per_layer = [
         "cross_attn.query",
         "cross_attn.key",
@@ -402,8 +534,9 @@ fn decoder_int8<B: Backend>(device: &B::Device) {
         "pwff.linear_inner",
         "pwff.linear_outer",
     ];
-    let expected: Vec<String> =
-        (0..N_LAYERS).flat_map(|l| per_layer.map(|name| format!("layers.{l}.{name}"))).collect();
+    let expected: Vec<String> = (0..N_LAYERS)
+        .flat_map(|l| per_layer.map(|name| format!("layers.{l}.{name}")))
+        .collect();
     assert_eq!(changed, expected);
 
     let int8 = f32_of(model.forward(input()));
@@ -430,19 +563,42 @@ fn int8_encoder_passes_gradients_to_its_norms() {
 
     let x = random::<AD>([BATCH, SEQ, D_MODEL], &device);
     let r = random::<AD>([BATCH, SEQ, D_MODEL], &device);
-    let grads = model.forward(TransformerEncoderInput::new(x)).mul(r).sum().backward();
+    let grads = model
+        .forward(TransformerEncoderInput::new(x))
+        .mul(r)
+        .sum()
+        .backward();
 
     // A norm upstream of int8 layers (layer 0's `norm_1` feeds layer 0's int8 feed-forward).
-    for (what, gamma) in [("layers.0.norm_1", &model.layers[0].norm_1.gamma), ("layers.1.norm_2", &model.layers[1].norm_2.gamma)]
-    {
-        let grad = gamma.val().grad(&grads).unwrap_or_else(|| panic!("{what}.gamma has no gradient"));
+    for (what, gamma) in [
+        ("layers.0.norm_1", &model.layers[0].norm_1.gamma),
+        ("layers.1.norm_2", &model.layers[1].norm_2.gamma),
+    ] {
+        let grad = gamma
+            .val()
+            .grad(&grads)
+            .unwrap_or_else(|| panic!("{what}.gamma has no gradient"));
         let values = f32_of(grad);
-        assert!(values.iter().all(|v| v.is_finite()), "{what}.gamma gradient: {values:?}");
-        assert!(values.iter().any(|v| *v != 0.0), "{what}.gamma gradient is zero");
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "{what}.gamma gradient: {values:?}"
+        );
+        assert!(
+            values.iter().any(|v| *v != 0.0),
+            "{what}.gamma gradient is zero"
+        );
     }
 
     // The int8 layers' biases train too.
-    let Linear::Int8(query) = &model.layers[0].mha.query else { panic!("layers.0.mha.query is not int8") };
-    let bias = query.bias.as_ref().expect("Burn's attention linears have a bias");
-    assert!(bias.val().grad(&grads).is_some(), "the int8 query bias has no gradient");
+    let Linear::Int8(query) = &model.layers[0].mha.query else {
+        panic!("layers.0.mha.query is not int8")
+    };
+    let bias = query
+        .bias
+        .as_ref()
+        .expect("Burn's attention linears have a bias");
+    assert!(
+        bias.val().grad(&grads).is_some(),
+        "the int8 query bias has no gradient"
+    );
 }

@@ -7,7 +7,9 @@ use burn::module::{Module, Param};
 use burn::nn;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8::{Conv2d, Embedding, LayerError, Linear, Quantize, QuantizeConfig, QuantizeExt, SkipReason};
+use burn_int8::{
+    Conv2d, Embedding, LayerError, Linear, Quantize, QuantizeConfig, QuantizeExt, SkipReason,
+};
 
 const D_IN: usize = 32;
 const D_OUT: usize = 8;
@@ -20,7 +22,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn uniform(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let unit = (self.0 >> 40) as f32 / (1u64 << 24) as f32;
         2.0 * unit - 1.0
     }
@@ -35,7 +40,11 @@ impl Lcg {
 fn plant_outlier(weights: &mut [f32], indices: impl Iterator<Item = usize>, rng: &mut Lcg) {
     for (k, index) in indices.enumerate() {
         let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
-        weights[index] = if k == 0 { OUTLIER } else { sign * (0.3 + 0.03 * rng.uniform()) };
+        weights[index] = if k == 0 {
+            OUTLIER
+        } else {
+            sign * (0.3 + 0.03 * rng.uniform())
+        };
     }
 }
 
@@ -62,16 +71,29 @@ fn keras_reference(weights: &[f32], shape: &[usize], axis: usize) -> (f64, f64, 
         noise[c] += (f64::from(w) - f64::from(dequantized)).powi(2);
     }
     let sqnr_db = 10.0 * (signal.iter().sum::<f64>() / noise.iter().sum::<f64>()).log10();
-    let relative: Vec<f64> =
-        (0..channels).map(|c| if noise[c] == 0.0 { 0.0 } else { (noise[c] / signal[c]).sqrt() }).collect();
-    let worst = (0..channels).max_by(|&a, &b| relative[a].total_cmp(&relative[b])).expect("channels");
+    let relative: Vec<f64> = (0..channels)
+        .map(|c| {
+            if noise[c] == 0.0 {
+                0.0
+            } else {
+                (noise[c] / signal[c]).sqrt()
+            }
+        })
+        .collect();
+    let worst = (0..channels)
+        .max_by(|&a, &b| relative[a].total_cmp(&relative[b]))
+        .expect("channels");
     (sqnr_db, relative[worst], worst)
 }
 
 fn assert_matches_reference(error: &LayerError, reference: (f64, f64, usize)) {
     let (sqnr_db, relative, channel) = reference;
     let what = &error.path;
-    assert!((error.sqnr_db - sqnr_db).abs() <= 1e-3, "{what}: SQNR {} dB, reference {sqnr_db} dB", error.sqnr_db);
+    assert!(
+        (error.sqnr_db - sqnr_db).abs() <= 1e-3,
+        "{what}: SQNR {} dB, reference {sqnr_db} dB",
+        error.sqnr_db
+    );
     assert!(
         (error.worst_channel_relative_error - relative).abs() <= 1e-6 * relative,
         "{what}: worst channel error {}, reference {relative}",
@@ -88,7 +110,10 @@ struct TwoLayers<B: Backend> {
 
 fn linear<B: Backend>(weights: &[f32], device: &B::Device) -> Linear<B> {
     let weight = Tensor::from_data(TensorData::new(weights.to_vec(), [D_IN, D_OUT]), device);
-    Linear::Float(nn::Linear { weight: Param::from_tensor(weight), bias: None })
+    Linear::Float(nn::Linear {
+        weight: Param::from_tensor(weight),
+        bias: None,
+    })
 }
 
 /// `(clean, outlier)` weights `[D_IN, D_OUT]`: uniform in [-1, 1), and the same kind of
@@ -97,13 +122,20 @@ fn two_layer_weights() -> (Vec<f32>, Vec<f32>) {
     let mut rng = Lcg(42);
     let clean = rng.uniforms(D_IN * D_OUT);
     let mut outlier = rng.uniforms(D_IN * D_OUT);
-    plant_outlier(&mut outlier, (0..D_IN).map(|row| row * D_OUT + OUTLIER_CHANNEL), &mut rng);
+    plant_outlier(
+        &mut outlier,
+        (0..D_IN).map(|row| row * D_OUT + OUTLIER_CHANNEL),
+        &mut rng,
+    );
     (clean, outlier)
 }
 
 fn two_layers<B: Backend>(device: &B::Device) -> TwoLayers<B> {
     let (clean, outlier) = two_layer_weights();
-    TwoLayers { clean: linear(&clean, device), outlier: linear(&outlier, device) }
+    TwoLayers {
+        clean: linear(&clean, device),
+        outlier: linear(&outlier, device),
+    }
 }
 
 fn outlier_layer_comes_first<B: Backend>(device: &B::Device) {
@@ -124,25 +156,46 @@ fn outlier_layer_comes_first<B: Backend>(device: &B::Device) {
     assert_eq!(report.worst(10), &report.errors[..]);
 
     // Linear weights are `[d_input, d_output]`: one scale per column.
-    assert_matches_reference(&report.errors[0], keras_reference(&outlier, &[D_IN, D_OUT], 1));
-    assert_matches_reference(&report.errors[1], keras_reference(&clean, &[D_IN, D_OUT], 1));
+    assert_matches_reference(
+        &report.errors[0],
+        keras_reference(&outlier, &[D_IN, D_OUT], 1),
+    );
+    assert_matches_reference(
+        &report.errors[1],
+        keras_reference(&clean, &[D_IN, D_OUT], 1),
+    );
 
     // The printed report lists the outlier layer before the clean one.
-    let (outlier_line, clean_line) = (text.find("worst: outlier (Linear)"), text.find("worst: clean (Linear)"));
+    let (outlier_line, clean_line) = (
+        text.find("worst: outlier (Linear)"),
+        text.find("worst: clean (Linear)"),
+    );
     assert!(outlier_line.is_some() && clean_line.is_some(), "{text}");
     assert!(outlier_line < clean_line, "{text}");
-    assert!(text.contains(&format!("worst channel {OUTLIER_CHANNEL} relative error")), "{text}");
+    assert!(
+        text.contains(&format!("worst channel {OUTLIER_CHANNEL} relative error")),
+        "{text}"
+    );
 
     // Dequantizing measures nothing.
     assert!(model.dequantize().unwrap().errors.is_empty());
 
     // Keeping the outlier layer float (what the report suggests) leaves only the clean one.
     let mut model = two_layers::<B>(device);
-    let report = model.quantize_with(&QuantizeConfig::default().skip("outlier")).unwrap();
-    assert!(report.skipped.contains(&("outlier".into(), SkipReason::Config)));
+    let report = model
+        .quantize_with(&QuantizeConfig::default().skip("outlier"))
+        .unwrap();
+    assert!(
+        report
+            .skipped
+            .contains(&("outlier".into(), SkipReason::Config))
+    );
     let paths: Vec<&str> = report.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["clean"]);
-    assert_matches_reference(&report.errors[0], keras_reference(&clean, &[D_IN, D_OUT], 1));
+    assert_matches_reference(
+        &report.errors[0],
+        keras_reference(&clean, &[D_IN, D_OUT], 1),
+    );
 
     // Quantizing again measures only what was still float: the int8 layer is not re-measured.
     let report = model.quantize_int8().unwrap();
@@ -166,9 +219,15 @@ fn embedding_rows_are_channels<B: Backend>(device: &B::Device) {
     const OUTLIER_ROW: usize = 3;
     let mut rng = Lcg(7);
     let mut table = rng.uniforms(ROWS * D_MODEL);
-    plant_outlier(&mut table, (0..D_MODEL).map(|col| OUTLIER_ROW * D_MODEL + col), &mut rng);
+    plant_outlier(
+        &mut table,
+        (0..D_MODEL).map(|col| OUTLIER_ROW * D_MODEL + col),
+        &mut rng,
+    );
     let weight = Tensor::from_data(TensorData::new(table.clone(), [ROWS, D_MODEL]), device);
-    let mut embedding = Embedding::<B>::Float(nn::Embedding { weight: Param::from_tensor(weight) });
+    let mut embedding = Embedding::<B>::Float(nn::Embedding {
+        weight: Param::from_tensor(weight),
+    });
     let report = embedding.quantize_int8().unwrap();
     eprintln!("{report}");
 
@@ -192,9 +251,16 @@ fn conv_output_channels_are_channels<B: Backend>(device: &B::Device) {
     let per_channel: usize = SHAPE[1..].iter().product();
     let mut rng = Lcg(11);
     let mut weights = rng.uniforms(SHAPE.iter().product());
-    plant_outlier(&mut weights, (0..per_channel).map(|k| OUTLIER_OUT * per_channel + k), &mut rng);
+    plant_outlier(
+        &mut weights,
+        (0..per_channel).map(|k| OUTLIER_OUT * per_channel + k),
+        &mut rng,
+    );
     let mut float = Conv2dConfig::new([SHAPE[1], SHAPE[0]], [SHAPE[2], SHAPE[3]]).init::<B>(device);
-    float.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weights.clone(), SHAPE), device));
+    float.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(weights.clone(), SHAPE),
+        device,
+    ));
     let mut conv = Conv2d::Float(float);
     let report = conv.quantize_int8().unwrap();
     eprintln!("{report}");
@@ -206,7 +272,10 @@ fn conv_output_channels_are_channels<B: Backend>(device: &B::Device) {
     assert_eq!(error.worst_channel, OUTLIER_OUT);
     // Convolution weights `[out, in / groups, k...]` have one scale per output channel.
     assert_matches_reference(error, keras_reference(&weights, &SHAPE, 0));
-    assert!(report.to_string().contains("worst: (root) (Conv2d)"), "{report}");
+    assert!(
+        report.to_string().contains("worst: (root) (Conv2d)"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -229,7 +298,11 @@ fn the_report_prints_the_worst_five() {
         .map(|i| {
             let mut weights = rng.uniforms(D_IN * D_OUT);
             if i % 3 == 1 {
-                plant_outlier(&mut weights, (0..D_IN).map(|row| row * D_OUT + i % D_OUT), &mut rng);
+                plant_outlier(
+                    &mut weights,
+                    (0..D_IN).map(|row| row * D_OUT + i % D_OUT),
+                    &mut rng,
+                );
             }
             linear::<NdArray>(&weights, &device)
         })
@@ -240,11 +313,23 @@ fn the_report_prints_the_worst_five() {
     eprintln!("{text}");
 
     assert_eq!(report.errors.len(), 7);
-    assert!(report.errors.windows(2).all(|pair| pair[0].sqnr_db <= pair[1].sqnr_db), "{text}");
+    assert!(
+        report
+            .errors
+            .windows(2)
+            .all(|pair| pair[0].sqnr_db <= pair[1].sqnr_db),
+        "{text}"
+    );
     assert_eq!(text.matches("\n  worst: ").count(), 5, "{text}");
     let best = report.errors[6].sqnr_db;
-    assert!(text.contains(&format!("\n  ... 2 more layer(s), best SQNR {best:.1} dB")), "{text}");
+    assert!(
+        text.contains(&format!("\n  ... 2 more layer(s), best SQNR {best:.1} dB")),
+        "{text}"
+    );
     // The outlier layers (1 and 4) come first.
     let first: Vec<&str> = report.worst(2).iter().map(|e| e.path.as_str()).collect();
-    assert!(first.contains(&"layers.1") && first.contains(&"layers.4"), "{text}");
+    assert!(
+        first.contains(&"layers.1") && first.contains(&"layers.4"),
+        "{text}"
+    );
 }

@@ -9,16 +9,34 @@ mod quantize_transformer;
 
 fn assert_within_one_point(what: &str, fp32: f32, int8: f32) {
     eprintln!("{what}: fp32 accuracy {fp32:.4}, int8 accuracy {int8:.4}");
-    assert!(fp32 > 0.85, "{what}: the float model did not learn ({fp32})");
-    assert!((fp32 - int8).abs() <= 0.01, "{what}: int8 {int8} is more than 1 point from fp32 {fp32}");
+    assert!(
+        fp32 > 0.85,
+        "{what}: the float model did not learn ({fp32})"
+    );
+    assert!(
+        (fp32 - int8).abs() <= 0.01,
+        "{what}: int8 {int8} is more than 1 point from fp32 {fp32}"
+    );
 }
 
 #[test]
 fn cnn_on_digits_int8_within_one_point_of_fp32() {
     let report = quantize_cnn::run(300).expect("run the CNN example");
-    let changed: Vec<_> = report.quantize.changed.iter().map(|(path, kind)| (path.as_str(), *kind)).collect();
-    assert_eq!(changed, [("conv1", "Conv2d"), ("conv2", "Conv2d"), ("head", "Linear")]);
-    assert!(report.quantize.bytes_after * 3 < report.quantize.bytes_before, "{}", report.quantize);
+    let changed: Vec<_> = report
+        .quantize
+        .changed
+        .iter()
+        .map(|(path, kind)| (path.as_str(), *kind))
+        .collect();
+    assert_eq!(
+        changed,
+        [("conv1", "Conv2d"), ("conv2", "Conv2d"), ("head", "Linear")]
+    );
+    assert!(
+        report.quantize.bytes_after * 3 < report.quantize.bytes_before,
+        "{}",
+        report.quantize
+    );
     assert_within_one_point("cnn", report.fp32_accuracy, report.int8_accuracy);
 }
 
@@ -26,7 +44,12 @@ fn cnn_on_digits_int8_within_one_point_of_fp32() {
 fn transformer_on_digit_rows_int8_within_one_point_of_fp32() {
     let report = quantize_transformer::run(400).expect("run the transformer example");
     // embed, 2 layers × (query, key, value, output, linear_inner, linear_outer), head.
-    assert_eq!(report.quantize.changed.len(), 14, "{:?}", report.quantize.changed);
+    assert_eq!(
+        report.quantize.changed.len(),
+        14,
+        "{:?}",
+        report.quantize.changed
+    );
     assert!(report.quantize.skipped.is_empty(), "{}", report.quantize);
     assert_within_one_point("transformer", report.fp32_accuracy, report.int8_accuracy);
 }

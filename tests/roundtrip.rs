@@ -27,7 +27,8 @@ impl<B: Backend> Mlp<B> {
     }
 
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.dense2.forward(self.activation.forward(self.dense1.forward(x)))
+        self.dense2
+            .forward(self.activation.forward(self.dense1.forward(x)))
     }
 }
 
@@ -38,7 +39,10 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn save_reload_is_exact<B: Backend>(device: &B::Device) {
-    let dir = temp_dir(&format!("exact-{}", B::name(device).replace(['/', ' ', '<', '>'], "_")));
+    let dir = temp_dir(&format!(
+        "exact-{}",
+        B::name(device).replace(['/', ' ', '<', '>'], "_")
+    ));
     let mut model = Mlp::<B>::new(10, 32, 1, device);
     model.quantize_int8().unwrap();
     let x = Tensor::<B, 2>::random([32, 10], Distribution::Normal(0.0, 1.0), device);
@@ -71,11 +75,24 @@ fn reloaded_linear_weights_keep_their_channel_major_layout() {
     use burn::backend::Flex;
     let device = Default::default();
     let strides = |linear: &Linear<Flex>| match linear {
-        Linear::Int8(layer) => layer.weight.values.val().into_primitive().layout().strides().to_vec(),
+        Linear::Int8(layer) => layer
+            .weight
+            .values
+            .val()
+            .into_primitive()
+            .layout()
+            .strides()
+            .to_vec(),
         Linear::Float(_) => panic!("not quantized"),
     };
     let values = |linear: &Linear<Flex>| match linear {
-        Linear::Int8(layer) => layer.weight.values.val().into_data().to_vec::<i8>().unwrap(),
+        Linear::Int8(layer) => layer
+            .weight
+            .values
+            .val()
+            .into_data()
+            .to_vec::<i8>()
+            .unwrap(),
         Linear::Float(_) => panic!("not quantized"),
     };
     let mut model = Mlp::<Flex>::new(10, 32, 3, &device);
@@ -87,7 +104,10 @@ fn reloaded_linear_weights_keep_their_channel_major_layout() {
     let mut reloaded = Mlp::<Flex>::new(10, 32, 3, &device);
     reloaded.quantize_int8().unwrap();
     store::load(&mut reloaded, &path).unwrap();
-    for (saved, loaded) in [(&model.dense1, &reloaded.dense1), (&model.dense2, &reloaded.dense2)] {
+    for (saved, loaded) in [
+        (&model.dense1, &reloaded.dense1),
+        (&model.dense2, &reloaded.dense2),
+    ] {
         assert_eq!(strides(loaded), strides(saved));
         assert_eq!(values(loaded), values(saved));
     }
@@ -136,16 +156,24 @@ fn records_from_before_int8_weight_still_load() {
     let mut model = Mlp::<Flex>::new(10, 32, 3, &device);
     model.quantize_int8().unwrap();
     let old_layer = |linear: &Linear<Flex>| {
-        let Linear::Int8(layer) = linear else { panic!("not quantized") };
+        let Linear::Int8(layer) = linear else {
+            panic!("not quantized")
+        };
         // Row-major logical bytes, as the old layer saved them.
-        let values = Tensor::<Flex, 2, Int>::from_data(layer.weight.values.val().into_data(), (&device, DType::I8));
+        let values = Tensor::<Flex, 2, Int>::from_data(
+            layer.weight.values.val().into_data(),
+            (&device, DType::I8),
+        );
         legacy::Linear::Int8(legacy::QuantizedLinear {
             weight: Param::initialized(ParamId::new(), values),
             weight_scale: Param::from_tensor(layer.weight.scale()),
             bias: layer.bias.clone(),
         })
     };
-    let old = legacy::Mlp { dense1: old_layer(&model.dense1), dense2: old_layer(&model.dense2) };
+    let old = legacy::Mlp {
+        dense1: old_layer(&model.dense1),
+        dense2: old_layer(&model.dense2),
+    };
     let dir = temp_dir("legacy");
     let path = dir.join("old.bpk");
     store::save(&old, &path).unwrap();
@@ -154,23 +182,59 @@ fn records_from_before_int8_weight_still_load() {
     reloaded.quantize_int8().unwrap();
     store::load(&mut reloaded, &path).unwrap();
     let x = Tensor::<Flex, 2>::random([5, 10], Distribution::Normal(0.0, 1.0), &device);
-    assert_eq!(f32_of(reloaded.forward(x.clone())), f32_of(model.forward(x)));
-    for (saved, loaded) in [(&model.dense1, &reloaded.dense1), (&model.dense2, &reloaded.dense2)] {
-        let (Linear::Int8(saved), Linear::Int8(loaded)) = (saved, loaded) else { panic!("not quantized") };
-        assert_eq!(loaded.weight.values.val().into_data(), saved.weight.values.val().into_data());
-        assert_eq!(loaded.weight.scale().into_data(), saved.weight.scale().into_data());
-        let strides = |layer: &burn_int8::QuantizedLinear<Flex>| layer.weight.values.val().into_primitive().layout().strides().to_vec();
-        assert_eq!(strides(loaded), strides(saved), "channel-major after a legacy load");
+    assert_eq!(
+        f32_of(reloaded.forward(x.clone())),
+        f32_of(model.forward(x))
+    );
+    for (saved, loaded) in [
+        (&model.dense1, &reloaded.dense1),
+        (&model.dense2, &reloaded.dense2),
+    ] {
+        let (Linear::Int8(saved), Linear::Int8(loaded)) = (saved, loaded) else {
+            panic!("not quantized")
+        };
+        assert_eq!(
+            loaded.weight.values.val().into_data(),
+            saved.weight.values.val().into_data()
+        );
+        assert_eq!(
+            loaded.weight.scale().into_data(),
+            saved.weight.scale().into_data()
+        );
+        let strides = |layer: &burn_int8::QuantizedLinear<Flex>| {
+            layer
+                .weight
+                .values
+                .val()
+                .into_primitive()
+                .layout()
+                .strides()
+                .to_vec()
+        };
+        assert_eq!(
+            strides(loaded),
+            strides(saved),
+            "channel-major after a legacy load"
+        );
     }
 
     // A bare layer at the root of the record (names `weight`, `weight_scale`, `bias`) too.
-    let Linear::Int8(int8) = &model.dense2 else { panic!("not quantized") };
-    let legacy::Linear::Int8(old_root) = old_layer(&model.dense2) else { unreachable!() };
+    let Linear::Int8(int8) = &model.dense2 else {
+        panic!("not quantized")
+    };
+    let legacy::Linear::Int8(old_root) = old_layer(&model.dense2) else {
+        unreachable!()
+    };
     let root_path = dir.join("root.bpk");
     store::save(&old_root, &root_path).unwrap();
-    let mut root = burn_int8::QuantizedLinear::from_float(&LinearConfig::new(32, 3).init::<Flex>(&device)).unwrap();
+    let mut root =
+        burn_int8::QuantizedLinear::from_float(&LinearConfig::new(32, 3).init::<Flex>(&device))
+            .unwrap();
     store::load(&mut root, &root_path).unwrap();
-    assert_eq!(root.weight.values.val().into_data(), int8.weight.values.val().into_data());
+    assert_eq!(
+        root.weight.values.val().into_data(),
+        int8.weight.values.val().into_data()
+    );
 
     // Only the old pair is renamed: old values without their scale are refused.
     #[derive(Module, Debug)]
@@ -179,7 +243,14 @@ fn records_from_before_int8_weight_still_load() {
         bias: Option<Param<Tensor<B, 1>>>,
     }
     let values_only = dir.join("values-only.bpk");
-    store::save(&ValuesOnly { weight: old_root.weight, bias: old_root.bias }, &values_only).unwrap();
+    store::save(
+        &ValuesOnly {
+            weight: old_root.weight,
+            bias: old_root.bias,
+        },
+        &values_only,
+    )
+    .unwrap();
     let error = store::load(&mut root, &values_only).unwrap_err();
     assert!(matches!(error, Int8Error::Record { .. }), "{error}");
     std::fs::remove_dir_all(dir).ok();
@@ -205,8 +276,16 @@ fn int8_file_is_at_most_027_of_float_file() {
     // scale per output and the f32 bias.
     let float_linear = |d_in: usize, d_out: usize| 4 * (d_in * d_out + d_out);
     let int8_linear = |d_in: usize, d_out: usize| d_in * d_out + 4 * d_out + 4 * d_out;
-    assert_eq!(report.bytes_before, float_linear(1024, 1024) + float_linear(1024, 256), "{report}");
-    assert_eq!(report.bytes_after, int8_linear(1024, 1024) + int8_linear(1024, 256), "{report}");
+    assert_eq!(
+        report.bytes_before,
+        float_linear(1024, 1024) + float_linear(1024, 256),
+        "{report}"
+    );
+    assert_eq!(
+        report.bytes_after,
+        int8_linear(1024, 1024) + int8_linear(1024, 256),
+        "{report}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -228,12 +307,32 @@ fn precision_mismatches_and_bad_records_are_typed_errors() {
     // int8 record into a float model.
     let mut target = Mlp::<B>::new(8, 16, 4, &device);
     let error = store::load(&mut target, &int8_path).unwrap_err();
-    assert!(matches!(error, Int8Error::PrecisionMismatch { found: "int8", expected: "float", .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Int8Error::PrecisionMismatch {
+                found: "int8",
+                expected: "float",
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("quantize"), "{error}");
 
     // float record into an int8 model: an error, and the model keeps its weights.
     let error = store::load(&mut int8_model, &float_path).unwrap_err();
-    assert!(matches!(error, Int8Error::PrecisionMismatch { found: "float", expected: "int8", .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Int8Error::PrecisionMismatch {
+                found: "float",
+                expected: "int8",
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert_eq!(f32_of(int8_model.forward(x.clone())), expected);
 
     // A truncated file.
@@ -247,28 +346,53 @@ fn precision_mismatches_and_bad_records_are_typed_errors() {
     // A foreign file and a missing one.
     let foreign = dir.join("foreign.bpk");
     std::fs::write(&foreign, b"this is not a burnpack record at all, just text").unwrap();
-    assert!(matches!(store::load(&mut int8_model, &foreign), Err(Int8Error::Record { .. })));
-    assert!(matches!(store::load(&mut int8_model, dir.join("absent.bpk")), Err(Int8Error::Io { .. })));
+    assert!(matches!(
+        store::load(&mut int8_model, &foreign),
+        Err(Int8Error::Record { .. })
+    ));
+    assert!(matches!(
+        store::load(&mut int8_model, dir.join("absent.bpk")),
+        Err(Int8Error::Io { .. })
+    ));
 
     // A record of another element type: burn-store would hand burn-ndarray BF16 bytes, which
     // it cannot hold (it panics with the module half rebuilt).
     let bf16 = dir.join("bf16.bpk");
-    std::fs::write(&bf16, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight.scale", |entry| {
-        *field(entry, "dtype") = Value::Text("BF16".into());
-    }))
+    std::fs::write(
+        &bf16,
+        with_tensor_entry(
+            &std::fs::read(&int8_path).unwrap(),
+            "dense1.Int8.weight.scale",
+            |entry| {
+                *field(entry, "dtype") = Value::Text("BF16".into());
+            },
+        ),
+    )
     .unwrap();
     let error = store::load(&mut int8_model, &bf16).unwrap_err();
-    assert!(matches!(error, Int8Error::Record { .. }) && error.to_string().contains("stored as BF16"), "{error}");
+    assert!(
+        matches!(error, Int8Error::Record { .. }) && error.to_string().contains("stored as BF16"),
+        "{error}"
+    );
     assert_eq!(f32_of(int8_model.forward(x.clone())), expected);
 
     // A tensor table whose byte range is too short for the tensor's shape: backends build the
     // array from those bytes unchecked, so this must be refused before burn-store reads it.
     let lying = dir.join("lying.bpk");
-    std::fs::write(&lying, with_tensor_entry(&std::fs::read(&int8_path).unwrap(), "dense1.Int8.weight.values", |entry| {
-        let Value::Array(offsets) = field(entry, "data_offsets") else { panic!("data_offsets is not a pair") };
-        let start = u64::try_from(offsets[0].as_integer().unwrap()).unwrap();
-        offsets[1] = Value::Integer((start + 4).into());
-    }))
+    std::fs::write(
+        &lying,
+        with_tensor_entry(
+            &std::fs::read(&int8_path).unwrap(),
+            "dense1.Int8.weight.values",
+            |entry| {
+                let Value::Array(offsets) = field(entry, "data_offsets") else {
+                    panic!("data_offsets is not a pair")
+                };
+                let start = u64::try_from(offsets[0].as_integer().unwrap()).unwrap();
+                offsets[1] = Value::Integer((start + 4).into());
+            },
+        ),
+    )
     .unwrap();
     let error = store::load(&mut int8_model, &lying).unwrap_err();
     assert!(error.to_string().contains("cannot hold"), "{error}");
@@ -282,7 +406,10 @@ fn precision_mismatches_and_bad_records_are_typed_errors() {
 
     // A failed save (into a missing directory) leaves nothing behind; a good save leaves no
     // temporary file.
-    assert!(matches!(store::save(&int8_model, dir.join("missing/x.bpk")), Err(Int8Error::Record { .. } | Int8Error::Io { .. })));
+    assert!(matches!(
+        store::save(&int8_model, dir.join("missing/x.bpk")),
+        Err(Int8Error::Record { .. } | Int8Error::Io { .. })
+    ));
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -320,7 +447,12 @@ fn with_tensor_entry(bytes: &[u8], name: &str, edit: impl FnOnce(&mut Value)) ->
 
 /// The value under `key` of a CBOR map.
 fn field<'a>(map: &'a mut Value, key: &str) -> &'a mut Value {
-    let Value::Map(entries) = map else { panic!("not a map") };
-    let entry = entries.iter_mut().find(|(k, _)| k.as_text() == Some(key)).unwrap_or_else(|| panic!("no {key}"));
+    let Value::Map(entries) = map else {
+        panic!("not a map")
+    };
+    let entry = entries
+        .iter_mut()
+        .find(|(k, _)| k.as_text() == Some(key))
+        .unwrap_or_else(|| panic!("no {key}"));
     &mut entry.1
 }

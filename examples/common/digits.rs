@@ -19,7 +19,10 @@ impl<B: Backend> Split<B> {
 
     /// Rows `start..end`, for mini-batches.
     pub fn rows(&self, start: usize, end: usize) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
-        (self.images.clone().slice([start..end, 0..64]), self.labels.clone().slice([start..end]))
+        (
+            self.images.clone().slice([start..end, 0..64]),
+            self.labels.clone().slice([start..end]),
+        )
     }
 }
 
@@ -30,23 +33,38 @@ pub struct Digits<B: Backend> {
 
 /// `tests/fixtures/digits/digits.csv.gz`, found from the manifest dir at run time.
 pub fn fixture_path() -> PathBuf {
-    let root = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
     root.join("tests/fixtures/digits/digits.csv.gz")
 }
 
 pub fn load<B: Backend>(device: &B::Device) -> Result<Digits<B>, Box<dyn std::error::Error>> {
     let path = fixture_path();
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
-        .read_to_string(&mut text)?;
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+    )
+    .read_to_string(&mut text)?;
     let (mut train, mut test) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     for (index, line) in text.lines().enumerate() {
         let values: Vec<f32> = line.split(',').map(str::parse).collect::<Result<_, _>>()?;
-        let [pixels @ .., label] = values.as_slice() else { return Err(format!("{}: empty line {index}", path.display()).into()) };
+        let [pixels @ .., label] = values.as_slice() else {
+            return Err(format!("{}: empty line {index}", path.display()).into());
+        };
         if pixels.len() != 64 {
-            return Err(format!("{}: line {index} has {} pixels, expected 64", path.display(), pixels.len()).into());
+            return Err(format!(
+                "{}: line {index} has {} pixels, expected 64",
+                path.display(),
+                pixels.len()
+            )
+            .into());
         }
-        let (images, labels) = if index % 5 == 4 { &mut test } else { &mut train };
+        let (images, labels) = if index % 5 == 4 {
+            &mut test
+        } else {
+            &mut train
+        };
         images.extend(pixels.iter().map(|p| p / 16.0));
         labels.push(*label as i64);
     }
@@ -54,7 +72,10 @@ pub fn load<B: Backend>(device: &B::Device) -> Result<Digits<B>, Box<dyn std::er
         images: Tensor::from_data(TensorData::new(images, [labels.len(), 64]), device),
         labels: Tensor::from_data(TensorData::new(labels.clone(), [labels.len()]), device),
     };
-    Ok(Digits { train: split(train), test: split(test) })
+    Ok(Digits {
+        train: split(train),
+        test: split(test),
+    })
 }
 
 /// Fraction of `split` whose arg-max logit is the label.

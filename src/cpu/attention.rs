@@ -23,10 +23,21 @@ const KEY_BLOCK: usize = 64;
 /// `q [batch, 1, heads, head_dim]` over `keys, values [batch, kv_heads, len, head_dim]` (views
 /// into a larger cache buffer are read in place), query head `h` reading kv head
 /// `h / (heads / kv_heads)`. `None` off the CPU backends or for other shapes.
-pub fn try_attend_one_query<B: Backend>(query: &Tensor<B, 4>, keys: &Tensor<B, 4>, values: &Tensor<B, 4>) -> Option<Tensor<B, 3>> {
+pub fn try_attend_one_query<B: Backend>(
+    query: &Tensor<B, 4>,
+    keys: &Tensor<B, 4>,
+    values: &Tensor<B, 4>,
+) -> Option<Tensor<B, 3>> {
     let [batch, seq, heads, head_dim] = query.dims();
     let [key_batch, kv_heads, len, key_dim] = keys.dims();
-    if seq != 1 || batch == 0 || head_dim == 0 || len == 0 || kv_heads == 0 || key_batch != batch || key_dim != head_dim {
+    if seq != 1
+        || batch == 0
+        || head_dim == 0
+        || len == 0
+        || kv_heads == 0
+        || key_batch != batch
+        || key_dim != head_dim
+    {
         return None;
     }
     if values.dims() != keys.dims() || heads % kv_heads != 0 {
@@ -42,7 +53,11 @@ pub fn try_attend_one_query<B: Backend>(query: &Tensor<B, 4>, keys: &Tensor<B, 4
         _ => None,
     };
     let (key_strides, value_strides) = (rows_of(&key_view.strides)?, rows_of(&value_view.strides)?);
-    let (queries, key_data, value_data) = (query_rows.as_slice(), key_view.as_slice(), value_view.as_slice());
+    let (queries, key_data, value_data) = (
+        query_rows.as_slice(),
+        key_view.as_slice(),
+        value_view.as_slice(),
+    );
     let group = heads / kv_heads;
 
     let mut out = vec![0f32; batch * heads * head_dim];
@@ -58,12 +73,20 @@ pub fn try_attend_one_query<B: Backend>(query: &Tensor<B, 4>, keys: &Tensor<B, 4
             let first_row = b * heads + kv * group;
             let group_queries = &queries[first_row * head_dim..(first_row + group) * head_dim];
             weighted.fill(0.0);
-            let (maxima_ptr, sums_ptr, weighted_ptr) = (OutPtr(maxima.as_mut_ptr()), OutPtr(sums.as_mut_ptr()), OutPtr(weighted.as_mut_ptr()));
+            let (maxima_ptr, sums_ptr, weighted_ptr) = (
+                OutPtr(maxima.as_mut_ptr()),
+                OutPtr(sums.as_mut_ptr()),
+                OutPtr(weighted.as_mut_ptr()),
+            );
             parallel_for(blocks, &|block| {
                 let keys = block * KEY_BLOCK..((block + 1) * KEY_BLOCK).min(len);
                 // SAFETY: task `block` alone writes block `block`'s entries.
                 let (maxima, sums, weighted) = unsafe {
-                    (maxima_ptr.row(block * group, group), sums_ptr.row(block * group, group), weighted_ptr.row(block * group * head_dim, group * head_dim))
+                    (
+                        maxima_ptr.row(block * group, group),
+                        sums_ptr.row(block * group, group),
+                        weighted_ptr.row(block * group * head_dim, group * head_dim),
+                    )
                 };
                 let mut exponentials = vec![0f32; group * keys.len()];
                 for (g, query) in group_queries.chunks_exact(head_dim).enumerate() {
@@ -92,7 +115,9 @@ pub fn try_attend_one_query<B: Backend>(query: &Tensor<B, 4>, keys: &Tensor<B, 4
             });
             // Merge the blocks in order: rescale each to the overall maximum.
             for g in 0..group {
-                let max = (0..blocks).map(|block| maxima[block * group + g]).fold(f32::NEG_INFINITY, f32::max);
+                let max = (0..blocks)
+                    .map(|block| maxima[block * group + g])
+                    .fold(f32::NEG_INFINITY, f32::max);
                 let out = &mut out[(first_row + g) * head_dim..(first_row + g + 1) * head_dim];
                 let mut total = 0.0;
                 for block in 0..blocks {
@@ -109,14 +134,22 @@ pub fn try_attend_one_query<B: Backend>(query: &Tensor<B, 4>, keys: &Tensor<B, 4
             }
         }
     }
-    Some(Tensor::from_data(TensorData::new(out, [batch, 1, heads * head_dim]), &query.device()))
+    Some(Tensor::from_data(
+        TensorData::new(out, [batch, 1, heads * head_dim]),
+        &query.device(),
+    ))
 }
 
 /// `Σ a·b` in eight lanes (one vector register), then the lanes.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in a_chunks.zip(b_chunks) {
         for ((lane, x), y) in lanes.iter_mut().zip(x).zip(y) {
             *lane += x * y;

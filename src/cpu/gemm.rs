@@ -107,7 +107,13 @@ impl Activations {
             padded[..k].copy_from_slice(row);
             row_sums.push(row.iter().map(|&v| v as i32).sum());
         }
-        Activations { data, row_sums, m, k, k4 }
+        Activations {
+            data,
+            row_sums,
+            m,
+            k,
+            k4,
+        }
     }
 
     /// Keras's per-row AbsMax quantization of `x [m, k]` (f32), straight into the padded
@@ -120,12 +126,27 @@ impl Activations {
         let mut data = vec![0i8; m * k4];
         let quantize = |(row, padded): (&[f32], &mut [i8])| quantize_padded_row(row, padded, k);
         let scales_and_sums: Vec<(f32, i32)> = if m * k >= PARALLEL_ELEMENTS {
-            x.par_chunks_exact(k).zip(data.par_chunks_exact_mut(k4)).map(quantize).collect()
+            x.par_chunks_exact(k)
+                .zip(data.par_chunks_exact_mut(k4))
+                .map(quantize)
+                .collect()
         } else {
-            x.chunks_exact(k).zip(data.chunks_exact_mut(k4)).map(quantize).collect()
+            x.chunks_exact(k)
+                .zip(data.chunks_exact_mut(k4))
+                .map(quantize)
+                .collect()
         };
         let (scales, row_sums) = scales_and_sums.into_iter().unzip();
-        (Activations { data, row_sums, m, k, k4 }, scales)
+        (
+            Activations {
+                data,
+                row_sums,
+                m,
+                k,
+                k4,
+            },
+            scales,
+        )
     }
 
     /// Whether some activation is -128, which the AVX2 sign trick cannot negate.
@@ -159,10 +180,15 @@ fn quantize_padded_row(row: &[f32], padded: &mut [i8], k: usize) -> (f32, i32) {
         match Isa::detect() {
             // SAFETY: `Isa::detect` reports AVX-512 VNNI only with AVX-512F and BW, and the
             // AVX2 levels only with AVX2; VL, DQ and FMA are checked here.
-            Isa::Avx512Vnni if std::arch::is_x86_feature_detected!("avx512vl") && std::arch::is_x86_feature_detected!("avx512dq") => {
+            Isa::Avx512Vnni
+                if std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512dq") =>
+            {
                 return unsafe { avx512(row, padded, k) };
             }
-            Isa::Avx512Vnni | Isa::AvxVnni | Isa::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
+            Isa::Avx512Vnni | Isa::AvxVnni | Isa::Avx2
+                if std::arch::is_x86_feature_detected!("fma") =>
+            {
                 return unsafe { avx2(row, padded, k) };
             }
             _ => {}
@@ -175,7 +201,13 @@ fn quantize_padded_row(row: &[f32], padded: &mut [i8], k: usize) -> (f32, i32) {
 /// scales multiplied first, then one division, as in the generic path. Compiled for the widest
 /// vectors this CPU has; division and the int-to-float conversion are exactly rounded at every
 /// width, so every width gives the same bits. The logits of a decode step are 262,144 of these.
-pub(crate) fn rescale_row(acc: &[i32], x_scale: f32, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn rescale_row(
+    acc: &[i32],
+    x_scale: f32,
+    scales: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     #[inline(always)]
     fn body(acc: &[i32], x_scale: f32, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
         for ((y, &a), &w) in out.iter_mut().zip(acc).zip(scales) {
@@ -190,7 +222,13 @@ pub(crate) fn rescale_row(acc: &[i32], x_scale: f32, scales: &[f32], bias: Optio
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512vl")]
-        fn avx512(acc: &[i32], x_scale: f32, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+        fn avx512(
+            acc: &[i32],
+            x_scale: f32,
+            scales: &[f32],
+            bias: Option<&[f32]>,
+            out: &mut [f32],
+        ) {
             body(acc, x_scale, scales, bias, out)
         }
         #[target_feature(enable = "avx2")]
@@ -200,8 +238,12 @@ pub(crate) fn rescale_row(acc: &[i32], x_scale: f32, scales: &[f32], bias: Optio
         match Isa::detect() {
             // SAFETY: `Isa::detect` reports AVX-512 VNNI only with AVX-512F, and the AVX2 levels
             // only with AVX2; VL is checked here.
-            Isa::Avx512Vnni if std::arch::is_x86_feature_detected!("avx512vl") => return unsafe { avx512(acc, x_scale, scales, bias, out) },
-            Isa::Avx512Vnni | Isa::AvxVnni | Isa::Avx2 => return unsafe { avx2(acc, x_scale, scales, bias, out) },
+            Isa::Avx512Vnni if std::arch::is_x86_feature_detected!("avx512vl") => {
+                return unsafe { avx512(acc, x_scale, scales, bias, out) };
+            }
+            Isa::Avx512Vnni | Isa::AvxVnni | Isa::Avx2 => {
+                return unsafe { avx2(acc, x_scale, scales, bias, out) };
+            }
             Isa::Portable => {}
         }
     }
@@ -216,7 +258,9 @@ where
     T: Copy + Default + Send,
     F: Fn(usize, usize, &[i32], &mut [T]) + Sync,
 {
-    let mut outputs = gemm_shared(isa, x, &[w], |_, r, j0, acc, out: &mut [T]| epilogue(r, j0, acc, out));
+    let mut outputs = gemm_shared(isa, x, &[w], |_, r, j0, acc, out: &mut [T]| {
+        epilogue(r, j0, acc, out)
+    });
     outputs.pop().unwrap_or_default()
 }
 
@@ -224,23 +268,46 @@ where
 /// projections; its gate and up projections): one job over the panels of all of them, the
 /// epilogue told which weight (`epilogue(weight, row, first_column, accumulators, outputs)`),
 /// one row-major `[m, n_i]` output per weight.
-pub(crate) fn gemm_shared<T, F>(isa: Isa, x: &Activations, weights: &[WeightView<'_>], epilogue: F) -> Vec<Vec<T>>
+pub(crate) fn gemm_shared<T, F>(
+    isa: Isa,
+    x: &Activations,
+    weights: &[WeightView<'_>],
+    epilogue: F,
+) -> Vec<Vec<T>>
 where
     T: Copy + Default + Send,
     F: Fn(usize, usize, usize, &[i32], &mut [T]) + Sync,
 {
     let m = x.m;
-    debug_assert!(weights.iter().all(|w| x.k == w.k && w.data.len() >= w.k * w.n));
+    debug_assert!(
+        weights
+            .iter()
+            .all(|w| x.k == w.k && w.data.len() >= w.k * w.n)
+    );
     // The AVX2 sign trick negates activations; -128 has no positive twin in i8.
-    let isa = if isa == Isa::Avx2 && x.has_min_value() { Isa::Portable } else { isa };
-    let mut outputs: Vec<Vec<T>> = weights.iter().map(|w| vec![T::default(); m * w.n]).collect();
-    let output_ptrs: Vec<OutPtr<T>> = outputs.iter_mut().map(|out| OutPtr(out.as_mut_ptr())).collect();
+    let isa = if isa == Isa::Avx2 && x.has_min_value() {
+        Isa::Portable
+    } else {
+        isa
+    };
+    let mut outputs: Vec<Vec<T>> = weights
+        .iter()
+        .map(|w| vec![T::default(); m * w.n])
+        .collect();
+    let output_ptrs: Vec<OutPtr<T>> = outputs
+        .iter_mut()
+        .map(|out| OutPtr(out.as_mut_ptr()))
+        .collect();
     // Narrow decode panels only where each channel is one run of memory (NK); a KN panel
     // reads a strided run per input channel, which wants it wide.
     // A very wide weight (the tied logits) has panels enough at full width: fewer, longer
     // tasks spend less on dispatch and epilogue calls.
     let panel_width = |w: &WeightView<'_>| {
-        if m < DECODE_ROWS && w.layout == WeightLayout::NK && w.n < WIDE_WEIGHT { DECODE_PANEL } else { PANEL }
+        if m < DECODE_ROWS && w.layout == WeightLayout::NK && w.n < WIDE_WEIGHT {
+            DECODE_PANEL
+        } else {
+            PANEL
+        }
     };
     // (weight, first output channel, width) of every task.
     let tasks: Vec<(usize, usize, usize)> = weights
@@ -248,7 +315,9 @@ where
         .enumerate()
         .flat_map(|(i, w)| {
             let width = panel_width(w);
-            (0..w.n).step_by(width).map(move |j0| (i, j0, width.min(w.n - j0)))
+            (0..w.n)
+                .step_by(width)
+                .map(move |j0| (i, j0, width.min(w.n - j0)))
         })
         .collect();
     let run_task = |t: usize| {
@@ -308,7 +377,9 @@ fn panel(isa: Isa, x: &Activations, w: WeightView<'_>, j0: usize, width: usize, 
     {
         // SAFETY: `Isa::available` only lists levels whose features this CPU has.
         match isa {
-            Isa::Avx512Vnni => return unsafe { super::x86::panel_avx512vnni(x, w, j0, width, acc) },
+            Isa::Avx512Vnni => {
+                return unsafe { super::x86::panel_avx512vnni(x, w, j0, width, acc) };
+            }
             Isa::AvxVnni => return unsafe { super::x86::panel_avxvnni(x, w, j0, width, acc) },
             Isa::Avx2 => return unsafe { super::x86::panel_avx2(x, w, j0, width, acc) },
             Isa::Portable => {}
@@ -338,7 +409,11 @@ fn panel_portable(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, a
             WeightLayout::NK => {
                 for (c, a) in out.iter_mut().enumerate() {
                     let column = &w.data[(j0 + c) * k..(j0 + c + 1) * k];
-                    *a = xr.iter().zip(column).map(|(&a, &b)| (a as i16 * b as i16) as i32).sum();
+                    *a = xr
+                        .iter()
+                        .zip(column)
+                        .map(|(&a, &b)| (a as i16 * b as i16) as i32)
+                        .sum();
                 }
             }
         }

@@ -27,9 +27,9 @@ use crate::primitive::same_type;
 
 pub use attention::try_attend_one_query;
 pub use gemm::Isa;
+use gemm::{Activations, WeightLayout, WeightView, gemm, gemm_shared, rescale_row};
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
 pub use write::try_write_in_place;
-use gemm::{Activations, WeightLayout, WeightView, gemm, gemm_shared, rescale_row};
 
 /// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.
 /// By the primitive, not the backend: `Autodiff<Flex>` keeps Flex's int tensors, so its int8
@@ -83,7 +83,12 @@ fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, dims: &[usize]) -> O
                 return None;
             }
             let strides = tensor.layout().strides().to_vec();
-            return Some(Host { _primitive: Box::new(tensor), ptr, len, strides });
+            return Some(Host {
+                _primitive: Box::new(tensor),
+                ptr,
+                len,
+                strides,
+            });
         }
         Err(primitive) => primitive,
     };
@@ -93,11 +98,19 @@ fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, dims: &[usize]) -> O
         let (ptr, strides, count) = match (&tensor, dtype) {
             (T::I8(storage), DType::I8) => {
                 let view = storage.view();
-                (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+                (
+                    view.as_ptr().cast::<E>(),
+                    view.strides().to_vec(),
+                    view.len(),
+                )
             }
             (T::F32(storage), DType::F32) => {
                 let view = storage.view();
-                (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+                (
+                    view.as_ptr().cast::<E>(),
+                    view.strides().to_vec(),
+                    view.len(),
+                )
             }
             _ => return None,
         };
@@ -105,7 +118,12 @@ fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, dims: &[usize]) -> O
             return None;
         }
         let len = span(dims, &strides)?;
-        return Some(Host { _primitive: Box::new(tensor), ptr, len, strides });
+        return Some(Host {
+            _primitive: Box::new(tensor),
+            ptr,
+            len,
+            strides,
+        });
     }
     #[cfg(not(feature = "ndarray"))]
     let _ = primitive;
@@ -120,7 +138,11 @@ fn span(dims: &[usize], strides: &[isize]) -> Option<usize> {
     if dims.contains(&0) {
         return Some(0);
     }
-    dims.iter().zip(strides).try_fold(1usize, |span, (&dim, &stride)| span.checked_add((dim - 1).checked_mul(stride as usize)?))
+    dims.iter()
+        .zip(strides)
+        .try_fold(1usize, |span, (&dim, &stride)| {
+            span.checked_add((dim - 1).checked_mul(stride as usize)?)
+        })
 }
 
 fn host_int8<B: Backend, const D: usize>(tensor: &Tensor<B, D, Int>) -> Option<Host<i8>> {
@@ -157,14 +179,26 @@ impl Rows {
 fn host_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Rows> {
     let [m, k] = x.dims();
     match host_f32(x) {
-        Some(host) if host.strides == [k as isize, 1] || m == 1 && host.strides[1] == 1 => Some(Rows::InPlace(host)),
-        _ => x.clone().into_data().into_vec::<f32>().ok().map(Rows::Copied),
+        Some(host) if host.strides == [k as isize, 1] || m == 1 && host.strides[1] == 1 => {
+            Some(Rows::InPlace(host))
+        }
+        _ => x
+            .clone()
+            .into_data()
+            .into_vec::<f32>()
+            .ok()
+            .map(Rows::Copied),
     }
 }
 
 /// The weight `[k, n]` as the kernels see it, when its layout is one they know.
 fn weight_view(weight: &Host<i8>, k: usize, n: usize) -> Option<WeightView<'_>> {
-    Some(WeightView { data: weight.as_slice(), k, n, layout: weight_layout(&weight.strides, k, n)? })
+    Some(WeightView {
+        data: weight.as_slice(),
+        k,
+        n,
+        layout: weight_layout(&weight.strides, k, n)?,
+    })
 }
 
 /// Which dense layout these strides describe, if any.
@@ -191,11 +225,18 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
 }
 
 /// One int8 layer as [`try_quantized_matmul_shared`] takes it: weight, scale, bias.
-pub(crate) type LayerRef<'a, B> = (&'a Tensor<B, 2, Int>, &'a Tensor<B, 1>, Option<&'a Tensor<B, 1>>);
+pub(crate) type LayerRef<'a, B> = (
+    &'a Tensor<B, 2, Int>,
+    &'a Tensor<B, 1>,
+    Option<&'a Tensor<B, 1>>,
+);
 
 /// [`try_quantized_matmul`] for several layers applied to the same `x`: its rows quantized
 /// once, every product in one parallel job. The same bits as one call per layer.
-pub(crate) fn try_quantized_matmul_shared<B: Backend>(x: &Tensor<B, 2>, layers: &[LayerRef<'_, B>]) -> Option<Vec<Tensor<B, 2>>> {
+pub(crate) fn try_quantized_matmul_shared<B: Backend>(
+    x: &Tensor<B, 2>,
+    layers: &[LayerRef<'_, B>],
+) -> Option<Vec<Tensor<B, 2>>> {
     if !has_direct_kernel::<B>() || layers.is_empty() {
         return None;
     }
@@ -213,35 +254,77 @@ pub(crate) fn try_quantized_matmul_shared<B: Backend>(x: &Tensor<B, 2>, layers: 
     let mut host_layers = Vec::with_capacity(layers.len());
     for &(weight, weight_scale, bias) in layers {
         let [k_weight, n] = weight.dims();
-        if n == 0 || k != k_weight || weight_scale.dims() != [n] || bias.is_some_and(|bias| bias.dims() != [n]) {
+        if n == 0
+            || k != k_weight
+            || weight_scale.dims() != [n]
+            || bias.is_some_and(|bias| bias.dims() != [n])
+        {
             return None;
         }
         let bias = match bias {
             Some(bias) => Some(host_vector(bias)?),
             None => None,
         };
-        host_layers.push(HostLayer { weight: host_int8(weight)?, scale: host_vector(weight_scale)?, bias, n });
+        host_layers.push(HostLayer {
+            weight: host_int8(weight)?,
+            scale: host_vector(weight_scale)?,
+            bias,
+            n,
+        });
     }
-    let views = host_layers.iter().map(|layer| weight_view(&layer.weight, k, layer.n)).collect::<Option<Vec<_>>>()?;
+    let views = host_layers
+        .iter()
+        .map(|layer| weight_view(&layer.weight, k, layer.n))
+        .collect::<Option<Vec<_>>>()?;
     tracing::trace!(m, k, n = ?host_layers.iter().map(|layer| layer.n).collect::<Vec<_>>(), "int8 gemm");
-    let scales: Vec<&[f32]> = host_layers.iter().map(|layer| layer.scale.as_slice()).collect();
-    let biases: Vec<Option<&[f32]>> = host_layers.iter().map(|layer| layer.bias.as_ref().map(Host::as_slice)).collect();
+    let scales: Vec<&[f32]> = host_layers
+        .iter()
+        .map(|layer| layer.scale.as_slice())
+        .collect();
+    let biases: Vec<Option<&[f32]>> = host_layers
+        .iter()
+        .map(|layer| layer.bias.as_ref().map(Host::as_slice))
+        .collect();
     let (rows, x_scale) = Activations::quantize(host_rows(x)?.as_slice(), m, k);
-    let outputs = gemm_shared(Isa::detect(), &rows, &views, |i, r, j0, acc, out: &mut [f32]| {
-        let columns = j0..j0 + acc.len();
-        rescale_row(acc, x_scale[r], &scales[i][columns.clone()], biases[i].map(|bias| &bias[columns]), out);
-    });
+    let outputs = gemm_shared(
+        Isa::detect(),
+        &rows,
+        &views,
+        |i, r, j0, acc, out: &mut [f32]| {
+            let columns = j0..j0 + acc.len();
+            rescale_row(
+                acc,
+                x_scale[r],
+                &scales[i][columns.clone()],
+                biases[i].map(|bias| &bias[columns]),
+                out,
+            );
+        },
+    );
     let device = x.device();
-    Some(outputs.into_iter().zip(&host_layers).map(|(out, layer)| Tensor::from_data(TensorData::new(out, [m, layer.n]), &device)).collect())
+    Some(
+        outputs
+            .into_iter()
+            .zip(&host_layers)
+            .map(|(out, layer)| Tensor::from_data(TensorData::new(out, [m, layer.n]), &device))
+            .collect(),
+    )
 }
 
 /// `lhs [M, K] @ rhs [K, N]` in i32 (dtype I32) when both are I8 on a CPU backend.
-pub(crate) fn try_int8_matmul<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>) -> Option<Tensor<B, 2, Int>> {
+pub(crate) fn try_int8_matmul<B: Backend>(
+    lhs: &Tensor<B, 2, Int>,
+    rhs: &Tensor<B, 2, Int>,
+) -> Option<Tensor<B, 2, Int>> {
     try_int8_matmul_with(Isa::detect(), lhs, rhs)
 }
 
 /// [`try_int8_matmul`] on a chosen instruction set (one the CPU has: see [`Isa::available`]).
-pub fn try_int8_matmul_with<B: Backend>(isa: Isa, lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>) -> Option<Tensor<B, 2, Int>> {
+pub fn try_int8_matmul_with<B: Backend>(
+    isa: Isa,
+    lhs: &Tensor<B, 2, Int>,
+    rhs: &Tensor<B, 2, Int>,
+) -> Option<Tensor<B, 2, Int>> {
     // The detected level first: listing every level allocates.
     if !has_direct_kernel::<B>() || isa != Isa::detect() && !Isa::available().contains(&isa) {
         return None;
@@ -257,6 +340,14 @@ pub fn try_int8_matmul_with<B: Backend>(isa: Isa, lhs: &Tensor<B, 2, Int>, rhs: 
     }
     let rows = Activations::new(data.as_slice::<i8>().ok()?, m, k);
     let weight = host_int8(rhs)?;
-    let out = gemm(isa, &rows, weight_view(&weight, k, n)?, |_, _, acc, out: &mut [i32]| out.copy_from_slice(acc));
-    Some(Tensor::from_data(TensorData::new(out, [m, n]), (&lhs.device(), DType::I32)))
+    let out = gemm(
+        isa,
+        &rows,
+        weight_view(&weight, k, n)?,
+        |_, _, acc, out: &mut [i32]| out.copy_from_slice(acc),
+    );
+    Some(Tensor::from_data(
+        TensorData::new(out, [m, n]),
+        (&lhs.device(), DType::I32),
+    ))
 }

@@ -10,7 +10,12 @@ use crate::row_ops::{GELU_CUBE, SQRT_2_OVER_PI};
 const PARALLEL_ELEMENTS: usize = 64 * 1024;
 
 /// [`crate::row_ops::rms_norm`] on `x [m, d]`; `None` off the CPU backends.
-pub fn try_rms_norm<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 1>, weight_offset: f32, eps: f64) -> Option<Tensor<B, 2>> {
+pub fn try_rms_norm<B: Backend>(
+    x: &Tensor<B, 2>,
+    weight: &Tensor<B, 1>,
+    weight_offset: f32,
+    eps: f64,
+) -> Option<Tensor<B, 2>> {
     let [m, d] = x.dims();
     if m == 0 || d == 0 || weight.dims() != [d] {
         return None;
@@ -18,19 +23,32 @@ pub fn try_rms_norm<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 1>, weight_
     let weight = host_vector(weight)?;
     let rows = host_rows(x)?;
     let (weight, xs, eps) = (weight.as_slice(), rows.as_slice(), eps as f32);
-    let out = fill_rows(m, d, |r, out| rms_norm_row(&xs[r * d..(r + 1) * d], weight, weight_offset, eps, out));
+    let out = fill_rows(m, d, |r, out| {
+        rms_norm_row(&xs[r * d..(r + 1) * d], weight, weight_offset, eps, out)
+    });
     Some(Tensor::from_data(TensorData::new(out, [m, d]), &x.device()))
 }
 
 /// [`crate::row_ops::add_rms_norm`] on `residual, x [m, d]`; `None` off the CPU backends.
-pub fn try_add_rms_norm<B: Backend>(residual: &Tensor<B, 2>, x: &Tensor<B, 2>, weight: &Tensor<B, 1>, weight_offset: f32, eps: f64) -> Option<Tensor<B, 2>> {
+pub fn try_add_rms_norm<B: Backend>(
+    residual: &Tensor<B, 2>,
+    x: &Tensor<B, 2>,
+    weight: &Tensor<B, 1>,
+    weight_offset: f32,
+    eps: f64,
+) -> Option<Tensor<B, 2>> {
     let [m, d] = x.dims();
     if m == 0 || d == 0 || weight.dims() != [d] || residual.dims() != [m, d] {
         return None;
     }
     let weight = host_vector(weight)?;
     let (rows, residual_rows) = (host_rows(x)?, host_rows(residual)?);
-    let (weight, xs, residuals, eps) = (weight.as_slice(), rows.as_slice(), residual_rows.as_slice(), eps as f32);
+    let (weight, xs, residuals, eps) = (
+        weight.as_slice(),
+        rows.as_slice(),
+        residual_rows.as_slice(),
+        eps as f32,
+    );
     let out = fill_rows(m, d, |r, out| {
         rms_norm_row(&xs[r * d..(r + 1) * d], weight, weight_offset, eps, out);
         for (y, &residual) in out.iter_mut().zip(&residuals[r * d..(r + 1) * d]) {
@@ -41,7 +59,10 @@ pub fn try_add_rms_norm<B: Backend>(residual: &Tensor<B, 2>, x: &Tensor<B, 2>, w
 }
 
 /// [`crate::row_ops::gelu_tanh_mul`] on `gate, up [m, d]`; `None` off the CPU backends.
-pub fn try_gelu_tanh_mul<B: Backend>(gate: &Tensor<B, 2>, up: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+pub fn try_gelu_tanh_mul<B: Backend>(
+    gate: &Tensor<B, 2>,
+    up: &Tensor<B, 2>,
+) -> Option<Tensor<B, 2>> {
     let [m, d] = gate.dims();
     if m == 0 || d == 0 || up.dims() != [m, d] {
         return None;
@@ -49,11 +70,18 @@ pub fn try_gelu_tanh_mul<B: Backend>(gate: &Tensor<B, 2>, up: &Tensor<B, 2>) -> 
     let (gate_rows, up_rows) = (host_rows(gate)?, host_rows(up)?);
     let (gates, ups) = (gate_rows.as_slice(), up_rows.as_slice());
     let out = fill_rows(m, d, |r, out| {
-        for ((y, &g), &u) in out.iter_mut().zip(&gates[r * d..(r + 1) * d]).zip(&ups[r * d..(r + 1) * d]) {
+        for ((y, &g), &u) in out
+            .iter_mut()
+            .zip(&gates[r * d..(r + 1) * d])
+            .zip(&ups[r * d..(r + 1) * d])
+        {
             *y = gelu_tanh(g) * u;
         }
     });
-    Some(Tensor::from_data(TensorData::new(out, [m, d]), &gate.device()))
+    Some(Tensor::from_data(
+        TensorData::new(out, [m, d]),
+        &gate.device(),
+    ))
 }
 
 /// The generic path's operations, in its order: `x · sigmoid(2 · (x + c·x·x·x) · sqrt(2/π))`.
@@ -66,9 +94,13 @@ fn gelu_tanh(x: f32) -> f32 {
 fn fill_rows(m: usize, d: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     let mut out = vec![0f32; m * d];
     if m * d >= PARALLEL_ELEMENTS {
-        out.par_chunks_exact_mut(d).enumerate().for_each(|(r, row)| fill(r, row));
+        out.par_chunks_exact_mut(d)
+            .enumerate()
+            .for_each(|(r, row)| fill(r, row));
     } else {
-        out.chunks_exact_mut(d).enumerate().for_each(|(r, row)| fill(r, row));
+        out.chunks_exact_mut(d)
+            .enumerate()
+            .for_each(|(r, row)| fill(r, row));
     }
     out
 }
@@ -93,11 +125,19 @@ fn rms_norm_row(row: &[f32], weight: &[f32], weight_offset: f32, eps: f32, out: 
 
 /// [`crate::row_ops::rope_rotate_half`] on `x [batch, seq, heads, head_dim]` with tables of
 /// the same shape or of batch 1; `None` off the CPU backends or for other shapes.
-pub fn try_rope_rotate_half<B: Backend>(x: &Tensor<B, 4>, cos: &Tensor<B, 4>, signed_sin: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+pub fn try_rope_rotate_half<B: Backend>(
+    x: &Tensor<B, 4>,
+    cos: &Tensor<B, 4>,
+    signed_sin: &Tensor<B, 4>,
+) -> Option<Tensor<B, 4>> {
     let dims = x.dims();
     let [batch, seq, heads, head_dim] = dims;
     let table_dims = cos.dims();
-    if head_dim % 2 != 0 || signed_sin.dims() != table_dims || table_dims[1..] != dims[1..] || table_dims[0] != batch && table_dims[0] != 1 {
+    if head_dim % 2 != 0
+        || signed_sin.dims() != table_dims
+        || table_dims[1..] != dims[1..]
+        || table_dims[0] != batch && table_dims[0] != 1
+    {
         return None;
     }
     let row_len = seq * heads * head_dim;
@@ -115,7 +155,12 @@ pub fn try_rope_rotate_half<B: Backend>(x: &Tensor<B, 4>, cos: &Tensor<B, 4>, si
         let x_row = &x_values[b * row_len..(b + 1) * row_len];
         let table = if table_dims[0] == 1 { 0 } else { b * row_len };
         let (cos_row, sin_row) = (&cos[table..table + row_len], &sin[table..table + row_len]);
-        for (((y, v), c), s) in out_row.chunks_exact_mut(head_dim).zip(x_row.chunks_exact(head_dim)).zip(cos_row.chunks_exact(head_dim)).zip(sin_row.chunks_exact(head_dim)) {
+        for (((y, v), c), s) in out_row
+            .chunks_exact_mut(head_dim)
+            .zip(x_row.chunks_exact(head_dim))
+            .zip(cos_row.chunks_exact(head_dim))
+            .zip(sin_row.chunks_exact(head_dim))
+        {
             // The generic path's `x·cos + swapped·sin`, where `swapped = [x₂, x₁]`.
             let (first, second) = v.split_at(half);
             for i in 0..half {

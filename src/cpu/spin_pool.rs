@@ -131,7 +131,10 @@ fn spin_time() -> Option<Duration> {
         Ok(0) => None,
         Ok(micros) => Some(Duration::from_micros(micros)),
         Err(_) => {
-            tracing::warn!(value, "BURN_INT8_SPIN_US is not a number of microseconds; using the default");
+            tracing::warn!(
+                value,
+                "BURN_INT8_SPIN_US is not a number of microseconds; using the default"
+            );
             Some(DEFAULT_SPIN)
         }
     }
@@ -140,12 +143,20 @@ fn spin_time() -> Option<Duration> {
 impl Pool {
     fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
         let shared = &self.shared;
-        let job = Job { task, tasks, next: AtomicUsize::new(0), done: AtomicUsize::new(0), panicked: AtomicBool::new(false) };
+        let job = Job {
+            task,
+            tasks,
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+        };
         // The lifetime is erased for the helpers. `job` is unpublished (null) and every helper
         // that loaded the pointer is out (`inside == 0`) before this frame returns: a helper
         // counts itself in before it loads `job`, so (all orderings being SeqCst) it either
         // is seen by the wait below, or loads the null stored before it.
-        shared.job.store((&job as *const Job<'_>).cast_mut().cast(), SeqCst);
+        shared
+            .job
+            .store((&job as *const Job<'_>).cast_mut().cast(), SeqCst);
         shared.epoch.fetch_add(1, SeqCst);
         for (helper, parked) in self.helpers.iter().zip(&shared.parked) {
             if parked.load(SeqCst) {
@@ -209,7 +220,10 @@ mod tests {
                 parallel_for(tasks, &|i| {
                     counts[i].fetch_add(1, SeqCst);
                 });
-                assert!(counts.iter().all(|count| count.load(SeqCst) == 1), "{tasks} tasks");
+                assert!(
+                    counts.iter().all(|count| count.load(SeqCst) == 1),
+                    "{tasks} tasks"
+                );
             }
         }
     }

@@ -15,10 +15,18 @@ use super::host_f32;
 
 /// Writes `value` into `buffer[ranges]` in place, or hands `buffer` back untouched (`Err`) when
 /// it cannot: not flex, not dense f32, shared with another handle, or ranges that do not fit.
-pub fn try_write_in_place<B: Backend, const D: usize>(buffer: Tensor<B, D>, ranges: &[Range<usize>; D], value: &Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+pub fn try_write_in_place<B: Backend, const D: usize>(
+    buffer: Tensor<B, D>,
+    ranges: &[Range<usize>; D],
+    value: &Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
     let dims = buffer.dims();
     let value_dims = value.dims();
-    let fits = (0..D).all(|i| ranges[i].start <= ranges[i].end && ranges[i].end <= dims[i] && ranges[i].len() == value_dims[i]);
+    let fits = (0..D).all(|i| {
+        ranges[i].start <= ranges[i].end
+            && ranges[i].end <= dims[i]
+            && ranges[i].len() == value_dims[i]
+    });
     if !fits || D == 0 {
         return Err(buffer);
     }
@@ -32,13 +40,25 @@ pub fn try_write_in_place<B: Backend, const D: usize>(buffer: Tensor<B, D>, rang
         TensorPrimitive::Float(primitive) => primitive,
         other => return Err(Tensor::from_primitive(other)),
     };
-    let written = write_flex(&mut primitive, &dims, ranges, source.as_slice(), &source.strides);
+    let written = write_flex(
+        &mut primitive,
+        &dims,
+        ranges,
+        source.as_slice(),
+        &source.strides,
+    );
     let buffer = Tensor::from_primitive(TensorPrimitive::Float(primitive));
     if written { Ok(buffer) } else { Err(buffer) }
 }
 
 /// The flex case of [`try_write_in_place`]: whether it wrote.
-fn write_flex(primitive: &mut dyn Any, dims: &[usize], ranges: &[Range<usize>], source: &[f32], source_strides: &[isize]) -> bool {
+fn write_flex(
+    primitive: &mut dyn Any,
+    dims: &[usize],
+    ranges: &[Range<usize>],
+    source: &[f32],
+    source_strides: &[isize],
+) -> bool {
     #[cfg(feature = "flex")]
     if let Some(tensor) = primitive.downcast_mut::<burn_flex::FlexTensor>() {
         let elements: usize = dims.iter().product();
@@ -62,7 +82,13 @@ fn write_flex(primitive: &mut dyn Any, dims: &[usize], ranges: &[Range<usize>], 
 
 /// Copies `source` (the block's elements at `source_strides`, from its first element) into the
 /// row-major `destination` of shape `dims` at `ranges`, one innermost run at a time.
-fn copy_block(destination: &mut [f32], dims: &[usize], ranges: &[Range<usize>], source: &[f32], source_strides: &[isize]) {
+fn copy_block(
+    destination: &mut [f32],
+    dims: &[usize],
+    ranges: &[Range<usize>],
+    source: &[f32],
+    source_strides: &[isize],
+) {
     let rank = dims.len();
     let mut strides = vec![1usize; rank];
     for axis in (0..rank - 1).rev() {

@@ -36,7 +36,12 @@ fn column_of(r: usize, i: usize) -> usize {
 /// Writes one row's packed-order accumulators (4 registers of `LANES` lanes) into `out`,
 /// keeping only the block's `cols` valid channels and subtracting `correction`.
 #[inline(always)]
-fn store_block<const LANES: usize>(lanes: &[[i32; LANES]; 4], cols: usize, correction: i32, out: &mut [i32]) {
+fn store_block<const LANES: usize>(
+    lanes: &[[i32; LANES]; 4],
+    cols: usize,
+    correction: i32,
+    out: &mut [i32],
+) {
     for (r, register) in lanes.iter().enumerate() {
         for (i, &value) in register.iter().enumerate() {
             let c = column_of(r, i);
@@ -57,7 +62,13 @@ const BLOCK_512: usize = 64;
 /// The CPU must have AVX-512F, AVX-512BW and AVX-512 VNNI; `w` must hold `k * n` elements,
 /// `x.k == w.k`, `j0 + width <= w.n`, and `acc.len() == x.m * width`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(super) unsafe fn panel_avx512vnni(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+pub(super) unsafe fn panel_avx512vnni(
+    x: &Activations,
+    w: WeightView<'_>,
+    j0: usize,
+    width: usize,
+    acc: &mut [i32],
+) {
     // SAFETY: the caller's contract is this function's.
     unsafe {
         match w.layout {
@@ -71,7 +82,13 @@ pub(super) unsafe fn panel_avx512vnni(x: &Activations, w: WeightView<'_>, j0: us
 
 /// Packs the panel's weights into VNNI quads once, then runs every row block over them.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn packed_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+unsafe fn packed_avx512(
+    x: &Activations,
+    w: WeightView<'_>,
+    j0: usize,
+    width: usize,
+    acc: &mut [i32],
+) {
     let q4 = x.k4 / 4;
     let blocks = width.div_ceil(BLOCK_512);
     let block_bytes = q4 * 4 * BLOCK_512;
@@ -86,7 +103,15 @@ unsafe fn packed_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: us
                 for (q, b) in (0..q4).flat_map(|q| (0..blocks).map(move |b| (q, b))) {
                     let cols = (width - b * BLOCK_512).min(BLOCK_512);
                     // SAFETY: masked loads inside the weight; 256 bytes stored inside `packed`.
-                    unsafe { pack_kn_avx512(w, j0 + b * BLOCK_512, cols, q, packed[b * block_bytes + q * 256..].as_mut_ptr()) };
+                    unsafe {
+                        pack_kn_avx512(
+                            w,
+                            j0 + b * BLOCK_512,
+                            cols,
+                            q,
+                            packed[b * block_bytes + q * 256..].as_mut_ptr(),
+                        )
+                    };
                 }
             }
             // Each channel's weights are one run already: 16 quads of 16 channels at a time.
@@ -131,7 +156,13 @@ unsafe fn packed_avx512(x: &Activations, w: WeightView<'_>, j0: usize, width: us
 #[inline]
 unsafe fn load_512(mask: __mmask64, src: *const i8) -> __m512i {
     // SAFETY: the caller's contract.
-    unsafe { if mask == !0 { _mm512_loadu_si512(src.cast()) } else { _mm512_maskz_loadu_epi8(mask, src) } }
+    unsafe {
+        if mask == !0 {
+            _mm512_loadu_si512(src.cast())
+        } else {
+            _mm512_maskz_loadu_epi8(mask, src)
+        }
+    }
 }
 
 /// Packs input channels `4q..4q + 4` of output channels `col0..col0 + cols` (≤ 64) of a KN
@@ -141,7 +172,11 @@ unsafe fn load_512(mask: __mmask64, src: *const i8) -> __m512i {
 /// Rows `p < k` must hold columns `col0..col0 + cols`; `dst` must have room for 256 bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn pack_kn_avx512(w: WeightView<'_>, col0: usize, cols: usize, q: usize, dst: *mut u8) {
-    let mask: __mmask64 = if cols == BLOCK_512 { !0 } else { (1u64 << cols) - 1 };
+    let mask: __mmask64 = if cols == BLOCK_512 {
+        !0
+    } else {
+        (1u64 << cols) - 1
+    };
     let mut rows = [_mm512_setzero_si512(); 4];
     for (t, row) in rows.iter_mut().enumerate() {
         let p = 4 * q + t;
@@ -186,14 +221,23 @@ unsafe fn pack_nk_avx512(w: WeightView<'_>, col0: usize, cols: usize, q0: usize,
     for r in 0..4 {
         // Row `i`: 16 quads of channel `16r + i` (zero past K and past the block's channels).
         let mut rows = [_mm512_setzero_si512(); 16];
-        for (i, row) in rows.iter_mut().enumerate().take(cols.saturating_sub(16 * r).min(16)) {
+        for (i, row) in rows
+            .iter_mut()
+            .enumerate()
+            .take(cols.saturating_sub(16 * r).min(16))
+        {
             // SAFETY: channel `col0 + 16r + i < col0 + cols` exists; the mask stops at K.
             *row = unsafe { load_512(mask, w.data.as_ptr().add((col0 + 16 * r + i) * k + 4 * q0)) };
         }
         let columns = transpose_16x16(rows);
         for (j, column) in columns.iter().enumerate().take(quads) {
             // SAFETY: quad `q0 + j < k4 / 4`, so 64 bytes at `(q0 + j) * 256 + 64r` are in `block`.
-            unsafe { _mm512_storeu_si512(block[(q0 + j) * 256 + 64 * r..].as_mut_ptr().cast(), _mm512_xor_si512(*column, flip)) };
+            unsafe {
+                _mm512_storeu_si512(
+                    block[(q0 + j) * 256 + 64 * r..].as_mut_ptr().cast(),
+                    _mm512_xor_si512(*column, flip),
+                )
+            };
         }
     }
 }
@@ -212,7 +256,8 @@ fn transpose_16x16(rows: [__m512i; 16]) -> [__m512i; 16] {
     for i in 0..4 {
         for j in 0..2 {
             quads[4 * i + 2 * j] = _mm512_unpacklo_epi64(pairs[4 * i + j], pairs[4 * i + j + 2]);
-            quads[4 * i + 2 * j + 1] = _mm512_unpackhi_epi64(pairs[4 * i + j], pairs[4 * i + j + 2]);
+            quads[4 * i + 2 * j + 1] =
+                _mm512_unpackhi_epi64(pairs[4 * i + j], pairs[4 * i + j + 2]);
         }
     }
     let mut out = [_mm512_setzero_si512(); 16];
@@ -258,7 +303,10 @@ unsafe fn rows_packed_avx512<const MR: usize>(
                 _mm512_loadu_si512(bp.add(q * 256 + 192).cast()),
             ];
             for (i, row) in sums.iter_mut().enumerate() {
-                let quad = xp.add((r0 + i) * x.k4 + 4 * q).cast::<i32>().read_unaligned();
+                let quad = xp
+                    .add((r0 + i) * x.k4 + 4 * q)
+                    .cast::<i32>()
+                    .read_unaligned();
                 let xb = _mm512_set1_epi32(quad);
                 for (sum, &weight) in row.iter_mut().zip(&weights) {
                     *sum = _mm512_dpbusd_epi32(*sum, weight, xb);
@@ -277,7 +325,13 @@ unsafe fn rows_packed_avx512<const MR: usize>(
                     let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
                     let corrected = _mm512_sub_epi32(*sum, correction);
                     // SAFETY: lanes `< valid` land on channels `< cols` of this row of `out`.
-                    unsafe { _mm512_mask_storeu_epi32(out_row[16 * r..].as_mut_ptr().cast(), mask, corrected) };
+                    unsafe {
+                        _mm512_mask_storeu_epi32(
+                            out_row[16 * r..].as_mut_ptr().cast(),
+                            mask,
+                            corrected,
+                        )
+                    };
                 }
             }
         } else {
@@ -358,7 +412,13 @@ macro_rules! kernels_256 {
         /// The CPU must have the features named in the attribute; same contract as
         /// [`panel_avx512vnni`].
         #[target_feature(enable = $features)]
-        pub(super) unsafe fn $panel(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
+        pub(super) unsafe fn $panel(
+            x: &Activations,
+            w: WeightView<'_>,
+            j0: usize,
+            width: usize,
+            acc: &mut [i32],
+        ) {
             #[target_feature(enable = $features)]
             unsafe fn load32(src: &[i8]) -> __m256i {
                 // SAFETY: reads exactly 32 bytes, from `src` or from a zero-padded copy.
@@ -422,7 +482,9 @@ macro_rules! kernels_256 {
                                     let p = 4 * q + t;
                                     if p < k {
                                         // SAFETY: reads 32 bytes of row `p`, or a padded copy.
-                                        *row = unsafe { load32(&w.data[p * n + col0..p * n + col0 + cols]) };
+                                        *row = unsafe {
+                                            load32(&w.data[p * n + col0..p * n + col0 + cols])
+                                        };
                                     }
                                 }
                                 let lo01 = _mm256_unpacklo_epi8(rows[0], rows[1]);
@@ -435,7 +497,8 @@ macro_rules! kernels_256 {
                                     _mm256_unpacklo_epi16(hi01, hi23),
                                     _mm256_unpackhi_epi16(hi01, hi23),
                                 ];
-                                let dst = &mut packed[b * block_bytes + q * 128..b * block_bytes + (q + 1) * 128];
+                                let dst = &mut packed
+                                    [b * block_bytes + q * 128..b * block_bytes + (q + 1) * 128];
                                 for (r, register) in registers.into_iter().enumerate() {
                                     // SAFETY: `dst` is 128 bytes: four registers.
                                     unsafe {
@@ -463,17 +526,27 @@ macro_rules! kernels_256 {
                                     let xb = _mm256_set1_epi32(quad);
                                     for (i, sum) in sums.iter_mut().enumerate() {
                                         // SAFETY: 32 bytes inside the block's group `q`.
-                                        let weights =
-                                            unsafe { _mm256_loadu_si256(block[q * 128 + i * 32..].as_ptr().cast()) };
+                                        let weights = unsafe {
+                                            _mm256_loadu_si256(
+                                                block[q * 128 + i * 32..].as_ptr().cast(),
+                                            )
+                                        };
                                         *sum = dot4(*sum, weights, xb);
                                     }
                                 }
                                 let mut lanes = [[0i32; 8]; 4];
                                 for (sum, register) in sums.iter().zip(lanes.iter_mut()) {
                                     // SAFETY: a register is 8 i32.
-                                    unsafe { _mm256_storeu_si256(register.as_mut_ptr().cast(), *sum) };
+                                    unsafe {
+                                        _mm256_storeu_si256(register.as_mut_ptr().cast(), *sum)
+                                    };
                                 }
-                                store_block(&lanes, cols, correction(r), &mut acc[r * width + b * BLOCK_256..]);
+                                store_block(
+                                    &lanes,
+                                    cols,
+                                    correction(r),
+                                    &mut acc[r * width + b * BLOCK_256..],
+                                );
                             }
                         }
                     });
@@ -548,11 +621,17 @@ macro_rules! kernels_256 {
                         _mm_prefetch::<_MM_HINT_T0>(channel.wrapping_add(4 * NR * k));
                         // SAFETY: `off + 32 <= k` bytes of channel `col0 + j`, inside `w.data`.
                         let loaded = unsafe { _mm256_loadu_si256(channel.cast()) };
-                        *weight = if $vnni { _mm256_xor_si256(loaded, flip) } else { loaded };
+                        *weight = if $vnni {
+                            _mm256_xor_si256(loaded, flip)
+                        } else {
+                            loaded
+                        };
                     }
                     for (i, row_sums) in sums.iter_mut().enumerate() {
                         // SAFETY: `off + 32 <= k <= k4` bytes of row `r0 + i`.
-                        let xv = unsafe { _mm256_loadu_si256(x.data.as_ptr().add((r0 + i) * x.k4 + off).cast()) };
+                        let xv = unsafe {
+                            _mm256_loadu_si256(x.data.as_ptr().add((r0 + i) * x.k4 + off).cast())
+                        };
                         for (sum, &weight) in row_sums.iter_mut().zip(&weights) {
                             *sum = dot4(*sum, weight, xv);
                         }
@@ -566,7 +645,11 @@ macro_rules! kernels_256 {
                         let channel = (col0 + j) * k;
                         // SAFETY: `load32` reads a padded copy of a short slice.
                         let loaded = unsafe { load32(&w.data[channel + full..channel + k]) };
-                        *weight = if $vnni { _mm256_xor_si256(loaded, flip) } else { loaded };
+                        *weight = if $vnni {
+                            _mm256_xor_si256(loaded, flip)
+                        } else {
+                            loaded
+                        };
                     }
                     for (i, row_sums) in sums.iter_mut().enumerate() {
                         // SAFETY: as above.

@@ -166,7 +166,12 @@ pub(super) fn packed_nk_kernel(
 /// Any layout: invocation `x` is output column `x`, cube `y` is output row `y`; a plain loop
 /// over K through the strides, one i8 at a time (neighbours read neighbouring columns).
 #[cube(launch_unchecked)]
-pub(super) fn strided_kernel(lhs: &cubecl::prelude::Tensor<i8>, rhs: &cubecl::prelude::Tensor<i8>, out: &mut Array<i32>, n: usize) {
+pub(super) fn strided_kernel(
+    lhs: &cubecl::prelude::Tensor<i8>,
+    rhs: &cubecl::prelude::Tensor<i8>,
+    out: &mut Array<i32>,
+    n: usize,
+) {
     let col = ABSOLUTE_POS_X as usize;
     if col >= n {
         terminate!();

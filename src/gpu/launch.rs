@@ -16,11 +16,18 @@ const CUBE_DIM_X: u32 = 64;
 /// Largest cube count along one axis that every backend accepts.
 const MAX_CUBE_COUNT: usize = 65_535;
 
-
 /// Runs `layout`'s kernel on checked inputs (I8, `[M, K] @ [K, N]`, `lhs` contiguous, `layout`
 /// from `weight_layout`). `None` when the device lacks what the kernel needs.
-pub(super) fn launch<R: CubeRuntime>(lhs: CubeTensor<R>, rhs: CubeTensor<R>, layout: WeightLayout) -> Option<CubeTensor<R>> {
-    let (m, k, n) = (lhs.meta.shape()[0], lhs.meta.shape()[1], rhs.meta.shape()[1]);
+pub(super) fn launch<R: CubeRuntime>(
+    lhs: CubeTensor<R>,
+    rhs: CubeTensor<R>,
+    layout: WeightLayout,
+) -> Option<CubeTensor<R>> {
+    let (m, k, n) = (
+        lhs.meta.shape()[0],
+        lhs.meta.shape()[1],
+        rhs.meta.shape()[1],
+    );
     let rows = rows_per_invocation(m);
     let cols = NK_COLS_PER_INVOCATION;
     let cube_count = match layout {
@@ -31,7 +38,12 @@ pub(super) fn launch<R: CubeRuntime>(lhs: CubeTensor<R>, rhs: CubeTensor<R>, lay
     };
     let cube_dim = CubeDim::new_2d(CUBE_DIM_X, 1);
     let client = lhs.client.clone();
-    let output = empty_device_contiguous_dtype(client.clone(), lhs.device.clone(), Shape::new([m, n]), DType::I32);
+    let output = empty_device_contiguous_dtype(
+        client.clone(),
+        lhs.device.clone(),
+        Shape::new([m, n]),
+        DType::I32,
+    );
     // SAFETY (all three): array lengths are the buffers' own (in whole words for the packed
     // kernels), and every index the kernels form is below them: rows past `m` and weight rows
     // past `n` are clamped to the last one, output columns are checked, and the packed layouts
@@ -114,5 +126,8 @@ unsafe fn word_array<R: CubeRuntime>(tensor: &CubeTensor<R>) -> ArrayArg<R> {
 /// Whether the device can hold i8 in storage buffers (for [`strided_kernel`]).
 fn supports_i8_buffers<R: CubeRuntime>(client: &ComputeClient<R>) -> bool {
     let i8_type = StorageType::Scalar(ElemType::Int(IntKind::I8));
-    client.properties().type_usage(i8_type).contains(TypeUsage::Buffer)
+    client
+        .properties()
+        .type_usage(i8_type)
+        .contains(TypeUsage::Buffer)
 }

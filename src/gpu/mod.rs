@@ -66,7 +66,10 @@ macro_rules! on_cube_runtime {
 
 /// `lhs [M, K] @ rhs [K, N]` in i32 when both are I8 tensors of a cubecl backend; `None` (the
 /// generic path runs) for anything the kernels do not cover.
-pub fn try_int8_matmul<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>) -> Option<Tensor<B, 2, Int>> {
+pub fn try_int8_matmul<B: Backend>(
+    lhs: &Tensor<B, 2, Int>,
+    rhs: &Tensor<B, 2, Int>,
+) -> Option<Tensor<B, 2, Int>> {
     on_cube_runtime!(B, |R| {
         let (lhs, rhs) = cube_operands::<B, R>(lhs, rhs)?;
         let m = lhs.meta.shape()[0];
@@ -82,7 +85,10 @@ pub fn try_int8_matmul<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, I
 
 /// The layout [`try_int8_matmul`] picks for `rhs`, or `None` when it would decline the operands
 /// before choosing (not a cubecl backend, not I8 `[M, K] @ [K, N]`). For tests and diagnostics.
-pub fn weight_layout_of<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>) -> Option<WeightLayout> {
+pub fn weight_layout_of<B: Backend>(
+    lhs: &Tensor<B, 2, Int>,
+    rhs: &Tensor<B, 2, Int>,
+) -> Option<WeightLayout> {
     on_cube_runtime!(B, |R| {
         let (lhs, rhs) = cube_operands::<B, R>(lhs, rhs)?;
         Some(weight_layout(&into_contiguous(lhs), &rhs))
@@ -92,7 +98,11 @@ pub fn weight_layout_of<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, 
 /// Runs `layout`'s kernel whatever the row count ([`try_int8_matmul`] declines the strided one
 /// past [`MAX_STRIDED_ROWS`] rows). `None` where [`weight_layout_of`] is, or when `rhs` cannot
 /// take `layout` (any operands can take [`WeightLayout::Strided`]). For tests.
-pub fn int8_matmul_with_layout<B: Backend>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>, layout: WeightLayout) -> Option<Tensor<B, 2, Int>> {
+pub fn int8_matmul_with_layout<B: Backend>(
+    lhs: &Tensor<B, 2, Int>,
+    rhs: &Tensor<B, 2, Int>,
+    layout: WeightLayout,
+) -> Option<Tensor<B, 2, Int>> {
     on_cube_runtime!(B, |R| {
         let (lhs, rhs) = cube_operands::<B, R>(lhs, rhs)?;
         let lhs = into_contiguous(lhs);
@@ -116,10 +126,17 @@ pub enum WeightLayout {
 
 /// The operands as `R`'s tensors when they are I8 2-D matrices of matching inner size on one
 /// device, small enough for 32-bit indexing; else `None`.
-fn cube_operands<B: Backend, R: CubeRuntime>(lhs: &Tensor<B, 2, Int>, rhs: &Tensor<B, 2, Int>) -> Option<(CubeTensor<R>, CubeTensor<R>)> {
+fn cube_operands<B: Backend, R: CubeRuntime>(
+    lhs: &Tensor<B, 2, Int>,
+    rhs: &Tensor<B, 2, Int>,
+) -> Option<(CubeTensor<R>, CubeTensor<R>)> {
     let lhs: CubeTensor<R> = same_type(lhs.clone().into_primitive()).ok()?;
     let rhs: CubeTensor<R> = same_type(rhs.clone().into_primitive()).ok()?;
-    if lhs.dtype != DType::I8 || rhs.dtype != DType::I8 || lhs.qparams.is_some() || rhs.qparams.is_some() {
+    if lhs.dtype != DType::I8
+        || rhs.dtype != DType::I8
+        || lhs.qparams.is_some()
+        || rhs.qparams.is_some()
+    {
         return None;
     }
     if lhs.meta.num_dims() != 2 || rhs.meta.num_dims() != 2 || lhs.device != rhs.device {
@@ -130,7 +147,10 @@ fn cube_operands<B: Backend, R: CubeRuntime>(lhs: &Tensor<B, 2, Int>, rhs: &Tens
     if k != k_rhs || m == 0 || n == 0 || k == 0 {
         return None;
     }
-    if [m.checked_mul(k)?, k.checked_mul(n)?, m.checked_mul(n)?].into_iter().any(|len| len > MAX_ELEMENTS) {
+    if [m.checked_mul(k)?, k.checked_mul(n)?, m.checked_mul(n)?]
+        .into_iter()
+        .any(|len| len > MAX_ELEMENTS)
+    {
         return None;
     }
     Some((lhs, rhs))
@@ -146,14 +166,16 @@ fn from_cube<B: Backend, R: CubeRuntime>(product: CubeTensor<R>) -> Option<Tenso
 fn weight_layout<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> WeightLayout {
     let (k, n) = (rhs.meta.shape()[0], rhs.meta.shape()[1]);
     let aligned = |t: &CubeTensor<R>, len: usize| {
-        t.handle.offset_start.unwrap_or(0).is_multiple_of(4) && t.handle.size_in_used() >= len as u64
+        t.handle.offset_start.unwrap_or(0).is_multiple_of(4)
+            && t.handle.size_in_used() >= len as u64
     };
     if !k.is_multiple_of(4) || !aligned(lhs, lhs.meta.num_elements()) || !aligned(rhs, k * n) {
         return WeightLayout::Strided;
     }
     let strides = rhs.meta.strides();
     // The stride of a dimension of size 1 is never used: any value matches.
-    let stride_is = |dim: usize, size: usize, expected: usize| size == 1 || strides[dim] == expected;
+    let stride_is =
+        |dim: usize, size: usize, expected: usize| size == 1 || strides[dim] == expected;
     if n.is_multiple_of(4) && stride_is(0, k, n) && stride_is(1, n, 1) {
         WeightLayout::PackedKn
     } else if stride_is(0, k, 1) && stride_is(1, n, k) {
@@ -162,4 +184,3 @@ fn weight_layout<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> We
         WeightLayout::Strided
     }
 }
-

@@ -69,7 +69,9 @@ impl From<burn::nn::attention::MultiHeadAttentionConfig> for MultiHeadAttentionC
 impl MultiHeadAttentionConfig {
     /// Initializes a new [`MultiHeadAttention`] (float), through Burn's own init.
     pub fn init<B: Backend>(&self, device: &B::Device) -> MultiHeadAttention<B> {
-        burn::nn::attention::MultiHeadAttentionConfig::from(self).init(device).into()
+        burn::nn::attention::MultiHeadAttentionConfig::from(self)
+            .init(device)
+            .into()
     }
 }
 
@@ -137,12 +139,24 @@ pub struct MhaInput<B: Backend> {
 impl<B: Backend> MhaInput<B> {
     /// Self-attention input: query, key and value are all `tensor` `[batch_size, seq_length, d_model]`.
     pub fn self_attn(tensor: Tensor<B, 3>) -> Self {
-        Self { query: tensor.clone(), key: tensor.clone(), value: tensor, mask_pad: None, mask_attn: None }
+        Self {
+            query: tensor.clone(),
+            key: tensor.clone(),
+            value: tensor,
+            mask_pad: None,
+            mask_attn: None,
+        }
     }
 
     /// Input with distinct query, key and value.
     pub fn new(query: Tensor<B, 3>, key: Tensor<B, 3>, value: Tensor<B, 3>) -> Self {
-        Self { query, key, value, mask_pad: None, mask_attn: None }
+        Self {
+            query,
+            key,
+            value,
+            mask_pad: None,
+            mask_attn: None,
+        }
     }
 
     /// Register the padding mask `[batch_size, seq_length_2]`.
@@ -178,7 +192,9 @@ impl<B: Backend> MultiHeadAttention<B> {
         let weights = self.attn_weights(attn_scores, input.mask_pad, input.mask_attn);
 
         let context = weights.clone().matmul(value);
-        let context = context.swap_dims(1, 2).reshape([batch_size, seq_length_1, d_model]);
+        let context = context
+            .swap_dims(1, 2)
+            .reshape([batch_size, seq_length_1, d_model]);
         let context = self.output.forward(context);
 
         MhaOutput { weights, context }
@@ -188,15 +204,23 @@ impl<B: Backend> MultiHeadAttention<B> {
     pub fn forward_cache(&self, input: MhaInput<B>, cache: &mut MhaCache<B>) -> MhaOutput<B> {
         let [batch_size, seq_length_1, d_model] = input.query.dims();
 
-        let query = cache.query.forward(input.query, |t| self.attention_linear(t, &self.query));
-        let key = cache.key.forward(input.key, |t| self.attention_linear(t, &self.key));
-        let value = cache.value.forward(input.value, |t| self.attention_linear(t, &self.value));
+        let query = cache
+            .query
+            .forward(input.query, |t| self.attention_linear(t, &self.query));
+        let key = cache
+            .key
+            .forward(input.key, |t| self.attention_linear(t, &self.key));
+        let value = cache
+            .value
+            .forward(input.value, |t| self.attention_linear(t, &self.value));
 
         let attn_scores = self.attn_scores(query, key);
         let weights = self.attn_weights(attn_scores, input.mask_pad, input.mask_attn);
 
         let context = weights.clone().matmul(value);
-        let context = context.swap_dims(1, 2).reshape([batch_size, seq_length_1, d_model]);
+        let context = context
+            .swap_dims(1, 2)
+            .reshape([batch_size, seq_length_1, d_model]);
 
         let context = cache.output.forward(context, |t| self.output.forward(t));
 
@@ -204,7 +228,9 @@ impl<B: Backend> MultiHeadAttention<B> {
     }
 
     fn attn_scores(&self, query: Tensor<B, 4>, key: Tensor<B, 4>) -> Tensor<B, 4> {
-        let attn_scores = query.matmul(key.transpose()).div_scalar((self.d_k as f32).sqrt());
+        let attn_scores = query
+            .matmul(key.transpose())
+            .div_scalar((self.d_k as f32).sqrt());
 
         self.dropout.forward(attn_scores)
     }
@@ -218,22 +244,34 @@ impl<B: Backend> MultiHeadAttention<B> {
         if let Some(mask_pad) = mask_pad {
             let [batch_size, seq_length] = mask_pad.dims();
 
-            attn_scores = attn_scores.mask_fill(mask_pad.reshape([batch_size, 1, 1, seq_length]), self.min_float);
+            attn_scores = attn_scores.mask_fill(
+                mask_pad.reshape([batch_size, 1, 1, seq_length]),
+                self.min_float,
+            );
         }
 
         if let Some(mask_attn) = mask_attn {
             let [batch_size, seq_length_1, seq_length_2] = mask_attn.dims();
 
-            attn_scores = attn_scores
-                .mask_fill(mask_attn.reshape([batch_size, 1, seq_length_1, seq_length_2]), self.min_float);
+            attn_scores = attn_scores.mask_fill(
+                mask_attn.reshape([batch_size, 1, seq_length_1, seq_length_2]),
+                self.min_float,
+            );
         }
 
-        if self.quiet_softmax { quiet_softmax(attn_scores, 3) } else { softmax(attn_scores, 3) }
+        if self.quiet_softmax {
+            quiet_softmax(attn_scores, 3)
+        } else {
+            softmax(attn_scores, 3)
+        }
     }
 
     fn attention_linear(&self, x: Tensor<B, 3>, linear: &Linear<B>) -> Tensor<B, 4> {
         let [batch_size, seq_length, _d_model] = x.dims();
-        linear.forward(x).reshape([batch_size, seq_length, self.n_heads, self.d_k]).swap_dims(1, 2)
+        linear
+            .forward(x)
+            .reshape([batch_size, seq_length, self.n_heads, self.d_k])
+            .swap_dims(1, 2)
     }
 }
 
@@ -251,14 +289,20 @@ impl<B: Backend, const D: usize> TensorCache<B, D> {
 
     /// Applies `func` to the last position of `tensor` and appends it (along `dim_cat`) to the
     /// cached value; on an empty cache, applies `func` to the whole `tensor`.
-    pub(crate) fn forward_autoregressive<F>(&mut self, tensor: Tensor<B, 3>, dim_cat: usize, func: F) -> Tensor<B, D>
+    pub(crate) fn forward_autoregressive<F>(
+        &mut self,
+        tensor: Tensor<B, 3>,
+        dim_cat: usize,
+        func: F,
+    ) -> Tensor<B, D>
     where
         F: Fn(Tensor<B, 3>) -> Tensor<B, D>,
     {
         let tensor_new = match self.state.take() {
             Some(tensor_old) => {
                 let [batch_size, seq_length, d_model] = tensor.dims();
-                let next_seq_token = tensor.slice([0..batch_size, (seq_length - 1)..seq_length, 0..d_model]);
+                let next_seq_token =
+                    tensor.slice([0..batch_size, (seq_length - 1)..seq_length, 0..d_model]);
                 let next_seq_token = func(next_seq_token);
 
                 Tensor::cat(vec![tensor_old, next_seq_token], dim_cat)
@@ -322,9 +366,15 @@ impl<B: Backend> MhaCache<B> {
 }
 
 impl<B: Backend, const D: usize> MhaLinearCache<B, D> {
-    fn forward<F: Fn(Tensor<B, 3>) -> Tensor<B, D>>(&mut self, tensor: Tensor<B, 3>, func: F) -> Tensor<B, D> {
+    fn forward<F: Fn(Tensor<B, 3>) -> Tensor<B, D>>(
+        &mut self,
+        tensor: Tensor<B, 3>,
+        func: F,
+    ) -> Tensor<B, D> {
         match self {
-            MhaLinearCache::Autoregressive(cache, dim) => cache.forward_autoregressive(tensor, *dim, func),
+            MhaLinearCache::Autoregressive(cache, dim) => {
+                cache.forward_autoregressive(tensor, *dim, func)
+            }
             MhaLinearCache::Full(cache) => cache.forward_full(tensor, func),
         }
     }

@@ -59,6 +59,7 @@ impl EmbeddingConfig {
 
     /// Burn's config with the same values.
     pub fn to_burn(&self) -> nn::EmbeddingConfig {
-        nn::EmbeddingConfig::new(self.n_embedding, self.d_model).with_initializer(self.initializer.clone())
+        nn::EmbeddingConfig::new(self.n_embedding, self.d_model)
+            .with_initializer(self.initializer.clone())
     }
 }

@@ -64,7 +64,10 @@ impl SwiGluConfig {
 
 impl<B: Backend> From<nn::SwiGlu<B>> for SwiGlu<B> {
     fn from(swiglu: nn::SwiGlu<B>) -> Self {
-        Self { linear_inner: swiglu.linear_inner.into(), linear_outer: swiglu.linear_outer.into() }
+        Self {
+            linear_inner: swiglu.linear_inner.into(),
+            linear_outer: swiglu.linear_outer.into(),
+        }
     }
 }
 

@@ -37,7 +37,12 @@ pub fn gemma3_gguf() -> Option<PathBuf> {
         return Some(path);
     }
     let how = format!("{GET_GGUF}   (it writes $HOME/{GGUF_UNDER_HOME})");
-    missing("the real Gemma3 270M checkpoint (GGUF)", &path, GGUF_ENV, &how)
+    missing(
+        "the real Gemma3 270M checkpoint (GGUF)",
+        &path,
+        GGUF_ENV,
+        &how,
+    )
 }
 
 /// The Gemma3 vocabulary as the tokenizer's JSON: `$GEMMA3_VOCAB_JSON`, else `vocab.json` next
@@ -57,14 +62,19 @@ pub fn gemma3_vocab_json() -> Option<PathBuf> {
     let how = if gguf.is_file() {
         export
     } else {
-        format!("{GET_GGUF} && {export}   (the export reads the GGUF, which is not at {} either)", gguf.display())
+        format!(
+            "{GET_GGUF} && {export}   (the export reads the GGUF, which is not at {} either)",
+            gguf.display()
+        )
     };
     missing("the Gemma3 vocabulary JSON", &path, VOCAB_JSON_ENV, &how)
 }
 
 /// Where [`gemma3_gguf`] looks, whether or not the file is there.
 pub fn gemma3_gguf_path() -> PathBuf {
-    env_path(GGUF_ENV).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(GGUF_UNDER_HOME))
+    env_path(GGUF_ENV).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(GGUF_UNDER_HOME)
+    })
 }
 
 /// Where [`gemma3_vocab_json`] looks, whether or not the file is there (`.ci/run` writes it
@@ -84,7 +94,9 @@ pub fn in_ci() -> bool {
 
 /// A path from the environment; unset or empty is none.
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
 }
 
 fn missing(what: &str, path: &Path, env: &str, how: &str) -> Option<PathBuf> {
@@ -95,7 +107,10 @@ fn missing(what: &str, path: &Path, env: &str, how: &str) -> Option<PathBuf> {
             path.display()
         );
     }
-    let test = std::thread::current().name().unwrap_or("this test").to_string();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
     let rule = "*".repeat(78);
     let banner = format!(
         "\n{rule}\nSKIPPED {test}: {what} is not at {}\n  make it with: {how}\n  \
@@ -111,7 +126,11 @@ fn missing(what: &str, path: &Path, env: &str, how: &str) -> Option<PathBuf> {
 /// `path` as one shell word.
 fn shell_quote(path: &Path) -> String {
     let text = path.display().to_string();
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c)) {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c))
+    {
         text
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))

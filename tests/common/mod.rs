@@ -60,13 +60,19 @@ pub struct Fixture {
 /// `tests/fixtures` of this checkout: the manifest dir at run time, since a test binary reused
 /// from another checkout of the workspace (a shared target dir) carries that checkout's path.
 pub fn fixtures_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures")
 }
 
 impl Fixture {
     pub fn load() -> Self {
         let path = std::env::var("KERAS_INT8_FIXTURE").unwrap_or_else(|_| {
-            fixtures_dir().join("keras-int8-layers.safetensors").to_string_lossy().into_owned()
+            fixtures_dir()
+                .join("keras-int8-layers.safetensors")
+                .to_string_lossy()
+                .into_owned()
         });
         Self::open(&path)
     }
@@ -74,7 +80,8 @@ impl Fixture {
     /// A safetensors fixture under `tests/fixtures/` (or an absolute path).
     pub fn open(path: &str) -> Self {
         let path = fixtures_dir().join(path);
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
         Self { bytes }
     }
 
@@ -99,47 +106,82 @@ impl Fixture {
     }
 
     pub fn shape(&self, name: &str) -> Vec<usize> {
-        self.tensors().tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}")).shape().to_vec()
+        self.tensors()
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("fixture lacks {name}"))
+            .shape()
+            .to_vec()
     }
 
     pub fn f32_values(&self, name: &str) -> Vec<f32> {
         let tensors = self.tensors();
-        let view = tensors.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        let view = tensors
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("fixture lacks {name}"));
         assert_eq!(view.dtype(), Dtype::F32, "{name}");
-        view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        view.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
     }
 
     pub fn i8_values(&self, name: &str) -> Vec<i8> {
         let tensors = self.tensors();
-        let view = tensors.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        let view = tensors
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("fixture lacks {name}"));
         assert_eq!(view.dtype(), Dtype::I8, "{name}");
         view.data().iter().map(|&b| b as i8).collect()
     }
 
     pub fn i32_values(&self, name: &str) -> Vec<i32> {
         let tensors = self.tensors();
-        let view = tensors.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        let view = tensors
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("fixture lacks {name}"));
         assert_eq!(view.dtype(), Dtype::I32, "{name}");
-        view.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        view.data()
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
     }
 
-    pub fn float<B: Backend, const D: usize>(&self, name: &str, device: &B::Device) -> Tensor<B, D> {
-        Tensor::from_data(TensorData::new(self.f32_values(name), self.shape(name)), device)
+    pub fn float<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        device: &B::Device,
+    ) -> Tensor<B, D> {
+        Tensor::from_data(
+            TensorData::new(self.f32_values(name), self.shape(name)),
+            device,
+        )
     }
 
-    pub fn ids<B: Backend, const D: usize>(&self, name: &str, device: &B::Device) -> Tensor<B, D, Int> {
+    pub fn ids<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        device: &B::Device,
+    ) -> Tensor<B, D, Int> {
         let ids: Vec<i64> = self.i32_values(name).into_iter().map(i64::from).collect();
         Tensor::from_data(TensorData::new(ids, self.shape(name)), device)
     }
 }
 
 pub fn f32_of<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data")
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 data")
 }
 
 pub fn i8_of<B: Backend, const D: usize>(tensor: Tensor<B, D, Int>) -> Vec<i8> {
     let data = tensor.into_data();
-    assert_eq!(data.dtype, burn::tensor::DType::I8, "int8 weights must be stored as I8");
+    assert_eq!(
+        data.dtype,
+        burn::tensor::DType::I8,
+        "int8 weights must be stored as I8"
+    );
     data.to_vec::<i8>().expect("i8 data")
 }
 
@@ -161,13 +203,18 @@ pub fn assert_within_one_ulp(what: &str, actual: &[f32], expected: &[f32]) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
         let ulps = (a.to_bits() as i64 - e.to_bits() as i64).abs();
-        assert!(ulps <= 1, "{what}[{i}]: got {a}, Keras {e} ({ulps} ulp apart)");
+        assert!(
+            ulps <= 1,
+            "{what}[{i}]: got {a}, Keras {e} ({ulps} ulp apart)"
+        );
     }
 }
 
 /// Index of the largest value (the first one on ties, like greedy decoding).
 pub fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
 }
 
 /// Burn initialises parameters lazily, on first read, and a clone of a lazy parameter draws its

@@ -32,10 +32,16 @@ fn expand(ast: &DeriveInput) -> syn::Result<TokenStream2> {
         })
         .collect();
     if !type_params.iter().any(|p| p == "B") {
-        return Err(syn::Error::new_spanned(name, "#[derive(Quantize)] needs the backend generic `B: Backend`"));
+        return Err(syn::Error::new_spanned(
+            name,
+            "#[derive(Quantize)] needs the backend generic `B: Backend`",
+        ));
     }
     let Data::Struct(data) = &ast.data else {
-        return Err(syn::Error::new_spanned(name, "#[derive(Quantize)] supports structs only"));
+        return Err(syn::Error::new_spanned(
+            name,
+            "#[derive(Quantize)] supports structs only",
+        ));
     };
 
     let mut visits = Vec::new();
@@ -79,7 +85,9 @@ fn expand(ast: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut generics = ast.generics.clone();
     let where_clause = generics.make_where_clause();
     for param in type_params.iter().filter(|p| *p != "B") {
-        where_clause.predicates.push(syn::parse_quote!(#param: ::burn_int8::Quantize<B>));
+        where_clause
+            .predicates
+            .push(syn::parse_quote!(#param: ::burn_int8::Quantize<B>));
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     Ok(quote! {

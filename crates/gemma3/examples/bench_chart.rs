@@ -19,8 +19,16 @@ const METRICS: [(&str, &str, &[&str]); 5] = [
     ("prefill speed / fp32", "prefill_tok_s", &["fp32"]),
     ("decode speed / fp32", "decode_tok_s", &["fp32"]),
     ("peak RSS / fp32", "peak_rss_bytes", &["fp32"]),
-    ("prefill / llama.cpp Q8_0", "prefill_tok_s", &["llamacpp", "Q8_0"]),
-    ("decode / llama.cpp Q8_0", "decode_tok_s", &["llamacpp", "Q8_0"]),
+    (
+        "prefill / llama.cpp Q8_0",
+        "prefill_tok_s",
+        &["llamacpp", "Q8_0"],
+    ),
+    (
+        "decode / llama.cpp Q8_0",
+        "decode_tok_s",
+        &["llamacpp", "Q8_0"],
+    ),
 ];
 const COLORS: [RGBColor; 5] = [
     RGBColor(66, 133, 244),
@@ -34,13 +42,23 @@ const COLORS: [RGBColor; 5] = [
 /// (llama.cpp in a plain `bench` line) gives 0, drawn as no bar.
 fn ratios(line: &Value) -> Option<(String, [f64; 5])> {
     let backend = line.get("backend")?.as_str()?.to_string();
-    let threads = line.get("threads").and_then(Value::as_str).map_or(String::new(), |t| format!(" ({t} threads)"));
+    let threads = line
+        .get("threads")
+        .and_then(Value::as_str)
+        .map_or(String::new(), |t| format!(" ({t} threads)"));
     // Runs from machines with different kernels are different bars.
-    let kernels = line.get("cpu_kernels").and_then(Value::as_str).map_or(String::new(), |k| format!(", {k}"));
+    let kernels = line
+        .get("cpu_kernels")
+        .and_then(Value::as_str)
+        .map_or(String::new(), |k| format!(", {k}"));
     let mut out = [0.0; 5];
     for (slot, (_, key, baseline)) in out.iter_mut().zip(METRICS) {
         let int8 = line.get("int8")?.get(key)?.as_f64()?;
-        let base = baseline.iter().try_fold(line, |v, part| v.get(part)).and_then(|v| v.get(key)).and_then(Value::as_f64);
+        let base = baseline
+            .iter()
+            .try_fold(line, |v, part| v.get(part))
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_f64);
         match base {
             Some(base) if base > 0.0 => *slot = int8 / base,
             Some(_) => {}
@@ -54,8 +72,12 @@ fn ratios(line: &Value) -> Option<(String, [f64; 5])> {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
-    let input = args.next().unwrap_or_else(|| "benches/results.jsonl".into());
-    let output = args.next().unwrap_or_else(|| "benches/gemma3_int8_vs_fp32.svg".into());
+    let input = args
+        .next()
+        .unwrap_or_else(|| "benches/results.jsonl".into());
+    let output = args
+        .next()
+        .unwrap_or_else(|| "benches/gemma3_int8_vs_fp32.svg".into());
     let text = std::fs::read_to_string(&input).map_err(|e| format!("{input}: {e}"))?;
     // The file is a history: the chart shows each backend's latest run.
     let mut rows: Vec<(String, [f64; 5])> = Vec::new();
@@ -74,13 +96,25 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err(format!("{input}: no results").into());
     }
     // A log axis: ratios span 0.3× (RSS) to tens (ndarray's slow fp32 logits).
-    let top = rows.iter().flat_map(|(_, r)| r.iter().copied()).fold(1.0f64, f64::max) * 2.0;
-    let bottom = rows.iter().flat_map(|(_, r)| r.iter().copied()).filter(|r| *r > 0.0).fold(1.0f64, f64::min) / 2.0;
+    let top = rows
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .fold(1.0f64, f64::max)
+        * 2.0;
+    let bottom = rows
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .filter(|r| *r > 0.0)
+        .fold(1.0f64, f64::min)
+        / 2.0;
 
     let root = SVGBackend::new(&output, (300 * rows.len() as u32 + 160, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Gemma3 270M: int8 / baseline, same run (higher is better for speed, lower for RSS)", ("sans-serif", 18))
+        .caption(
+            "Gemma3 270M: int8 / baseline, same run (higher is better for speed, lower for RSS)",
+            ("sans-serif", 18),
+        )
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(56)
@@ -91,7 +125,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .x_labels(rows.len() * 2 + 1)
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 1e-6 { rows.get(i).map_or(String::new(), |(name, _)| name.clone()) } else { String::new() }
+            if (x - i as f64 - 0.5).abs() < 1e-6 {
+                rows.get(i).map_or(String::new(), |(name, _)| name.clone())
+            } else {
+                String::new()
+            }
         })
         .y_desc("int8 / baseline (log scale)")
         .y_label_formatter(&|y| format!("{y:.1}x"))
@@ -99,19 +137,44 @@ fn main() -> Result<(), Box<dyn Error>> {
     for (m, (label, _, _)) in METRICS.iter().enumerate() {
         let color = COLORS[m];
         chart
-            .draw_series(rows.iter().enumerate().filter(|(_, (_, r))| r[m] > 0.0).map(|(i, (_, r))| {
-                let left = i as f64 + 0.1 + 0.16 * m as f64;
-                Rectangle::new([(left, bottom), (left + 0.15, r[m].max(bottom))], color.filled())
-            }))?
+            .draw_series(
+                rows.iter()
+                    .enumerate()
+                    .filter(|(_, (_, r))| r[m] > 0.0)
+                    .map(|(i, (_, r))| {
+                        let left = i as f64 + 0.1 + 0.16 * m as f64;
+                        Rectangle::new(
+                            [(left, bottom), (left + 0.15, r[m].max(bottom))],
+                            color.filled(),
+                        )
+                    }),
+            )?
             .label(*label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-        chart.draw_series(rows.iter().enumerate().filter(|(_, (_, r))| r[m] > 0.0).map(|(i, (_, r))| {
-            let left = i as f64 + 0.1 + 0.16 * m as f64;
-            Text::new(format!("{:.2}", r[m]), (left, r[m].max(bottom) * 1.12), ("sans-serif", 12))
-        }))?;
+        chart.draw_series(
+            rows.iter()
+                .enumerate()
+                .filter(|(_, (_, r))| r[m] > 0.0)
+                .map(|(i, (_, r))| {
+                    let left = i as f64 + 0.1 + 0.16 * m as f64;
+                    Text::new(
+                        format!("{:.2}", r[m]),
+                        (left, r[m].max(bottom) * 1.12),
+                        ("sans-serif", 12),
+                    )
+                }),
+        )?;
     }
-    chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 1.0), (rows.len() as f64, 1.0)], BLACK)))?;
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::UpperLeft).draw()?;
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(0.0, 1.0), (rows.len() as f64, 1.0)],
+        BLACK,
+    )))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
     root.present()?;
     println!("wrote {output} ({} backends)", rows.len());
     Ok(())

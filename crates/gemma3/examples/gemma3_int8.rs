@@ -18,13 +18,22 @@ use burn_int8_gemma3::preset::{WEIGHTS_FILE, from_preset, save_to_preset};
 use burn_int8_gemma3::{self as gemma3, Sampler};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let checkpoint = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(checkpoint::gemma3_gguf_path);
+    let checkpoint = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(checkpoint::gemma3_gguf_path);
     if !checkpoint.is_file() {
-        return Err(format!("no Gemma3 checkpoint at {}; get it with: {}", checkpoint.display(), checkpoint::GET_GGUF).into());
+        return Err(format!(
+            "no Gemma3 checkpoint at {}; get it with: {}",
+            checkpoint.display(),
+            checkpoint::GET_GGUF
+        )
+        .into());
     }
     let device = Default::default();
     let generate = |model: &gemma3::Gemma3<Flex>, tokenizer: &gemma3::Tokenizer| {
-        gemma3::generate(model, tokenizer, "Keras is a", 50, &Sampler::Greedy, |_| {}).map(|output| output.text)
+        gemma3::generate(model, tokenizer, "Keras is a", 50, &Sampler::Greedy, |_| {})
+            .map(|output| output.text)
     };
 
     let (mut gemma3, tokenizer) = gemma3::load_model::<Flex>(&checkpoint, false, &device, |_| {})?;
@@ -41,7 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     save_to_preset(&gemma3, &tokenizer, &int8_dir, true)?;
 
     let (gemma3_int8, tokenizer_int8) = from_preset::<Flex>(&int8_dir, &device)?;
-    println!("Quantized reloaded output: {}", generate(&gemma3_int8, &tokenizer_int8)?);
+    println!(
+        "Quantized reloaded output: {}",
+        generate(&gemma3_int8, &tokenizer_int8)?
+    );
 
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     let fp32_size = std::fs::metadata(fp32_dir.join(WEIGHTS_FILE))?.len();

@@ -24,7 +24,12 @@ pub enum BackendError {
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 4] = [BackendKind::Ndarray, BackendKind::Flex, BackendKind::Wgpu, BackendKind::Cuda];
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Ndarray,
+        BackendKind::Flex,
+        BackendKind::Wgpu,
+        BackendKind::Cuda,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,7 +51,10 @@ impl BackendKind {
 
     /// The compiled backends.
     pub fn compiled() -> Vec<BackendKind> {
-        Self::ALL.into_iter().filter(|kind| kind.is_compiled()).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|kind| kind.is_compiled())
+            .collect()
     }
 }
 
@@ -63,7 +71,10 @@ impl FromStr for BackendKind {
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let kind = Self::ALL
             .into_iter()
-            .find(|kind| kind.name().eq_ignore_ascii_case(name) || (name.eq_ignore_ascii_case("vulkan") && *kind == BackendKind::Wgpu))
+            .find(|kind| {
+                kind.name().eq_ignore_ascii_case(name)
+                    || (name.eq_ignore_ascii_case("vulkan") && *kind == BackendKind::Wgpu)
+            })
             .ok_or_else(|| BackendError::Unknown(name.to_string()))?;
         if !kind.is_compiled() {
             return Err(BackendError::NotCompiled(kind));
@@ -76,7 +87,10 @@ impl FromStr for BackendKind {
 /// no device here (no Vulkan driver, no NVIDIA GPU). Backends report that by panicking on
 /// first use; this turns it into [`BackendError::NoDevice`] and keeps the panic message off
 /// stderr.
-pub fn probe_device<B: burn::tensor::backend::Backend>(kind: BackendKind, device: &B::Device) -> Result<(), BackendError> {
+pub fn probe_device<B: burn::tensor::backend::Backend>(
+    kind: BackendKind,
+    device: &B::Device,
+) -> Result<(), BackendError> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -140,5 +154,7 @@ macro_rules! with_backend {
 /// Sets the number of CPU threads the CPU backends (flex, ndarray) use, through rayon's global
 /// pool. Call it once, before any tensor work; a second call is an error.
 pub fn set_num_threads(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
 }

@@ -27,16 +27,32 @@ pub struct LayerCache<B: Backend> {
 
 impl<B: Backend> LayerCache<B> {
     pub fn new(window: Option<usize>) -> Self {
-        Self { keys: None, values: None, first: 0, len: 0, origin: 0, window }
+        Self {
+            keys: None,
+            values: None,
+            first: 0,
+            len: 0,
+            origin: 0,
+            window,
+        }
     }
 
     /// Appends keys/values `[batch, kv_heads, new, head_dim]` at `position`; returns every
     /// key/value the new queries may need and the absolute position of the first one. Local
     /// layers then forget what no later query can see.
-    pub fn append(&mut self, keys: Tensor<B, 4>, values: Tensor<B, 4>, position: usize) -> (Tensor<B, 4>, Tensor<B, 4>, usize) {
+    pub fn append(
+        &mut self,
+        keys: Tensor<B, 4>,
+        values: Tensor<B, 4>,
+        position: usize,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>, usize) {
         let [batch, heads, new, head_dim] = keys.dims();
         let buffers = match (self.keys.take(), self.values.take()) {
-            (Some(k), Some(v)) if k.dims()[0] == batch && k.dims()[1] == heads && k.dims()[3] == head_dim => Some((k, v)),
+            (Some(k), Some(v))
+                if k.dims()[0] == batch && k.dims()[1] == heads && k.dims()[3] == head_dim =>
+            {
+                Some((k, v))
+            }
             _ => {
                 // First use: nothing cached yet, positions start at `position`.
                 (self.first, self.len, self.origin) = (0, 0, position);
@@ -55,8 +71,13 @@ impl<B: Backend> LayerCache<B> {
                 if let Some((old_keys, old_values)) = old.filter(|_| live > 0) {
                     let from = [0..batch, 0..heads, self.first..self.len, 0..head_dim];
                     let to = [0..batch, 0..heads, 0..live, 0..head_dim];
-                    grown_keys = burn_int8::row_ops::slice_assign(grown_keys, to.clone(), old_keys.slice(from.clone()));
-                    grown_values = burn_int8::row_ops::slice_assign(grown_values, to, old_values.slice(from));
+                    grown_keys = burn_int8::row_ops::slice_assign(
+                        grown_keys,
+                        to.clone(),
+                        old_keys.slice(from.clone()),
+                    );
+                    grown_values =
+                        burn_int8::row_ops::slice_assign(grown_values, to, old_values.slice(from));
                 }
                 self.origin += self.first;
                 (self.first, self.len) = (0, live);
@@ -69,7 +90,11 @@ impl<B: Backend> LayerCache<B> {
         self.len += new;
 
         let live = [0..batch, 0..heads, self.first..self.len, 0..head_dim];
-        let visible = (key_buffer.clone().slice(live.clone()), value_buffer.clone().slice(live), self.origin + self.first);
+        let visible = (
+            key_buffer.clone().slice(live.clone()),
+            value_buffer.clone().slice(live),
+            self.origin + self.first,
+        );
         if let Some(window) = self.window {
             // The next query sees itself and the `window - 1` keys before it.
             let keep = window.saturating_sub(1);
@@ -106,7 +131,11 @@ impl<B: Backend> KvCache<B> {
     /// [`Self::new`] for a batch whose row `b` begins with `pads[b]` pad slots (batched
     /// generation over prompts of different lengths).
     pub fn with_padding(windows: Vec<Option<usize>>, pads: Vec<usize>) -> Self {
-        Self { layers: windows.into_iter().map(LayerCache::new).collect(), next_position: 0, pads }
+        Self {
+            layers: windows.into_iter().map(LayerCache::new).collect(),
+            next_position: 0,
+            pads,
+        }
     }
 
     /// Left-padding slots per batch row (empty: none).

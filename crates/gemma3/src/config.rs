@@ -105,7 +105,9 @@ impl ConfigSource {
                 "num_heads" => "gemma3.attention.head_count",
                 "num_kv_heads" => "gemma3.attention.head_count_kv",
                 "head_dim" => "gemma3.attention.key_length",
-                "query_pre_attn_scalar" => "query_pre_attn_scalar (from gemma3.attention.key_length)",
+                "query_pre_attn_scalar" => {
+                    "query_pre_attn_scalar (from gemma3.attention.key_length)"
+                }
                 "sliding_window" => "gemma3.attention.sliding_window",
                 "sliding_window_pattern" => "sliding_window_pattern (6 for GGUF)",
                 "rope_global_base" => "gemma3.rope.freq_base",
@@ -175,14 +177,22 @@ impl Gemma3Config {
         let sizes: [(&'static str, usize, Option<usize>); 10] = [
             ("vocab_size", self.vocab_size, Some(MAX_VOCAB_SIZE)),
             ("hidden_size", self.hidden_size, Some(MAX_HIDDEN_SIZE)),
-            ("intermediate_size", self.intermediate_size, Some(MAX_INTERMEDIATE_SIZE)),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                Some(MAX_INTERMEDIATE_SIZE),
+            ),
             ("num_layers", self.num_layers, Some(MAX_LAYERS)),
             ("num_heads", self.num_heads, Some(MAX_HEADS)),
             ("num_kv_heads", self.num_kv_heads, Some(MAX_HEADS)),
             ("head_dim", self.head_dim, Some(MAX_HEAD_DIM)),
             ("sliding_window", self.sliding_window, Some(MAX_POSITIONS)),
             ("sliding_window_pattern", self.sliding_window_pattern, None),
-            ("max_position_embeddings", self.max_position_embeddings, Some(MAX_POSITIONS)),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                Some(MAX_POSITIONS),
+            ),
         ];
         for (field, value, max) in sizes {
             let in_range = value >= 1 && max.is_none_or(|max| value <= max);
@@ -195,7 +205,11 @@ impl Gemma3Config {
             }
         }
         if !self.head_dim.is_multiple_of(2) {
-            return Err(invalid(key("head_dim").into(), self.head_dim.to_string(), "an even number (RoPE rotates pairs)".into()));
+            return Err(invalid(
+                key("head_dim").into(),
+                self.head_dim.to_string(),
+                "an even number (RoPE rotates pairs)".into(),
+            ));
         }
         if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(invalid(
@@ -207,8 +221,16 @@ impl Gemma3Config {
 
         // Tensor sizes, with overflow as an error: a wrapped product would build a tensor of
         // the wrong (even zero) size.
-        let (vocab, hidden, ffn) = (self.vocab_size as u64, self.hidden_size as u64, self.intermediate_size as u64);
-        let (heads, kv_heads, head_dim) = (self.num_heads as u64, self.num_kv_heads as u64, self.head_dim as u64);
+        let (vocab, hidden, ffn) = (
+            self.vocab_size as u64,
+            self.hidden_size as u64,
+            self.intermediate_size as u64,
+        );
+        let (heads, kv_heads, head_dim) = (
+            self.num_heads as u64,
+            self.num_kv_heads as u64,
+            self.head_dim as u64,
+        );
         let tensors: [(String, String, Option<u64>); 4] = [
             (
                 format!("{} × {}", key("vocab_size"), key("hidden_size")),
@@ -216,14 +238,28 @@ impl Gemma3Config {
                 vocab.checked_mul(hidden),
             ),
             (
-                format!("{} × {} × {}", key("num_heads"), key("head_dim"), key("hidden_size")),
+                format!(
+                    "{} × {} × {}",
+                    key("num_heads"),
+                    key("head_dim"),
+                    key("hidden_size")
+                ),
                 format!("{heads} × {head_dim} × {hidden}"),
-                heads.checked_mul(head_dim).and_then(|n| n.checked_mul(hidden)),
+                heads
+                    .checked_mul(head_dim)
+                    .and_then(|n| n.checked_mul(hidden)),
             ),
             (
-                format!("{} × {} × {}", key("num_kv_heads"), key("head_dim"), key("hidden_size")),
+                format!(
+                    "{} × {} × {}",
+                    key("num_kv_heads"),
+                    key("head_dim"),
+                    key("hidden_size")
+                ),
                 format!("{kv_heads} × {head_dim} × {hidden}"),
-                kv_heads.checked_mul(head_dim).and_then(|n| n.checked_mul(hidden)),
+                kv_heads
+                    .checked_mul(head_dim)
+                    .and_then(|n| n.checked_mul(hidden)),
             ),
             (
                 format!("{} × {}", key("intermediate_size"), key("hidden_size")),
@@ -235,9 +271,19 @@ impl Gemma3Config {
             match elements {
                 Some(n) if n <= MAX_TENSOR_ELEMENTS => {}
                 Some(n) => {
-                    return Err(invalid(field, format!("{factors} = {n} elements"), format!("at most {MAX_TENSOR_ELEMENTS} (2^40) elements in one tensor")));
+                    return Err(invalid(
+                        field,
+                        format!("{factors} = {n} elements"),
+                        format!("at most {MAX_TENSOR_ELEMENTS} (2^40) elements in one tensor"),
+                    ));
                 }
-                None => return Err(invalid(field, format!("{factors} (overflows 64 bits)"), format!("at most {MAX_TENSOR_ELEMENTS} (2^40) elements in one tensor"))),
+                None => {
+                    return Err(invalid(
+                        field,
+                        format!("{factors} (overflows 64 bits)"),
+                        format!("at most {MAX_TENSOR_ELEMENTS} (2^40) elements in one tensor"),
+                    ));
+                }
             }
         }
         match self.parameter_count() {
@@ -245,7 +291,12 @@ impl Gemma3Config {
             other => {
                 let value = other.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
                 return Err(invalid(
-                    format!("parameters ({} layers of {} and {})", key("num_layers"), key("hidden_size"), key("intermediate_size")),
+                    format!(
+                        "parameters ({} layers of {} and {})",
+                        key("num_layers"),
+                        key("hidden_size"),
+                        key("intermediate_size")
+                    ),
                     value,
                     format!("at most {MAX_PARAMETERS} (2^41) parameters in all"),
                 ));
@@ -253,7 +304,12 @@ impl Gemma3Config {
         }
 
         let floats: [(&'static str, f64, f64, f64); 5] = [
-            ("query_pre_attn_scalar", self.query_pre_attn_scalar, 1e-3, 1e8),
+            (
+                "query_pre_attn_scalar",
+                self.query_pre_attn_scalar,
+                1e-3,
+                1e8,
+            ),
             ("rms_norm_eps", self.rms_norm_eps, 1e-12, 0.1),
             ("rope_global_base", self.rope_global_base, 1.0, 1e12),
             ("rope_local_base", self.rope_local_base, 1.0, 1e12),
@@ -262,12 +318,24 @@ impl Gemma3Config {
         for (field, value, low, high) in floats {
             // NaN fails both comparisons.
             if !(value.is_finite() && value >= low && value <= high) {
-                return Err(invalid(key(field).into(), show_float(value), format!("a finite value in [{low:e}, {high:e}]")));
+                return Err(invalid(
+                    key(field).into(),
+                    show_float(value),
+                    format!("a finite value in [{low:e}, {high:e}]"),
+                ));
             }
         }
-        for (field, id) in [("bos_token_id", self.bos_token_id), ("eos_token_id", self.eos_token_id), ("pad_token_id", self.pad_token_id)] {
+        for (field, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
             if id as usize >= self.vocab_size {
-                return Err(invalid(key(field).into(), id.to_string(), format!("an id below {} ({})", key("vocab_size"), self.vocab_size)));
+                return Err(invalid(
+                    key(field).into(),
+                    id.to_string(),
+                    format!("an id below {} ({})", key("vocab_size"), self.vocab_size),
+                ));
             }
         }
         Ok(())
@@ -276,13 +344,26 @@ impl Gemma3Config {
     /// Weights of the projections (q, k, v, o, gate, up, down) of one layer, of its norms, and
     /// of the embedding; `None` on overflow.
     fn weight_counts(&self) -> Option<(u64, u64, u64)> {
-        let (vocab, hidden, ffn) = (self.vocab_size as u64, self.hidden_size as u64, self.intermediate_size as u64);
+        let (vocab, hidden, ffn) = (
+            self.vocab_size as u64,
+            self.hidden_size as u64,
+            self.intermediate_size as u64,
+        );
         let q_dim = (self.num_heads as u64).checked_mul(self.head_dim as u64)?;
         let kv_dim = (self.num_kv_heads as u64).checked_mul(self.head_dim as u64)?;
-        let attention = q_dim.checked_add(kv_dim)?.checked_mul(2)?.checked_mul(hidden)?;
+        let attention = q_dim
+            .checked_add(kv_dim)?
+            .checked_mul(2)?
+            .checked_mul(hidden)?;
         let mlp = ffn.checked_mul(hidden)?.checked_mul(3)?;
-        let norms = hidden.checked_mul(4)?.checked_add((self.head_dim as u64).checked_mul(2)?)?;
-        Some((attention.checked_add(mlp)?, norms, vocab.checked_mul(hidden)?))
+        let norms = hidden
+            .checked_mul(4)?
+            .checked_add((self.head_dim as u64).checked_mul(2)?)?;
+        Some((
+            attention.checked_add(mlp)?,
+            norms,
+            vocab.checked_mul(hidden)?,
+        ))
     }
 
     /// Parameters of the whole model (the embedding counted once: the output is tied); `None`
@@ -290,13 +371,18 @@ impl Gemma3Config {
     pub fn parameter_count(&self) -> Option<u64> {
         let (projections, norms, embedding) = self.weight_counts()?;
         let layer = projections.checked_add(norms)?;
-        layer.checked_mul(self.num_layers as u64)?.checked_add(embedding)?.checked_add(self.hidden_size as u64)
+        layer
+            .checked_mul(self.num_layers as u64)?
+            .checked_add(embedding)?
+            .checked_add(self.hidden_size as u64)
     }
 
     /// Weights int8 quantization turns to 1 byte each: every projection and the embedding.
     pub fn quantizable_parameter_count(&self) -> Option<u64> {
         let (projections, _, embedding) = self.weight_counts()?;
-        projections.checked_mul(self.num_layers as u64)?.checked_add(embedding)
+        projections
+            .checked_mul(self.num_layers as u64)?
+            .checked_add(embedding)
     }
 
     /// Reads an HF `config.json` (`Gemma3ForCausalLM` / `gemma3_text`); errors name the file.
@@ -314,7 +400,8 @@ impl Gemma3Config {
     /// ignored: logit soft-capping, another activation, a `layer_types` list that the
     /// sliding-window pattern does not reproduce.
     fn from_hf_json_in(text: &str, source_name: &str) -> Result<Self, Gemma3Error> {
-        let hf: HfConfig = serde_json::from_str(text).map_err(|e| Gemma3Error::Config(format!("{source_name}: {e}")))?;
+        let hf: HfConfig = serde_json::from_str(text)
+            .map_err(|e| Gemma3Error::Config(format!("{source_name}: {e}")))?;
         let invalid = |field: &str, value: String, expected: &str| Gemma3Error::InvalidConfig {
             source_name: source_name.to_string(),
             field: field.to_string(),
@@ -325,25 +412,46 @@ impl Gemma3Config {
             && model_type != "gemma3_text"
             && model_type != "gemma3"
         {
-            return Err(invalid("model_type", format!("{model_type:?}"), "\"gemma3_text\" (or \"gemma3\")"));
+            return Err(invalid(
+                "model_type",
+                format!("{model_type:?}"),
+                "\"gemma3_text\" (or \"gemma3\")",
+            ));
         }
         let scaling = match &hf.rope_scaling {
             None => 1.0,
-            Some(scaling) if scaling.rope_type.as_deref().unwrap_or("linear") == "linear" => scaling.factor,
+            Some(scaling) if scaling.rope_type.as_deref().unwrap_or("linear") == "linear" => {
+                scaling.factor
+            }
             Some(scaling) => {
-                return Err(invalid("rope_scaling.rope_type", format!("{:?}", scaling.rope_type), "\"linear\" (the only RoPE scaling implemented)"));
+                return Err(invalid(
+                    "rope_scaling.rope_type",
+                    format!("{:?}", scaling.rope_type),
+                    "\"linear\" (the only RoPE scaling implemented)",
+                ));
             }
         };
-        for (field, value) in [("final_logit_softcapping", hf.final_logit_softcapping), ("attn_logit_softcapping", hf.attn_logit_softcapping)] {
+        for (field, value) in [
+            ("final_logit_softcapping", hf.final_logit_softcapping),
+            ("attn_logit_softcapping", hf.attn_logit_softcapping),
+        ] {
             if let Some(value) = value {
-                return Err(invalid(field, show_float(value), "null (soft-capping is not implemented; Gemma3 uses none)"));
+                return Err(invalid(
+                    field,
+                    show_float(value),
+                    "null (soft-capping is not implemented; Gemma3 uses none)",
+                ));
             }
         }
         if let Some(activation) = &hf.hidden_activation
             && activation != "gelu_pytorch_tanh"
             && activation != "gelu_new"
         {
-            return Err(invalid("hidden_activation", format!("{activation:?}"), "\"gelu_pytorch_tanh\" (the tanh GELU implemented)"));
+            return Err(invalid(
+                "hidden_activation",
+                format!("{activation:?}"),
+                "\"gelu_pytorch_tanh\" (the tanh GELU implemented)",
+            ));
         }
         let config = Self {
             vocab_size: hf.vocab_size,
@@ -375,12 +483,19 @@ impl Gemma3Config {
                 ));
             }
             for (layer, kind) in layer_types.iter().enumerate() {
-                let implied = if config.is_global_layer(layer) { "full_attention" } else { "sliding_attention" };
+                let implied = if config.is_global_layer(layer) {
+                    "full_attention"
+                } else {
+                    "sliding_attention"
+                };
                 if kind != implied {
                     return Err(invalid(
                         &format!("layer_types[{layer}]"),
                         format!("{kind:?}"),
-                        &format!("{implied:?}, as sliding_window_pattern {} implies", config.sliding_window_pattern),
+                        &format!(
+                            "{implied:?}, as sliding_window_pattern {} implies",
+                            config.sliding_window_pattern
+                        ),
                     ));
                 }
             }
@@ -391,7 +506,13 @@ impl Gemma3Config {
     /// The HF `config.json` text for this config (used by exports and presets).
     pub fn to_hf_json(&self) -> String {
         let layer_types: Vec<&str> = (0..self.num_layers)
-            .map(|i| if self.is_global_layer(i) { "full_attention" } else { "sliding_attention" })
+            .map(|i| {
+                if self.is_global_layer(i) {
+                    "full_attention"
+                } else {
+                    "sliding_attention"
+                }
+            })
             .collect();
         let rope_scaling = if self.rope_global_scaling == 1.0 {
             serde_json::Value::Null
@@ -431,7 +552,11 @@ impl Gemma3Config {
 /// `value` for a message: very large or small magnitudes in exponent form (`1e300`, not 301
 /// digits).
 fn show_float(value: f64) -> String {
-    if value != 0.0 && value.is_finite() && !(1e-4..1e9).contains(&value.abs()) { format!("{value:e}") } else { value.to_string() }
+    if value != 0.0 && value.is_finite() && !(1e-4..1e9).contains(&value.abs()) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
 }
 
 #[derive(Deserialize)]

@@ -23,7 +23,11 @@ pub enum Gemma3Error {
     UnexpectedTensors(Vec<String>),
 
     #[error("tensor `{name}`: expected shape {expected:?}, found {found:?}")]
-    ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
+    ShapeMismatch {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
 
     #[error("tensor `{name}`: {count} non-finite value(s)")]
     NonFinite { name: String, count: usize },
@@ -46,7 +50,11 @@ pub enum Gemma3Error {
     EmptyPrompt,
 
     #[error("the prompt has {tokens} tokens (BOS included) but {limit} are allowed ({why})")]
-    PromptTooLong { tokens: usize, limit: usize, why: &'static str },
+    PromptTooLong {
+        tokens: usize,
+        limit: usize,
+        why: &'static str,
+    },
 
     #[error("token id {id} is outside the vocabulary of {vocab_size}")]
     TokenOutOfRange { id: u32, vocab_size: usize },
@@ -62,19 +70,32 @@ pub enum Gemma3Error {
          {expected}; save the preset again, or load it with `PresetOptions {{ verify_checksum: false }}` to accept \
          it as it is"
     )]
-    Checksum { path: PathBuf, expected: String, found: String },
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
 
     #[error("eval: {0}")]
     Eval(String),
 
     #[error("sampling option {option} = {value}: expected {expected}")]
-    InvalidSampler { option: &'static str, value: String, expected: &'static str },
+    InvalidSampler {
+        option: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 
     /// A hyper-parameter out of range, checked before anything is allocated. `source_name` is
     /// the file (or `GGUF metadata` of a file, or `Gemma3Config` for a config built in code),
     /// `field` the key as that source spells it.
     #[error("{source_name}: {field} = {value}: expected {expected}")]
-    InvalidConfig { source_name: String, field: String, value: String, expected: String },
+    InvalidConfig {
+        source_name: String,
+        field: String,
+        value: String,
+        expected: String,
+    },
 
     /// The tokenizer knows more tokens than the embedding table has rows: their ids would have
     /// no embedding. (Fewer is fine: the extra rows are padding.)
@@ -82,30 +103,58 @@ pub enum Gemma3Error {
         "{source_name}: the tokenizer has {tokenizer} tokens but the embedding table has {embedding} rows; \
          the ids from {embedding} on would have no embedding"
     )]
-    VocabMismatch { source_name: String, tokenizer: usize, embedding: usize },
+    VocabMismatch {
+        source_name: String,
+        tokenizer: usize,
+        embedding: usize,
+    },
 
     /// An option asks for more positions than the model has (`max_position_embeddings`).
-    #[error("{option} = {value} exceeds the model's context of {context} positions (max_position_embeddings)")]
-    ExceedsContext { option: &'static str, value: usize, context: usize },
+    #[error(
+        "{option} = {value} exceeds the model's context of {context} positions (max_position_embeddings)"
+    )]
+    ExceedsContext {
+        option: &'static str,
+        value: usize,
+        context: usize,
+    },
 
     /// A preset's `config.json` describes another architecture than its `model.bpk` holds.
     #[error("{path}: config.json says {field} = {config}, but model.bpk has {record}")]
-    PresetMismatch { path: PathBuf, field: &'static str, config: String, record: String },
+    PresetMismatch {
+        path: PathBuf,
+        field: &'static str,
+        config: String,
+        record: String,
+    },
 
     /// A checkpoint file too small for the model its config describes.
     #[error(
         "{path}: {bytes} bytes cannot hold the {params} parameters the config describes (at least {needed} bytes \
          expected); the config and the weights disagree"
     )]
-    CheckpointTooSmall { path: PathBuf, bytes: u64, params: u64, needed: u64 },
+    CheckpointTooSmall {
+        path: PathBuf,
+        bytes: u64,
+        params: u64,
+        needed: u64,
+    },
 }
 
 /// Wraps the GGUF reader's errors on `file` with the file's path (its own messages name keys,
 /// tensors and offsets, not the file).
-pub(crate) fn in_gguf(file: &burn_int8_gguf::GgufFile) -> impl Fn(burn_int8_gguf::GgufError) -> Gemma3Error + '_ {
-    |source| Gemma3Error::Gguf { path: file.path().to_path_buf(), source }
+pub(crate) fn in_gguf(
+    file: &burn_int8_gguf::GgufFile,
+) -> impl Fn(burn_int8_gguf::GgufError) -> Gemma3Error + '_ {
+    |source| Gemma3Error::Gguf {
+        path: file.path().to_path_buf(),
+        source,
+    }
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Gemma3Error {
-    Gemma3Error::Io { path: path.into(), source }
+    Gemma3Error::Io {
+        path: path.into(),
+        source,
+    }
 }

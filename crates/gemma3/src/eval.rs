@@ -27,7 +27,10 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { context: 512, max_windows: None }
+        Self {
+            context: 512,
+            max_windows: None,
+        }
     }
 }
 
@@ -86,25 +89,56 @@ impl EvalReport {
 
 impl std::fmt::Display for EvalReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{} tokens scored in {} windows of {} ({:.1} s)", self.tokens, self.windows, self.context, self.seconds)?;
-        writeln!(f, "perplexity  fp32 {:.4}  int8 {:.4}  (int8/fp32 {:.4})", self.fp32_perplexity, self.int8_perplexity, self.perplexity_ratio())?;
-        writeln!(f, "KL(fp32 || int8) per token  mean {:.6}  median {:.6}  p99 {:.6}  max {:.6}", self.kl.mean, self.kl.median, self.kl.p99, self.kl.max)?;
-        write!(f, "top-1 agreement {:.2}%  fp32 top-1 in int8 top-5 {:.2}%", 100.0 * self.top1_agreement, 100.0 * self.top5_contains_top1)
+        writeln!(
+            f,
+            "{} tokens scored in {} windows of {} ({:.1} s)",
+            self.tokens, self.windows, self.context, self.seconds
+        )?;
+        writeln!(
+            f,
+            "perplexity  fp32 {:.4}  int8 {:.4}  (int8/fp32 {:.4})",
+            self.fp32_perplexity,
+            self.int8_perplexity,
+            self.perplexity_ratio()
+        )?;
+        writeln!(
+            f,
+            "KL(fp32 || int8) per token  mean {:.6}  median {:.6}  p99 {:.6}  max {:.6}",
+            self.kl.mean, self.kl.median, self.kl.p99, self.kl.max
+        )?;
+        write!(
+            f,
+            "top-1 agreement {:.2}%  fp32 top-1 in int8 top-5 {:.2}%",
+            100.0 * self.top1_agreement,
+            100.0 * self.top5_contains_top1
+        )
     }
 }
 
 /// Windows `evaluate` will score for `tokens` tokens, or an error saying why there are none.
-pub fn window_count(tokens: usize, context_limit: usize, options: &EvalOptions) -> Result<usize, Gemma3Error> {
+pub fn window_count(
+    tokens: usize,
+    context_limit: usize,
+    options: &EvalOptions,
+) -> Result<usize, Gemma3Error> {
     let context = options.context;
     if context < 4 {
-        return Err(Gemma3Error::Eval(format!("context {context} is too short: at least 4 tokens are needed to score the second half of a window")));
+        return Err(Gemma3Error::Eval(format!(
+            "context {context} is too short: at least 4 tokens are needed to score the second half of a window"
+        )));
     }
     if context > context_limit {
-        return Err(Gemma3Error::ExceedsContext { option: "context (--context)", value: context, context: context_limit });
+        return Err(Gemma3Error::ExceedsContext {
+            option: "context (--context)",
+            value: context,
+            context: context_limit,
+        });
     }
     let windows = (tokens / context).min(options.max_windows.unwrap_or(usize::MAX));
     if windows == 0 {
-        return Err(Gemma3Error::Eval(format!("the text has {tokens} tokens, fewer than one window of {context}")));
+        return Err(Gemma3Error::Eval(format!(
+            "the text has {tokens} tokens, fewer than one window of {context}"
+        )));
     }
     Ok(windows)
 }
@@ -124,7 +158,10 @@ pub fn evaluate<B: Backend>(
     let windows = window_count(tokens.len(), fp32.config.max_position_embeddings, options)?;
     let vocab = fp32.config.vocab_size;
     if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
-        return Err(Gemma3Error::TokenOutOfRange { id, vocab_size: vocab });
+        return Err(Gemma3Error::TokenOutOfRange {
+            id,
+            vocab_size: vocab,
+        });
     }
     // Each window's ids are in `tokens`; the tables themselves must have `vocab` rows too.
     crate::generate::check_token_ids(fp32, tokens)?;
@@ -151,14 +188,22 @@ pub fn evaluate<B: Backend>(
 }
 
 /// Logits (host, row-major `[context - 1 - first, vocab]`) of positions `first..context - 1`.
-fn scored_logits<B: Backend>(model: &Gemma3<B>, ids: &[u32], first: usize) -> Result<Vec<f32>, Gemma3Error> {
+fn scored_logits<B: Backend>(
+    model: &Gemma3<B>,
+    ids: &[u32],
+    first: usize,
+) -> Result<Vec<f32>, Gemma3Error> {
     let device = model.device();
     let hidden = model.forward_hidden(token_tensor::<B>(ids, &device), &mut model.new_cache());
     let [batch, seq, width] = hidden.dims();
     // Only the scored half goes through the (vocabulary-wide) output projection.
     let scored: Tensor<B, 3> = hidden.slice([0..batch, first..seq - 1, 0..width]);
     let logits = model.embed_tokens.reverse(scored);
-    logits.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Gemma3Error::Eval(format!("reading logits back: {e:?}")))
+    logits
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| Gemma3Error::Eval(format!("reading logits back: {e:?}")))
 }
 
 /// What one scored token contributes.
@@ -176,10 +221,14 @@ impl TokenScore {
         let (p_lse, p_top) = log_sum_exp_and_argmax(p);
         let (q_lse, q_top) = log_sum_exp_and_argmax(q);
         // KL(p‖q) = Σ p_i (log p_i − log q_i), with log p_i = p_i − lse(p).
-        let kl: f64 = p.iter().zip(q).map(|(&a, &b)| {
-            let log_p = a as f64 - p_lse;
-            log_p.exp() * (log_p - (b as f64 - q_lse))
-        }).sum();
+        let kl: f64 = p
+            .iter()
+            .zip(q)
+            .map(|(&a, &b)| {
+                let log_p = a as f64 - p_lse;
+                log_p.exp() * (log_p - (b as f64 - q_lse))
+            })
+            .sum();
         Self {
             fp32_nll: p_lse - p[target] as f64,
             int8_nll: q_lse - q[target] as f64,
@@ -214,14 +263,24 @@ impl Scores {
         let tokens = self.kl.len();
         let n = tokens.max(1) as f64;
         self.kl.sort_by(f64::total_cmp);
-        let quantile = |fraction: f64| self.kl.get(((tokens.saturating_sub(1)) as f64 * fraction).round() as usize).copied().unwrap_or(f64::NAN);
+        let quantile = |fraction: f64| {
+            self.kl
+                .get(((tokens.saturating_sub(1)) as f64 * fraction).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
         EvalReport {
             tokens,
             context,
             windows,
             fp32_perplexity: (self.fp32_nll / n).exp(),
             int8_perplexity: (self.int8_nll / n).exp(),
-            kl: Summary { mean: self.kl.iter().sum::<f64>() / n, median: quantile(0.5), p99: quantile(0.99), max: self.kl.last().copied().unwrap_or(f64::NAN) },
+            kl: Summary {
+                mean: self.kl.iter().sum::<f64>() / n,
+                median: quantile(0.5),
+                p99: quantile(0.99),
+                max: self.kl.last().copied().unwrap_or(f64::NAN),
+            },
             top1_agreement: self.top1_same as f64 / n,
             top5_contains_top1: self.top5_contains as f64 / n,
             seconds,
@@ -231,7 +290,11 @@ impl Scores {
 
 /// `log Σ exp(x)` in f64 (shifted by the maximum) and the index of the maximum.
 fn log_sum_exp_and_argmax(x: &[f32]) -> (f64, usize) {
-    let (top, max) = x.iter().enumerate().fold((0, f32::NEG_INFINITY), |(i, m), (j, &v)| if v > m { (j, v) } else { (i, m) });
+    let (top, max) =
+        x.iter().enumerate().fold(
+            (0, f32::NEG_INFINITY),
+            |(i, m), (j, &v)| if v > m { (j, v) } else { (i, m) },
+        );
     let sum: f64 = x.iter().map(|&v| (v as f64 - max as f64).exp()).sum();
     (max as f64 + sum.ln(), top)
 }

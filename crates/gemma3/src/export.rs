@@ -14,12 +14,17 @@ use crate::model::{Gemma3, RmsNorm};
 use crate::preset::{write_atomically, write_tokenizer};
 
 /// Writes `model` (dequantized if int8) and `tokenizer` as an HF directory at `dir`.
-pub fn export_hf<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, dir: &Path) -> Result<(), Gemma3Error> {
+pub fn export_hf<B: Backend>(
+    model: &Gemma3<B>,
+    tokenizer: &Tokenizer,
+    dir: &Path,
+) -> Result<(), Gemma3Error> {
     let mut model = model.clone();
     model.dequantize()?;
     let tensors = hf_tensors(&model);
     write_atomically(dir, false, |tmp| {
-        std::fs::write(tmp.join("config.json"), model.config.to_hf_json()).map_err(|e| io(tmp, e))?;
+        std::fs::write(tmp.join("config.json"), model.config.to_hf_json())
+            .map_err(|e| io(tmp, e))?;
         write_safetensors(&tmp.join("model.safetensors"), &tensors)?;
         write_tokenizer(tokenizer, tmp)
     })
@@ -35,16 +40,32 @@ struct Export<'a, B: Backend> {
 
 fn hf_tensors<B: Backend>(model: &Gemma3<B>) -> Vec<Export<'_, B>> {
     fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-        tensor.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+        tensor
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default()
     }
     fn linear<'a, B: Backend>(name: String, layer: &'a Linear<B>) -> Export<'a, B> {
-        let Linear::Float(layer) = layer else { unreachable!("dequantized above") };
+        let Linear::Float(layer) = layer else {
+            unreachable!("dequantized above")
+        };
         let [d_in, d_out] = layer.weight.val().dims();
         // Burn's [in, out] back to HF's [out, in].
-        Export { name, shape: vec![d_out, d_in], values: Box::new(move || host(layer.weight.val().transpose())), _backend: Default::default() }
+        Export {
+            name,
+            shape: vec![d_out, d_in],
+            values: Box::new(move || host(layer.weight.val().transpose())),
+            _backend: Default::default(),
+        }
     }
     fn norm<'a, B: Backend>(name: String, layer: &'a RmsNorm<B>) -> Export<'a, B> {
-        Export { name, shape: layer.weight.val().dims().to_vec(), values: Box::new(move || host(layer.weight.val())), _backend: Default::default() }
+        Export {
+            name,
+            shape: layer.weight.val().dims().to_vec(),
+            values: Box::new(move || host(layer.weight.val())),
+            _backend: Default::default(),
+        }
     }
 
     let config = &model.config;
@@ -68,9 +89,18 @@ fn hf_tensors<B: Backend>(model: &Gemma3<B>) -> Vec<Export<'_, B>> {
         let attention = &layer.self_attn;
         tensors.extend([
             norm(name("input_layernorm.weight"), &layer.input_layernorm),
-            norm(name("post_attention_layernorm.weight"), &layer.post_attention_layernorm),
-            norm(name("pre_feedforward_layernorm.weight"), &layer.pre_feedforward_layernorm),
-            norm(name("post_feedforward_layernorm.weight"), &layer.post_feedforward_layernorm),
+            norm(
+                name("post_attention_layernorm.weight"),
+                &layer.post_attention_layernorm,
+            ),
+            norm(
+                name("pre_feedforward_layernorm.weight"),
+                &layer.pre_feedforward_layernorm,
+            ),
+            norm(
+                name("post_feedforward_layernorm.weight"),
+                &layer.post_feedforward_layernorm,
+            ),
             linear(name("self_attn.q_proj.weight"), &attention.q_proj),
             linear(name("self_attn.k_proj.weight"), &attention.k_proj),
             linear(name("self_attn.v_proj.weight"), &attention.v_proj),
@@ -88,7 +118,10 @@ fn hf_tensors<B: Backend>(model: &Gemma3<B>) -> Vec<Export<'_, B>> {
 
 /// Streams a safetensors file: the header from shapes, then one tensor at a time, so only
 /// one tensor's values are on the host at once.
-fn write_safetensors<B: Backend>(path: &Path, tensors: &[Export<'_, B>]) -> Result<(), Gemma3Error> {
+fn write_safetensors<B: Backend>(
+    path: &Path,
+    tensors: &[Export<'_, B>],
+) -> Result<(), Gemma3Error> {
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;
     for tensor in tensors {
@@ -99,7 +132,8 @@ fn write_safetensors<B: Backend>(path: &Path, tensors: &[Export<'_, B>]) -> Resu
         );
         offset += bytes;
     }
-    let mut header = serde_json::to_string(&header).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
+    let mut header =
+        serde_json::to_string(&header).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
     while header.len() % 8 != 0 {
         header.push(' ');
     }
@@ -111,7 +145,11 @@ fn write_safetensors<B: Backend>(path: &Path, tensors: &[Export<'_, B>]) -> Resu
     for tensor in tensors {
         let values = (tensor.values)();
         if values.len() != tensor.shape.iter().product::<usize>() {
-            return Err(Gemma3Error::ShapeMismatch { name: tensor.name.clone(), expected: tensor.shape.clone(), found: vec![values.len()] });
+            return Err(Gemma3Error::ShapeMismatch {
+                name: tensor.name.clone(),
+                expected: tensor.shape.clone(),
+                found: vec![values.len()],
+            });
         }
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         write(&bytes)?;

@@ -26,16 +26,31 @@ pub enum Sampler {
     /// and/or the smallest set whose probability reaches `top_p`; reproducible from `seed`.
     /// Read as HF and llama.cpp read them: `temperature` 0 is greedy, `top_k` 0 (or `None`)
     /// keeps every token, `top_p` must lie in (0, 1]. [`Sampler::validate`] rejects the rest.
-    Random { temperature: f32, top_k: Option<usize>, top_p: Option<f32>, seed: u64 },
+    Random {
+        temperature: f32,
+        top_k: Option<usize>,
+        top_p: Option<f32>,
+        seed: u64,
+    },
 }
 
 impl Sampler {
     /// The sampler the options describe: greedy when none is given or `temperature` is 0,
     /// else [`Sampler::Random`] (temperature 1 by default); invalid values are errors.
-    pub fn from_options(temperature: Option<f32>, top_k: Option<usize>, top_p: Option<f32>, seed: u64) -> Result<Self, Gemma3Error> {
+    pub fn from_options(
+        temperature: Option<f32>,
+        top_k: Option<usize>,
+        top_p: Option<f32>,
+        seed: u64,
+    ) -> Result<Self, Gemma3Error> {
         // Every option is checked, even those greedy decoding then ignores: `--temperature 0
         // --top-p nan` is a mistake to report, not to hide.
-        let random = Sampler::Random { temperature: temperature.unwrap_or(1.0), top_k, top_p, seed };
+        let random = Sampler::Random {
+            temperature: temperature.unwrap_or(1.0),
+            top_k,
+            top_p,
+            seed,
+        };
         random.validate()?;
         Ok(match (temperature, top_k, top_p) {
             (None, None, None) => Sampler::Greedy,
@@ -46,14 +61,27 @@ impl Sampler {
 
     /// Rejects a negative, NaN or infinite temperature and a `top_p` outside (0, 1].
     pub fn validate(&self) -> Result<(), Gemma3Error> {
-        let Sampler::Random { temperature, top_p, .. } = self else { return Ok(()) };
+        let Sampler::Random {
+            temperature, top_p, ..
+        } = self
+        else {
+            return Ok(());
+        };
         if !(temperature.is_finite() && *temperature >= 0.0) {
-            return Err(Gemma3Error::InvalidSampler { option: "temperature", value: temperature.to_string(), expected: "a finite value >= 0 (0 is greedy)" });
+            return Err(Gemma3Error::InvalidSampler {
+                option: "temperature",
+                value: temperature.to_string(),
+                expected: "a finite value >= 0 (0 is greedy)",
+            });
         }
         if let Some(p) = top_p
             && !(*p > 0.0 && *p <= 1.0)
         {
-            return Err(Gemma3Error::InvalidSampler { option: "top_p", value: p.to_string(), expected: "a value in (0, 1]" });
+            return Err(Gemma3Error::InvalidSampler {
+                option: "top_p",
+                value: p.to_string(),
+                expected: "a value in (0, 1]",
+            });
         }
         Ok(())
     }
@@ -83,17 +111,30 @@ pub struct Generation {
 /// `max_length` beyond the model's context is [`Gemma3Error::ExceedsContext`] (whatever the
 /// prompt); a prompt longer than `max_length` is [`Gemma3Error::PromptTooLong`]; an id without
 /// a row in the embedding table is [`Gemma3Error::TokenOutOfRange`].
-pub fn encode_prompt<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, prompt: &str, max_length: usize) -> Result<Vec<u32>, Gemma3Error> {
+pub fn encode_prompt<B: Backend>(
+    model: &Gemma3<B>,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    max_length: usize,
+) -> Result<Vec<u32>, Gemma3Error> {
     if prompt.is_empty() {
         return Err(Gemma3Error::EmptyPrompt);
     }
     let context = model.config.max_position_embeddings;
     if max_length > context {
-        return Err(Gemma3Error::ExceedsContext { option: "max_length (--max-length)", value: max_length, context });
+        return Err(Gemma3Error::ExceedsContext {
+            option: "max_length (--max-length)",
+            value: max_length,
+            context,
+        });
     }
     let ids = tokenizer.encode(prompt, true)?;
     if ids.len() > max_length {
-        return Err(Gemma3Error::PromptTooLong { tokens: ids.len(), limit: max_length, why: "max_length (--max-length) counts BOS, prompt and new tokens" });
+        return Err(Gemma3Error::PromptTooLong {
+            tokens: ids.len(),
+            limit: max_length,
+            why: "max_length (--max-length) counts BOS, prompt and new tokens",
+        });
     }
     check_token_ids(model, &ids)?;
     Ok(ids)
@@ -119,7 +160,14 @@ pub fn generate<B: Backend>(
     sampler: &Sampler,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation, Gemma3Error> {
-    let mut outputs = generate_batch(model, tokenizer, &[prompt], max_length, sampler, |_, piece| on_text(piece))?;
+    let mut outputs = generate_batch(
+        model,
+        tokenizer,
+        &[prompt],
+        max_length,
+        sampler,
+        |_, piece| on_text(piece),
+    )?;
     outputs.pop().ok_or(Gemma3Error::EmptyPrompt)
 }
 
@@ -156,17 +204,34 @@ pub fn generate_batch<B: Backend>(
             Sampler::Greedy => None,
         };
         let stop = (ids.len() >= max_length).then_some(StopReason::MaxLength);
-        rows.push(Row { prompt_tokens: ids.len(), prompt_text: tokenizer.decode(&ids)?, ids, stream: tokenizer.stream_decoder(), rng, stop });
+        rows.push(Row {
+            prompt_tokens: ids.len(),
+            prompt_text: tokenizer.decode(&ids)?,
+            ids,
+            stream: tokenizer.stream_decoder(),
+            rng,
+            stop,
+        });
     }
     let longest = rows.iter().map(|row| row.ids.len()).max().unwrap_or(0);
     let pads: Vec<usize> = rows.iter().map(|row| longest - row.ids.len()).collect();
     let device = model.device();
     let mut cache = model.new_padded_cache(pads.clone());
     // The first pass feeds every prompt left-padded to the longest; later passes one token each.
-    let mut input: Vec<u32> = rows.iter().zip(&pads).flat_map(|(row, &pad)| std::iter::repeat_n(PAD_ID, pad).chain(row.ids.iter().copied())).collect();
+    let mut input: Vec<u32> = rows
+        .iter()
+        .zip(&pads)
+        .flat_map(|(row, &pad)| std::iter::repeat_n(PAD_ID, pad).chain(row.ids.iter().copied()))
+        .collect();
     let mut width = longest;
     while rows.iter().any(|row| row.stop.is_none()) {
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(input.iter().map(|&id| id as i64).collect::<Vec<_>>(), [rows.len(), width]), &device);
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(
+                input.iter().map(|&id| id as i64).collect::<Vec<_>>(),
+                [rows.len(), width],
+            ),
+            &device,
+        );
         let logits = model.forward_last(ids, &mut cache);
         let next = next_tokens(logits, sampler, &mut rows);
         for (index, (row, &token)) in rows.iter_mut().zip(&next).enumerate() {
@@ -186,7 +251,11 @@ pub fn generate_batch<B: Backend>(
                 row.stop = Some(StopReason::MaxLength);
             }
         }
-        input = rows.iter().zip(next).map(|(row, token)| if row.stop.is_some() { PAD_ID } else { token }).collect();
+        input = rows
+            .iter()
+            .zip(next)
+            .map(|(row, token)| if row.stop.is_some() { PAD_ID } else { token })
+            .collect();
         width = 1;
     }
     rows.into_iter()
@@ -202,22 +271,44 @@ pub fn generate_batch<B: Backend>(
                 on_text(index, &rest);
             }
             let continuation = tokenizer.decode(&row.ids[row.prompt_tokens..end])?;
-            Ok(Generation { text: format!("{}{continuation}", row.prompt_text), token_ids: row.ids, prompt_tokens: row.prompt_tokens, stop })
+            Ok(Generation {
+                text: format!("{}{continuation}", row.prompt_text),
+                token_ids: row.ids,
+                prompt_tokens: row.prompt_tokens,
+                stop,
+            })
         })
         .collect()
 }
 
 /// The next token of every row from `logits [batch, vocab]`: argmax on the device when greedy,
 /// else each row sampled on the host with its own generator.
-fn next_tokens<B: Backend>(logits: Tensor<B, 2>, sampler: &Sampler, rows: &mut [Row<'_>]) -> Vec<u32> {
+fn next_tokens<B: Backend>(
+    logits: Tensor<B, 2>,
+    sampler: &Sampler,
+    rows: &mut [Row<'_>],
+) -> Vec<u32> {
     match sampler {
         Sampler::Greedy => {
             let ids = logits.argmax(1).into_data().convert::<i64>();
-            ids.to_vec::<i64>().unwrap_or_default().into_iter().map(|id| id as u32).collect()
+            ids.to_vec::<i64>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id as u32)
+                .collect()
         }
-        Sampler::Random { temperature, top_k, top_p, .. } => {
+        Sampler::Random {
+            temperature,
+            top_k,
+            top_p,
+            ..
+        } => {
             let [_, vocab] = logits.dims();
-            let values = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+            let values = logits
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap_or_default();
             rows.iter_mut()
                 .zip(values.chunks(vocab.max(1)))
                 .map(|(row, logits)| match row.rng.as_mut() {
@@ -237,8 +328,19 @@ pub fn token_tensor<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 2,
 
 /// Temperature, top-k and top-p sampling on host logits (options already validated;
 /// temperature 0 is greedy, top-k 0 keeps every token).
-fn sample(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<f32>, rng: &mut StdRng) -> u32 {
-    let mut candidates: Vec<(usize, f32)> = logits.iter().copied().enumerate().filter(|(_, l)| l.is_finite()).collect();
+fn sample(
+    logits: &[f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    rng: &mut StdRng,
+) -> u32 {
+    let mut candidates: Vec<(usize, f32)> = logits
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .collect();
     // Stable sort: among equal logits the lowest id comes first, as argmax picks it.
     candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
     if temperature == 0.0 {
@@ -248,7 +350,10 @@ fn sample(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<
         candidates.truncate(k);
     }
     let max = candidates.first().map_or(0.0, |c| c.1);
-    let mut weights: Vec<f64> = candidates.iter().map(|c| (((c.1 - max) / temperature) as f64).exp()).collect();
+    let mut weights: Vec<f64> = candidates
+        .iter()
+        .map(|c| (((c.1 - max) / temperature) as f64).exp())
+        .collect();
     let total: f64 = weights.iter().sum();
     weights.iter_mut().for_each(|w| *w /= total);
     if let Some(p) = top_p {

@@ -11,27 +11,27 @@ mod error;
 pub mod eval;
 pub mod export;
 pub mod generate;
+mod gguf_tokenizer;
 pub mod load;
 pub mod model;
 pub mod preset;
-mod gguf_tokenizer;
 
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn_int8::QuantizeExt;
-pub use burn_int8_tokenizer::Tokenizer;
 pub use burn_int8_gguf as gguf;
 pub use burn_int8_tokenizer as tokenizer;
+pub use burn_int8_tokenizer::Tokenizer;
 
 pub use cache::KvCache;
 pub use config::Gemma3Config;
 pub use error::Gemma3Error;
 pub use eval::{EvalOptions, EvalReport, evaluate};
 pub use generate::{Generation, Sampler, StopReason, generate, generate_batch};
+pub use gguf_tokenizer::tokenizer_from_gguf;
 pub use model::Gemma3;
 pub use preset::PresetOptions;
-pub use gguf_tokenizer::tokenizer_from_gguf;
 
 /// What `--model` pointed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,22 +45,32 @@ pub enum ModelFormat {
 pub fn detect_format(path: &Path) -> Result<ModelFormat, Gemma3Error> {
     if path.is_file() {
         let mut magic = [0u8; 4];
-        let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+        let read = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
         return match read {
             Ok(()) if &magic == b"GGUF" => Ok(ModelFormat::Gguf),
-            Ok(()) => Err(Gemma3Error::Format { path: path.into(), message: "not a GGUF file (bad magic)".into() }),
+            Ok(()) => Err(Gemma3Error::Format {
+                path: path.into(),
+                message: "not a GGUF file (bad magic)".into(),
+            }),
             Err(e) => Err(error::io(path, e)),
         };
     }
     if !path.is_dir() {
-        return Err(error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+        return Err(error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
     }
     if path.join(preset::WEIGHTS_FILE).is_file() {
         Ok(ModelFormat::Preset)
     } else if path.join("config.json").is_file() {
         Ok(ModelFormat::HfDirectory)
     } else {
-        Err(Gemma3Error::Format { path: path.into(), message: "neither a preset (model.bpk) nor an HF directory (config.json)".into() })
+        Err(Gemma3Error::Format {
+            path: path.into(),
+            message: "neither a preset (model.bpk) nor an HF directory (config.json)".into(),
+        })
     }
 }
 
@@ -70,8 +80,19 @@ pub fn detect_format(path: &Path) -> Result<ModelFormat, Gemma3Error> {
 /// preset is quantized after loading; an int8 preset is loaded as it is (and stays int8
 /// even without `int8`, since its float weights no longer exist). A preset's weights are
 /// verified against their checksum ([`load_model_with`] can skip that).
-pub fn load_model<B: Backend>(path: &Path, int8: bool, device: &B::Device, progress: impl FnMut(&str)) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
-    load_model_with(path, int8, preset::PresetOptions::default(), device, progress)
+pub fn load_model<B: Backend>(
+    path: &Path,
+    int8: bool,
+    device: &B::Device,
+    progress: impl FnMut(&str),
+) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
+    load_model_with(
+        path,
+        int8,
+        preset::PresetOptions::default(),
+        device,
+        progress,
+    )
 }
 
 /// [`load_model`] with the options used when `path` is a preset (e.g. no checksum check).

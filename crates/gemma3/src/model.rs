@@ -37,7 +37,11 @@ impl<B: Backend> RmsNorm<B> {
 
     /// `residual + norm(x)`: the post-norms adding their branch back to the residual stream,
     /// one host pass on the CPU backends.
-    pub fn forward_added_to<const D: usize>(&self, residual: Tensor<B, D>, x: Tensor<B, D>) -> Tensor<B, D> {
+    pub fn forward_added_to<const D: usize>(
+        &self,
+        residual: Tensor<B, D>,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D> {
         burn_int8::row_ops::add_rms_norm(residual, x, self.weight.val(), 1.0, self.eps)
     }
 }
@@ -55,7 +59,10 @@ impl Rope {
         let inverse_frequencies = (0..head_dim / 2)
             .map(|i| 1.0 / (base as f32).powf((2 * i) as f32 / head_dim as f32))
             .collect();
-        Self { inverse_frequencies, scaling: scaling as f32 }
+        Self {
+            inverse_frequencies,
+            scaling: scaling as f32,
+        }
     }
 
     /// Tables for positions `start..start + len` and `heads` heads, `[1, len, heads, head_dim]`,
@@ -66,16 +73,31 @@ impl Rope {
     /// `[batch, len, heads, head_dim]` and slot `s` of row `b` is at position `s - pads[b]`, so
     /// every row sees the positions it would see alone. Pad slots get position 0 (their output
     /// is never used).
-    pub fn tables<B: Backend>(&self, start: usize, len: usize, heads: usize, pads: &[usize], device: &B::Device) -> RopeTables<B> {
+    pub fn tables<B: Backend>(
+        &self,
+        start: usize,
+        len: usize,
+        heads: usize,
+        pads: &[usize],
+        device: &B::Device,
+    ) -> RopeTables<B> {
         let half = self.inverse_frequencies.len();
-        let row_pads: &[usize] = if pads.iter().all(|&pad| pad == 0) { &[0] } else { pads };
+        let row_pads: &[usize] = if pads.iter().all(|&pad| pad == 0) {
+            &[0]
+        } else {
+            pads
+        };
         let size = row_pads.len() * len * heads * half * 2;
         let (mut cos, mut sin) = (Vec::with_capacity(size), Vec::with_capacity(size));
         for &pad in row_pads {
             for slot in start..start + len {
                 let position = slot.saturating_sub(pad) as f32 / self.scaling;
-                let angles = self.inverse_frequencies.iter().map(|&frequency| position * frequency);
-                let (row_cos, row_sin): (Vec<f32>, Vec<f32>) = angles.map(|angle| (angle.cos(), angle.sin())).unzip();
+                let angles = self
+                    .inverse_frequencies
+                    .iter()
+                    .map(|&frequency| position * frequency);
+                let (row_cos, row_sin): (Vec<f32>, Vec<f32>) =
+                    angles.map(|angle| (angle.cos(), angle.sin())).unzip();
                 for _ in 0..heads {
                     // Both halves share the angles; the first half of `sin` carries rotate-half's
                     // minus sign (exact: `(-a)·b = -(a·b)`).
@@ -129,8 +151,17 @@ type MaskKey = (usize, usize, usize, usize, usize, Option<usize>);
 
 impl<B: Backend> LayerInputs<B> {
     pub fn new(queries: RopeTables<B>, keys: RopeTables<B>, pads: Vec<usize>) -> Self {
-        let pads = if pads.iter().all(|&pad| pad == 0) { Vec::new() } else { pads };
-        Self { queries, keys, pads, mask: RefCell::new(None) }
+        let pads = if pads.iter().all(|&pad| pad == 0) {
+            Vec::new()
+        } else {
+            pads
+        };
+        Self {
+            queries,
+            keys,
+            pads,
+            mask: RefCell::new(None),
+        }
     }
 
     /// True where a query may NOT see a key: the future, beyond `window` on local layers, and
@@ -144,7 +175,11 @@ impl<B: Backend> LayerInputs<B> {
         {
             return mask.clone();
         }
-        let row_pads: &[usize] = if self.pads.is_empty() { &[0] } else { &self.pads };
+        let row_pads: &[usize] = if self.pads.is_empty() {
+            &[0]
+        } else {
+            &self.pads
+        };
         let mut hidden = Vec::with_capacity(row_pads.len() * group * seq * keys);
         for &pad in row_pads {
             for row in 0..group * seq {
@@ -158,7 +193,8 @@ impl<B: Backend> LayerInputs<B> {
             }
         }
         let shape = [row_pads.len(), group * seq, keys];
-        let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, shape), device).unsqueeze_dim::<4>(1);
+        let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, shape), device)
+            .unsqueeze_dim::<4>(1);
         *self.mask.borrow_mut() = Some((key, mask.clone()));
         mask
     }
@@ -183,7 +219,13 @@ pub struct Attention<B: Backend> {
 
 impl<B: Backend> Attention<B> {
     /// `x [batch, seq, hidden]` at absolute positions `start..`; appends to `cache`.
-    pub fn forward(&self, x: Tensor<B, 3>, inputs: &LayerInputs<B>, cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        inputs: &LayerInputs<B>,
+        cache: &mut LayerCache<B>,
+        start: usize,
+    ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
         let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
         // Norms and RoPE run in the projections' own layout `[batch, seq, heads, head_dim]`:
@@ -204,16 +246,24 @@ impl<B: Backend> Attention<B> {
         // past, and on local layers only the window), so no mask; one host pass on the CPU
         // backends (`burn_int8::row_ops`).
         if seq == 1 && inputs.pads.is_empty() {
-            return self.o_proj.forward(burn_int8::row_ops::attend_unmasked(q, k, v));
+            return self
+                .o_proj
+                .forward(burn_int8::row_ops::attend_unmasked(q, k, v));
         }
         // The query heads sharing a kv head become rows (position, head) of one matrix, so one
         // batched matmul serves each kv head (no repeated keys in memory); with one kv head
         // this is a plain reshape.
         let group = heads / kv_heads;
-        let q = q.reshape([batch, seq, kv_heads, group * head_dim]).swap_dims(1, 2).reshape([batch, kv_heads, seq * group, head_dim]);
+        let q = q
+            .reshape([batch, seq, kv_heads, group * head_dim])
+            .swap_dims(1, 2)
+            .reshape([batch, kv_heads, seq * group, head_dim]);
         let scores = q.matmul(k.transpose());
         let (dims, device) = (scores.dims(), scores.device());
-        let mask = inputs.mask((group, seq, start, keys, key_start, self.sliding_window), &device);
+        let mask = inputs.mask(
+            (group, seq, start, keys, key_start, self.sliding_window),
+            &device,
+        );
         let probabilities = softmax(scores.mask_fill(mask.expand(dims), f32::NEG_INFINITY), 3);
         let output = probabilities
             .matmul(v)
@@ -236,7 +286,8 @@ impl<B: Backend> Mlp<B> {
     /// `gelu_tanh(gate) · up` is one host pass on the CPU backends (`burn_int8::row_ops`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [gate, up] = Linear::forward_shared([&self.gate_proj, &self.up_proj], x);
-        self.down_proj.forward(burn_int8::row_ops::gelu_tanh_mul(gate, up))
+        self.down_proj
+            .forward(burn_int8::row_ops::gelu_tanh_mul(gate, up))
     }
 }
 
@@ -252,11 +303,25 @@ pub struct DecoderLayer<B: Backend> {
 }
 
 impl<B: Backend> DecoderLayer<B> {
-    pub fn forward(&self, x: Tensor<B, 3>, inputs: &LayerInputs<B>, cache: &mut LayerCache<B>, start: usize) -> Tensor<B, 3> {
-        let attention = self.self_attn.forward(self.input_layernorm.forward(x.clone()), inputs, cache, start);
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        inputs: &LayerInputs<B>,
+        cache: &mut LayerCache<B>,
+        start: usize,
+    ) -> Tensor<B, 3> {
+        let attention = self.self_attn.forward(
+            self.input_layernorm.forward(x.clone()),
+            inputs,
+            cache,
+            start,
+        );
         let h = self.post_attention_layernorm.forward_added_to(x, attention);
-        let feed_forward = self.mlp.forward(self.pre_feedforward_layernorm.forward(h.clone()));
-        self.post_feedforward_layernorm.forward_added_to(h, feed_forward)
+        let feed_forward = self
+            .mlp
+            .forward(self.pre_feedforward_layernorm.forward(h.clone()));
+        self.post_feedforward_layernorm
+            .forward_added_to(h, feed_forward)
     }
 }
 
@@ -279,10 +344,13 @@ impl<B: Backend> ShardedEmbedding<B> {
     }
 
     fn shard_rows(&self) -> Vec<usize> {
-        self.shards.iter().map(|shard| match shard {
-            Embedding::Float(layer) => layer.weight.val().dims()[0],
-            Embedding::Int8(layer) => layer.dims()[0],
-        }).collect()
+        self.shards
+            .iter()
+            .map(|shard| match shard {
+                Embedding::Float(layer) => layer.weight.val().dims()[0],
+                Embedding::Int8(layer) => layer.dims()[0],
+            })
+            .collect()
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -295,7 +363,11 @@ impl<B: Backend> ShardedEmbedding<B> {
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let shard_rows = self.shard_rows();
         if let Some((shard, offset)) = Self::only_shard(&ids, &shard_rows) {
-            let local = if offset == 0 { ids } else { ids.sub_scalar(offset as i64) };
+            let local = if offset == 0 {
+                ids
+            } else {
+                ids.sub_scalar(offset as i64)
+            };
             return self.shards[shard].forward(local);
         }
         let mut offset = 0;
@@ -321,7 +393,9 @@ impl<B: Backend> ShardedEmbedding<B> {
         let data = ids.to_data();
         let mut values = data.iter::<i64>();
         let first = values.next()?;
-        let (low, high) = values.fold((first, first), |(low, high), id| (low.min(id), high.max(id)));
+        let (low, high) = values.fold((first, first), |(low, high), id| {
+            (low.min(id), high.max(id))
+        });
         let mut offset = 0usize;
         for (shard, &rows) in shard_rows.iter().enumerate() {
             let end = offset.checked_add(rows)?;
@@ -335,7 +409,11 @@ impl<B: Backend> ShardedEmbedding<B> {
 
     /// Tied logits `hidden @ E^T`, shard by shard.
     pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
-        let parts = self.shards.iter().map(|shard| shard.reverse(hidden.clone())).collect();
+        let parts = self
+            .shards
+            .iter()
+            .map(|shard| shard.reverse(hidden.clone()))
+            .collect();
         Tensor::cat(parts, D - 1)
     }
 }
@@ -355,9 +433,17 @@ impl<B: Backend> Gemma3<B> {
         self.embed_tokens.shards.iter().any(Embedding::is_quantized)
             || self.layers.iter().any(|layer| {
                 let (attention, mlp) = (&layer.self_attn, &layer.mlp);
-                [&attention.q_proj, &attention.k_proj, &attention.v_proj, &attention.o_proj, &mlp.gate_proj, &mlp.up_proj, &mlp.down_proj]
-                    .iter()
-                    .any(|linear| linear.is_quantized())
+                [
+                    &attention.q_proj,
+                    &attention.k_proj,
+                    &attention.v_proj,
+                    &attention.o_proj,
+                    &mlp.gate_proj,
+                    &mlp.up_proj,
+                    &mlp.down_proj,
+                ]
+                .iter()
+                .any(|linear| linear.is_quantized())
             })
     }
 
@@ -392,10 +478,20 @@ impl<B: Backend> Gemma3<B> {
 
     /// What local and global layers share in a pass over `len` slots from `start`, for rows
     /// left-padded by `pads` (empty: no padding).
-    pub fn layer_inputs(&self, start: usize, len: usize, pads: &[usize], device: &B::Device) -> [LayerInputs<B>; 2] {
+    pub fn layer_inputs(
+        &self,
+        start: usize,
+        len: usize,
+        pads: &[usize],
+        device: &B::Device,
+    ) -> [LayerInputs<B>; 2] {
         let config = &self.config;
         let local = Rope::new(config.head_dim, config.rope_local_base, 1.0);
-        let global = Rope::new(config.head_dim, config.rope_global_base, config.rope_global_scaling);
+        let global = Rope::new(
+            config.head_dim,
+            config.rope_global_base,
+            config.rope_global_scaling,
+        );
         [local, global].map(|rope| {
             let queries = rope.tables(start, len, config.num_heads, pads, device);
             let keys = rope.tables(start, len, config.num_kv_heads, pads, device);
@@ -411,7 +507,11 @@ impl<B: Backend> Gemma3<B> {
         let [local, global] = self.layer_inputs(start, seq, cache.pads(), &ids.device());
         let mut x = self.embed(ids);
         for (i, layer) in self.layers.iter().enumerate() {
-            let inputs = if self.config.is_global_layer(i) { &global } else { &local };
+            let inputs = if self.config.is_global_layer(i) {
+                &global
+            } else {
+                &local
+            };
             x = layer.forward(x, inputs, cache.layer(i), start);
         }
         cache.advance(seq);
@@ -429,7 +529,11 @@ impl<B: Backend> Gemma3<B> {
     /// [`Gemma3Error::TokenOutOfRange`] (a negative id reads as `u32::MAX`), and positions past
     /// `max_position_embeddings` are [`Gemma3Error::PromptTooLong`]. The ids are read back to
     /// the host for this.
-    pub fn try_forward(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>, Gemma3Error> {
+    pub fn try_forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>, Gemma3Error> {
         self.check_ids(&ids, cache)?;
         Ok(self.forward(ids, cache))
     }
@@ -439,10 +543,18 @@ impl<B: Backend> Gemma3<B> {
         let limit = self.config.max_position_embeddings;
         let tokens = cache.next_position().saturating_add(seq);
         if tokens > limit {
-            return Err(Gemma3Error::PromptTooLong { tokens, limit, why: "the model's context" });
+            return Err(Gemma3Error::PromptTooLong {
+                tokens,
+                limit,
+                why: "the model's context",
+            });
         }
         // A negative id (or one past u32) becomes u32::MAX, past any validated vocabulary.
-        let ids: Vec<u32> = ids.to_data().iter::<i64>().map(|id| u32::try_from(id).unwrap_or(u32::MAX)).collect();
+        let ids: Vec<u32> = ids
+            .to_data()
+            .iter::<i64>()
+            .map(|id| u32::try_from(id).unwrap_or(u32::MAX))
+            .collect();
         crate::generate::check_token_ids(self, &ids)
     }
 
@@ -450,7 +562,9 @@ impl<B: Backend> Gemma3<B> {
     pub fn forward_last(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 2> {
         let hidden = self.forward_hidden(ids, cache);
         let [batch, seq, width] = hidden.dims();
-        let last = hidden.slice([0..batch, seq - 1..seq, 0..width]).reshape([batch, width]);
+        let last = hidden
+            .slice([0..batch, seq - 1..seq, 0..width])
+            .reshape([batch, width]);
         self.embed_tokens.reverse(last)
     }
 }

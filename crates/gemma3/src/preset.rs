@@ -66,7 +66,9 @@ pub struct PresetOptions {
 
 impl Default for PresetOptions {
     fn default() -> Self {
-        Self { verify_checksum: true }
+        Self {
+            verify_checksum: true,
+        }
     }
 }
 
@@ -88,7 +90,8 @@ impl Precision {
 
 /// True when `dir` looks like a preset written by this crate.
 pub fn is_preset(dir: &Path) -> bool {
-    dir.join(WEIGHTS_FILE).is_file() || (dir.join(CONFIG_FILE).is_file() && read_precision(dir).is_ok())
+    dir.join(WEIGHTS_FILE).is_file()
+        || (dir.join(CONFIG_FILE).is_file() && read_precision(dir).is_ok())
 }
 
 /// Saves `model` and `tokenizer` to `dir`. Refuses to replace an existing `dir` unless
@@ -96,9 +99,19 @@ pub fn is_preset(dir: &Path) -> bool {
 /// new one (see the module docs). `checksums.json` records the xxh3-64 checksum of every
 /// file (and `config.json` that of `model.bpk`, `burn_int8.weights_xxh3`, as earlier versions
 /// wrote it), which [`from_preset`] verifies.
-pub fn save_to_preset<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, dir: &Path, overwrite: bool) -> Result<(), Gemma3Error> {
-    let precision = if model.is_quantized() { Precision::Int8 } else { Precision::Float32 };
-    let mut config: serde_json::Value = serde_json::from_str(&model.config.to_hf_json()).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
+pub fn save_to_preset<B: Backend>(
+    model: &Gemma3<B>,
+    tokenizer: &Tokenizer,
+    dir: &Path,
+    overwrite: bool,
+) -> Result<(), Gemma3Error> {
+    let precision = if model.is_quantized() {
+        Precision::Int8
+    } else {
+        Precision::Float32
+    };
+    let mut config: serde_json::Value = serde_json::from_str(&model.config.to_hf_json())
+        .map_err(|e| Gemma3Error::Preset(e.to_string()))?;
     write_atomically(dir, overwrite, |tmp| {
         write_tokenizer(tokenizer, tmp)?;
         // The weights first: config.json records their checksum.
@@ -106,7 +119,8 @@ pub fn save_to_preset<B: Backend>(model: &Gemma3<B>, tokenizer: &Tokenizer, dir:
         store::save(model, &weights)?;
         let checksum = weights_checksum(&weights)?;
         config["burn_int8"] = serde_json::json!({ "precision": precision.name(), "weights": WEIGHTS_FILE, "weights_xxh3": checksum });
-        let text = serde_json::to_string_pretty(&config).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&config)
+            .map_err(|e| Gemma3Error::Preset(e.to_string()))?;
         let path = tmp.join(CONFIG_FILE);
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         write_checksums(tmp)
@@ -119,7 +133,11 @@ fn write_checksums(dir: &Path) -> Result<(), Gemma3Error> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
         let entry = entry.map_err(|e| io(dir, e))?;
-        if entry.file_type().map_err(|e| io(entry.path(), e))?.is_file() {
+        if entry
+            .file_type()
+            .map_err(|e| io(entry.path(), e))?
+            .is_file()
+        {
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
@@ -128,14 +146,18 @@ fn write_checksums(dir: &Path) -> Result<(), Gemma3Error> {
         files.insert(name.clone(), weights_checksum(&dir.join(&name))?.into());
     }
     let manifest = serde_json::json!({ "algorithm": "xxh3-64", "files": files });
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&manifest).map_err(|e| Gemma3Error::Preset(e.to_string()))?;
     let path = dir.join(CHECKSUMS_FILE);
     std::fs::write(&path, text).map_err(|e| io(&path, e))
 }
 
 /// Loads a preset written by [`save_to_preset`], on any backend, after verifying the checksum
 /// of its weights ([`PresetOptions::default`]).
-pub fn from_preset<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
+pub fn from_preset<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
     from_preset_with(dir, device, PresetOptions::default())
 }
 
@@ -144,11 +166,18 @@ pub fn from_preset<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Gemma3
 ///
 /// When `dir` is missing because a save replacing it was killed between its two renames (the
 /// two-rename fallback, see the module docs), the previous preset is first moved back into place.
-pub fn from_preset_with<B: Backend>(dir: &Path, device: &B::Device, options: PresetOptions) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
+pub fn from_preset_with<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    options: PresetOptions,
+) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
     recover_interrupted_save(dir)?;
     for file in [CONFIG_FILE, WEIGHTS_FILE] {
         if !dir.join(file).is_file() {
-            return Err(Gemma3Error::Preset(format!("{} is not a preset: it lacks {file}", dir.display())));
+            return Err(Gemma3Error::Preset(format!(
+                "{} is not a preset: it lacks {file}",
+                dir.display()
+            )));
         }
     }
     let precision = read_precision(dir)?;
@@ -160,8 +189,18 @@ pub fn from_preset_with<B: Backend>(dir: &Path, device: &B::Device, options: Pre
     crate::load::check_vocabulary(&tokenizer, config.vocab_size, &dir.display().to_string())?;
     // Before the skeleton is allocated: model.bpk must hold the architecture config.json
     // describes (see `load::bpk`; config.json stays the source of truth for the scalars).
-    crate::load::bpk::check_preset_record(&dir.join(WEIGHTS_FILE), &config, precision == Precision::Int8)?;
-    let skeleton = build_model::<B>(&config, &mut ZeroSource::new(&config), precision == Precision::Int8, device, |_| {})?;
+    crate::load::bpk::check_preset_record(
+        &dir.join(WEIGHTS_FILE),
+        &config,
+        precision == Precision::Int8,
+    )?;
+    let skeleton = build_model::<B>(
+        &config,
+        &mut ZeroSource::new(&config),
+        precision == Precision::Int8,
+        device,
+        |_| {},
+    )?;
     let model = store::load_skeleton(skeleton, dir.join(WEIGHTS_FILE))?;
     Ok((model, tokenizer))
 }
@@ -174,7 +213,9 @@ pub fn recover_interrupted_save(dir: &Path) -> Result<bool, Gemma3Error> {
     if exists(dir) {
         return Ok(false);
     }
-    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Ok(false) };
+    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(false);
+    };
     let mut leftovers = dead_leftovers(dir, &name, false);
     restore_interrupted(dir, &mut leftovers.old)
 }
@@ -206,13 +247,22 @@ fn verify_files(dir: &Path) -> Result<(), Gemma3Error> {
         return verify_weights(dir);
     }
     let manifest = read_json(&manifest_path)?;
-    let bad = |message: String| Gemma3Error::Format { path: manifest_path.clone(), message };
+    let bad = |message: String| Gemma3Error::Format {
+        path: manifest_path.clone(),
+        message,
+    };
     match manifest.get("algorithm").and_then(|a| a.as_str()) {
         Some("xxh3-64") => {}
-        other => return Err(bad(format!("`algorithm` should be \"xxh3-64\", found {other:?}"))),
+        other => {
+            return Err(bad(format!(
+                "`algorithm` should be \"xxh3-64\", found {other:?}"
+            )));
+        }
     }
     let Some(files) = manifest.get("files").and_then(|f| f.as_object()) else {
-        return Err(bad("`files` should be an object of file name to checksum".into()));
+        return Err(bad(
+            "`files` should be an object of file name to checksum".into()
+        ));
     };
     for required in [CONFIG_FILE, WEIGHTS_FILE] {
         if !files.contains_key(required) {
@@ -222,15 +272,23 @@ fn verify_files(dir: &Path) -> Result<(), Gemma3Error> {
     for (name, expected) in files {
         // A bare file name: a hostile manifest must not make the load hash files elsewhere.
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-            return Err(bad(format!("`files` names {name:?}, which is not a file of the preset")));
+            return Err(bad(format!(
+                "`files` names {name:?}, which is not a file of the preset"
+            )));
         }
         let Some(expected) = expected.as_str() else {
-            return Err(bad(format!("the checksum of {name} should be a string of 16 hex digits, found {expected}")));
+            return Err(bad(format!(
+                "the checksum of {name} should be a string of 16 hex digits, found {expected}"
+            )));
         };
         let path = dir.join(name);
         let found = weights_checksum(&path)?;
         if !found.eq_ignore_ascii_case(expected.trim()) {
-            return Err(Gemma3Error::Checksum { path, expected: expected.to_string(), found });
+            return Err(Gemma3Error::Checksum {
+                path,
+                expected: expected.to_string(),
+                found,
+            });
         }
     }
     Ok(())
@@ -256,29 +314,47 @@ fn verify_weights(dir: &Path) -> Result<(), Gemma3Error> {
             if found.eq_ignore_ascii_case(expected.trim()) {
                 Ok(())
             } else {
-                Err(Gemma3Error::Checksum { path: weights, expected: expected.clone(), found })
+                Err(Gemma3Error::Checksum {
+                    path: weights,
+                    expected: expected.clone(),
+                    found,
+                })
             }
         }
         Some(other) => Err(Gemma3Error::Format {
             path: config_path,
-            message: format!("`burn_int8.weights_xxh3` should be a string of 16 hex digits, found {other}"),
+            message: format!(
+                "`burn_int8.weights_xxh3` should be a string of 16 hex digits, found {other}"
+            ),
         }),
     }
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, Gemma3Error> {
     let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Gemma3Error::Format { path: path.to_path_buf(), message: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| Gemma3Error::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn read_precision(dir: &Path) -> Result<Precision, Gemma3Error> {
     let path = dir.join(CONFIG_FILE);
     let value = read_json(&path)?;
-    match value.pointer("/burn_int8/precision").and_then(|p| p.as_str()) {
+    match value
+        .pointer("/burn_int8/precision")
+        .and_then(|p| p.as_str())
+    {
         Some("int8") => Ok(Precision::Int8),
         Some("float32") => Ok(Precision::Float32),
-        Some(other) => Err(Gemma3Error::Preset(format!("{}: unknown precision `{other}`", path.display()))),
-        None => Err(Gemma3Error::Preset(format!("{}: not a burn-int8 preset (no `burn_int8.precision`)", path.display()))),
+        Some(other) => Err(Gemma3Error::Preset(format!(
+            "{}: unknown precision `{other}`",
+            path.display()
+        ))),
+        None => Err(Gemma3Error::Preset(format!(
+            "{}: not a burn-int8 preset (no `burn_int8.precision`)",
+            path.display()
+        ))),
     }
 }
 
@@ -300,9 +376,14 @@ pub fn read_tokenizer(dir: &Path) -> Result<Tokenizer, Gemma3Error> {
     if hf.is_file() {
         Ok(Tokenizer::from_hf_file(&hf)?)
     } else if vocab.is_file() {
-        Ok(Tokenizer::from_vocab(burn_int8_tokenizer::Vocab::load_json(&vocab)?)?)
+        Ok(Tokenizer::from_vocab(
+            burn_int8_tokenizer::Vocab::load_json(&vocab)?,
+        )?)
     } else {
-        Err(Gemma3Error::Preset(format!("{} has no tokenizer ({TOKENIZER_FILE} or {VOCAB_FILE})", dir.display())))
+        Err(Gemma3Error::Preset(format!(
+            "{} has no tokenizer ({TOKENIZER_FILE} or {VOCAB_FILE})",
+            dir.display()
+        )))
     }
 }
 
@@ -328,9 +409,16 @@ pub fn read_tokenizer(dir: &Path) -> Result<Tokenizer, Gemma3Error> {
 ///
 /// Test hooks: [`SAVE_ABORT_AT_ENV`] aborts the process at a named step, and
 /// [`SAVE_NO_EXCHANGE_ENV`] forces the two-rename fallback.
-pub(crate) fn write_atomically(dir: &Path, overwrite: bool, fill: impl FnOnce(&Path) -> Result<(), Gemma3Error>) -> Result<(), Gemma3Error> {
+pub(crate) fn write_atomically(
+    dir: &Path,
+    overwrite: bool,
+    fill: impl FnOnce(&Path) -> Result<(), Gemma3Error>,
+) -> Result<(), Gemma3Error> {
     let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Err(Gemma3Error::Preset(format!("{}: not a directory name to save to", dir.display())));
+        return Err(Gemma3Error::Preset(format!(
+            "{}: not a directory name to save to",
+            dir.display()
+        )));
     };
     let parent = parent_of(dir);
     if !parent.is_dir() {
@@ -343,14 +431,22 @@ pub(crate) fn write_atomically(dir: &Path, overwrite: bool, fill: impl FnOnce(&P
     for path in leftovers.tmp.iter().chain(&leftovers.old) {
         match remove_any(path) {
             Ok(()) => tracing::info!("removed {}, left by an interrupted save", path.display()),
-            Err(e) => tracing::warn!("could not remove {}, left by an interrupted save: {e}", path.display()),
+            Err(e) => tracing::warn!(
+                "could not remove {}, left by an interrupted save: {e}",
+                path.display()
+            ),
         }
     }
 
     if exists(dir) && !overwrite {
-        return Err(Gemma3Error::Preset(format!("{} exists; pass overwrite to replace it", dir.display())));
+        return Err(Gemma3Error::Preset(format!(
+            "{} exists; pass overwrite to replace it",
+            dir.display()
+        )));
     }
-    let sibling = |tag: &str| -> PathBuf { dir.with_file_name(format!(".{name}.{tag}-{}", std::process::id())) };
+    let sibling = |tag: &str| -> PathBuf {
+        dir.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
+    };
     let tmp = sibling("tmp");
     let _ = remove_any(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
@@ -381,7 +477,11 @@ fn replace(dir: &Path, tmp: &Path, old: &Path) -> Result<(), Gemma3Error> {
         abort_at("swapped")?;
         // `tmp` now holds the old preset (or the regular file that was at `dir`).
         if let Err(e) = remove_any(tmp) {
-            tracing::warn!("could not remove the previous {} (now {}): {e}", dir.display(), tmp.display());
+            tracing::warn!(
+                "could not remove the previous {} (now {}): {e}",
+                dir.display(),
+                tmp.display()
+            );
         }
         return Ok(());
     }
@@ -389,14 +489,23 @@ fn replace(dir: &Path, tmp: &Path, old: &Path) -> Result<(), Gemma3Error> {
     abort_at("first-rename")?;
     if let Err(e) = std::fs::rename(tmp, dir) {
         if let Err(back) = std::fs::rename(old, dir) {
-            tracing::warn!("could not move {} back to {}: {back}; the next save or load of {} restores it", old.display(), dir.display(), dir.display());
+            tracing::warn!(
+                "could not move {} back to {}: {back}; the next save or load of {} restores it",
+                old.display(),
+                dir.display(),
+                dir.display()
+            );
         }
         return Err(io(dir, e));
     }
     sync_dir(parent_of(dir));
     abort_at("swapped")?;
     if let Err(e) = remove_any(old) {
-        tracing::warn!("could not remove the previous {} (now {}): {e}", dir.display(), old.display());
+        tracing::warn!(
+            "could not remove the previous {} (now {}): {e}",
+            dir.display(),
+            old.display()
+        );
     }
     Ok(())
 }
@@ -411,19 +520,32 @@ fn exchange(tmp: &Path, dir: &Path) -> Result<bool, Gemma3Error> {
         return Ok(false);
     }
     let c_path = |path: &Path| {
-        CString::new(path.as_os_str().as_bytes()).map_err(|_| Gemma3Error::Preset(format!("{}: the path contains a NUL byte", path.display())))
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            Gemma3Error::Preset(format!("{}: the path contains a NUL byte", path.display()))
+        })
     };
     let (from, to) = (c_path(tmp)?, c_path(dir)?);
     // SAFETY: both pointers are NUL-terminated strings that live until the call returns;
     // renameat2 reads nothing else.
-    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_EXCHANGE) };
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
     if rc == 0 {
         return Ok(true);
     }
     let error = std::io::Error::last_os_error();
     match error.raw_os_error() {
         Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
-            tracing::debug!("renameat2(RENAME_EXCHANGE) is not supported for {} ({error}): replacing it with two renames", dir.display());
+            tracing::debug!(
+                "renameat2(RENAME_EXCHANGE) is not supported for {} ({error}): replacing it with two renames",
+                dir.display()
+            );
             Ok(false)
         }
         _ => Err(io(dir, error)),
@@ -442,7 +564,9 @@ fn abort_at(step: &str) -> Result<(), Gemma3Error> {
         std::process::abort();
     }
     if std::env::var(SAVE_FAIL_AT_ENV).is_ok_and(|at| at == step) {
-        return Err(Gemma3Error::Preset(format!("{SAVE_FAIL_AT_ENV}={step}: the save fails here (test hook)")));
+        return Err(Gemma3Error::Preset(format!(
+            "{SAVE_FAIL_AT_ENV}={step}: the save fails here (test hook)"
+        )));
     }
     Ok(())
 }
@@ -454,7 +578,9 @@ fn env_flag(name: &str) -> bool {
 
 /// The directory holding `path` (`.` for a bare name).
 fn parent_of(path: &Path) -> &Path {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Whether anything (a directory, a file, a link, even a dangling one) is at `path`.
@@ -480,7 +606,9 @@ fn sync_contents(tmp: &Path) -> Result<(), Gemma3Error> {
         if path.is_dir() {
             sync_dir(&path);
         } else {
-            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| io(&path, e))?;
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&path, e))?;
         }
     }
     sync_dir(tmp);
@@ -505,14 +633,22 @@ struct Leftovers {
 /// `own`, this process's own pid counts as gone (a save about to reuse those names).
 fn dead_leftovers(dir: &Path, name: &str, own: bool) -> Leftovers {
     let mut found = Leftovers::default();
-    let Ok(entries) = std::fs::read_dir(parent_of(dir)) else { return found };
+    let Ok(entries) = std::fs::read_dir(parent_of(dir)) else {
+        return found;
+    };
     let me = std::process::id();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some((old, pid)) = file_name.to_str().and_then(|f| leftover_of(f, name)) else { continue };
+        let Some((old, pid)) = file_name.to_str().and_then(|f| leftover_of(f, name)) else {
+            continue;
+        };
         let gone = if pid == me { own } else { !process_alive(pid) };
         if gone {
-            if old { found.old.push(entry.path()) } else { found.tmp.push(entry.path()) }
+            if old {
+                found.old.push(entry.path())
+            } else {
+                found.tmp.push(entry.path())
+            }
         }
     }
     found
@@ -520,7 +656,10 @@ fn dead_leftovers(dir: &Path, name: &str, own: bool) -> Leftovers {
 
 /// `.NAME.tmp-PID` is `Some((false, PID))`, `.NAME.old-PID` is `Some((true, PID))`.
 fn leftover_of(file_name: &str, name: &str) -> Option<(bool, u32)> {
-    let rest = file_name.strip_prefix('.')?.strip_prefix(name)?.strip_prefix('.')?;
+    let rest = file_name
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix('.')?;
     let (old, pid) = match rest.strip_prefix("tmp-") {
         Some(pid) => (false, pid),
         None => (true, rest.strip_prefix("old-")?),
@@ -533,7 +672,11 @@ fn leftover_of(file_name: &str, name: &str) -> Option<(bool, u32)> {
 
 /// Whether process `pid` runs (or may run: without `/proc`, every other pid counts as alive).
 fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// When `dir` is missing and a dead save left its old copy aside (`.NAME.old-PID`: killed
@@ -542,10 +685,20 @@ fn restore_interrupted(dir: &Path, old: &mut Vec<PathBuf>) -> Result<bool, Gemma
     if exists(dir) || old.is_empty() {
         return Ok(false);
     }
-    old.sort_by_key(|path| std::fs::symlink_metadata(path).and_then(|m| m.modified()).ok());
-    let Some(newest) = old.pop() else { return Ok(false) };
+    old.sort_by_key(|path| {
+        std::fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+    });
+    let Some(newest) = old.pop() else {
+        return Ok(false);
+    };
     std::fs::rename(&newest, dir).map_err(|e| io(&newest, e))?;
     sync_dir(parent_of(dir));
-    tracing::warn!("{} was missing (a save replacing it was interrupted): restored the previous copy from {}", dir.display(), newest.display());
+    tracing::warn!(
+        "{} was missing (a save replacing it was interrupted): restored the previous copy from {}",
+        dir.display(),
+        newest.display()
+    );
     Ok(true)
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use burn::backend::Flex;
 use burn_int8_gemma3::load::{WeightSource, build_model, expected_tensors};
-use burn_int8_gemma3::preset::{CONFIG_FILE, PresetOptions, VOCAB_FILE, WEIGHTS_FILE, from_preset_with, save_to_preset};
+use burn_int8_gemma3::preset::{
+    CONFIG_FILE, PresetOptions, VOCAB_FILE, WEIGHTS_FILE, from_preset_with, save_to_preset,
+};
 use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
 use burn_int8_gemma3::{self as gemma3, Gemma3, Gemma3Config, Gemma3Error, Sampler};
 
@@ -26,7 +28,12 @@ fn tiny_config() -> Gemma3Config {
 
 /// 256 byte pieces, specials, and a few merges, padded with unused tokens to `size`.
 fn tiny_vocab(size: usize) -> Vocab {
-    let mut tokens = vec!["<pad>".to_string(), "<eos>".into(), "<bos>".into(), "<unk>".into()];
+    let mut tokens = vec![
+        "<pad>".to_string(),
+        "<eos>".into(),
+        "<bos>".into(),
+        "<unk>".into(),
+    ];
     let mut types = vec![3, 3, 3, 3];
     tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
     types.extend(std::iter::repeat_n(6, 256));
@@ -39,7 +46,17 @@ fn tiny_vocab(size: usize) -> Vocab {
         types.push(3);
     }
     let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
-    Vocab { tokens, scores, token_types: types, bos_id: 2, eos_id: 1, unknown_id: Some(3), padding_id: Some(0), add_bos: true, add_space_prefix: false }
+    Vocab {
+        tokens,
+        scores,
+        token_types: types,
+        bos_id: 2,
+        eos_id: 1,
+        unknown_id: Some(3),
+        padding_id: Some(0),
+        add_bos: true,
+        add_space_prefix: false,
+    }
 }
 
 /// Deterministic small weights of the shapes a config implies (plus any extra tensors).
@@ -49,17 +66,24 @@ struct SeededSource {
 
 impl SeededSource {
     fn new(config: &Gemma3Config) -> Self {
-        Self { shapes: expected_tensors(config).into_iter().collect() }
+        Self {
+            shapes: expected_tensors(config).into_iter().collect(),
+        }
     }
 
     fn values(range: Range<usize>) -> Vec<f32> {
-        range.map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 0.2).collect()
+        range
+            .map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 0.2)
+            .collect()
     }
 }
 
 impl WeightSource for SeededSource {
     fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
-        self.shapes.get(name).cloned().ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
+        self.shapes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
     }
     fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
         let count: usize = self.shape(name)?.iter().product();
@@ -76,12 +100,22 @@ impl WeightSource for SeededSource {
 
 /// A float model of `config` with seeded weights.
 fn model_of(config: &Gemma3Config) -> Gemma3<Flex> {
-    build_model::<Flex>(config, &mut SeededSource::new(config), false, &Default::default(), |_| {}).unwrap()
+    build_model::<Flex>(
+        config,
+        &mut SeededSource::new(config),
+        false,
+        &Default::default(),
+        |_| {},
+    )
+    .unwrap()
 }
 
 /// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("burn-int8-config-validation-{name}-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!(
+        "burn-int8-config-validation-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     root
@@ -104,7 +138,13 @@ fn load(path: &Path) -> Result<(Gemma3<Flex>, Tokenizer), Gemma3Error> {
 fn load_preset(dir: &Path) -> Result<(Gemma3<Flex>, Tokenizer), Gemma3Error> {
     // Unverified: these tests edit config.json, never model.bpk, and test what comes after the
     // checksum.
-    from_preset_with::<Flex>(dir, &Default::default(), PresetOptions { verify_checksum: false })
+    from_preset_with::<Flex>(
+        dir,
+        &Default::default(),
+        PresetOptions {
+            verify_checksum: false,
+        },
+    )
 }
 
 /// The tiny config's `config.json` with `edit` applied.
@@ -131,24 +171,48 @@ fn bad_values() -> Vec<(&'static str, serde_json::Value, &'static str)> {
         ("hidden_size", json!(1u64 << 62), "hidden_size"),
         ("intermediate_size", json!(1u64 << 61), "intermediate_size"),
         ("vocab_size", json!(1_000_000_000_000u64), "vocab_size"),
-        ("num_hidden_layers", json!(1_000_000_000u64), "num_hidden_layers"),
+        (
+            "num_hidden_layers",
+            json!(1_000_000_000u64),
+            "num_hidden_layers",
+        ),
         ("num_hidden_layers", json!(100_000u64), "num_hidden_layers"),
         // 2^62 + 2 heads of 4 wrap to the right q_proj size in 64 bits: refused by its bound.
-        ("num_attention_heads", json!((1u64 << 62) + 2), "num_attention_heads"),
+        (
+            "num_attention_heads",
+            json!((1u64 << 62) + 2),
+            "num_attention_heads",
+        ),
         ("head_dim", json!(1u64 << 40), "head_dim"),
         ("head_dim", json!(5), "head_dim"),
         ("num_key_value_heads", json!(3), "num_key_value_heads"),
-        ("query_pre_attn_scalar", json!(1e-320), "query_pre_attn_scalar"),
+        (
+            "query_pre_attn_scalar",
+            json!(1e-320),
+            "query_pre_attn_scalar",
+        ),
         ("query_pre_attn_scalar", json!(0.0), "query_pre_attn_scalar"),
         ("rms_norm_eps", json!(1e300), "rms_norm_eps"),
         ("rms_norm_eps", json!(0.0), "rms_norm_eps"),
         ("rope_theta", json!(0.0), "rope_theta"),
         ("rope_local_base_freq", json!(1e300), "rope_local_base_freq"),
         ("sliding_window", json!(0), "sliding_window"),
-        ("max_position_embeddings", json!(0), "max_position_embeddings"),
-        ("max_position_embeddings", json!(1u64 << 40), "max_position_embeddings"),
+        (
+            "max_position_embeddings",
+            json!(0),
+            "max_position_embeddings",
+        ),
+        (
+            "max_position_embeddings",
+            json!(1u64 << 40),
+            "max_position_embeddings",
+        ),
         ("bos_token_id", json!(300), "bos_token_id"),
-        ("final_logit_softcapping", json!(30.0), "final_logit_softcapping"),
+        (
+            "final_logit_softcapping",
+            json!(30.0),
+            "final_logit_softcapping",
+        ),
         ("hidden_activation", json!("relu"), "hidden_activation"),
     ]
 }
@@ -164,45 +228,103 @@ fn hf_configs_out_of_range_are_refused_before_any_allocation() {
         tiny_vocab(300).save_json(dir.join(VOCAB_FILE)).unwrap();
         let what = format!("config.json {key} = {value}");
         let result = quickly(&what, || load(&dir));
-        let error = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let error = result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         assert_eq!(invalid_field(&what, result), field, "{what}: {error}");
         // The message names the file and the field, and is short.
-        assert!(error.contains("config.json") && error.contains(field) && error.len() < 600, "{what}: {error}");
+        assert!(
+            error.contains("config.json") && error.contains(field) && error.len() < 600,
+            "{what}: {error}"
+        );
         // The same text through the library's parser.
-        assert!(matches!(Gemma3Config::from_hf_json(&text), Err(Gemma3Error::InvalidConfig { .. })), "{what}");
+        assert!(
+            matches!(
+                Gemma3Config::from_hf_json(&text),
+                Err(Gemma3Error::InvalidConfig { .. })
+            ),
+            "{what}"
+        );
     }
     // Products too large for one tensor, each factor within its own bound.
     let text = edited_json(|json| {
         json["vocab_size"] = (1u64 << 22).into();
         json["hidden_size"] = (1u64 << 20).into();
     });
-    let field = invalid_field("vocab 2^22 x hidden 2^20", Gemma3Config::from_hf_json(&text));
-    assert!(field.contains("vocab_size") && field.contains("hidden_size"), "{field}");
+    let field = invalid_field(
+        "vocab 2^22 x hidden 2^20",
+        Gemma3Config::from_hf_json(&text),
+    );
+    assert!(
+        field.contains("vocab_size") && field.contains("hidden_size"),
+        "{field}"
+    );
     // JSON has no NaN: a string where a number belongs is a parse error naming the file.
     let dir = root.join("nan");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), edited_json(|json| json["rms_norm_eps"] = "NaN".into())).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        edited_json(|json| json["rms_norm_eps"] = "NaN".into()),
+    )
+    .unwrap();
     let error = load(&dir).err().unwrap();
-    assert!(matches!(&error, Gemma3Error::Config(message) if message.contains("config.json")), "{error}");
+    assert!(
+        matches!(&error, Gemma3Error::Config(message) if message.contains("config.json")),
+        "{error}"
+    );
     std::fs::remove_dir_all(root).ok();
 }
 
 #[test]
 fn configs_built_in_code_are_validated_too() {
     let cases: Vec<(&str, Box<dyn Fn(&mut Gemma3Config)>, &str)> = vec![
-        ("NaN eps", Box::new(|c| c.rms_norm_eps = f64::NAN), "rms_norm_eps"),
-        ("infinite scalar", Box::new(|c| c.query_pre_attn_scalar = f64::INFINITY), "query_pre_attn_scalar"),
-        ("NaN rope base", Box::new(|c| c.rope_global_base = f64::NAN), "rope_global_base"),
-        ("zero scaling", Box::new(|c| c.rope_global_scaling = 0.0), "rope_global_scaling"),
-        ("hidden 2^62", Box::new(|c| c.hidden_size = 1 << 62), "hidden_size"),
-        ("zero pattern", Box::new(|c| c.sliding_window_pattern = 0), "sliding_window_pattern"),
+        (
+            "NaN eps",
+            Box::new(|c| c.rms_norm_eps = f64::NAN),
+            "rms_norm_eps",
+        ),
+        (
+            "infinite scalar",
+            Box::new(|c| c.query_pre_attn_scalar = f64::INFINITY),
+            "query_pre_attn_scalar",
+        ),
+        (
+            "NaN rope base",
+            Box::new(|c| c.rope_global_base = f64::NAN),
+            "rope_global_base",
+        ),
+        (
+            "zero scaling",
+            Box::new(|c| c.rope_global_scaling = 0.0),
+            "rope_global_scaling",
+        ),
+        (
+            "hidden 2^62",
+            Box::new(|c| c.hidden_size = 1 << 62),
+            "hidden_size",
+        ),
+        (
+            "zero pattern",
+            Box::new(|c| c.sliding_window_pattern = 0),
+            "sliding_window_pattern",
+        ),
     ];
     for (what, edit, field) in cases {
         let mut config = tiny_config();
         edit(&mut config);
         assert_eq!(invalid_field(what, config.validate()), field, "{what}");
         // build_model validates before it allocates.
-        let result = quickly(what, || build_model::<Flex>(&config, &mut SeededSource::new(&tiny_config()), false, &Default::default(), |_| {}));
+        let result = quickly(what, || {
+            build_model::<Flex>(
+                &config,
+                &mut SeededSource::new(&tiny_config()),
+                false,
+                &Default::default(),
+                |_| {},
+            )
+        });
         assert_eq!(invalid_field(what, result), field, "{what}");
     }
     // The bounds hold real models: Gemma3 270M and 1B.
@@ -230,7 +352,8 @@ fn edited_preset(from: &Path, to: &Path, edit: impl FnOnce(&mut serde_json::Valu
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
     let path = to.join(CONFIG_FILE);
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     edit(&mut json);
     std::fs::write(&path, json.to_string()).unwrap();
     to.to_path_buf()
@@ -254,10 +377,16 @@ fn presets_with_configs_out_of_range_fail_before_the_model_is_built() {
     // The untouched preset loads.
     load_preset(&preset).unwrap();
     for (index, (key, value, field)) in bad_values().into_iter().enumerate() {
-        let dir = edited_preset(&preset, &root.join(format!("case{index}")), |json| json[key] = value.clone());
+        let dir = edited_preset(&preset, &root.join(format!("case{index}")), |json| {
+            json[key] = value.clone()
+        });
         let what = format!("preset config.json {key} = {value}");
         let result = quickly(&what, || load_preset(&dir));
-        let error = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let error = result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         assert_eq!(invalid_field(&what, result), field, "{what}: {error}");
         // 100,000 layers once gave a 259 MB message.
         assert!(error.len() < 600, "{what}: a {}-byte message", error.len());
@@ -282,13 +411,20 @@ fn a_preset_whose_config_disagrees_with_its_weights_names_the_field() {
         (Box::new(|c| c.vocab_size = 400), "vocab_size"),
     ];
     for (index, (change, field)) in cases.into_iter().enumerate() {
-        let dir = edited_preset(&preset, &root.join(format!("case{index}")), |json| replace_config(json, change));
-        let error = quickly(field, || load_preset(&dir)).err().unwrap_or_else(|| panic!("{field}: loaded"));
+        let dir = edited_preset(&preset, &root.join(format!("case{index}")), |json| {
+            replace_config(json, change)
+        });
+        let error = quickly(field, || load_preset(&dir))
+            .err()
+            .unwrap_or_else(|| panic!("{field}: loaded"));
         assert!(
             matches!(&error, Gemma3Error::PresetMismatch { field: found, .. } if *found == field),
             "{field}: {error}"
         );
-        assert!(error.to_string().contains(field) && error.to_string().len() < 600, "{error}");
+        assert!(
+            error.to_string().contains(field) && error.to_string().len() < 600,
+            "{error}"
+        );
     }
     std::fs::remove_dir_all(root).ok();
 }
@@ -303,15 +439,29 @@ fn a_record_too_small_for_its_config_is_refused_before_the_model_is_built() {
     config.max_position_embeddings = 64;
     let model = model_of(&config);
     let dir = root.join("preset");
-    save_to_preset(&model, &Tokenizer::from_vocab(tiny_vocab(300)).unwrap(), &dir, true).unwrap();
+    save_to_preset(
+        &model,
+        &Tokenizer::from_vocab(tiny_vocab(300)).unwrap(),
+        &dir,
+        true,
+    )
+    .unwrap();
     // The same model without its feed-forward weights: every tensor that is there fits.
     let weights = dir.join(WEIGHTS_FILE);
     std::fs::remove_file(&weights).unwrap();
     let filter = PathFilter::new().with_predicate(|path: &str, _: &str| !path.contains("mlp"));
-    let mut store = BurnpackStore::from_file(&weights).auto_extension(false).overwrite(true).with_filter(filter);
+    let mut store = BurnpackStore::from_file(&weights)
+        .auto_extension(false)
+        .overwrite(true)
+        .with_filter(filter);
     model.save_into(&mut store).unwrap();
-    let error = quickly("a record without its mlp", || load_preset(&dir)).err().unwrap();
-    assert!(matches!(error, Gemma3Error::CheckpointTooSmall { .. }), "{error}");
+    let error = quickly("a record without its mlp", || load_preset(&dir))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, Gemma3Error::CheckpointTooSmall { .. }),
+        "{error}"
+    );
     std::fs::remove_dir_all(root).ok();
 }
 
@@ -325,21 +475,44 @@ fn tokenizer_and_embedding_table_must_agree() {
     std::fs::write(dir.join("config.json"), tiny_config().to_hf_json()).unwrap();
     tiny_vocab(301).save_json(dir.join(VOCAB_FILE)).unwrap();
     let error = load(&dir).err().unwrap();
-    assert!(matches!(error, Gemma3Error::VocabMismatch { tokenizer: 301, embedding: 300, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::VocabMismatch {
+                tokenizer: 301,
+                embedding: 300,
+                ..
+            }
+        ),
+        "{error}"
+    );
 
     // A preset likewise.
     let preset = tiny_preset(&root);
     let bigger = edited_preset(&preset, &root.join("bigger"), |_| {});
     tiny_vocab(301).save_json(bigger.join(VOCAB_FILE)).unwrap();
     let error = load_preset(&bigger).err().unwrap();
-    assert!(matches!(error, Gemma3Error::VocabMismatch { tokenizer: 301, embedding: 300, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::VocabMismatch {
+                tokenizer: 301,
+                embedding: 300,
+                ..
+            }
+        ),
+        "{error}"
+    );
 
     // A table with more rows than the tokenizer has tokens is padding: it loads, and prompts
     // encode within the table.
     let smaller = edited_preset(&preset, &root.join("smaller"), |_| {});
     tiny_vocab(280).save_json(smaller.join(VOCAB_FILE)).unwrap();
     let (model, tokenizer) = load_preset(&smaller).unwrap();
-    assert_eq!((tokenizer.vocab_size(), model.embed_tokens.vocab_size()), (280, 300));
+    assert_eq!(
+        (tokenizer.vocab_size(), model.embed_tokens.vocab_size()),
+        (280, 300)
+    );
     gemma3::generate::encode_prompt(&model, &tokenizer, "ab a", 10).unwrap();
     std::fs::remove_dir_all(root).ok();
 }
@@ -350,7 +523,10 @@ fn tokenizer_and_embedding_table_must_agree() {
 #[test]
 fn only_special_tokens_may_lie_past_the_embedding_table() {
     let root = scratch("special-padding");
-    let mut json: serde_json::Value = serde_json::from_str(include_str!("../../tokenizer/tests/fixtures/tiny_tokenizer.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tokenizer/tests/fixtures/tiny_tokenizer.json"
+    ))
+    .unwrap();
     let base = json["model"]["vocab"].as_object().unwrap().len();
     for (i, content) in ["<extra_0>", "<extra_1>"].into_iter().enumerate() {
         let token = serde_json::json!({ "id": base + i, "content": content, "single_word": false, "lstrip": false,
@@ -363,7 +539,10 @@ fn only_special_tokens_may_lie_past_the_embedding_table() {
     assert_eq!(tokenizer.vocab_size(), base + 2);
     gemma3::load::check_vocabulary(&tokenizer, base, "tiny").unwrap();
     let error = gemma3::load::check_vocabulary(&tokenizer, base - 1, "tiny").unwrap_err();
-    assert!(matches!(error, Gemma3Error::VocabMismatch { tokenizer, embedding, .. } if tokenizer == base + 2 && embedding == base - 1), "{error}");
+    assert!(
+        matches!(error, Gemma3Error::VocabMismatch { tokenizer, embedding, .. } if tokenizer == base + 2 && embedding == base - 1),
+        "{error}"
+    );
     std::fs::remove_dir_all(root).ok();
 }
 
@@ -376,38 +555,134 @@ fn token_ids_outside_the_table_are_errors_not_zero_embeddings() {
     // The model's own checked forward pass: an error, not the zero embedding `forward` would use.
     let device = Default::default();
     let ids = |ids: &[u32]| gemma3::generate::token_tensor::<Flex>(ids, &device);
-    assert!(model.try_forward(ids(&[2, 299]), &mut model.new_cache()).is_ok());
-    let error = model.try_forward(ids(&[2, 300]), &mut model.new_cache()).unwrap_err();
-    assert!(matches!(error, Gemma3Error::TokenOutOfRange { id: 300, vocab_size: 300 }), "{error}");
-    let negative = burn::tensor::Tensor::<Flex, 2, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(vec![2i64, -1], [1, 2]), &device);
-    let error = model.try_forward(negative, &mut model.new_cache()).unwrap_err();
-    assert!(matches!(error, Gemma3Error::TokenOutOfRange { id: u32::MAX, .. }), "{error}");
-    let error = model.try_forward(ids(&[2; 65]), &mut model.new_cache()).unwrap_err();
-    assert!(matches!(error, Gemma3Error::PromptTooLong { tokens: 65, limit: 64, .. }), "{error}");
+    assert!(
+        model
+            .try_forward(ids(&[2, 299]), &mut model.new_cache())
+            .is_ok()
+    );
+    let error = model
+        .try_forward(ids(&[2, 300]), &mut model.new_cache())
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::TokenOutOfRange {
+                id: 300,
+                vocab_size: 300
+            }
+        ),
+        "{error}"
+    );
+    let negative = burn::tensor::Tensor::<Flex, 2, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(vec![2i64, -1], [1, 2]),
+        &device,
+    );
+    let error = model
+        .try_forward(negative, &mut model.new_cache())
+        .unwrap_err();
+    assert!(
+        matches!(error, Gemma3Error::TokenOutOfRange { id: u32::MAX, .. }),
+        "{error}"
+    );
+    let error = model
+        .try_forward(ids(&[2; 65]), &mut model.new_cache())
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::PromptTooLong {
+                tokens: 65,
+                limit: 64,
+                ..
+            }
+        ),
+        "{error}"
+    );
     let error = gemma3::generate::check_token_ids(&model, &[2, 300]).unwrap_err();
-    assert!(matches!(error, Gemma3Error::TokenOutOfRange { id: 300, vocab_size: 300 }), "{error}");
-    let mut tokens = tokenizer.encode(&"ab a abba b ba ".repeat(8), true).unwrap();
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::TokenOutOfRange {
+                id: 300,
+                vocab_size: 300
+            }
+        ),
+        "{error}"
+    );
+    let mut tokens = tokenizer
+        .encode(&"ab a abba b ba ".repeat(8), true)
+        .unwrap();
     tokens[5] = 300;
-    let options = gemma3::EvalOptions { context: 8, max_windows: None };
+    let options = gemma3::EvalOptions {
+        context: 8,
+        max_windows: None,
+    };
     let error = gemma3::evaluate(&model, &model, &tokens, &options, |_, _| {}).unwrap_err();
-    assert!(matches!(error, Gemma3Error::TokenOutOfRange { id: 300, .. }), "{error}");
+    assert!(
+        matches!(error, Gemma3Error::TokenOutOfRange { id: 300, .. }),
+        "{error}"
+    );
 
     // A model paired by hand with a tokenizer bigger than its table (the loaders refuse the
     // pair): `b` is token 262, past a 262-row table.
     let mut small = tiny_config();
     small.vocab_size = 262;
     let small_model = model_of(&small);
-    let error = gemma3::generate(&small_model, &tokenizer, "ab b", 10, &Sampler::Greedy, |_| {}).unwrap_err();
-    assert!(matches!(error, Gemma3Error::TokenOutOfRange { vocab_size: 262, .. }), "{error}");
+    let error = gemma3::generate(
+        &small_model,
+        &tokenizer,
+        "ab b",
+        10,
+        &Sampler::Greedy,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::TokenOutOfRange {
+                vocab_size: 262,
+                ..
+            }
+        ),
+        "{error}"
+    );
 
     // max_length past the context names the option and the context, not a prompt length.
-    let error = gemma3::generate(&model, &tokenizer, "ab", 100_000, &Sampler::Greedy, |_| {}).unwrap_err();
-    assert!(matches!(error, Gemma3Error::ExceedsContext { value: 100_000, context: 64, .. }), "{error}");
+    let error =
+        gemma3::generate(&model, &tokenizer, "ab", 100_000, &Sampler::Greedy, |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::ExceedsContext {
+                value: 100_000,
+                context: 64,
+                ..
+            }
+        ),
+        "{error}"
+    );
     let message = error.to_string();
-    assert!(message.contains("max_length") && message.contains("--max-length") && !message.contains("prompt"), "{message}");
+    assert!(
+        message.contains("max_length")
+            && message.contains("--max-length")
+            && !message.contains("prompt"),
+        "{message}"
+    );
     // A prompt longer than max_length counts the prompt's tokens.
-    let error = gemma3::generate(&model, &tokenizer, "ab ab ab ab", 3, &Sampler::Greedy, |_| {}).unwrap_err();
-    assert!(matches!(error, Gemma3Error::PromptTooLong { limit: 3, .. }), "{error}");
+    let error = gemma3::generate(
+        &model,
+        &tokenizer,
+        "ab ab ab ab",
+        3,
+        &Sampler::Greedy,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, Gemma3Error::PromptTooLong { limit: 3, .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -418,10 +693,17 @@ fn long_name_lists_are_cut() {
     for i in 0..1000 {
         source.shapes.insert(format!("foreign.{i}.weight"), vec![2]);
     }
-    let error = build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap_err();
+    let error =
+        build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap_err();
     let message = error.to_string();
-    assert!(matches!(&error, Gemma3Error::UnexpectedTensors(names) if names.len() == 11), "{message}");
-    assert!(message.contains("and 990 more") && message.len() < 1000, "{message}");
+    assert!(
+        matches!(&error, Gemma3Error::UnexpectedTensors(names) if names.len() == 11),
+        "{message}"
+    );
+    assert!(
+        message.contains("and 990 more") && message.len() < 1000,
+        "{message}"
+    );
 
     // A record missing most of what a model expects: a short message too.
     let root = scratch("cut");
@@ -431,7 +713,11 @@ fn long_name_lists_are_cut() {
     let skeleton = model_of(&bigger);
     let error = burn_int8::store::load_skeleton(skeleton, preset.join(WEIGHTS_FILE)).unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("more") && message.len() < 3000, "{} bytes: {message}", message.len());
+    assert!(
+        message.contains("more") && message.len() < 3000,
+        "{} bytes: {message}",
+        message.len()
+    );
     std::fs::remove_dir_all(root).ok();
 }
 
@@ -544,7 +830,12 @@ struct GgufCase {
 
 impl Default for GgufCase {
     fn default() -> Self {
-        Self { block_count: 2, head_count: 2, rms_norm_eps: 1e-6, embedding_rows: 300 }
+        Self {
+            block_count: 2,
+            head_count: 2,
+            rms_norm_eps: 1e-6,
+            embedding_rows: 300,
+        }
     }
 }
 
@@ -595,23 +886,75 @@ fn gguf_metadata_is_validated_against_its_tensors_and_tokenizer() {
     gemma3::generate(&model, &tokenizer, "ab a", 10, &Sampler::Greedy, |_| {}).unwrap();
 
     // 4,294,967,295 blocks: refused from the metadata alone.
-    let path = gguf("blocks", GgufCase { block_count: u32::MAX, ..Default::default() });
+    let path = gguf(
+        "blocks",
+        GgufCase {
+            block_count: u32::MAX,
+            ..Default::default()
+        },
+    );
     let result = quickly("block_count 0xffffffff", || load(&path));
     assert_eq!(invalid_field("block_count", result), "gemma3.block_count");
-    let path = gguf("heads", GgufCase { head_count: 1 << 31, ..Default::default() });
-    assert_eq!(invalid_field("head_count 2^31", quickly("head_count 2^31", || load(&path))), "gemma3.attention.head_count");
+    let path = gguf(
+        "heads",
+        GgufCase {
+            head_count: 1 << 31,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        invalid_field(
+            "head_count 2^31",
+            quickly("head_count 2^31", || load(&path))
+        ),
+        "gemma3.attention.head_count"
+    );
     // GGUF can hold a NaN epsilon.
-    let path = gguf("nan", GgufCase { rms_norm_eps: f32::NAN, ..Default::default() });
-    assert_eq!(invalid_field("NaN eps", load(&path)), "gemma3.attention.layer_norm_rms_epsilon");
+    let path = gguf(
+        "nan",
+        GgufCase {
+            rms_norm_eps: f32::NAN,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        invalid_field("NaN eps", load(&path)),
+        "gemma3.attention.layer_norm_rms_epsilon"
+    );
 
     // Metadata that disagrees with the tensors present: 4 query heads over q_proj weights of 2.
-    let path = gguf("mismatch", GgufCase { head_count: 4, ..Default::default() });
+    let path = gguf(
+        "mismatch",
+        GgufCase {
+            head_count: 4,
+            ..Default::default()
+        },
+    );
     let error = quickly("head_count 4", || load(&path)).err().unwrap();
-    assert!(matches!(&error, Gemma3Error::ShapeMismatch { name, .. } if name.contains("q_proj")), "{error}");
+    assert!(
+        matches!(&error, Gemma3Error::ShapeMismatch { name, .. } if name.contains("q_proj")),
+        "{error}"
+    );
 
     // A table of 299 rows under a 300-token vocabulary: id 299 would have no embedding.
-    let path = gguf("vocab", GgufCase { embedding_rows: 299, ..Default::default() });
+    let path = gguf(
+        "vocab",
+        GgufCase {
+            embedding_rows: 299,
+            ..Default::default()
+        },
+    );
     let error = load(&path).err().unwrap();
-    assert!(matches!(error, Gemma3Error::VocabMismatch { tokenizer: 300, embedding: 299, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Gemma3Error::VocabMismatch {
+                tokenizer: 300,
+                embedding: 299,
+                ..
+            }
+        ),
+        "{error}"
+    );
     std::fs::remove_dir_all(root).ok();
 }

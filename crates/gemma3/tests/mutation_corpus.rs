@@ -71,7 +71,8 @@ fn tokenizer() {
 /// `fuzz/corpus/<target>` of this checkout (the manifest dir at run time: a test binary reused
 /// from another checkout through a shared target dir carries that checkout's path).
 fn corpus_dir(target: &str) -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest.join("../../fuzz/corpus").join(target)
 }
 
@@ -85,7 +86,8 @@ fn read_seeds(target: &str) -> Option<Vec<(String, Vec<u8>)>> {
         if name.starts_with('.') || !path.is_file() {
             continue;
         }
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading seed {}: {e}", path.display()));
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("reading seed {}: {e}", path.display()));
         seeds.push((name, bytes));
     }
     seeds.sort();
@@ -102,11 +104,17 @@ fn run(target: &str, harness: Harness, default_cases: usize) {
                 "{}: no seed corpus for fuzz target `{target}` (write it with `python3 fuzz/make_seeds.py`)",
                 dir.display()
             );
-            eprintln!("SKIPPED: {}: no seed corpus for fuzz target `{target}` (write it with `python3 fuzz/make_seeds.py`)", dir.display());
+            eprintln!(
+                "SKIPPED: {}: no seed corpus for fuzz target `{target}` (write it with `python3 fuzz/make_seeds.py`)",
+                dir.display()
+            );
             return;
         }
     };
-    let cases = std::env::var("MUTATION_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cases);
+    let cases = std::env::var("MUTATION_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
     let started = Instant::now();
     let mut failures = Vec::new();
 
@@ -117,7 +125,10 @@ fn run(target: &str, harness: Harness, default_cases: usize) {
         in_flight.record(name, None, bytes);
         match catch(harness, bytes) {
             Ok(true) => seeds_accepted += 1,
-            Ok(false) => eprintln!("{target}: seed {name} is not accepted whole (fine while another seed is); last error: {}", harness::take_last_refusal()),
+            Ok(false) => eprintln!(
+                "{target}: seed {name} is not accepted whole (fine while another seed is); last error: {}",
+                harness::take_last_refusal()
+            ),
             Err(message) => failures.push(failure(target, name, None, &[], bytes, &message)),
         }
     }
@@ -128,14 +139,22 @@ fn run(target: &str, harness: Harness, default_cases: usize) {
             break;
         }
         let (name, seed) = &seeds[case % seeds.len()];
-        let mut rng = Rng::new(fnv1a(name.as_bytes()) ^ (case as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            Rng::new(fnv1a(name.as_bytes()) ^ (case as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut bytes = seed.clone();
         let count = 1 + rng.below(4);
         let mutations: Vec<Mutation> = (0..count).map(|_| mutate(&mut bytes, &mut rng)).collect();
         in_flight.record(name, Some(case), &bytes);
         match catch(harness, &bytes) {
             Ok(accepted) => cases_accepted += usize::from(accepted),
-            Err(message) => failures.push(failure(target, name, Some(case), &mutations, &bytes, &message)),
+            Err(message) => failures.push(failure(
+                target,
+                name,
+                Some(case),
+                &mutations,
+                &bytes,
+                &message,
+            )),
         }
     }
     harness::remove_scratch();
@@ -146,7 +165,12 @@ fn run(target: &str, harness: Harness, default_cases: usize) {
         seeds.len(),
         started.elapsed()
     );
-    assert!(failures.is_empty(), "fuzz target `{target}`: {} input(s) panicked:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "fuzz target `{target}`: {} input(s) panicked:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     assert!(
         seeds_accepted > 0,
         "fuzz target `{target}`: no seed of {} is accepted whole, so mutations only reach the first checks of the parsers: \
@@ -167,12 +191,16 @@ impl InFlight {
     fn new(target: &str) -> Self {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mutation_corpus");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        Self { input: dir.join(format!("{target}-in-flight")), label: dir.join(format!("{target}-in-flight.txt")) }
+        Self {
+            input: dir.join(format!("{target}-in-flight")),
+            label: dir.join(format!("{target}-in-flight.txt")),
+        }
     }
 
     fn record(&self, seed: &str, case: Option<usize>, bytes: &[u8]) {
         let label = format!("seed {seed}, case {case:?}\n");
-        let written = std::fs::write(&self.label, label).and_then(|()| std::fs::write(&self.input, bytes));
+        let written =
+            std::fs::write(&self.label, label).and_then(|()| std::fs::write(&self.input, bytes));
         written.unwrap_or_else(|e| panic!("writing {}: {e}", self.input.display()));
     }
 
@@ -193,7 +221,14 @@ fn catch(harness: Harness, bytes: &[u8]) -> Result<bool, String> {
 }
 
 /// The report of one panicking input, which is also written out for replay.
-fn failure(target: &str, seed: &str, case: Option<usize>, mutations: &[Mutation], bytes: &[u8], message: &str) -> String {
+fn failure(
+    target: &str,
+    seed: &str,
+    case: Option<usize>,
+    mutations: &[Mutation],
+    bytes: &[u8],
+    message: &str,
+) -> String {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mutation_corpus");
     let file = match case {
         Some(case) => dir.join(format!("{target}-{seed}-case{case}")),
@@ -201,14 +236,20 @@ fn failure(target: &str, seed: &str, case: Option<usize>, mutations: &[Mutation]
     };
     let saved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, bytes));
     let replay = match saved {
-        Ok(()) => format!("replay: cargo +nightly fuzz run {target} {}", file.display()),
+        Ok(()) => format!(
+            "replay: cargo +nightly fuzz run {target} {}",
+            file.display()
+        ),
         Err(e) => format!("(could not write the input to {}: {e})", file.display()),
     };
     let what = match case {
         Some(case) => format!("seed {seed}, case {case}, mutations {mutations:?}"),
         None => format!("seed {seed} itself"),
     };
-    format!("{what} ({} bytes): panicked: {message}\n  {replay}", bytes.len())
+    format!(
+        "{what} ({} bytes): panicked: {message}\n  {replay}",
+        bytes.len()
+    )
 }
 
 // --------------------------------------------------------------------------------- mutator
@@ -237,7 +278,11 @@ impl Rng {
 
     /// Uniform-enough in `0..n` (0 when `n` is 0).
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
     }
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
@@ -246,7 +291,9 @@ impl Rng {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Bytes that often mean something at a boundary.
@@ -313,7 +360,11 @@ enum Mutation {
 }
 
 fn position(rng: &mut Rng, len: usize) -> usize {
-    if rng.below(2) == 0 { rng.below(len.min(HEAD)) } else { rng.below(len) }
+    if rng.below(2) == 0 {
+        rng.below(len.min(HEAD))
+    } else {
+        rng.below(len)
+    }
 }
 
 /// Applies one random mutation to `bytes` and returns it.
@@ -322,7 +373,11 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) -> Mutation {
     if len == 0 {
         let value = rng.pick(&BOUNDARY_INTS);
         bytes.extend_from_slice(&value.to_le_bytes()[..4]);
-        return Mutation::Overwrite { at: 0, width: 4, value };
+        return Mutation::Overwrite {
+            at: 0,
+            width: 4,
+            value,
+        };
     }
     match rng.below(8) {
         0 => {
@@ -357,7 +412,11 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) -> Mutation {
             let tail = bytes.split_off(to);
             bytes.extend_from_slice(&copy);
             bytes.extend_from_slice(&tail);
-            Mutation::Duplicate { from, len: chunk, to }
+            Mutation::Duplicate {
+                from,
+                len: chunk,
+                to,
+            }
         }
         6 => {
             let from = position(rng, len);
@@ -369,17 +428,25 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) -> Mutation {
             let start = position(rng, len);
             let text = rng.pick(&BOUNDARY_NUMBERS);
             // The first number at or after `start`: digits with a sign, point and exponent.
-            let Some(first) = bytes[start..].iter().position(u8::is_ascii_digit).map(|i| start + i) else {
+            let Some(first) = bytes[start..]
+                .iter()
+                .position(u8::is_ascii_digit)
+                .map(|i| start + i)
+            else {
                 let value = rng.pick(&BOUNDARY_BYTES);
                 bytes[start] = value;
                 return Mutation::SetByte { at: start, value };
             };
-            let number = |b: &u8| b.is_ascii_digit() || matches!(*b, b'.' | b'e' | b'E' | b'+' | b'-');
+            let number =
+                |b: &u8| b.is_ascii_digit() || matches!(*b, b'.' | b'e' | b'E' | b'+' | b'-');
             let mut begin = first;
             while begin > 0 && number(&bytes[begin - 1]) {
                 begin -= 1;
             }
-            let end = bytes[first..].iter().position(|b| !number(b)).map_or(bytes.len(), |i| first + i);
+            let end = bytes[first..]
+                .iter()
+                .position(|b| !number(b))
+                .map_or(bytes.len(), |i| first + i);
             let tail = bytes.split_off(end);
             bytes.truncate(begin);
             bytes.extend_from_slice(text.as_bytes());

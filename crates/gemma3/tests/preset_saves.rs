@@ -14,7 +14,8 @@ use burn::backend::Flex;
 use burn_int8::QuantizeExt;
 use burn_int8_gemma3::load::{WeightSource, build_model, expected_tensors};
 use burn_int8_gemma3::preset::{
-    self, CHECKSUMS_FILE, CONFIG_FILE, PresetOptions, SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV, SAVE_NO_EXCHANGE_ENV, WEIGHTS_FILE, from_preset, from_preset_with, save_to_preset,
+    self, CHECKSUMS_FILE, CONFIG_FILE, PresetOptions, SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV,
+    SAVE_NO_EXCHANGE_ENV, WEIGHTS_FILE, from_preset, from_preset_with, save_to_preset,
 };
 use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
 use burn_int8_gemma3::{self as gemma3, Gemma3, Gemma3Config, Gemma3Error};
@@ -32,7 +33,12 @@ fn tiny_config() -> Gemma3Config {
 
 /// 256 byte pieces, specials, and a few merges: enough to encode any text.
 fn tiny_vocab(size: usize) -> Vocab {
-    let mut tokens = vec!["<pad>".to_string(), "<eos>".into(), "<bos>".into(), "<unk>".into()];
+    let mut tokens = vec![
+        "<pad>".to_string(),
+        "<eos>".into(),
+        "<bos>".into(),
+        "<unk>".into(),
+    ];
     let mut types = vec![3, 3, 3, 3];
     tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
     types.extend(std::iter::repeat_n(6, 256));
@@ -45,7 +51,17 @@ fn tiny_vocab(size: usize) -> Vocab {
         types.push(3);
     }
     let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
-    Vocab { tokens, scores, token_types: types, bos_id: 2, eos_id: 1, unknown_id: Some(3), padding_id: Some(0), add_bos: true, add_space_prefix: false }
+    Vocab {
+        tokens,
+        scores,
+        token_types: types,
+        bos_id: 2,
+        eos_id: 1,
+        unknown_id: Some(3),
+        padding_id: Some(0),
+        add_bos: true,
+        add_space_prefix: false,
+    }
 }
 
 /// Deterministic small weights that differ with `seed`.
@@ -56,13 +72,18 @@ struct SeededSource {
 
 impl SeededSource {
     fn values(&self, range: Range<usize>) -> Vec<f32> {
-        range.map(|i| (((i * 7919 + self.seed * 104_729) % 101) as f32 / 101.0 - 0.5) * 0.2).collect()
+        range
+            .map(|i| (((i * 7919 + self.seed * 104_729) % 101) as f32 / 101.0 - 0.5) * 0.2)
+            .collect()
     }
 }
 
 impl WeightSource for SeededSource {
     fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
-        self.shapes.get(name).cloned().ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
+        self.shapes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
     }
     fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
         let count: usize = self.shape(name)?.iter().product();
@@ -80,19 +101,36 @@ impl WeightSource for SeededSource {
 /// A tiny float model whose weights depend on `seed`, and its tokenizer.
 fn tiny(seed: usize) -> (Gemma3<Flex>, Tokenizer) {
     let config = tiny_config();
-    let mut source = SeededSource { shapes: expected_tensors(&config).into_iter().collect(), seed };
-    let model = build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap();
-    (model, Tokenizer::from_vocab(tiny_vocab(config.vocab_size)).unwrap())
+    let mut source = SeededSource {
+        shapes: expected_tensors(&config).into_iter().collect(),
+        seed,
+    };
+    let model =
+        build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap();
+    (
+        model,
+        Tokenizer::from_vocab(tiny_vocab(config.vocab_size)).unwrap(),
+    )
 }
 
 /// The final norm's weights: tells the models of different seeds apart.
 fn norm_of(model: &Gemma3<Flex>) -> Vec<f32> {
-    model.norm.weight.val().into_data().convert::<f32>().to_vec::<f32>().unwrap()
+    model
+        .norm
+        .weight
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap()
 }
 
 /// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("burn-int8-preset-saves-{name}-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!(
+        "burn-int8-preset-saves-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     root
@@ -122,7 +160,10 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|entry| {
             let entry = entry.unwrap();
-            (entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path()).unwrap())
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path()).unwrap(),
+            )
         })
         .collect();
     files.sort();
@@ -132,7 +173,10 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// The aborts of the test hook should not leave core files around.
 #[cfg(target_os = "linux")]
 fn no_core_dumps() {
-    let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `none` is a valid rlimit that outlives the call.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &none);
@@ -150,14 +194,22 @@ fn run_child_save(dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
 /// [`run_child_save`] without waiting, output discarded.
 fn spawn_child_save(dir: &Path) -> std::process::Child {
     use std::process::Stdio;
-    child_save_command(dir, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    child_save_command(dir, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn child_save_command(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     // The test's name in the one integration binary: `preset_saves::child_saver`.
-    let module = module_path!().split_once("::").map_or(module_path!(), |(_, path)| path);
-    command.args(["--exact", &format!("{module}::child_saver"), "--nocapture"]).env(CHILD_SAVE_ENV, dir);
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, path)| path);
+    command
+        .args(["--exact", &format!("{module}::child_saver"), "--nocapture"])
+        .env(CHILD_SAVE_ENV, dir);
     for name in [SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV, SAVE_NO_EXCHANGE_ENV] {
         command.env_remove(name);
     }
@@ -171,7 +223,9 @@ fn child_save_command(dir: &Path, env: &[(&str, &str)]) -> Command {
 /// unless [`CHILD_SAVE_ENV`] is set). Saves the seed-2 model over the directory named there.
 #[test]
 fn child_saver() {
-    let Some(dir) = std::env::var_os(CHILD_SAVE_ENV) else { return };
+    let Some(dir) = std::env::var_os(CHILD_SAVE_ENV) else {
+        return;
+    };
     no_core_dumps();
     let (model, tokenizer) = tiny(2);
     save_to_preset(&model, &tokenizer, Path::new(&dir), true).unwrap();
@@ -191,7 +245,13 @@ fn a_save_killed_at_any_step_leaves_a_preset_that_loads() {
     let (old_norm, new_norm) = (norm_of(&old_model), norm_of(&new_model));
     assert_ne!(old_norm, new_norm);
     // (step, two-rename fallback, which preset is at `dir` after the kill)
-    let cases = [("filled", false, "old"), ("swapped", false, "new"), ("filled", true, "old"), ("first-rename", true, "old"), ("swapped", true, "new")];
+    let cases = [
+        ("filled", false, "old"),
+        ("swapped", false, "new"),
+        ("filled", true, "old"),
+        ("first-rename", true, "old"),
+        ("swapped", true, "new"),
+    ];
     for (step, fallback, expected) in cases {
         let case = format!("{step}{}", if fallback { " (two renames)" } else { "" });
         save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
@@ -207,41 +267,76 @@ fn a_save_killed_at_any_step_leaves_a_preset_that_loads() {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(!leftovers(&dir).is_empty(), "{case}: the killed save left nothing to clean up?");
+        assert!(
+            !leftovers(&dir).is_empty(),
+            "{case}: the killed save left nothing to clean up?"
+        );
         if step == "first-rename" {
-            assert!(!dir.exists(), "{case}: the old preset should be aside, none at {}", dir.display());
+            assert!(
+                !dir.exists(),
+                "{case}: the old preset should be aside, none at {}",
+                dir.display()
+            );
         }
         if step == "swapped" && !fallback {
             // The exchange itself, not two renames: the old preset is where the new one was
             // written (`.NAME.tmp-PID`), and nothing was ever moved to `.NAME.old-PID`.
             let left = leftovers(&dir);
-            assert!(left.len() == 1 && left[0].starts_with(".preset.tmp-"), "{case}: {left:?}");
-            let (aside, _) = from_preset::<Flex>(&root.join(&left[0]), &Default::default()).unwrap();
-            assert_eq!(norm_of(&aside), old_norm, "{case}: the exchanged-out copy is the old preset");
+            assert!(
+                left.len() == 1 && left[0].starts_with(".preset.tmp-"),
+                "{case}: {left:?}"
+            );
+            let (aside, _) =
+                from_preset::<Flex>(&root.join(&left[0]), &Default::default()).unwrap();
+            assert_eq!(
+                norm_of(&aside),
+                old_norm,
+                "{case}: the exchanged-out copy is the old preset"
+            );
         }
 
         // The preset at `dir` loads, checksum verified (after moving the old copy back when
         // the kill came between the two renames).
-        let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let (loaded, _) = from_preset::<Flex>(&dir, &Default::default())
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
         let norm = norm_of(&loaded);
-        assert!(norm == old_norm || norm == new_norm, "{case}: neither the old nor the new preset");
+        assert!(
+            norm == old_norm || norm == new_norm,
+            "{case}: neither the old nor the new preset"
+        );
         let found = if norm == new_norm { "new" } else { "old" };
         assert_eq!(found, expected, "{case}");
         drop(loaded);
 
         // The next save cleans up after the dead one.
         save_to_preset(&new_model, &tokenizer, &dir, true).unwrap();
-        assert!(leftovers(&dir).is_empty(), "{case}: {:?} left behind", leftovers(&dir));
+        assert!(
+            leftovers(&dir).is_empty(),
+            "{case}: {:?} left behind",
+            leftovers(&dir)
+        );
         let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
         assert_eq!(norm_of(&loaded), new_norm, "{case}");
     }
 
     // A kill between the two renames is also recovered by the next save, not only a load.
     save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
-    let output = run_child_save(&dir, &[(SAVE_ABORT_AT_ENV, "first-rename"), (SAVE_NO_EXCHANGE_ENV, "1")]);
-    assert!(output.status.signal().is_some(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run_child_save(
+        &dir,
+        &[
+            (SAVE_ABORT_AT_ENV, "first-rename"),
+            (SAVE_NO_EXCHANGE_ENV, "1"),
+        ],
+    );
+    assert!(
+        output.status.signal().is_some(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(!dir.exists());
-    let error = save_to_preset(&new_model, &tokenizer, &dir, false).err().expect("the recovered preset exists");
+    let error = save_to_preset(&new_model, &tokenizer, &dir, false)
+        .err()
+        .expect("the recovered preset exists");
     assert!(error.to_string().contains("exists"), "{error}");
     let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
     assert_eq!(norm_of(&loaded), old_norm);
@@ -260,8 +355,14 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     save_to_preset(&model, &tokenizer, &dir, false).unwrap();
     let config_path = dir.join(CONFIG_FILE);
     let config = json_of(&config_path);
-    let recorded = config["burn_int8"]["weights_xxh3"].as_str().expect("burn_int8.weights_xxh3").to_string();
-    assert!(recorded.len() == 16 && recorded.bytes().all(|b| b.is_ascii_hexdigit()), "{recorded}");
+    let recorded = config["burn_int8"]["weights_xxh3"]
+        .as_str()
+        .expect("burn_int8.weights_xxh3")
+        .to_string();
+    assert!(
+        recorded.len() == 16 && recorded.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{recorded}"
+    );
     let weights = dir.join(WEIGHTS_FILE);
     assert_eq!(preset::weights_checksum(&weights).unwrap(), recorded);
     from_preset::<Flex>(&dir, &Default::default()).unwrap();
@@ -271,7 +372,11 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     bytes[middle] ^= 0xFF;
     std::fs::write(&weights, &bytes).unwrap();
     match from_preset::<Flex>(&dir, &Default::default()) {
-        Err(Gemma3Error::Checksum { path, expected, found }) => {
+        Err(Gemma3Error::Checksum {
+            path,
+            expected,
+            found,
+        }) => {
             assert_eq!(path, weights);
             assert_eq!(expected, recorded);
             assert_ne!(found, recorded);
@@ -279,13 +384,26 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
         Err(other) => panic!("expected a checksum error, got: {other}"),
         Ok(_) => panic!("a corrupt preset loaded"),
     }
-    let error = gemma3::load_model::<Flex>(&dir, false, &Default::default(), |_| {}).err().expect("a corrupt preset loaded");
+    let error = gemma3::load_model::<Flex>(&dir, false, &Default::default(), |_| {})
+        .err()
+        .expect("a corrupt preset loaded");
     assert!(matches!(error, Gemma3Error::Checksum { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains("corrupt") && message.contains(WEIGHTS_FILE) && message.contains("verify_checksum"), "{message}");
+    assert!(
+        message.contains("corrupt")
+            && message.contains(WEIGHTS_FILE)
+            && message.contains("verify_checksum"),
+        "{message}"
+    );
     eprintln!("{message}");
     // Opted out, the flipped weight loads as it is.
-    let unverified = from_preset_with::<Flex>(&dir, &Default::default(), PresetOptions { verify_checksum: false });
+    let unverified = from_preset_with::<Flex>(
+        &dir,
+        &Default::default(),
+        PresetOptions {
+            verify_checksum: false,
+        },
+    );
     assert!(unverified.is_ok(), "{:?}", unverified.err());
     drop(unverified);
 
@@ -293,7 +411,16 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     let binary = env!("CARGO_BIN_EXE_burn-int8");
     let generate = |no_verify: bool| {
         let mut command = Command::new(binary);
-        command.args(["gemma3", "generate", "--model", dir.to_str().unwrap(), "--prompt", "ab", "--max-length", "6"]);
+        command.args([
+            "gemma3",
+            "generate",
+            "--model",
+            dir.to_str().unwrap(),
+            "--prompt",
+            "ab",
+            "--max-length",
+            "6",
+        ]);
         if no_verify {
             command.arg("--no-verify");
         }
@@ -303,19 +430,34 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The CLI speaks CLI: its option, not the library's `PresetOptions`.
-    assert!(stderr.contains("corrupt") && stderr.contains("--no-verify") && !stderr.contains("PresetOptions"), "{stderr}");
+    assert!(
+        stderr.contains("corrupt")
+            && stderr.contains("--no-verify")
+            && !stderr.contains("PresetOptions"),
+        "{stderr}"
+    );
     let output = generate(true);
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("corrupt"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("corrupt"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // A preset of an earlier version, without checksums.json: its config.json's checksum of
     // the weights is verified...
     std::fs::remove_file(dir.join(CHECKSUMS_FILE)).unwrap();
-    assert!(matches!(from_preset::<Flex>(&dir, &Default::default()), Err(Gemma3Error::Checksum { .. })));
+    assert!(matches!(
+        from_preset::<Flex>(&dir, &Default::default()),
+        Err(Gemma3Error::Checksum { .. })
+    ));
     // ...and one without any checksum loads (with a warning that it cannot be verified).
     bytes[middle] ^= 0xFF;
     std::fs::write(&weights, &bytes).unwrap();
     let mut config = config;
-    let _ = config["burn_int8"].as_object_mut().unwrap().remove("weights_xxh3");
+    let _ = config["burn_int8"]
+        .as_object_mut()
+        .unwrap()
+        .remove("weights_xxh3");
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
     assert_eq!(norm_of(&loaded), norm_of(&model));
@@ -329,10 +471,19 @@ fn checksums_are_the_reference_xxh3() {
     let root = scratch("xxh3");
     let empty = root.join("empty");
     std::fs::write(&empty, b"").unwrap();
-    assert_eq!(preset::weights_checksum(&empty).unwrap(), "2d06800538d394c2");
+    assert_eq!(
+        preset::weights_checksum(&empty).unwrap(),
+        "2d06800538d394c2"
+    );
     // bytes((i * 31 + 7) % 251 for i in range(3 * 1024 * 1024 + 17))
     let long = root.join("long");
-    std::fs::write(&long, (0..3 * 1024 * 1024 + 17).map(|i: usize| ((i * 31 + 7) % 251) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &long,
+        (0..3 * 1024 * 1024 + 17)
+            .map(|i: usize| ((i * 31 + 7) % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     assert_eq!(preset::weights_checksum(&long).unwrap(), "5384e0bd85749ef1");
     std::fs::remove_dir_all(&root).ok();
 }
@@ -347,8 +498,17 @@ fn edits_and_flips_anywhere_in_a_preset_are_checksum_errors() {
     let (model, tokenizer) = tiny(1);
     save_to_preset(&model, &tokenizer, &dir, false).unwrap();
     let manifest = json_of(&dir.join(CHECKSUMS_FILE));
-    let listed: Vec<&str> = manifest["files"].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(listed, [CONFIG_FILE, WEIGHTS_FILE, "tokenizer.vocab.json"], "{manifest}");
+    let listed: Vec<&str> = manifest["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        listed,
+        [CONFIG_FILE, WEIGHTS_FILE, "tokenizer.vocab.json"],
+        "{manifest}"
+    );
     assert_eq!(manifest["algorithm"], "xxh3-64");
     let pristine = snapshot(&dir);
 
@@ -360,7 +520,14 @@ fn edits_and_flips_anywhere_in_a_preset_are_checksum_errors() {
         Err(Gemma3Error::Checksum { path, .. }) => assert_eq!(path, config_path),
         other => panic!("an edited config.json: {:?}", other.err()),
     }
-    let (edited, _) = from_preset_with::<Flex>(&dir, &Default::default(), PresetOptions { verify_checksum: false }).unwrap();
+    let (edited, _) = from_preset_with::<Flex>(
+        &dir,
+        &Default::default(),
+        PresetOptions {
+            verify_checksum: false,
+        },
+    )
+    .unwrap();
     assert_eq!(edited.config.rms_norm_eps, 1e-3);
 
     for (name, bytes) in &pristine {
@@ -385,7 +552,10 @@ fn edits_and_flips_anywhere_in_a_preset_are_checksum_errors() {
     hostile["files"]["../outside"] = "0000000000000000".into();
     std::fs::write(dir.join(CHECKSUMS_FILE), hostile.to_string()).unwrap();
     match from_preset::<Flex>(&dir, &Default::default()) {
-        Err(Gemma3Error::Format { path, message }) => assert!(path.ends_with(CHECKSUMS_FILE) && message.contains("../outside"), "{message}"),
+        Err(Gemma3Error::Format { path, message }) => assert!(
+            path.ends_with(CHECKSUMS_FILE) && message.contains("../outside"),
+            "{message}"
+        ),
         other => panic!("a manifest naming ../outside: {:?}", other.err()),
     }
     std::fs::remove_dir_all(&root).ok();
@@ -405,19 +575,44 @@ fn a_preset_whose_precision_disagrees_with_its_record_names_the_field() {
     let mut config = json_of(&config_path);
     config["burn_int8"]["precision"] = "float32".into();
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    let unverified = PresetOptions { verify_checksum: false };
+    let unverified = PresetOptions {
+        verify_checksum: false,
+    };
     match from_preset_with::<Flex>(&dir, &Default::default(), unverified) {
-        Err(Gemma3Error::PresetMismatch { field, config, record, .. }) => {
-            assert_eq!((field, config.as_str(), record.as_str()), ("burn_int8.precision", "float32", "int8 weights"));
+        Err(Gemma3Error::PresetMismatch {
+            field,
+            config,
+            record,
+            ..
+        }) => {
+            assert_eq!(
+                (field, config.as_str(), record.as_str()),
+                ("burn_int8.precision", "float32", "int8 weights")
+            );
         }
         other => panic!("a float32 config over int8 weights: {:?}", other.err()),
     }
     let output = Command::new(env!("CARGO_BIN_EXE_burn-int8"))
-        .args(["gemma3", "generate", "--no-verify", "--model", dir.to_str().unwrap(), "--prompt", "ab", "--max-length", "6"])
+        .args([
+            "gemma3",
+            "generate",
+            "--no-verify",
+            "--model",
+            dir.to_str().unwrap(),
+            "--prompt",
+            "ab",
+            "--max-length",
+            "6",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success() && stderr.contains("burn_int8.precision") && !stderr.contains("quantize_int8"), "{stderr}");
+    assert!(
+        !output.status.success()
+            && stderr.contains("burn_int8.precision")
+            && !stderr.contains("quantize_int8"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -445,7 +640,10 @@ fn saves_killed_at_random_moments_never_lose_the_preset() {
     let (mut hits, mut attempts) = (0, 0);
     while hits < 3 {
         attempts += 1;
-        assert!(attempts <= 2000, "only {hits} of {attempts} random kills landed inside a save of {span:?}");
+        assert!(
+            attempts <= 2000,
+            "only {hits} of {attempts} random kills landed inside a save of {span:?}"
+        );
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
@@ -457,16 +655,30 @@ fn saves_killed_at_random_moments_never_lose_the_preset() {
         let left = leftovers(&dir);
         if status.signal().is_some() && !left.is_empty() {
             hits += 1;
-            assert!(left.iter().all(|name| name.starts_with(".preset.tmp-")), "the exchange moves nothing to .old: {left:?}");
+            assert!(
+                left.iter().all(|name| name.starts_with(".preset.tmp-")),
+                "the exchange moves nothing to .old: {left:?}"
+            );
         }
-        let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap_or_else(|e| panic!("after a kill at {delay:?}: {e}"));
+        let (loaded, _) = from_preset::<Flex>(&dir, &Default::default())
+            .unwrap_or_else(|e| panic!("after a kill at {delay:?}: {e}"));
         let norm = norm_of(&loaded);
-        assert!(norm == old_norm || norm == new_norm, "after a kill at {delay:?}: neither the old nor the new preset");
+        assert!(
+            norm == old_norm || norm == new_norm,
+            "after a kill at {delay:?}: neither the old nor the new preset"
+        );
         drop(loaded);
         save_to_preset(&old_model, &tokenizer, &dir, true).unwrap();
-        assert!(leftovers(&dir).is_empty(), "{:?} left after the next save", leftovers(&dir));
+        assert!(
+            leftovers(&dir).is_empty(),
+            "{:?} left after the next save",
+            leftovers(&dir)
+        );
     }
-    eprintln!("{hits} of {attempts} random kills landed inside a save (a save takes {:?} in a child)", span);
+    eprintln!(
+        "{hits} of {attempts} random kills landed inside a save (a save takes {:?} in a child)",
+        span
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -479,8 +691,14 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
 
     let file = root.join("afile");
     std::fs::write(&file, b"not a preset").unwrap();
-    let error = save_to_preset(&model, &tokenizer, &file, false).err().expect("saved over a file without overwrite");
-    assert!(error.to_string().contains("exists") && error.to_string().contains(&file.display().to_string()), "{error}");
+    let error = save_to_preset(&model, &tokenizer, &file, false)
+        .err()
+        .expect("saved over a file without overwrite");
+    assert!(
+        error.to_string().contains("exists")
+            && error.to_string().contains(&file.display().to_string()),
+        "{error}"
+    );
     assert_eq!(std::fs::read(&file).unwrap(), b"not a preset");
     assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
     save_to_preset(&model, &tokenizer, &file, true).unwrap();
@@ -492,7 +710,11 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     let second = root.join("another-file");
     std::fs::write(&second, b"not a preset either").unwrap();
     let output = run_child_save(&second, &[(SAVE_NO_EXCHANGE_ENV, "1")]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(second.is_dir());
     from_preset::<Flex>(&second, &Default::default()).unwrap();
     assert!(leftovers(&second).is_empty(), "{:?}", leftovers(&second));
@@ -502,14 +724,19 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     let before = snapshot(&file);
     let output = run_child_save(&file, &[(SAVE_FAIL_AT_ENV, "filled")]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success() && stderr.contains(SAVE_FAIL_AT_ENV), "{stderr}");
+    assert!(
+        !output.status.success() && stderr.contains(SAVE_FAIL_AT_ENV),
+        "{stderr}"
+    );
     assert_eq!(snapshot(&file), before);
     assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
 
     // Without overwrite onto a preset: an error, and nothing changes.
     let before = snapshot(&file);
     let (other, _) = tiny(2);
-    let error = save_to_preset(&other, &tokenizer, &file, false).err().expect("saved over a preset without overwrite");
+    let error = save_to_preset(&other, &tokenizer, &file, false)
+        .err()
+        .expect("saved over a preset without overwrite");
     assert!(error.to_string().contains("exists"), "{error}");
     assert_eq!(snapshot(&file), before);
     assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
@@ -517,8 +744,13 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     // A parent that is a regular file: the error names it, and nothing is left.
     let blocker = root.join("blocker");
     std::fs::write(&blocker, b"a file").unwrap();
-    let error = save_to_preset(&model, &tokenizer, &blocker.join("preset"), false).err().expect("saved under a file");
-    assert!(error.to_string().contains(&blocker.display().to_string()), "{error}");
+    let error = save_to_preset(&model, &tokenizer, &blocker.join("preset"), false)
+        .err()
+        .expect("saved under a file");
+    assert!(
+        error.to_string().contains(&blocker.display().to_string()),
+        "{error}"
+    );
     assert_eq!(std::fs::read(&blocker).unwrap(), b"a file");
     std::fs::remove_dir_all(&root).ok();
 }
@@ -534,7 +766,16 @@ fn logits_out_errors_name_the_path_and_leave_no_temporary_file() {
     let binary = env!("CARGO_BIN_EXE_burn-int8");
     let logits = |out: &Path| {
         Command::new(binary)
-            .args(["gemma3", "logits", "--model", dir.to_str().unwrap(), "--tokens", "2,260", "--out", out.to_str().unwrap()])
+            .args([
+                "gemma3",
+                "logits",
+                "--model",
+                dir.to_str().unwrap(),
+                "--tokens",
+                "2,260",
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .output()
             .unwrap()
     };
@@ -556,7 +797,11 @@ fn logits_out_errors_name_the_path_and_leave_no_temporary_file() {
     // And a good path still works.
     let good = root.join("logits.safetensors");
     let output = logits(good.as_path());
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(good.is_file() && !root.join("logits.safetensors.tmp").exists());
     std::fs::remove_dir_all(&root).ok();
 }

@@ -29,7 +29,11 @@ impl RealHeader {
         let data_offset = file.data_offset();
         let mut bytes = vec![0u8; data_offset as usize];
         std::io::Read::read_exact(&mut std::fs::File::open(path).unwrap(), &mut bytes).unwrap();
-        Self { bytes, file_len: file.file_len(), data_offset }
+        Self {
+            bytes,
+            file_len: file.file_len(),
+            data_offset,
+        }
     }
 
     /// Where the value of metadata key `key` starts: after `[u64 len][key][u32 type]`; the type
@@ -50,7 +54,10 @@ impl RealHeader {
     fn after_string(&self, text: &str) -> usize {
         let mut pattern = (text.len() as u64).to_le_bytes().to_vec();
         pattern.extend_from_slice(text.as_bytes());
-        let at = self.bytes.windows(pattern.len()).position(|window| window == pattern.as_slice());
+        let at = self
+            .bytes
+            .windows(pattern.len())
+            .position(|window| window == pattern.as_slice());
         at.unwrap_or_else(|| panic!("{text:?} is not in the real header")) + pattern.len()
     }
 
@@ -67,7 +74,8 @@ impl RealHeader {
 
 /// A directory of one test's own (the tests run in parallel).
 fn scratch(test: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("burn-int8-real-gguf-{test}-{}", std::process::id()));
+    let root =
+        std::env::temp_dir().join(format!("burn-int8-real-gguf-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     root
@@ -82,8 +90,13 @@ fn gguf_error(case: &str, path: &Path, result: Result<(), Gemma3Error>) -> GgufE
     match result {
         Err(error @ Gemma3Error::Gguf { .. }) => {
             let message = error.to_string();
-            assert!(message.starts_with(&path.display().to_string()), "{case}: the message names no file: {message}");
-            let Gemma3Error::Gguf { source, .. } = error else { unreachable!() };
+            assert!(
+                message.starts_with(&path.display().to_string()),
+                "{case}: the message names no file: {message}"
+            );
+            let Gemma3Error::Gguf { source, .. } = error else {
+                unreachable!()
+            };
             source
         }
         other => panic!("{case}: expected a GGUF reader error, got {other:?}"),
@@ -100,21 +113,32 @@ fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
 
 #[test]
 fn truncations_of_the_real_file_on_a_grid_are_typed_errors() {
-    let Some(real) = gemma3_checkpoint() else { return };
+    let Some(real) = gemma3_checkpoint() else {
+        return;
+    };
     let header = RealHeader::read(&real);
     let root = scratch("cuts");
     let path = root.join("cut.gguf");
     let header_len = header.data_offset;
     let mut cuts: Vec<u64> = vec![0, 1, 3, 4, 7, 8, 15, 16, 23, 24, 25];
     cuts.extend((1..64).map(|i| 24 + (header_len - 24) * i / 64));
-    cuts.extend([header_len - 1, header_len, header_len + 1, (header_len + header.file_len) / 2, header.file_len - 1]);
+    cuts.extend([
+        header_len - 1,
+        header_len,
+        header_len + 1,
+        (header_len + header.file_len) / 2,
+        header.file_len - 1,
+    ]);
     for cut in cuts {
         let case = format!("cut at {cut} of {}", header.file_len);
         header.write(&path, cut, |_| {});
         let result = load(&path);
         if cut < 4 {
             // Too short for a magic: an I/O error (unexpected end of file) naming the file.
-            assert!(matches!(&result, Err(Gemma3Error::Io { path: p, .. }) if p == &path), "{case}: {result:?}");
+            assert!(
+                matches!(&result, Err(Gemma3Error::Io { path: p, .. }) if p == &path),
+                "{case}: {result:?}"
+            );
             continue;
         }
         let error = gguf_error(&case, &path, result);
@@ -122,14 +146,18 @@ fn truncations_of_the_real_file_on_a_grid_are_typed_errors() {
             // Inside the header: a field or a declared length runs past the end, or (in the
             // alignment padding before the data) the first tensor does.
             let expected = match &error {
-                GgufError::Truncated { file_len, .. } | GgufError::TensorOutOfBounds { file_len, .. } => *file_len == cut,
+                GgufError::Truncated { file_len, .. }
+                | GgufError::TensorOutOfBounds { file_len, .. } => *file_len == cut,
                 GgufError::LengthTooLarge { .. } => true,
                 _ => false,
             };
             assert!(expected, "{case}: {error}");
         } else {
             // The header is whole: the tensor data is not.
-            assert!(matches!(error, GgufError::TensorOutOfBounds { file_len, .. } if file_len == cut), "{case}: {error}");
+            assert!(
+                matches!(error, GgufError::TensorOutOfBounds { file_len, .. } if file_len == cut),
+                "{case}: {error}"
+            );
         }
     }
     // The whole header with its data (a hole here) opens: the cases above failed for their cut.
@@ -140,7 +168,9 @@ fn truncations_of_the_real_file_on_a_grid_are_typed_errors() {
 
 #[test]
 fn flipped_header_fields_of_the_real_file_are_typed_errors() {
-    let Some(real) = gemma3_checkpoint() else { return };
+    let Some(real) = gemma3_checkpoint() else {
+        return;
+    };
     let header = RealHeader::read(&real);
     let root = scratch("flips");
     let path = root.join("flipped.gguf");
@@ -151,19 +181,54 @@ fn flipped_header_fields_of_the_real_file_are_typed_errors() {
     // (what, byte to flip, what the reader must say)
     type Expect = fn(&GgufError) -> bool;
     let cases: [(&str, usize, Expect); 11] = [
-        ("version", 4, |e| matches!(e, GgufError::UnsupportedVersion(_))),
-        ("tensor count, high byte", 15, |e| matches!(e, GgufError::LengthTooLarge { .. })),
-        ("metadata count, high byte", 23, |e| matches!(e, GgufError::LengthTooLarge { .. })),
-        ("first key's length, high byte", first_key + 7, |e| matches!(e, GgufError::LengthTooLarge { .. })),
-        ("a token's text, first byte", token + 8, |e| matches!(e, GgufError::InvalidUtf8 { .. })),
-        ("token_embd n_dims", embedding, |e| matches!(e, GgufError::TooManyDims { tensor, .. } if tensor == "token_embd.weight")),
-        ("token_embd ne0, low byte", embedding + 4, |e| matches!(e, GgufError::InvalidShape { tensor, .. } if tensor == "token_embd.weight")),
-        ("token_embd type", embedding + 4 + 16, |e| matches!(e, GgufError::UnknownType { tensor, .. } if tensor == "token_embd.weight")),
-        ("token_embd offset, low byte", embedding + 4 + 16 + 4, |e| matches!(e, GgufError::MisalignedOffset { tensor, .. } if tensor == "token_embd.weight")),
-        ("token_embd offset, high byte", embedding + 4 + 16 + 4 + 7, |e| {
-            matches!(e, GgufError::TensorOutOfBounds { tensor, .. } if tensor == "token_embd.weight") || matches!(e, GgufError::Overflow(_))
+        ("version", 4, |e| {
+            matches!(e, GgufError::UnsupportedVersion(_))
         }),
-        ("blk.0.attn_q ne0, low byte", query + 4, |e| matches!(e, GgufError::InvalidShape { tensor, .. } if tensor == "blk.0.attn_q.weight")),
+        ("tensor count, high byte", 15, |e| {
+            matches!(e, GgufError::LengthTooLarge { .. })
+        }),
+        ("metadata count, high byte", 23, |e| {
+            matches!(e, GgufError::LengthTooLarge { .. })
+        }),
+        ("first key's length, high byte", first_key + 7, |e| {
+            matches!(e, GgufError::LengthTooLarge { .. })
+        }),
+        ("a token's text, first byte", token + 8, |e| {
+            matches!(e, GgufError::InvalidUtf8 { .. })
+        }),
+        (
+            "token_embd n_dims",
+            embedding,
+            |e| matches!(e, GgufError::TooManyDims { tensor, .. } if tensor == "token_embd.weight"),
+        ),
+        (
+            "token_embd ne0, low byte",
+            embedding + 4,
+            |e| matches!(e, GgufError::InvalidShape { tensor, .. } if tensor == "token_embd.weight"),
+        ),
+        (
+            "token_embd type",
+            embedding + 4 + 16,
+            |e| matches!(e, GgufError::UnknownType { tensor, .. } if tensor == "token_embd.weight"),
+        ),
+        (
+            "token_embd offset, low byte",
+            embedding + 4 + 16 + 4,
+            |e| matches!(e, GgufError::MisalignedOffset { tensor, .. } if tensor == "token_embd.weight"),
+        ),
+        (
+            "token_embd offset, high byte",
+            embedding + 4 + 16 + 4 + 7,
+            |e| {
+                matches!(e, GgufError::TensorOutOfBounds { tensor, .. } if tensor == "token_embd.weight")
+                    || matches!(e, GgufError::Overflow(_))
+            },
+        ),
+        (
+            "blk.0.attn_q ne0, low byte",
+            query + 4,
+            |e| matches!(e, GgufError::InvalidShape { tensor, .. } if tensor == "blk.0.attn_q.weight"),
+        ),
     ];
     for (what, at, expected) in cases {
         header.write(&path, header.file_len, |bytes| bytes[at] ^= 0xFF);
@@ -173,13 +238,18 @@ fn flipped_header_fields_of_the_real_file_are_typed_errors() {
     // The magic: not a GGUF file at all.
     header.write(&path, header.file_len, |bytes| bytes[0] ^= 0xFF);
     let result = load(&path);
-    assert!(matches!(&result, Err(Gemma3Error::Format { path: p, .. }) if p == &path), "magic: {result:?}");
+    assert!(
+        matches!(&result, Err(Gemma3Error::Format { path: p, .. }) if p == &path),
+        "magic: {result:?}"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_allocating() {
-    let Some(real) = gemma3_checkpoint() else { return };
+    let Some(real) = gemma3_checkpoint() else {
+        return;
+    };
     let header = RealHeader::read(&real);
     let root = scratch("oversize");
     let path = root.join("patched.gguf");
@@ -202,14 +272,25 @@ fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_alloca
     let cases = u32_cases
         .iter()
         .map(|&(key, value)| (key, value.to_string(), UINT32, value.to_le_bytes()))
-        .chain(float_cases.iter().map(|&(key, value)| (key, value.to_string(), FLOAT32, value.to_le_bytes())));
+        .chain(
+            float_cases
+                .iter()
+                .map(|&(key, value)| (key, value.to_string(), FLOAT32, value.to_le_bytes())),
+        );
     for (key, value, value_type, bytes) in cases {
         let at = header.value_of(key, value_type);
-        header.write(&path, header.file_len, |header| header[at..at + 4].copy_from_slice(&bytes));
+        header.write(&path, header.file_len, |header| {
+            header[at..at + 4].copy_from_slice(&bytes)
+        });
         match load(&path) {
-            Err(Gemma3Error::InvalidConfig { source_name, field, .. }) => {
+            Err(Gemma3Error::InvalidConfig {
+                source_name, field, ..
+            }) => {
                 assert_eq!(field, key, "{key} = {value}");
-                assert!(source_name.contains(&path.display().to_string()), "{key} = {value}: names {source_name}");
+                assert!(
+                    source_name.contains(&path.display().to_string()),
+                    "{key} = {value}: names {source_name}"
+                );
             }
             other => panic!("{key} = {value}: expected InvalidConfig, got {other:?}"),
         }
@@ -217,19 +298,28 @@ fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_alloca
 
     // Heads 2^30 wide, keys and values alike (a key width alone is refused for disagreeing with
     // the value width).
-    let (key_at, value_at) = (header.value_of("gemma3.attention.key_length", UINT32), header.value_of("gemma3.attention.value_length", UINT32));
+    let (key_at, value_at) = (
+        header.value_of("gemma3.attention.key_length", UINT32),
+        header.value_of("gemma3.attention.value_length", UINT32),
+    );
     header.write(&path, header.file_len, |bytes| {
         put_u32(bytes, key_at, 1 << 30);
         put_u32(bytes, value_at, 1 << 30);
     });
     match load(&path) {
-        Err(Gemma3Error::InvalidConfig { field, .. }) => assert_eq!(field, "gemma3.attention.key_length"),
+        Err(Gemma3Error::InvalidConfig { field, .. }) => {
+            assert_eq!(field, "gemma3.attention.key_length")
+        }
         other => panic!("head width 2^30: expected InvalidConfig, got {other:?}"),
     }
     header.write(&path, header.file_len, |bytes| put_u32(bytes, key_at, 128));
     match load(&path) {
-        Err(Gemma3Error::InvalidConfig { field, .. }) => assert_eq!(field, "gemma3.attention.value_length"),
-        other => panic!("key width 128 under value width 256: expected InvalidConfig, got {other:?}"),
+        Err(Gemma3Error::InvalidConfig { field, .. }) => {
+            assert_eq!(field, "gemma3.attention.value_length")
+        }
+        other => {
+            panic!("key width 128 under value width 256: expected InvalidConfig, got {other:?}")
+        }
     }
 
     // Query projections of 512 rows where the metadata's 4 heads of 256 need 1024: the
@@ -241,7 +331,11 @@ fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_alloca
         put_u64(bytes, query + 12, 512);
     });
     match load(&path) {
-        Err(Gemma3Error::ShapeMismatch { name, expected, found }) => {
+        Err(Gemma3Error::ShapeMismatch {
+            name,
+            expected,
+            found,
+        }) => {
             assert_eq!(name, "model.layers.0.self_attn.q_proj.weight");
             assert_eq!((expected, found), (vec![1024, 640], vec![512, 640]));
         }
@@ -252,7 +346,9 @@ fn oversize_and_inconsistent_metadata_of_the_real_file_are_refused_before_alloca
 
 #[test]
 fn a_real_embedding_shorter_than_the_vocabulary_is_a_mismatch() {
-    let Some(real) = gemma3_checkpoint() else { return };
+    let Some(real) = gemma3_checkpoint() else {
+        return;
+    };
     let header = RealHeader::read(&real);
     let root = scratch("vocab");
     let path = root.join("short-embedding.gguf");
@@ -260,13 +356,23 @@ fn a_real_embedding_shorter_than_the_vocabulary_is_a_mismatch() {
     // 262,016 on would have looked up zero rows.
     let embedding = header.tensor_info("token_embd.weight");
     header.write(&path, header.file_len, |bytes| {
-        assert_eq!(bytes[embedding + 12..embedding + 20], 262_144u64.to_le_bytes());
+        assert_eq!(
+            bytes[embedding + 12..embedding + 20],
+            262_144u64.to_le_bytes()
+        );
         put_u64(bytes, embedding + 12, 262_016);
     });
     match load(&path) {
-        Err(Gemma3Error::VocabMismatch { source_name, tokenizer, embedding }) => {
+        Err(Gemma3Error::VocabMismatch {
+            source_name,
+            tokenizer,
+            embedding,
+        }) => {
             assert_eq!((tokenizer, embedding), (262_144, 262_016));
-            assert!(source_name.contains(&path.display().to_string()), "{source_name}");
+            assert!(
+                source_name.contains(&path.display().to_string()),
+                "{source_name}"
+            );
         }
         other => panic!("expected VocabMismatch, got {other:?}"),
     }
@@ -275,7 +381,9 @@ fn a_real_embedding_shorter_than_the_vocabulary_is_a_mismatch() {
 
 #[test]
 fn nan_weights_in_the_real_file_are_named() {
-    let Some(real) = gemma3_checkpoint() else { return };
+    let Some(real) = gemma3_checkpoint() else {
+        return;
+    };
     let header = RealHeader::read(&real);
     let file = GgufFile::open(&real).unwrap();
     let info = file.tensor_info("blk.0.attn_q.weight").unwrap();

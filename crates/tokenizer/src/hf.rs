@@ -40,7 +40,8 @@ impl HfTokenizer {
         // Parsing the whole file as a JSON value first meets every such error with its line
         // and column; skipping it (`IgnoredAny`) checks syntax but not strings. The
         // `catch_unwind` stays as a net for builds that unwind (cargo-fuzz's abort).
-        serde_json::from_slice::<serde_json::Value>(&json).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        serde_json::from_slice::<serde_json::Value>(&json)
+            .map_err(|e| invalid(format!("not valid JSON: {e}")))?;
         let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&json));
         let inner = match parsed {
             Ok(result) => result.map_err(|e| invalid(e.to_string()))?,

@@ -43,8 +43,10 @@ struct Generation {
 fn reference() -> Reference {
     // The manifest dir at run time: a binary reused from another checkout (shared target
     // dir) must not read the other checkout's path.
-    let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("tests/fixtures/gemma3_reference.json");
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures/gemma3_reference.json");
     let text = std::fs::read_to_string(path).expect("read reference fixture");
     serde_json::from_str(&text).expect("parse reference fixture")
 }
@@ -58,7 +60,11 @@ fn gemma() -> Option<&'static Tokenizer> {
         let start = Instant::now();
         let vocab = Vocab::load_json(&path).expect("load Gemma 3 vocab JSON");
         let tokenizer = Tokenizer::from_vocab(vocab).expect("build tokenizer");
-        eprintln!("loaded and indexed {} in {:?}", path.display(), start.elapsed());
+        eprintln!(
+            "loaded and indexed {} in {:?}",
+            path.display(),
+            start.elapsed()
+        );
         tokenizer
     }))
 }

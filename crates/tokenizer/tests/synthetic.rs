@@ -82,7 +82,10 @@ fn spm() -> Tokenizer {
 /// The manifest dir at run time: a binary reused from another checkout (shared target dir)
 /// must not read the other checkout's fixture.
 fn tiny_tokenizer_path() -> PathBuf {
-    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures/tiny_tokenizer.json")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures/tiny_tokenizer.json")
 }
 
 fn hf() -> Tokenizer {
@@ -336,7 +339,9 @@ fn vocab_json_round_trips_and_rejects_bad_files() {
     // 1e39 is a valid JSON number but overflows f32 to inf, which JSON could not write back.
     let overflowing = write(
         "overflowing.json",
-        &json.to_string().replacen("\"scores\":[0.0,", "\"scores\":[1e39,", 1),
+        &json
+            .to_string()
+            .replacen("\"scores\":[0.0,", "\"scores\":[1e39,", 1),
     );
     assert!(matches!(
         Vocab::load_json(&overflowing),
@@ -421,37 +426,62 @@ fn bad_hf_files_are_typed_errors() {
         Err(TokenizerError::Io { .. })
     ));
     // A tokenizer without <bos>/<s> is refused.
-    let tiny = std::fs::read_to_string(
-        tiny_tokenizer_path(),
-    )
-    .unwrap();
+    let tiny = std::fs::read_to_string(tiny_tokenizer_path()).unwrap();
     // A syntax error inside the `decoder` object (the cargo-fuzz finding: `tokenizers` 0.22
     // panics there) is a typed error with the place, not a panic.
-    let decoder_at = tiny.find("\"decoder\"").expect("the tiny tokenizer has a decoder");
-    let broken = format!("{}\"decoder\": {{\"type\": \"Sequence\", \"decoders\": [{{\"type\": {}", &tiny[..decoder_at], &tiny[decoder_at + 40..]);
+    let decoder_at = tiny
+        .find("\"decoder\"")
+        .expect("the tiny tokenizer has a decoder");
+    let broken = format!(
+        "{}\"decoder\": {{\"type\": \"Sequence\", \"decoders\": [{{\"type\": {}",
+        &tiny[..decoder_at],
+        &tiny[decoder_at + 40..]
+    );
     let broken_path = dir.join("broken_decoder.json");
     std::fs::write(&broken_path, broken).unwrap();
     match Tokenizer::from_hf_file(&broken_path) {
         Err(TokenizerError::InvalidHfTokenizer { path, message }) => {
             assert_eq!(path, broken_path);
-            assert!(message.starts_with("not valid JSON") && message.contains("line"), "{message}");
+            assert!(
+                message.starts_with("not valid JSON") && message.contains("line"),
+                "{message}"
+            );
         }
         other => panic!("expected InvalidHfTokenizer, got {other:?}"),
     }
     // Strings inside the decoder that the syntax alone does not reject (the second cargo-fuzz
     // finding, 2026-12-05): bytes that are not UTF-8, and an escape of half a surrogate pair.
-    let fuse_at = tiny.find("{\"type\": \"Fuse\"}").expect("the tiny tokenizer fuses");
+    let fuse_at = tiny
+        .find("{\"type\": \"Fuse\"}")
+        .expect("the tiny tokenizer fuses");
     let bad_strings: [(&str, Vec<u8>); 2] = [
-        ("not_utf8", [tiny[..fuse_at + 14].as_bytes(), &[0xbe, 0xff], tiny[fuse_at + 14..].as_bytes()].concat()),
-        ("lone_surrogate", format!("{}\\ud800{}", &tiny[..fuse_at + 14], &tiny[fuse_at + 14..]).into_bytes()),
+        (
+            "not_utf8",
+            [
+                tiny[..fuse_at + 14].as_bytes(),
+                &[0xbe, 0xff],
+                tiny[fuse_at + 14..].as_bytes(),
+            ]
+            .concat(),
+        ),
+        (
+            "lone_surrogate",
+            format!("{}\\ud800{}", &tiny[..fuse_at + 14], &tiny[fuse_at + 14..]).into_bytes(),
+        ),
     ];
     for (name, bytes) in bad_strings {
         let path = dir.join(format!("{name}.json"));
         std::fs::write(&path, bytes).unwrap();
         match Tokenizer::from_hf_file(&path) {
-            Err(TokenizerError::InvalidHfTokenizer { path: reported, message }) => {
+            Err(TokenizerError::InvalidHfTokenizer {
+                path: reported,
+                message,
+            }) => {
                 assert_eq!(reported, path);
-                assert!(message.starts_with("not valid JSON") && message.contains("line 26"), "{name}: {message}");
+                assert!(
+                    message.starts_with("not valid JSON") && message.contains("line 26"),
+                    "{name}: {message}"
+                );
             }
             other => panic!("{name}: expected InvalidHfTokenizer, got {other:?}"),
         }

@@ -19,7 +19,13 @@ pub struct GateController<B: Backend> {
 
 impl<B: Backend> GateController<B> {
     /// Initialize a new [gate_controller](GateController) module (float), exactly as Burn does.
-    pub fn new(d_input: usize, d_output: usize, bias: bool, initializer: Initializer, device: &B::Device) -> Self {
+    pub fn new(
+        d_input: usize,
+        d_output: usize,
+        bias: bool,
+        initializer: Initializer,
+        device: &B::Device,
+    ) -> Self {
         nn::GateController::new(d_input, d_output, bias, initializer, device).into()
     }
 
@@ -32,6 +38,9 @@ impl<B: Backend> GateController<B> {
 
 impl<B: Backend> From<nn::GateController<B>> for GateController<B> {
     fn from(gate: nn::GateController<B>) -> Self {
-        Self { input_transform: gate.input_transform.into(), hidden_transform: gate.hidden_transform.into() }
+        Self {
+            input_transform: gate.input_transform.into(),
+            hidden_transform: gate.hidden_transform.into(),
+        }
     }
 }

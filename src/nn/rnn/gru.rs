@@ -120,11 +120,22 @@ impl<B: Backend> Gru<B> {
     /// - state: optional initial hidden state `[batch_size, hidden_size]`; zeros when `None`.
     ///
     /// Returns the hidden state of every step, `[batch_size, sequence_length, hidden_size]`.
-    pub fn forward(&self, batched_input: Tensor<B, 3>, state: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        batched_input: Tensor<B, 3>,
+        state: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 3> {
         let device = batched_input.device();
         let [batch_size, seq_length, _] = batched_input.shape().dims();
 
-        self.forward_iter(batched_input.iter_dim(1).zip(0..seq_length), state, batch_size, seq_length, &device).0
+        self.forward_iter(
+            batched_input.iter_dim(1).zip(0..seq_length),
+            state,
+            batch_size,
+            seq_length,
+            &device,
+        )
+        .0
     }
 
     /// The recurrence over `(input step, output index)` pairs, in the iterator's order; returns
@@ -137,7 +148,8 @@ impl<B: Backend> Gru<B> {
         seq_length: usize,
         device: &B::Device,
     ) -> (Tensor<B, 3>, Tensor<B, 2>) {
-        let mut batched_hidden_state = Tensor::empty([batch_size, seq_length, self.d_hidden], device);
+        let mut batched_hidden_state =
+            Tensor::empty([batch_size, seq_length, self.d_hidden], device);
 
         let mut hidden_t = match state {
             Some(state) => state,
@@ -148,11 +160,13 @@ impl<B: Backend> Gru<B> {
             let input_t = input_t.squeeze_dim(1);
 
             // u(pdate)g(ate) tensors
-            let biased_ug_input_sum = self.gate_product(&input_t, &hidden_t, None, &self.update_gate);
+            let biased_ug_input_sum =
+                self.gate_product(&input_t, &hidden_t, None, &self.update_gate);
             let update_values = self.gate_activation.forward(biased_ug_input_sum);
 
             // r(eset)g(ate) tensors
-            let biased_rg_input_sum = self.gate_product(&input_t, &hidden_t, None, &self.reset_gate);
+            let biased_rg_input_sum =
+                self.gate_product(&input_t, &hidden_t, None, &self.reset_gate);
             let reset_values = self.gate_activation.forward(biased_rg_input_sum);
 
             // n(ew)g(ate) tensor
@@ -174,8 +188,10 @@ impl<B: Backend> Gru<B> {
 
             let unsqueezed_hidden_state = hidden_t.clone().unsqueeze_dim(1);
 
-            batched_hidden_state = batched_hidden_state
-                .slice_assign([0..batch_size, t..(t + 1), 0..self.d_hidden], unsqueezed_hidden_state);
+            batched_hidden_state = batched_hidden_state.slice_assign(
+                [0..batch_size, t..(t + 1), 0..self.d_hidden],
+                unsqueezed_hidden_state,
+            );
         }
 
         (batched_hidden_state, hidden_t)
@@ -209,9 +225,10 @@ impl<B: Backend> Gru<B> {
                 (input_part, hidden_part)
             }
             // With an int8 side: the same products through the swappable layers.
-            (input_transform, hidden_transform) => {
-                (input_transform.forward(input.clone()), hidden_transform.forward(hidden.clone()))
-            }
+            (input_transform, hidden_transform) => (
+                input_transform.forward(input.clone()),
+                hidden_transform.forward(hidden.clone()),
+            ),
         };
 
         match reset {
@@ -311,16 +328,29 @@ impl<B: Backend> BiGru<B> {
     /// Returns both directions' hidden states concatenated on the last axis
     /// (`[batch_size, sequence_length, hidden_size * 2]`, or sequence first when not
     /// `batch_first`) and the final hidden states stacked, `[2, batch_size, hidden_size]`.
-    pub fn forward(&self, batched_input: Tensor<B, 3>, state: Option<Tensor<B, 3>>) -> (Tensor<B, 3>, Tensor<B, 3>) {
-        let batched_input = if self.batch_first { batched_input } else { batched_input.swap_dims(0, 1) };
+    pub fn forward(
+        &self,
+        batched_input: Tensor<B, 3>,
+        state: Option<Tensor<B, 3>>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let batched_input = if self.batch_first {
+            batched_input
+        } else {
+            batched_input.swap_dims(0, 1)
+        };
 
         let device = batched_input.clone().device();
         let [batch_size, seq_length, _] = batched_input.shape().dims();
 
         let [init_state_forward, init_state_reverse] = match state {
             Some(state) => {
-                let hidden_state_forward = state.clone().slice([0..1, 0..batch_size, 0..self.d_hidden]).squeeze_dim(0);
-                let hidden_state_reverse = state.slice([1..2, 0..batch_size, 0..self.d_hidden]).squeeze_dim(0);
+                let hidden_state_forward = state
+                    .clone()
+                    .slice([0..1, 0..batch_size, 0..self.d_hidden])
+                    .squeeze_dim(0);
+                let hidden_state_reverse = state
+                    .slice([1..2, 0..batch_size, 0..self.d_hidden])
+                    .squeeze_dim(0);
 
                 [Some(hidden_state_forward), Some(hidden_state_reverse)]
             }
@@ -343,9 +373,16 @@ impl<B: Backend> BiGru<B> {
             &device,
         );
 
-        let output = Tensor::cat([batched_hidden_state_forward, batched_hidden_state_reverse].to_vec(), 2);
+        let output = Tensor::cat(
+            [batched_hidden_state_forward, batched_hidden_state_reverse].to_vec(),
+            2,
+        );
 
-        let output = if self.batch_first { output } else { output.swap_dims(0, 1) };
+        let output = if self.batch_first {
+            output
+        } else {
+            output.swap_dims(0, 1)
+        };
 
         let state = Tensor::stack([final_state_forward, final_state_reverse].to_vec(), 0);
 

@@ -150,7 +150,11 @@ impl<B: Backend> Lstm<B> {
         batched_input: Tensor<B, 3>,
         state: Option<LstmState<B, 2>>,
     ) -> (Tensor<B, 3>, LstmState<B, 2>) {
-        let batched_input = if self.batch_first { batched_input } else { batched_input.swap_dims(0, 1) };
+        let batched_input = if self.batch_first {
+            batched_input
+        } else {
+            batched_input.swap_dims(0, 1)
+        };
 
         let device = batched_input.device();
         let [batch_size, seq_length, _] = batched_input.dims();
@@ -164,10 +168,20 @@ impl<B: Backend> Lstm<B> {
                 &device,
             )
         } else {
-            self.forward_iter(batched_input.iter_dim(1).zip(0..seq_length), state, batch_size, seq_length, &device)
+            self.forward_iter(
+                batched_input.iter_dim(1).zip(0..seq_length),
+                state,
+                batch_size,
+                seq_length,
+                &device,
+            )
         };
 
-        let output = if self.batch_first { output } else { output.swap_dims(0, 1) };
+        let output = if self.batch_first {
+            output
+        } else {
+            output.swap_dims(0, 1)
+        };
 
         (output, state)
     }
@@ -180,7 +194,8 @@ impl<B: Backend> Lstm<B> {
         seq_length: usize,
         device: &B::Device,
     ) -> (Tensor<B, 3>, LstmState<B, 2>) {
-        let mut batched_hidden_state = Tensor::empty([batch_size, seq_length, self.d_hidden], device);
+        let mut batched_hidden_state =
+            Tensor::empty([batch_size, seq_length, self.d_hidden], device);
 
         let (mut cell_state, mut hidden_state) = match state {
             Some(state) => (state.cell, state.hidden),
@@ -193,20 +208,28 @@ impl<B: Backend> Lstm<B> {
         for (input_t, t) in input_timestep_iter {
             let input_t = input_t.squeeze_dim(1);
 
-            let biased_ig_input_sum = self.input_gate.gate_product(input_t.clone(), hidden_state.clone());
+            let biased_ig_input_sum = self
+                .input_gate
+                .gate_product(input_t.clone(), hidden_state.clone());
             let input_values = self.gate_activation.forward(biased_ig_input_sum);
 
             let forget_values = if self.input_forget {
                 input_values.clone().neg().add_scalar(1.0)
             } else {
-                let biased_fg_input_sum = self.forget_gate.gate_product(input_t.clone(), hidden_state.clone());
+                let biased_fg_input_sum = self
+                    .forget_gate
+                    .gate_product(input_t.clone(), hidden_state.clone());
                 self.gate_activation.forward(biased_fg_input_sum)
             };
 
-            let biased_og_input_sum = self.output_gate.gate_product(input_t.clone(), hidden_state.clone());
+            let biased_og_input_sum = self
+                .output_gate
+                .gate_product(input_t.clone(), hidden_state.clone());
             let output_values = self.gate_activation.forward(biased_og_input_sum);
 
-            let biased_cg_input_sum = self.cell_gate.gate_product(input_t.clone(), hidden_state.clone());
+            let biased_cg_input_sum = self
+                .cell_gate
+                .gate_product(input_t.clone(), hidden_state.clone());
             let candidate_cell_values = self.cell_activation.forward(biased_cg_input_sum);
 
             cell_state = forget_values * cell_state.clone() + input_values * candidate_cell_values;
@@ -219,11 +242,16 @@ impl<B: Backend> Lstm<B> {
 
             let unsqueezed_hidden_state = hidden_state.clone().unsqueeze_dim(1);
 
-            batched_hidden_state = batched_hidden_state
-                .slice_assign([0..batch_size, t..(t + 1), 0..self.d_hidden], unsqueezed_hidden_state.clone());
+            batched_hidden_state = batched_hidden_state.slice_assign(
+                [0..batch_size, t..(t + 1), 0..self.d_hidden],
+                unsqueezed_hidden_state.clone(),
+            );
         }
 
-        (batched_hidden_state, LstmState::new(cell_state, hidden_state))
+        (
+            batched_hidden_state,
+            LstmState::new(cell_state, hidden_state),
+        )
     }
 }
 
@@ -326,20 +354,35 @@ impl<B: Backend> BiLstm<B> {
         batched_input: Tensor<B, 3>,
         state: Option<LstmState<B, 3>>,
     ) -> (Tensor<B, 3>, LstmState<B, 3>) {
-        let batched_input = if self.batch_first { batched_input } else { batched_input.swap_dims(0, 1) };
+        let batched_input = if self.batch_first {
+            batched_input
+        } else {
+            batched_input.swap_dims(0, 1)
+        };
 
         let device = batched_input.clone().device();
         let [batch_size, seq_length, _] = batched_input.shape().dims();
 
         let [init_state_forward, init_state_reverse] = match state {
             Some(state) => {
-                let cell_state_forward =
-                    state.cell.clone().slice([0..1, 0..batch_size, 0..self.d_hidden]).squeeze_dim(0);
-                let hidden_state_forward =
-                    state.hidden.clone().slice([0..1, 0..batch_size, 0..self.d_hidden]).squeeze_dim(0);
-                let cell_state_reverse = state.cell.slice([1..2, 0..batch_size, 0..self.d_hidden]).squeeze_dim(0);
-                let hidden_state_reverse =
-                    state.hidden.slice([1..2, 0..batch_size, 0..self.d_hidden]).squeeze_dim(0);
+                let cell_state_forward = state
+                    .cell
+                    .clone()
+                    .slice([0..1, 0..batch_size, 0..self.d_hidden])
+                    .squeeze_dim(0);
+                let hidden_state_forward = state
+                    .hidden
+                    .clone()
+                    .slice([0..1, 0..batch_size, 0..self.d_hidden])
+                    .squeeze_dim(0);
+                let cell_state_reverse = state
+                    .cell
+                    .slice([1..2, 0..batch_size, 0..self.d_hidden])
+                    .squeeze_dim(0);
+                let hidden_state_reverse = state
+                    .hidden
+                    .slice([1..2, 0..batch_size, 0..self.d_hidden])
+                    .squeeze_dim(0);
 
                 [
                     Some(LstmState::new(cell_state_forward, hidden_state_forward)),
@@ -349,8 +392,9 @@ impl<B: Backend> BiLstm<B> {
             None => [None, None],
         };
 
-        let (batched_hidden_state_forward, final_state_forward) =
-            self.forward.forward(batched_input.clone(), init_state_forward);
+        let (batched_hidden_state_forward, final_state_forward) = self
+            .forward
+            .forward(batched_input.clone(), init_state_forward);
 
         let (batched_hidden_state_reverse, final_state_reverse) = self.reverse.forward_iter(
             batched_input.iter_dim(1).rev().zip((0..seq_length).rev()),
@@ -360,13 +404,26 @@ impl<B: Backend> BiLstm<B> {
             &device,
         );
 
-        let output = Tensor::cat([batched_hidden_state_forward, batched_hidden_state_reverse].to_vec(), 2);
+        let output = Tensor::cat(
+            [batched_hidden_state_forward, batched_hidden_state_reverse].to_vec(),
+            2,
+        );
 
-        let output = if self.batch_first { output } else { output.swap_dims(0, 1) };
+        let output = if self.batch_first {
+            output
+        } else {
+            output.swap_dims(0, 1)
+        };
 
         let state = LstmState::new(
-            Tensor::stack([final_state_forward.cell, final_state_reverse.cell].to_vec(), 0),
-            Tensor::stack([final_state_forward.hidden, final_state_reverse.hidden].to_vec(), 0),
+            Tensor::stack(
+                [final_state_forward.cell, final_state_reverse.cell].to_vec(),
+                0,
+            ),
+            Tensor::stack(
+                [final_state_forward.hidden, final_state_reverse.hidden].to_vec(),
+                0,
+            ),
         );
 
         (output, state)

@@ -83,7 +83,9 @@ impl From<burn::nn::transformer::TransformerDecoderConfig> for TransformerDecode
 impl TransformerDecoderConfig {
     /// Initializes a new [`TransformerDecoder`] (float), through Burn's own init.
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerDecoder<B> {
-        burn::nn::transformer::TransformerDecoderConfig::from(self).init(device).into()
+        burn::nn::transformer::TransformerDecoderConfig::from(self)
+            .init(device)
+            .into()
     }
 }
 
@@ -114,7 +116,11 @@ pub struct TransformerDecoder<B: Backend> {
 impl<B: Backend> From<burn::nn::transformer::TransformerDecoder<B>> for TransformerDecoder<B> {
     fn from(decoder: burn::nn::transformer::TransformerDecoder<B>) -> Self {
         Self {
-            layers: decoder.layers.into_iter().map(TransformerDecoderLayer::from).collect(),
+            layers: decoder
+                .layers
+                .into_iter()
+                .map(TransformerDecoderLayer::from)
+                .collect(),
             d_model: decoder.d_model,
             d_ff: decoder.d_ff,
             n_heads: decoder.n_heads,
@@ -197,7 +203,9 @@ pub struct TransformerDecoderLayer<B: Backend> {
     pub norm_first: bool,
 }
 
-impl<B: Backend> From<burn::nn::transformer::TransformerDecoderLayer<B>> for TransformerDecoderLayer<B> {
+impl<B: Backend> From<burn::nn::transformer::TransformerDecoderLayer<B>>
+    for TransformerDecoderLayer<B>
+{
     fn from(layer: burn::nn::transformer::TransformerDecoderLayer<B>) -> Self {
         Self {
             cross_attn: layer.cross_attn.into(),
@@ -249,7 +257,11 @@ pub struct TransformerDecoderAutoregressiveCache<B: Backend> {
 
 impl<B: Backend> TransformerDecoderAutoregressiveCache<B> {
     fn empty(num_layers: usize) -> Self {
-        Self { layers: (0..num_layers).map(|_| TransformerDecoderLayerAutoregressiveCache::empty()).collect() }
+        Self {
+            layers: (0..num_layers)
+                .map(|_| TransformerDecoderLayerAutoregressiveCache::empty())
+                .collect(),
+        }
     }
 }
 
@@ -294,7 +306,8 @@ impl<B: Backend> TransformerDecoderLayer<B> {
         };
 
         // Cross attention.
-        let mut cross_attn_input = MhaInput::new(residual_path, input.memory.clone(), input.memory.clone());
+        let mut cross_attn_input =
+            MhaInput::new(residual_path, input.memory.clone(), input.memory.clone());
         if let Some(mask_pad) = &input.memory_mask_pad {
             cross_attn_input = cross_attn_input.mask_pad(mask_pad.clone());
         }
@@ -341,7 +354,9 @@ impl<B: Backend> TransformerDecoderLayer<B> {
 
         // Normalize.
         if self.norm_first {
-            residual_path = cache.norm_3.forward_autoregressive(residual_path, 1, |x| self.norm_3.forward(x));
+            residual_path = cache
+                .norm_3
+                .forward_autoregressive(residual_path, 1, |x| self.norm_3.forward(x));
         }
 
         // Self attention.
@@ -352,7 +367,10 @@ impl<B: Backend> TransformerDecoderLayer<B> {
         if let Some(mask_attn) = &input.target_mask_attn {
             self_attn_input = self_attn_input.mask_attn(mask_attn.clone());
         }
-        let residual_path = self.self_attn.forward_cache(self_attn_input, &mut cache.self_attn).context;
+        let residual_path = self
+            .self_attn
+            .forward_cache(self_attn_input, &mut cache.self_attn)
+            .context;
 
         let residual_path = self.dropout.forward(residual_path);
         let mut x = x + residual_path;
@@ -360,21 +378,29 @@ impl<B: Backend> TransformerDecoderLayer<B> {
         // Cross attention residual path.
         // Normalize.
         let residual_path = if self.norm_first {
-            cache.norm_1.forward_autoregressive(x.clone(), 1, |x| self.norm_1.forward(x))
+            cache
+                .norm_1
+                .forward_autoregressive(x.clone(), 1, |x| self.norm_1.forward(x))
         } else {
-            x = cache.norm_1.forward_autoregressive(x, 1, |x| self.norm_1.forward(x));
+            x = cache
+                .norm_1
+                .forward_autoregressive(x, 1, |x| self.norm_1.forward(x));
             x.clone()
         };
 
         // Cross attention.
-        let mut cross_attn_input = MhaInput::new(residual_path, input.memory.clone(), input.memory.clone());
+        let mut cross_attn_input =
+            MhaInput::new(residual_path, input.memory.clone(), input.memory.clone());
         if let Some(mask_pad) = &input.memory_mask_pad {
             cross_attn_input = cross_attn_input.mask_pad(mask_pad.clone());
         }
         if let Some(mask_attn) = &input.memory_mask_attn {
             cross_attn_input = cross_attn_input.mask_attn(mask_attn.clone());
         }
-        let residual_path = self.cross_attn.forward_cache(cross_attn_input, &mut cache.cross_attn).context;
+        let residual_path = self
+            .cross_attn
+            .forward_cache(cross_attn_input, &mut cache.cross_attn)
+            .context;
 
         let residual_path = self.dropout.forward(residual_path);
         let mut x = x + residual_path;
@@ -382,20 +408,28 @@ impl<B: Backend> TransformerDecoderLayer<B> {
         // Feed forward residual path.
         // Normalize.
         let residual_path = if self.norm_first {
-            cache.norm_2.forward_autoregressive(x.clone(), 1, |x| self.norm_2.forward(x))
+            cache
+                .norm_2
+                .forward_autoregressive(x.clone(), 1, |x| self.norm_2.forward(x))
         } else {
-            x = cache.norm_2.forward_autoregressive(x, 1, |x| self.norm_2.forward(x));
+            x = cache
+                .norm_2
+                .forward_autoregressive(x, 1, |x| self.norm_2.forward(x));
             x.clone()
         };
 
-        let residual_path = cache.pwff.forward_autoregressive(residual_path, 1, |x| self.pwff.forward(x));
+        let residual_path = cache
+            .pwff
+            .forward_autoregressive(residual_path, 1, |x| self.pwff.forward(x));
         let residual_path = self.dropout.forward(residual_path);
         let mut x = x + residual_path;
 
         // Main path.
         // Normalize.
         if !self.norm_first {
-            x = cache.norm_3.forward_autoregressive(x, 1, |x| self.norm_3.forward(x))
+            x = cache
+                .norm_3
+                .forward_autoregressive(x, 1, |x| self.norm_3.forward(x))
         }
 
         input.target = x;
@@ -423,7 +457,11 @@ impl<B: Backend> TransformerDecoder<B> {
         mut input: TransformerDecoderInput<B>,
         cache: &mut TransformerDecoderAutoregressiveCache<B>,
     ) -> Tensor<B, 3> {
-        assert_eq!(cache.layers.len(), self.layers.len(), "the autoregressive cache was made for another decoder");
+        assert_eq!(
+            cache.layers.len(),
+            self.layers.len(),
+            "the autoregressive cache was made for another decoder"
+        );
         for (layer, cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             input = layer.forward_autoregressive_inference(input, cache);
         }

@@ -83,7 +83,9 @@ impl From<burn::nn::transformer::TransformerEncoderConfig> for TransformerEncode
 impl TransformerEncoderConfig {
     /// Initializes a new [`TransformerEncoder`] (float), through Burn's own init.
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerEncoder<B> {
-        burn::nn::transformer::TransformerEncoderConfig::from(self).init(device).into()
+        burn::nn::transformer::TransformerEncoderConfig::from(self)
+            .init(device)
+            .into()
     }
 }
 
@@ -114,7 +116,11 @@ pub struct TransformerEncoder<B: Backend> {
 impl<B: Backend> From<burn::nn::transformer::TransformerEncoder<B>> for TransformerEncoder<B> {
     fn from(encoder: burn::nn::transformer::TransformerEncoder<B>) -> Self {
         Self {
-            layers: encoder.layers.into_iter().map(TransformerEncoderLayer::from).collect(),
+            layers: encoder
+                .layers
+                .into_iter()
+                .map(TransformerEncoderLayer::from)
+                .collect(),
             d_model: encoder.d_model,
             d_ff: encoder.d_ff,
             n_heads: encoder.n_heads,
@@ -137,7 +143,11 @@ pub struct TransformerEncoderInput<B: Backend> {
 impl<B: Backend> TransformerEncoderInput<B> {
     /// An input `[batch_size, seq_length, d_model]`, without masks.
     pub fn new(tensor: Tensor<B, 3>) -> Self {
-        Self { tensor, mask_pad: None, mask_attn: None }
+        Self {
+            tensor,
+            mask_pad: None,
+            mask_attn: None,
+        }
     }
 
     /// Register the padding mask `[batch_size, seq_length]`.
@@ -175,11 +185,20 @@ impl<B: Backend> TransformerEncoder<B> {
         input: TransformerEncoderInput<B>,
         cache: &mut TransformerEncoderAutoregressiveCache<B>,
     ) -> Tensor<B, 3> {
-        assert_eq!(cache.layers.len(), self.layers.len(), "the autoregressive cache was made for another encoder");
+        assert_eq!(
+            cache.layers.len(),
+            self.layers.len(),
+            "the autoregressive cache was made for another encoder"
+        );
         let mut x = input.tensor;
 
         for (layer, cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = layer.forward_autoregressive_inference(x, input.mask_pad.clone(), input.mask_attn.clone(), cache);
+            x = layer.forward_autoregressive_inference(
+                x,
+                input.mask_pad.clone(),
+                input.mask_attn.clone(),
+                cache,
+            );
         }
 
         x
@@ -209,7 +228,9 @@ pub struct TransformerEncoderLayer<B: Backend> {
     pub norm_first: bool,
 }
 
-impl<B: Backend> From<burn::nn::transformer::TransformerEncoderLayer<B>> for TransformerEncoderLayer<B> {
+impl<B: Backend> From<burn::nn::transformer::TransformerEncoderLayer<B>>
+    for TransformerEncoderLayer<B>
+{
     fn from(layer: burn::nn::transformer::TransformerEncoderLayer<B>) -> Self {
         Self {
             mha: layer.mha.into(),
@@ -295,7 +316,9 @@ impl<B: Backend> TransformerEncoderLayer<B> {
 
         // Normalize.
         if self.norm_first {
-            residual_path = cache.norm_2.forward_autoregressive(residual_path, 1, |x| self.norm_2.forward(x))
+            residual_path = cache
+                .norm_2
+                .forward_autoregressive(residual_path, 1, |x| self.norm_2.forward(x))
         }
 
         // Multi-head attention.
@@ -314,21 +337,29 @@ impl<B: Backend> TransformerEncoderLayer<B> {
         // Feed forward residual path.
         // Normalize.
         let residual_path = if self.norm_first {
-            cache.norm_1.forward_autoregressive(x.clone(), 1, |x| self.norm_1.forward(x))
+            cache
+                .norm_1
+                .forward_autoregressive(x.clone(), 1, |x| self.norm_1.forward(x))
         } else {
-            x = cache.norm_1.forward_autoregressive(x, 1, |x| self.norm_1.forward(x));
+            x = cache
+                .norm_1
+                .forward_autoregressive(x, 1, |x| self.norm_1.forward(x));
             x.clone()
         };
 
         // Feed forward.
-        let residual_path = cache.pwff.forward_autoregressive(residual_path, 1, |x| self.pwff.forward(x));
+        let residual_path = cache
+            .pwff
+            .forward_autoregressive(residual_path, 1, |x| self.pwff.forward(x));
         let residual_path = self.dropout.forward(residual_path);
         let mut x = x + residual_path;
 
         // Main path.
         // Normalize.
         if !self.norm_first {
-            x = cache.norm_2.forward_autoregressive(x, 1, |x| self.norm_2.forward(x))
+            x = cache
+                .norm_2
+                .forward_autoregressive(x, 1, |x| self.norm_2.forward(x))
         }
 
         x
@@ -366,6 +397,10 @@ pub struct TransformerEncoderAutoregressiveCache<B: Backend> {
 
 impl<B: Backend> TransformerEncoderAutoregressiveCache<B> {
     fn empty(num_layers: usize) -> Self {
-        Self { layers: (0..num_layers).map(|_| TransformerEncoderLayerAutoregressiveCache::empty()).collect() }
+        Self {
+            layers: (0..num_layers)
+                .map(|_| TransformerEncoderLayerAutoregressiveCache::empty())
+                .collect(),
+        }
     }
 }

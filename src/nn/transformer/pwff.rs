@@ -55,7 +55,9 @@ impl From<burn::nn::transformer::PositionWiseFeedForwardConfig> for PositionWise
 impl PositionWiseFeedForwardConfig {
     /// Initializes a new [`PositionWiseFeedForward`] (float), through Burn's own init.
     pub fn init<B: Backend>(&self, device: &B::Device) -> PositionWiseFeedForward<B> {
-        burn::nn::transformer::PositionWiseFeedForwardConfig::from(self).init(device).into()
+        burn::nn::transformer::PositionWiseFeedForwardConfig::from(self)
+            .init(device)
+            .into()
     }
 }
 
@@ -79,7 +81,9 @@ pub struct PositionWiseFeedForward<B: Backend> {
     pub activation: Activation<B>,
 }
 
-impl<B: Backend> From<burn::nn::transformer::PositionWiseFeedForward<B>> for PositionWiseFeedForward<B> {
+impl<B: Backend> From<burn::nn::transformer::PositionWiseFeedForward<B>>
+    for PositionWiseFeedForward<B>
+{
     fn from(pwff: burn::nn::transformer::PositionWiseFeedForward<B>) -> Self {
         Self {
             linear_inner: pwff.linear_inner.into(),

@@ -32,7 +32,11 @@ struct Record {
 
 /// Checks the record at `path` against `config` (`int8`: the preset says its weights are int8):
 /// the architecture first (naming the `config.json` field that disagrees), then the file size.
-pub fn check_preset_record(path: &Path, config: &Gemma3Config, int8: bool) -> Result<(), Gemma3Error> {
+pub fn check_preset_record(
+    path: &Path,
+    config: &Gemma3Config,
+    int8: bool,
+) -> Result<(), Gemma3Error> {
     let record = read_record(path)?;
     check_architecture(path, config, &record.shapes)?;
     // Int8 layers are stored under their `Int8` variant. A preset says its precision in
@@ -65,35 +69,56 @@ fn read_record(path: &Path) -> Result<Record, Gemma3Error> {
         path: path.to_path_buf(),
         message: format!("reading the record's tensor list: {e}"),
     })?;
-    let half_precision = snapshots.values().any(|snapshot| matches!(snapshot.dtype, DType::F16 | DType::BF16));
-    let shapes = snapshots.iter().map(|(name, snapshot)| (name.clone(), snapshot.shape.to_vec())).collect();
-    Ok(Record { shapes, half_precision })
+    let half_precision = snapshots
+        .values()
+        .any(|snapshot| matches!(snapshot.dtype, DType::F16 | DType::BF16));
+    let shapes = snapshots
+        .iter()
+        .map(|(name, snapshot)| (name.clone(), snapshot.shape.to_vec()))
+        .collect();
+    Ok(Record {
+        shapes,
+        half_precision,
+    })
 }
 
 /// The weight of a float or int8 layer (`PREFIX.Float.weight`, `PREFIX.Int8.weight.values`, or
 /// `PREFIX.Int8.weight` in a record saved before `Int8Weight`).
 fn layer_weight<'a>(shapes: &'a Shapes, prefix: &str) -> Option<(String, &'a [usize])> {
-    ["Float.weight", "Int8.weight.values", "Int8.weight"].into_iter().find_map(move |suffix| {
-        let name = format!("{prefix}.{suffix}");
-        shapes.get(&name).map(|shape| (name, shape.as_slice()))
-    })
+    ["Float.weight", "Int8.weight.values", "Int8.weight"]
+        .into_iter()
+        .find_map(move |suffix| {
+            let name = format!("{prefix}.{suffix}");
+            shapes.get(&name).map(|shape| (name, shape.as_slice()))
+        })
 }
 
 /// A plain parameter (`NAME`, e.g. a norm's `weight`).
 fn parameter<'a>(shapes: &'a Shapes, name: &str) -> Option<(String, &'a [usize])> {
-    shapes.get(name).map(|shape| (name.to_string(), shape.as_slice()))
+    shapes
+        .get(name)
+        .map(|shape| (name.to_string(), shape.as_slice()))
 }
 
 /// Compares the shapes of the record with those `config` implies; the first disagreement names
 /// the `config.json` field. Tensors the record lacks are left to the load, which names them.
-fn check_architecture(path: &Path, config: &Gemma3Config, shapes: &Shapes) -> Result<(), Gemma3Error> {
-    let mismatch = |field: &'static str, config_value: String, record: String| Gemma3Error::PresetMismatch {
-        path: path.to_path_buf(),
-        field,
-        config: config_value,
-        record,
-    };
-    let (hidden, ffn, head_dim) = (config.hidden_size, config.intermediate_size, config.head_dim);
+fn check_architecture(
+    path: &Path,
+    config: &Gemma3Config,
+    shapes: &Shapes,
+) -> Result<(), Gemma3Error> {
+    let mismatch =
+        |field: &'static str, config_value: String, record: String| Gemma3Error::PresetMismatch {
+            path: path.to_path_buf(),
+            field,
+            config: config_value,
+            record,
+        };
+    let (hidden, ffn, head_dim) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.head_dim,
+    );
     let q_dim = config.num_heads.saturating_mul(head_dim);
     let kv_dim = config.num_kv_heads.saturating_mul(head_dim);
 
@@ -101,73 +126,208 @@ fn check_architecture(path: &Path, config: &Gemma3Config, shapes: &Shapes) -> Re
     if let Some((name, shape)) = parameter(shapes, "norm.weight")
         && shape != [hidden]
     {
-        return Err(mismatch("hidden_size", hidden.to_string(), format!("`{name}` of shape {shape:?}")));
+        return Err(mismatch(
+            "hidden_size",
+            hidden.to_string(),
+            format!("`{name}` of shape {shape:?}"),
+        ));
     }
     let mut embedding_rows = 0usize;
     let mut embedding_shards = 0usize;
-    for (name, shape) in shapes.iter().filter(|(name, _)| name.starts_with("embed_tokens.shards.")) {
+    for (name, shape) in shapes
+        .iter()
+        .filter(|(name, _)| name.starts_with("embed_tokens.shards."))
+    {
         // A float shard's `weight`, an int8 one's `weight.values` (`weight` in older records).
         if !(name.ends_with(".weight") || name.ends_with(".weight.values")) {
             continue;
         }
         if shape.len() != 2 || shape[1] != hidden {
-            return Err(mismatch("hidden_size", hidden.to_string(), format!("`{name}` of shape {shape:?}")));
+            return Err(mismatch(
+                "hidden_size",
+                hidden.to_string(),
+                format!("`{name}` of shape {shape:?}"),
+            ));
         }
         embedding_rows = embedding_rows.saturating_add(shape[0]);
         embedding_shards += 1;
     }
     if embedding_shards > 0 && embedding_rows != config.vocab_size {
-        return Err(mismatch("vocab_size", config.vocab_size.to_string(), format!("an embedding table of {embedding_rows} rows")));
+        return Err(mismatch(
+            "vocab_size",
+            config.vocab_size.to_string(),
+            format!("an embedding table of {embedding_rows} rows"),
+        ));
     }
 
     // The layers: `layers.N.…` for N in 0..num_layers, no gap.
     let layers: BTreeSet<usize> = shapes
         .keys()
-        .filter_map(|name| name.strip_prefix("layers.")?.split_once('.')?.0.parse::<usize>().ok())
+        .filter_map(|name| {
+            name.strip_prefix("layers.")?
+                .split_once('.')?
+                .0
+                .parse::<usize>()
+                .ok()
+        })
         .collect();
     let record_layers = layers.last().map_or(0, |&last| last.saturating_add(1));
     if record_layers != config.num_layers || layers.len() != record_layers {
         let record = if layers.len() == record_layers {
             format!("{record_layers} layer(s)")
         } else {
-            format!("{} layer(s) numbered up to {}", layers.len(), record_layers.saturating_sub(1))
+            format!(
+                "{} layer(s) numbered up to {}",
+                layers.len(),
+                record_layers.saturating_sub(1)
+            )
         };
-        return Err(mismatch("num_hidden_layers", config.num_layers.to_string(), record));
+        return Err(mismatch(
+            "num_hidden_layers",
+            config.num_layers.to_string(),
+            record,
+        ));
     }
 
     // Every layer's tensors: (field, tensor, axis, size the config implies).
     for layer in 0..config.num_layers {
         let at = |suffix: &str| format!("layers.{layer}.{suffix}");
         let projections: [(&'static str, &str, usize, usize, String); 14] = [
-            ("hidden_size", "self_attn.q_proj", 0, hidden, hidden.to_string()),
-            ("num_attention_heads", "self_attn.q_proj", 1, q_dim, heads_text(config.num_heads, head_dim)),
-            ("hidden_size", "self_attn.k_proj", 0, hidden, hidden.to_string()),
-            ("num_key_value_heads", "self_attn.k_proj", 1, kv_dim, heads_text(config.num_kv_heads, head_dim)),
-            ("hidden_size", "self_attn.v_proj", 0, hidden, hidden.to_string()),
-            ("num_key_value_heads", "self_attn.v_proj", 1, kv_dim, heads_text(config.num_kv_heads, head_dim)),
-            ("num_attention_heads", "self_attn.o_proj", 0, q_dim, heads_text(config.num_heads, head_dim)),
-            ("hidden_size", "self_attn.o_proj", 1, hidden, hidden.to_string()),
-            ("hidden_size", "mlp.gate_proj", 0, hidden, hidden.to_string()),
-            ("intermediate_size", "mlp.gate_proj", 1, ffn, ffn.to_string()),
+            (
+                "hidden_size",
+                "self_attn.q_proj",
+                0,
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "num_attention_heads",
+                "self_attn.q_proj",
+                1,
+                q_dim,
+                heads_text(config.num_heads, head_dim),
+            ),
+            (
+                "hidden_size",
+                "self_attn.k_proj",
+                0,
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "num_key_value_heads",
+                "self_attn.k_proj",
+                1,
+                kv_dim,
+                heads_text(config.num_kv_heads, head_dim),
+            ),
+            (
+                "hidden_size",
+                "self_attn.v_proj",
+                0,
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "num_key_value_heads",
+                "self_attn.v_proj",
+                1,
+                kv_dim,
+                heads_text(config.num_kv_heads, head_dim),
+            ),
+            (
+                "num_attention_heads",
+                "self_attn.o_proj",
+                0,
+                q_dim,
+                heads_text(config.num_heads, head_dim),
+            ),
+            (
+                "hidden_size",
+                "self_attn.o_proj",
+                1,
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "hidden_size",
+                "mlp.gate_proj",
+                0,
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "intermediate_size",
+                "mlp.gate_proj",
+                1,
+                ffn,
+                ffn.to_string(),
+            ),
             ("hidden_size", "mlp.up_proj", 0, hidden, hidden.to_string()),
             ("intermediate_size", "mlp.up_proj", 1, ffn, ffn.to_string()),
-            ("intermediate_size", "mlp.down_proj", 0, ffn, ffn.to_string()),
-            ("hidden_size", "mlp.down_proj", 1, hidden, hidden.to_string()),
+            (
+                "intermediate_size",
+                "mlp.down_proj",
+                0,
+                ffn,
+                ffn.to_string(),
+            ),
+            (
+                "hidden_size",
+                "mlp.down_proj",
+                1,
+                hidden,
+                hidden.to_string(),
+            ),
         ];
         let norms: [(&'static str, &str, usize, String); 6] = [
-            ("head_dim", "self_attn.q_norm.weight", head_dim, head_dim.to_string()),
-            ("head_dim", "self_attn.k_norm.weight", head_dim, head_dim.to_string()),
-            ("hidden_size", "input_layernorm.weight", hidden, hidden.to_string()),
-            ("hidden_size", "post_attention_layernorm.weight", hidden, hidden.to_string()),
-            ("hidden_size", "pre_feedforward_layernorm.weight", hidden, hidden.to_string()),
-            ("hidden_size", "post_feedforward_layernorm.weight", hidden, hidden.to_string()),
+            (
+                "head_dim",
+                "self_attn.q_norm.weight",
+                head_dim,
+                head_dim.to_string(),
+            ),
+            (
+                "head_dim",
+                "self_attn.k_norm.weight",
+                head_dim,
+                head_dim.to_string(),
+            ),
+            (
+                "hidden_size",
+                "input_layernorm.weight",
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "hidden_size",
+                "post_attention_layernorm.weight",
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "hidden_size",
+                "pre_feedforward_layernorm.weight",
+                hidden,
+                hidden.to_string(),
+            ),
+            (
+                "hidden_size",
+                "post_feedforward_layernorm.weight",
+                hidden,
+                hidden.to_string(),
+            ),
         ];
         // The norms first: a wrong head_dim then reads as head_dim, not as a head count.
         for (field, suffix, size, config_value) in norms {
             if let Some((name, shape)) = parameter(shapes, &at(suffix))
                 && shape != [size]
             {
-                return Err(mismatch(field, config_value, format!("`{name}` of shape {shape:?}")));
+                return Err(mismatch(
+                    field,
+                    config_value,
+                    format!("`{name}` of shape {shape:?}"),
+                ));
             }
         }
         for (field, suffix, axis, size, config_value) in projections {
@@ -175,7 +335,11 @@ fn check_architecture(path: &Path, config: &Gemma3Config, shapes: &Shapes) -> Re
             if let Some((name, shape)) = layer_weight(shapes, &at(suffix))
                 && (shape.len() != 2 || shape[axis] != size)
             {
-                return Err(mismatch(field, config_value, format!("`{name}` of shape {shape:?} (expected {size} on axis {axis})")));
+                return Err(mismatch(
+                    field,
+                    config_value,
+                    format!("`{name}` of shape {shape:?} (expected {size} on axis {axis})"),
+                ));
             }
         }
     }
@@ -183,7 +347,10 @@ fn check_architecture(path: &Path, config: &Gemma3Config, shapes: &Shapes) -> Re
 }
 
 fn heads_text(heads: usize, head_dim: usize) -> String {
-    format!("{heads} (× head_dim {head_dim} = {})", heads.saturating_mul(head_dim))
+    format!(
+        "{heads} (× head_dim {head_dim} = {})",
+        heads.saturating_mul(head_dim)
+    )
 }
 
 /// The record must be large enough for the weights `config` implies: 4 bytes per parameter for
@@ -191,13 +358,27 @@ fn heads_text(heads: usize, head_dim: usize) -> String {
 /// weight for an int8 one (`bytes_per_weight` 1), less 1/32 of slack (the estimate counts
 /// weights only; a record adds its header and the int8 scales, so any real shortfall means the
 /// config describes a bigger model than was saved).
-fn check_size(path: &Path, config: &Gemma3Config, bytes_per_weight: u64) -> Result<(), Gemma3Error> {
+fn check_size(
+    path: &Path,
+    config: &Gemma3Config,
+    bytes_per_weight: u64,
+) -> Result<(), Gemma3Error> {
     let bytes = std::fs::metadata(path).map_err(|e| io(path, e))?.len();
-    let params = (if bytes_per_weight == 1 { config.quantizable_parameter_count() } else { config.parameter_count() }).unwrap_or(u64::MAX);
+    let params = (if bytes_per_weight == 1 {
+        config.quantizable_parameter_count()
+    } else {
+        config.parameter_count()
+    })
+    .unwrap_or(u64::MAX);
     let estimate = params.saturating_mul(bytes_per_weight);
     let needed = estimate - estimate / 32;
     if bytes < needed {
-        return Err(Gemma3Error::CheckpointTooSmall { path: path.to_path_buf(), bytes, params, needed });
+        return Err(Gemma3Error::CheckpointTooSmall {
+            path: path.to_path_buf(),
+            bytes,
+            params,
+            needed,
+        });
     }
     Ok(())
 }

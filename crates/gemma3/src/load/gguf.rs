@@ -17,7 +17,10 @@ pub struct GgufSource {
 
 impl GgufSource {
     pub fn open(path: &Path) -> Result<Self, Gemma3Error> {
-        let file = GgufFile::open(path).map_err(|source| Gemma3Error::Gguf { path: path.to_path_buf(), source })?;
+        let file = GgufFile::open(path).map_err(|source| Gemma3Error::Gguf {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Self { file })
     }
 
@@ -43,12 +46,18 @@ impl GgufSource {
             });
         }
         let key = |name: &str| format!("gemma3.{name}");
-        let usize_of = |name: &str| -> Result<usize, Gemma3Error> { Ok(file.get_u32(&key(name)).map_err(&gguf)? as usize) };
+        let usize_of = |name: &str| -> Result<usize, Gemma3Error> {
+            Ok(file.get_u32(&key(name)).map_err(&gguf)? as usize)
+        };
         let vocab_size = match file.tensor_info("token_embd.weight") {
             Some(info) => info.shape_row_major().first().copied().unwrap_or(0),
             None => return Err(Gemma3Error::MissingTensor("token_embd.weight".into())),
         };
-        let (hidden, heads, layers) = (usize_of("embedding_length")?, usize_of("attention.head_count")?, usize_of("block_count")?);
+        let (hidden, heads, layers) = (
+            usize_of("embedding_length")?,
+            usize_of("attention.head_count")?,
+            usize_of("block_count")?,
+        );
         let head_dim = usize_of("attention.key_length")?;
         if let Ok(value_length) = file.get_u32(&key("attention.value_length"))
             && value_length as usize != head_dim
@@ -57,7 +66,9 @@ impl GgufSource {
                 source_name,
                 field: key("attention.value_length"),
                 value: value_length.to_string(),
-                expected: format!("gemma3.attention.key_length ({head_dim}): Gemma3 keys and values have one head width"),
+                expected: format!(
+                    "gemma3.attention.key_length ({head_dim}): Gemma3 keys and values have one head width"
+                ),
             });
         }
         // llama.cpp scales queries by `(hidden / heads)^-0.5` for the 62-layer 27B (HF's
@@ -78,7 +89,9 @@ impl GgufSource {
             usize_of("attention.sliding_window")?,
         );
         config.rope_global_base = file.get_f32(&key("rope.freq_base")).map_err(&gguf)? as f64;
-        config.rms_norm_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon")).map_err(&gguf)? as f64;
+        config.rms_norm_eps = file
+            .get_f32(&key("attention.layer_norm_rms_epsilon"))
+            .map_err(&gguf)? as f64;
         config.max_position_embeddings = usize_of("context_length")?;
         // llama.cpp reads a factor of 0 as no scaling.
         if let Ok(factor) = file.get_f32(&key("rope.scaling.factor"))
@@ -151,7 +164,9 @@ fn hf_name(gguf: &str) -> Option<String> {
     ]
     .into_iter()
     .map(|suffix| format!("model.layers.{layer}.{suffix}"))
-    .find(|candidate| gguf_name(candidate).as_deref() == Some(&format!("blk.{layer}.{short}.weight")))?;
+    .find(|candidate| {
+        gguf_name(candidate).as_deref() == Some(&format!("blk.{layer}.{short}.weight"))
+    })?;
     Some(hf)
 }
 
@@ -172,7 +187,11 @@ impl GgufSource {
 impl WeightSource for GgufSource {
     fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
         let gguf = self.resolve(name)?;
-        Ok(self.file.tensor_info(&gguf).map(|info| info.shape_row_major()).unwrap_or_default())
+        Ok(self
+            .file
+            .tensor_info(&gguf)
+            .map(|info| info.shape_row_major())
+            .unwrap_or_default())
     }
 
     fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
@@ -187,7 +206,9 @@ impl WeightSource for GgufSource {
 
     fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
         let gguf = self.resolve(name)?;
-        self.file.read_f32_rows(&gguf, rows).map_err(in_gguf(&self.file))
+        self.file
+            .read_f32_rows(&gguf, rows)
+            .map_err(in_gguf(&self.file))
     }
 
     fn names(&self) -> Vec<String> {

@@ -35,12 +35,22 @@ pub trait WeightSource {
 
 /// The HF name and row-major HF shape of every tensor a Gemma3 checkpoint must hold.
 pub fn expected_tensors(config: &Gemma3Config) -> Vec<(String, Vec<usize>)> {
-    let (hidden, ffn, head_dim) = (config.hidden_size, config.intermediate_size, config.head_dim);
+    let (hidden, ffn, head_dim) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.head_dim,
+    );
     // Saturating: a config that passed `validate` never overflows, and one that did not must
     // not wrap to a small (wrong) shape.
-    let (q_dim, kv_dim) = (config.num_heads.saturating_mul(head_dim), config.num_kv_heads.saturating_mul(head_dim));
+    let (q_dim, kv_dim) = (
+        config.num_heads.saturating_mul(head_dim),
+        config.num_kv_heads.saturating_mul(head_dim),
+    );
     let mut tensors = vec![
-        ("model.embed_tokens.weight".to_string(), vec![config.vocab_size, hidden]),
+        (
+            "model.embed_tokens.weight".to_string(),
+            vec![config.vocab_size, hidden],
+        ),
         ("model.norm.weight".to_string(), vec![hidden]),
     ];
     for i in 0..config.num_layers {
@@ -59,7 +69,11 @@ pub fn expected_tensors(config: &Gemma3Config) -> Vec<(String, Vec<usize>)> {
             ("mlp.up_proj.weight", vec![ffn, hidden]),
             ("mlp.down_proj.weight", vec![hidden, ffn]),
         ];
-        tensors.extend(layer.into_iter().map(|(suffix, shape)| (format!("model.layers.{i}.{suffix}"), shape)));
+        tensors.extend(
+            layer
+                .into_iter()
+                .map(|(suffix, shape)| (format!("model.layers.{i}.{suffix}"), shape)),
+        );
     }
     tensors
 }
@@ -71,13 +85,18 @@ pub struct ZeroSource {
 
 impl ZeroSource {
     pub fn new(config: &Gemma3Config) -> Self {
-        Self { shapes: expected_tensors(config).into_iter().collect() }
+        Self {
+            shapes: expected_tensors(config).into_iter().collect(),
+        }
     }
 }
 
 impl WeightSource for ZeroSource {
     fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
-        self.shapes.get(name).cloned().ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
+        self.shapes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
     }
     fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
         let shape = self.shape(name)?;
@@ -98,11 +117,14 @@ impl WeightSource for ZeroSource {
 
 /// The product of `shape`, or a [`Gemma3Error::ShapeMismatch`] naming `full` when it overflows.
 fn checked_elements(name: &str, shape: &[usize], full: &[usize]) -> Result<usize, Gemma3Error> {
-    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| Gemma3Error::ShapeMismatch {
-        name: name.into(),
-        expected: vec![usize::MAX],
-        found: full.to_vec(),
-    })
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Gemma3Error::ShapeMismatch {
+            name: name.into(),
+            expected: vec![usize::MAX],
+            found: full.to_vec(),
+        })
 }
 
 /// Error lists are cut to their first [`SHOWN_NAMES`] items and a count, so that a foreign
@@ -129,7 +151,11 @@ pub fn cut_names(mut names: Vec<String>) -> Vec<String> {
 /// `<image_soft_token>`, id 262,144, which only the vision model uses). Text never encodes to
 /// those unless it spells them out, and generation then refuses the id
 /// ([`Gemma3Error::TokenOutOfRange`]), never looking it up as a zero embedding.
-pub fn check_vocabulary(tokenizer: &Tokenizer, embedding_rows: usize, source_name: &str) -> Result<(), Gemma3Error> {
+pub fn check_vocabulary(
+    tokenizer: &Tokenizer,
+    embedding_rows: usize,
+    source_name: &str,
+) -> Result<(), Gemma3Error> {
     let tokens = tokenizer.vocab_size();
     if tokens <= embedding_rows {
         return Ok(());
@@ -139,7 +165,11 @@ pub fn check_vocabulary(tokenizer: &Tokenizer, embedding_rows: usize, source_nam
     {
         return Ok(());
     }
-    Err(Gemma3Error::VocabMismatch { source_name: source_name.to_string(), tokenizer: tokens, embedding: embedding_rows })
+    Err(Gemma3Error::VocabMismatch {
+        source_name: source_name.to_string(),
+        tokenizer: tokens,
+        embedding: embedding_rows,
+    })
 }
 
 /// Builds the model from `source`; with `int8`, every projection and the embedding are
@@ -158,19 +188,39 @@ pub fn build_model<B: Backend>(
     mut progress: impl FnMut(&str),
 ) -> Result<Gemma3<B>, Gemma3Error> {
     config.validate()?;
-    let expected: std::collections::BTreeSet<String> = expected_tensors(config).into_iter().map(|(name, _)| name).collect();
-    let extra: Vec<String> = source.names().into_iter().filter(|name| !expected.contains(name)).collect();
+    let expected: std::collections::BTreeSet<String> = expected_tensors(config)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let extra: Vec<String> = source
+        .names()
+        .into_iter()
+        .filter(|name| !expected.contains(name))
+        .collect();
     if !extra.is_empty() {
         return Err(Gemma3Error::UnexpectedTensors(cut_names(extra)));
     }
     for (name, shape) in expected_tensors(config) {
         let found = source.shape(&name)?;
         if found != shape {
-            return Err(Gemma3Error::ShapeMismatch { name, expected: shape, found });
+            return Err(Gemma3Error::ShapeMismatch {
+                name,
+                expected: shape,
+                found,
+            });
         }
     }
-    let mut loader = Loader { source, int8, device };
-    let (hidden, heads, kv_heads, head_dim) = (config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim);
+    let mut loader = Loader {
+        source,
+        int8,
+        device,
+    };
+    let (hidden, heads, kv_heads, head_dim) = (
+        config.hidden_size,
+        config.num_heads,
+        config.num_kv_heads,
+        config.head_dim,
+    );
 
     progress("model.embed_tokens.weight");
     let embed_tokens = loader.embedding("model.embed_tokens.weight", config.vocab_size, hidden)?;
@@ -178,11 +228,21 @@ pub fn build_model<B: Backend>(
     for i in 0..config.num_layers {
         let name = |suffix: &str| format!("model.layers.{i}.{suffix}");
         progress(&name(""));
-        let norm = |loader: &mut Loader<B>, suffix: &str, dim| loader.norm(&name(suffix), dim, config.rms_norm_eps);
+        let norm = |loader: &mut Loader<B>, suffix: &str, dim| {
+            loader.norm(&name(suffix), dim, config.rms_norm_eps)
+        };
         let self_attn = Attention {
             q_proj: loader.linear(&name("self_attn.q_proj.weight"), hidden, heads * head_dim)?,
-            k_proj: loader.linear(&name("self_attn.k_proj.weight"), hidden, kv_heads * head_dim)?,
-            v_proj: loader.linear(&name("self_attn.v_proj.weight"), hidden, kv_heads * head_dim)?,
+            k_proj: loader.linear(
+                &name("self_attn.k_proj.weight"),
+                hidden,
+                kv_heads * head_dim,
+            )?,
+            v_proj: loader.linear(
+                &name("self_attn.v_proj.weight"),
+                hidden,
+                kv_heads * head_dim,
+            )?,
             o_proj: loader.linear(&name("self_attn.o_proj.weight"), heads * head_dim, hidden)?,
             q_norm: norm(&mut loader, "self_attn.q_norm.weight", head_dim)?,
             k_norm: norm(&mut loader, "self_attn.k_norm.weight", head_dim)?,
@@ -193,21 +253,46 @@ pub fn build_model<B: Backend>(
             sliding_window: (!config.is_global_layer(i)).then_some(config.sliding_window),
         };
         let mlp = Mlp {
-            gate_proj: loader.linear(&name("mlp.gate_proj.weight"), hidden, config.intermediate_size)?,
-            up_proj: loader.linear(&name("mlp.up_proj.weight"), hidden, config.intermediate_size)?,
-            down_proj: loader.linear(&name("mlp.down_proj.weight"), config.intermediate_size, hidden)?,
+            gate_proj: loader.linear(
+                &name("mlp.gate_proj.weight"),
+                hidden,
+                config.intermediate_size,
+            )?,
+            up_proj: loader.linear(
+                &name("mlp.up_proj.weight"),
+                hidden,
+                config.intermediate_size,
+            )?,
+            down_proj: loader.linear(
+                &name("mlp.down_proj.weight"),
+                config.intermediate_size,
+                hidden,
+            )?,
         };
         layers.push(DecoderLayer {
             input_layernorm: norm(&mut loader, "input_layernorm.weight", hidden)?,
             self_attn,
             post_attention_layernorm: norm(&mut loader, "post_attention_layernorm.weight", hidden)?,
-            pre_feedforward_layernorm: norm(&mut loader, "pre_feedforward_layernorm.weight", hidden)?,
+            pre_feedforward_layernorm: norm(
+                &mut loader,
+                "pre_feedforward_layernorm.weight",
+                hidden,
+            )?,
             mlp,
-            post_feedforward_layernorm: norm(&mut loader, "post_feedforward_layernorm.weight", hidden)?,
+            post_feedforward_layernorm: norm(
+                &mut loader,
+                "post_feedforward_layernorm.weight",
+                hidden,
+            )?,
         });
     }
     let norm = loader.norm("model.norm.weight", hidden, config.rms_norm_eps)?;
-    Ok(Gemma3 { embed_tokens, layers, norm, config: config.clone() })
+    Ok(Gemma3 {
+        embed_tokens,
+        layers,
+        norm,
+        config: config.clone(),
+    })
 }
 
 struct Loader<'a, B: Backend> {
@@ -220,7 +305,11 @@ impl<B: Backend> Loader<'_, B> {
     fn check_shape(&self, name: &str, expected: &[usize]) -> Result<(), Gemma3Error> {
         let found = self.source.shape(name)?;
         if found != expected {
-            return Err(Gemma3Error::ShapeMismatch { name: name.into(), expected: expected.to_vec(), found });
+            return Err(Gemma3Error::ShapeMismatch {
+                name: name.into(),
+                expected: expected.to_vec(),
+                found,
+            });
         }
         Ok(())
     }
@@ -236,7 +325,11 @@ impl<B: Backend> Loader<'_, B> {
         self.check_shape(name, &[d_out, d_in])?;
         let values = self.read_finite(name)?;
         if values.len() != d_in * d_out {
-            return Err(Gemma3Error::ShapeMismatch { name: name.into(), expected: vec![d_out, d_in], found: vec![values.len()] });
+            return Err(Gemma3Error::ShapeMismatch {
+                name: name.into(),
+                expected: vec![d_out, d_in],
+                found: vec![values.len()],
+            });
         }
         let mut transposed = vec![0.0f32; values.len()];
         for (row, chunk) in values.chunks_exact(d_in).enumerate() {
@@ -244,11 +337,15 @@ impl<B: Backend> Loader<'_, B> {
                 transposed[col * d_out + row] = value;
             }
         }
-        let weight = Tensor::<B, 2>::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
+        let weight =
+            Tensor::<B, 2>::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
         Ok(if self.int8 {
             Linear::Int8(QuantizedLinear::from_weights(weight, None)?)
         } else {
-            Linear::Float(nn::Linear { weight: Param::from_tensor(weight), bias: None })
+            Linear::Float(nn::Linear {
+                weight: Param::from_tensor(weight),
+                bias: None,
+            })
         })
     }
 
@@ -256,12 +353,20 @@ impl<B: Backend> Loader<'_, B> {
         self.check_shape(name, &[dim])?;
         let values = self.read_finite(name)?;
         let weight = Tensor::<B, 1>::from_data(TensorData::new(values, [dim]), self.device);
-        Ok(RmsNorm { weight: Param::from_tensor(weight), eps })
+        Ok(RmsNorm {
+            weight: Param::from_tensor(weight),
+            eps,
+        })
     }
 
     /// The embedding, read shard by shard; with int8, each shard is quantized in slices of
     /// [`QUANTIZE_ROWS`] rows so no f32 shard is ever whole in memory.
-    fn embedding(&mut self, name: &str, vocab: usize, hidden: usize) -> Result<ShardedEmbedding<B>, Gemma3Error> {
+    fn embedding(
+        &mut self,
+        name: &str,
+        vocab: usize,
+        hidden: usize,
+    ) -> Result<ShardedEmbedding<B>, Gemma3Error> {
         self.check_shape(name, &[vocab, hidden])?;
         let rows_per_shard = ShardedEmbedding::<B>::rows_per_shard(vocab, hidden);
         let mut shards = Vec::new();
@@ -276,22 +381,42 @@ impl<B: Backend> Loader<'_, B> {
                     weights.push(part.weight.values.val());
                     scales.push(part.weight.scale());
                 }
-                Embedding::Int8(QuantizedEmbedding { weight: Int8Weight::from_parts(Tensor::cat(weights, 0), Tensor::cat(scales, 0), 0)? })
+                Embedding::Int8(QuantizedEmbedding {
+                    weight: Int8Weight::from_parts(
+                        Tensor::cat(weights, 0),
+                        Tensor::cat(scales, 0),
+                        0,
+                    )?,
+                })
             } else {
-                Embedding::Float(nn::Embedding { weight: Param::from_tensor(self.rows(name, start..end, hidden)?) })
+                Embedding::Float(nn::Embedding {
+                    weight: Param::from_tensor(self.rows(name, start..end, hidden)?),
+                })
             });
         }
         Ok(ShardedEmbedding { shards })
     }
 
-    fn rows(&mut self, name: &str, rows: Range<usize>, hidden: usize) -> Result<Tensor<B, 2>, Gemma3Error> {
+    fn rows(
+        &mut self,
+        name: &str,
+        rows: Range<usize>,
+        hidden: usize,
+    ) -> Result<Tensor<B, 2>, Gemma3Error> {
         let count = rows.len();
         let values = self.source.read_rows(name, rows)?;
         if values.len() != count * hidden {
-            return Err(Gemma3Error::ShapeMismatch { name: name.into(), expected: vec![count, hidden], found: vec![values.len()] });
+            return Err(Gemma3Error::ShapeMismatch {
+                name: name.into(),
+                expected: vec![count, hidden],
+                found: vec![values.len()],
+            });
         }
         check_finite(name, &values)?;
-        Ok(Tensor::from_data(TensorData::new(values, [count, hidden]), self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(values, [count, hidden]),
+            self.device,
+        ))
     }
 }
 
@@ -301,7 +426,10 @@ const QUANTIZE_ROWS: usize = 6554;
 fn check_finite(name: &str, values: &[f32]) -> Result<(), Gemma3Error> {
     let count = values.iter().filter(|v| !v.is_finite()).count();
     if count > 0 {
-        return Err(Gemma3Error::NonFinite { name: name.into(), count });
+        return Err(Gemma3Error::NonFinite {
+            name: name.into(),
+            count,
+        });
     }
     Ok(())
 }

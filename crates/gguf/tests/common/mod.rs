@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The fixtures of this checkout: the manifest dir at run time, since a test binary reused
 /// from another checkout of the workspace (a shared target dir) carries that checkout's path.
 pub fn fixture_dir() -> PathBuf {
-    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("tests/fixtures")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures")
 }
 
 /// One line of a fixture index: a leading word and `key=value` pairs.
