@@ -64,7 +64,7 @@ fn main() {
     if let Err(err) = burn_int8::set_num_threads(all) {
         eprintln!("threads: {err}");
     }
-    println!("cpu kernels: {:?}", burn_int8::cpu::Isa::detect());
+    println!("cpu kernels: {:?}", burn_int8::kernels::cpu::Isa::detect());
     let one = read_bandwidth(1);
     let many = read_bandwidth(all);
     println!(

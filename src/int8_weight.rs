@@ -4,6 +4,7 @@ use burn::module::{Module, Param, ParamId};
 use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
 
 use crate::Int8Error;
+use crate::kernels::ChannelRows;
 use crate::quantizers::{dequantize, quantize_per_channel};
 
 /// An int8 weight: I8 values, one f32 scale per output channel, and which axis those
@@ -23,7 +24,7 @@ use crate::quantizers::{dequantize, quantize_per_channel};
 /// - `scale` is Keras's `kernel_scale`, a multiplier (`q = w · scale`). Values and scale are
 ///   frozen: Keras does not train them either.
 ///
-/// The product with it is [`crate::ops::quantized_matmul`]: one dispatch picks the CPU kernel,
+/// The product with it is [`crate::kernels::quantized_matmul`]: one dispatch picks the CPU kernel,
 /// the GPU kernel or the generic path, the same way under `Autodiff<B>`.
 #[derive(Module, Debug)]
 pub struct Int8Weight<B: Backend, const D: usize> {
@@ -105,22 +106,29 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
         self.scale.val()
     }
 
+    /// The values as every kernel reads them: channel rows `[channels, inputs]`, one output
+    /// channel's values per row (for a linear layer the transpose of `[d_input, d_output]`, for
+    /// an embedding or a convolution its own bytes). A view of the stored bytes, never a copy:
+    /// the layout is this type's, declared once.
+    pub fn channel_rows(&self) -> ChannelRows<B> {
+        let values = self.values.val();
+        let dims = values.dims();
+        let channels = dims[self.channel_axis];
+        let inputs = dims.iter().product::<usize>() / channels.max(1);
+        // Stored channel-major: with the channel axis first, the bytes are row-major.
+        let values = if self.channel_axis == 0 {
+            values
+        } else {
+            values.swap_dims(0, self.channel_axis)
+        };
+        ChannelRows { values: values.reshape([channels, inputs]), scale: self.scale() }
+    }
+
     /// The float weight back (`q / scale`, Keras's dequantize), in the logical shape.
     pub fn dequantize(&self) -> Tensor<B, D> {
         let mut shape = [1; D];
         shape[self.channel_axis] = self.dims()[self.channel_axis];
         dequantize(self.values.val(), self.scale.val().reshape(shape))
-    }
-}
-
-impl<B: Backend> Int8Weight<B, 2> {
-    /// The values as the right operand `[K, N]` of the product, channels last: a view of the
-    /// stored bytes, never a copy.
-    pub fn kn(&self) -> Tensor<B, 2, Int> {
-        match self.channel_axis {
-            1 => self.values.val(),
-            _ => self.values.val().transpose(),
-        }
     }
 }
 

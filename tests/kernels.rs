@@ -1,12 +1,14 @@
 //! The CPU int8 kernels against the portable path: the same i32 bits on every instruction set
-//! this CPU runs, both weight layouts, odd sizes and extreme values; and the fused
+//! this CPU runs, on channel rows (the one layout) and through the free product's relayout of
+//! a `[K, N]` operand, odd sizes and extreme values; and the fused
 //! quantize-multiply-rescale-bias kernel against the tensor-op version, bit for bit.
 
 use burn::module::{Param, ParamId};
 use burn::nn::LinearConfig;
 use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Backend};
-use burn_int8::cpu::{Isa, try_int8_matmul_with};
-use burn_int8::ops::{generic_int8_matmul, generic_quantized_matmul, quantized_matmul};
+use burn_int8::kernels::cpu::{Isa, try_int8_matmul};
+use burn_int8::kernels::generic::int8_matmul as generic_int8_matmul;
+use burn_int8::kernels::{generic_quantized_matmul, int8_matmul, quantized_matmul};
 use burn_int8::{Int8Weight, Linear, QuantizedLinear};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -65,7 +67,7 @@ fn every_isa_matches_the_portable_path<B: Backend>(device: &B::Device) {
                 .collect();
             let lhs = i8_tensor::<B>(a, [m, k], device);
             let kn = i8_tensor::<B>(b, [k, n], device);
-            let nk = i8_tensor::<B>(
+            let rows = i8_tensor::<B>(
                 kn.clone()
                     .transpose()
                     .into_data()
@@ -74,8 +76,7 @@ fn every_isa_matches_the_portable_path<B: Backend>(device: &B::Device) {
                     .unwrap(),
                 [n, k],
                 device,
-            )
-            .transpose();
+            );
             assert_eq!(
                 generic_int8_matmul(lhs.clone(), kn.clone())
                     .into_data()
@@ -84,16 +85,21 @@ fn every_isa_matches_the_portable_path<B: Backend>(device: &B::Device) {
                 expected
             );
             for &isa in &levels {
-                for (layout, rhs) in [("KN", &kn), ("NK", &nk)] {
-                    let product = try_int8_matmul_with(isa, &lhs, rhs)
-                        .unwrap_or_else(|| panic!("{isa:?} {layout} [{m}x{k}]@[{k}x{n}] declined"));
-                    assert_eq!(
-                        product.into_data().to_vec::<i32>().unwrap(),
-                        expected,
-                        "{isa:?} {layout} [{m}x{k}]@[{k}x{n}] min {min}"
-                    );
-                }
+                let product = try_int8_matmul(isa, &lhs, &rows)
+                    .unwrap_or_else(|| panic!("{isa:?} [{m}x{k}]@[{k}x{n}] declined"));
+                assert_eq!(
+                    product.into_data().to_vec::<i32>().unwrap(),
+                    expected,
+                    "{isa:?} [{m}x{k}]@[{k}x{n}] min {min}"
+                );
             }
+            // The free product lays a `[K, N]` operand out as channel rows once, then runs
+            // the detected level.
+            assert_eq!(
+                int8_matmul(lhs.clone(), kn.clone()).into_data().to_vec::<i32>().unwrap(),
+                expected,
+                "int8_matmul [{m}x{k}]@[{k}x{n}] min {min}"
+            );
         }
     }
 }
@@ -225,7 +231,7 @@ fn autodiff_wrapper_reaches_the_kernel() {
     type Autodiff = burn::backend::Autodiff<burn::backend::Flex>;
     let device = Default::default();
     let lhs = i8_tensor::<Autodiff>(vec![1, 2], [1, 2], &device);
-    let product = try_int8_matmul_with(Isa::Portable, &lhs, &lhs.clone().transpose())
+    let product = try_int8_matmul(Isa::Portable, &lhs, &lhs.clone())
         .expect("autodiff wrapper");
     assert_eq!(product.into_data().to_vec::<i32>().unwrap(), [5]);
 }
@@ -238,17 +244,17 @@ fn other_dtypes_decline() {
         &device,
     );
     assert!(
-        try_int8_matmul_with(Isa::Portable, &wide, &wide.clone().transpose()).is_none(),
+        try_int8_matmul(Isa::Portable, &wide, &wide.clone()).is_none(),
         "I32 inputs"
     );
 }
 
-/// The CPU row kernels (`burn_int8::row_ops`) take their host path on flex and ndarray and agree
+/// The CPU row kernels (`burn_int8::transformer_ops`) take their host path on flex and ndarray and agree
 /// with a plain f64 computation and with the Burn-op path: RoPE bit for bit, RMSNorm (alone or
 /// added to a residual) and the GELU gate to a few ulps (another summation order, another `exp`).
 fn row_kernels_match<B: Backend>(device: &B::Device) {
-    use burn_int8::cpu::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
-    use burn_int8::row_ops::{
+    use burn_int8::kernels::cpu::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
+    use burn_int8::transformer_ops::{
         add_rms_norm, gelu_tanh_mul, generic_add_rms_norm, generic_gelu_tanh_mul, generic_rms_norm,
         generic_rope_rotate_half, rms_norm, rope_rotate_half,
     };
@@ -426,13 +432,13 @@ fn f32_tensor<B: Backend, const D: usize>(
     )
 }
 
-/// One query position over a KV cache (`row_ops::attend_unmasked`'s host path): keys and values
+/// One query position over a KV cache (`transformer_ops::attend_unmasked`'s host path): keys and values
 /// as views into a larger cache buffer, grouped-query heads, lengths below and above the
 /// scoring block and the threading threshold. Against softmax attention in f64, and against
 /// the Burn-op path.
 fn attention_matches<B: Backend>(device: &B::Device) {
-    use burn_int8::cpu::try_attend_one_query;
-    use burn_int8::row_ops::{attend_unmasked, generic_attend_unmasked};
+    use burn_int8::kernels::cpu::try_attend_one_query;
+    use burn_int8::transformer_ops::{attend_unmasked, generic_attend_unmasked};
     let mut rng = StdRng::seed_from_u64(31);
     // (batch, heads, kv_heads, live keys, head_dim)
     for (batch, heads, kv_heads, len, head_dim) in [
@@ -512,12 +518,12 @@ fn attention_matches_on_ndarray() {
     attention_matches::<burn::backend::NdArray>(&Default::default());
 }
 
-/// `row_ops::slice_assign` (a KV-cache append): writes a strided block where Burn's
+/// `transformer_ops::slice_assign` (a KV-cache append): writes a strided block where Burn's
 /// `slice_assign` would, in place on a flex buffer no other handle shares, and leaves a buffer
 /// that is shared as its other handle sees it.
 fn slice_assign_matches<B: Backend>(device: &B::Device, in_place: bool) {
-    use burn_int8::cpu::try_write_in_place;
-    use burn_int8::row_ops::slice_assign;
+    use burn_int8::kernels::cpu::try_write_in_place;
+    use burn_int8::transformer_ops::slice_assign;
     let mut rng = StdRng::seed_from_u64(32);
     let dims = [2, 3, 10, 4];
     let (_, block) = f32_tensor::<B, 4>(&mut rng, [2, 2, 3, 4], device);

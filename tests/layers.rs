@@ -9,7 +9,8 @@ use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
 use burn::nn::{self, LayerNorm, LayerNormConfig, LinearConfig, PaddingConfig1d, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, Int, IntDType, Tensor, TensorData, backend::Backend};
-use burn_int8::ops::{generic_int8_matmul, int8_matmul};
+use burn_int8::kernels::generic::int8_matmul as generic_int8_matmul;
+use burn_int8::kernels::int8_matmul;
 use burn_int8::quantizers::abs_max_quantize;
 use burn_int8::{
     Conv1d, Conv2d, Embedding, Int8Error, Linear, Quantize, QuantizeConfig, QuantizeExt,

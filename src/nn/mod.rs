@@ -19,15 +19,13 @@
 //!   Burn's own, re-exported.
 
 pub mod attention;
-pub mod conv;
 pub mod transformer;
 
-mod layers;
 mod rnn;
 mod swiglu;
 
-pub use crate::{Embedding, Linear};
-pub use layers::{EmbeddingConfig, LinearConfig};
+pub use crate::layers::conv;
+pub use crate::layers::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 pub use rnn::*;
 pub use swiglu::*;
 

@@ -9,7 +9,7 @@ const MIN_CAPACITY: usize = 64;
 /// The cache of one layer: keys and values `[batch, kv_heads, capacity, head_dim]` buffers, of
 /// which positions `first..len` are live.
 ///
-/// New positions are written in place (`burn_int8::row_ops::slice_assign` into a buffer no other
+/// New positions are written in place (`burn_int8::transformer_ops::slice_assign` into a buffer no other
 /// handle shares; Burn's own `slice_assign` copies the buffer on flex), and the
 /// buffer grows by doubling, so a decode step copies only its own key and value, not the
 /// whole history as a concatenation would. Local layers forget what no later query can see by
@@ -71,13 +71,13 @@ impl<B: Backend> LayerCache<B> {
                 if let Some((old_keys, old_values)) = old.filter(|_| live > 0) {
                     let from = [0..batch, 0..heads, self.first..self.len, 0..head_dim];
                     let to = [0..batch, 0..heads, 0..live, 0..head_dim];
-                    grown_keys = burn_int8::row_ops::slice_assign(
+                    grown_keys = burn_int8::transformer_ops::slice_assign(
                         grown_keys,
                         to.clone(),
                         old_keys.slice(from.clone()),
                     );
                     grown_values =
-                        burn_int8::row_ops::slice_assign(grown_values, to, old_values.slice(from));
+                        burn_int8::transformer_ops::slice_assign(grown_values, to, old_values.slice(from));
                 }
                 self.origin += self.first;
                 (self.first, self.len) = (0, live);
@@ -85,8 +85,8 @@ impl<B: Backend> LayerCache<B> {
             }
         };
         let slot = [0..batch, 0..heads, self.len..self.len + new, 0..head_dim];
-        let key_buffer = burn_int8::row_ops::slice_assign(key_buffer, slot.clone(), keys);
-        let value_buffer = burn_int8::row_ops::slice_assign(value_buffer, slot, values);
+        let key_buffer = burn_int8::transformer_ops::slice_assign(key_buffer, slot.clone(), keys);
+        let value_buffer = burn_int8::transformer_ops::slice_assign(value_buffer, slot, values);
         self.len += new;
 
         let live = [0..batch, 0..heads, self.first..self.len, 0..head_dim];

@@ -754,7 +754,7 @@ fn check_out_file(out: &Path) -> Result<(), Error> {
 /// The int8 CPU kernel level this machine runs (AVX-512 VNNI, AVX-VNNI, AVX2 or portable).
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 fn cpu_kernels() -> String {
-    format!("{:?}", burn_int8::cpu::Isa::detect())
+    format!("{:?}", burn_int8::kernels::cpu::Isa::detect())
 }
 
 #[cfg(not(any(feature = "flex", feature = "ndarray")))]

@@ -30,9 +30,9 @@ pub struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
-    /// One host pass per call on the CPU backends, Burn ops elsewhere (`burn_int8::row_ops`).
+    /// One host pass per call on the CPU backends, Burn ops elsewhere (`burn_int8::transformer_ops`).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        burn_int8::row_ops::rms_norm(x, self.weight.val(), 1.0, self.eps)
+        burn_int8::transformer_ops::rms_norm(x, self.weight.val(), 1.0, self.eps)
     }
 
     /// `residual + norm(x)`: the post-norms adding their branch back to the residual stream,
@@ -42,7 +42,7 @@ impl<B: Backend> RmsNorm<B> {
         residual: Tensor<B, D>,
         x: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        burn_int8::row_ops::add_rms_norm(residual, x, self.weight.val(), 1.0, self.eps)
+        burn_int8::transformer_ops::add_rms_norm(residual, x, self.weight.val(), 1.0, self.eps)
     }
 }
 
@@ -127,9 +127,9 @@ pub struct RopeTables<B: Backend> {
 impl<B: Backend> RopeTables<B> {
     /// Rotates `x [batch, seq, heads, head_dim]`: `x·cos + rotate_half(x)·sin` with
     /// `rotate_half(x) = [-x₂, x₁]`, written as `[x₂, x₁]·signed_sin`.
-    /// One host pass on the CPU backends, Burn ops elsewhere (`burn_int8::row_ops`).
+    /// One host pass on the CPU backends, Burn ops elsewhere (`burn_int8::transformer_ops`).
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        burn_int8::row_ops::rope_rotate_half(x, self.cos.clone(), self.signed_sin.clone())
+        burn_int8::transformer_ops::rope_rotate_half(x, self.cos.clone(), self.signed_sin.clone())
     }
 }
 
@@ -244,11 +244,11 @@ impl<B: Backend> Attention<B> {
 
         // One new position and no padding: the cache holds only keys this query may see (the
         // past, and on local layers only the window), so no mask; one host pass on the CPU
-        // backends (`burn_int8::row_ops`).
+        // backends (`burn_int8::transformer_ops`).
         if seq == 1 && inputs.pads.is_empty() {
             return self
                 .o_proj
-                .forward(burn_int8::row_ops::attend_unmasked(q, k, v));
+                .forward(burn_int8::transformer_ops::attend_unmasked(q, k, v));
         }
         // The query heads sharing a kv head become rows (position, head) of one matrix, so one
         // batched matmul serves each kv head (no repeated keys in memory); with one kv head
@@ -283,11 +283,11 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    /// `gelu_tanh(gate) · up` is one host pass on the CPU backends (`burn_int8::row_ops`).
+    /// `gelu_tanh(gate) · up` is one host pass on the CPU backends (`burn_int8::transformer_ops`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [gate, up] = Linear::forward_shared([&self.gate_proj, &self.up_proj], x);
         self.down_proj
-            .forward(burn_int8::row_ops::gelu_tanh_mul(gate, up))
+            .forward(burn_int8::transformer_ops::gelu_tanh_mul(gate, up))
     }
 }
 

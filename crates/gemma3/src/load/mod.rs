@@ -331,17 +331,21 @@ impl<B: Backend> Loader<'_, B> {
                 found: vec![values.len()],
             });
         }
-        let mut transposed = vec![0.0f32; values.len()];
-        for (row, chunk) in values.chunks_exact(d_in).enumerate() {
-            for (col, &value) in chunk.iter().enumerate() {
-                transposed[col * d_out + row] = value;
-            }
-        }
-        let weight =
-            Tensor::<B, 2>::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
+        // HF's `[out, in]` is the int8 weight's own channel-major layout: quantized from a view
+        // of it, laid out once. A float layer takes Burn's `[in, out]` as a dense copy.
         Ok(if self.int8 {
+            let out_in = TensorData::new(values, [d_out, d_in]);
+            let weight = Tensor::<B, 2>::from_data(out_in, self.device).transpose();
             Linear::Int8(QuantizedLinear::from_weights(weight, None)?)
         } else {
+            let mut transposed = vec![0.0f32; values.len()];
+            for (row, chunk) in values.chunks_exact(d_in).enumerate() {
+                for (col, &value) in chunk.iter().enumerate() {
+                    transposed[col * d_out + row] = value;
+                }
+            }
+            let weight =
+                Tensor::<B, 2>::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
             Linear::Float(nn::Linear {
                 weight: Param::from_tensor(weight),
                 bias: None,

@@ -4,12 +4,12 @@
 //! activation rows once per call, accumulate exactly in i32 with the widest SIMD the CPU has
 //! (`gemm.rs`, `x86.rs`), and fuse Keras's rescale and the bias into the output pass.
 //!
-//! Dispatch is by type: when the backend is `Flex` or `NdArray`, its tensor primitives are
-//! moved across unchanged (`same_type`). Under `Autodiff<Flex>` or `Autodiff<NdArray>`,
-//! `autodiff.rs` unwraps the float tensors and calls back in on the inner backend. Other
-//! backends, float types other than f32, and weight layouts other than row-major `[K, N]` or its
-//! transpose return `None`, and the generic path in `ops.rs` runs instead: never a different
-//! answer.
+//! The seam (`kernels/mod.rs`) calls these for the backends its table marks as CPU; the
+//! primitives are moved across unchanged (`same_type`). Under `Autodiff<Flex>` or
+//! `Autodiff<NdArray>`, `autodiff.rs` unwraps the float tensors and calls back in on the inner
+//! backend. Weights arrive as channel rows (`[N, K]`, dense), the one layout; float types other
+//! than f32, or a tensor not dense where it must be, return `None` and the generic path runs
+//! instead: never a different answer.
 
 mod attention;
 mod gemm;
@@ -23,29 +23,14 @@ use std::any::{Any, TypeId};
 
 use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 
-use crate::primitive::same_type;
+use super::ChannelRows;
+use super::backend::{KernelBackend, same_type};
 
 pub use attention::try_attend_one_query;
 pub use gemm::Isa;
-use gemm::{Activations, WeightLayout, WeightView, gemm, gemm_shared, rescale_row};
+use gemm::{Activations, WeightView, gemm, gemm_shared, rescale_row};
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
 pub use write::try_write_in_place;
-
-/// Whether `B`'s int tensors are a CPU backend's, whose I8 storage these kernels can read.
-/// By the primitive, not the backend: `Autodiff<Flex>` keeps Flex's int tensors, so its int8
-/// products run here too (its float tensors are handled by `autodiff.rs`).
-fn has_direct_kernel<B: Backend>() -> bool {
-    let int = TypeId::of::<B::IntTensorPrimitive>();
-    #[cfg(feature = "flex")]
-    if int == TypeId::of::<burn_flex::FlexTensor>() {
-        return true;
-    }
-    #[cfg(feature = "ndarray")]
-    if int == TypeId::of::<burn_ndarray::NdArrayTensor>() {
-        return true;
-    }
-    false
-}
 
 /// A tensor's elements in host memory, borrowed in place. The backend primitive is kept
 /// inside: its storage lives on the heap and does not move with it.
@@ -67,10 +52,15 @@ impl<E> Host<E> {
 /// memory, when its dtype is `dtype` and its strides are positive. `strides` tells where each
 /// element is: dense (row-major, or a transpose of it) for most callers, which check it; a
 /// slice of a larger buffer (a KV cache) spans more than `dims` holds.
-fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, dims: &[usize]) -> Option<Host<E>> {
-    #[cfg(feature = "flex")]
-    let primitive = match same_type::<_, burn_flex::FlexTensor>(primitive) {
-        Ok(tensor) => {
+fn host<B: Backend, P: 'static, E: 'static>(
+    primitive: P,
+    dtype: DType,
+    dims: &[usize],
+) -> Option<Host<E>> {
+    match KernelBackend::of::<B>()? {
+        #[cfg(feature = "flex")]
+        KernelBackend::Flex => {
+            let tensor: burn_flex::FlexTensor = same_type(primitive).ok()?;
             if tensor.dtype() != dtype || !tensor.layout().has_positive_strides() {
                 return None;
             }
@@ -83,51 +73,32 @@ fn host<P: 'static, E: 'static>(primitive: P, dtype: DType, dims: &[usize]) -> O
                 return None;
             }
             let strides = tensor.layout().strides().to_vec();
-            return Some(Host {
-                _primitive: Box::new(tensor),
-                ptr,
-                len,
-                strides,
-            });
+            Some(Host { _primitive: Box::new(tensor), ptr, len, strides })
         }
-        Err(primitive) => primitive,
-    };
-    #[cfg(feature = "ndarray")]
-    if let Ok(tensor) = same_type::<_, burn_ndarray::NdArrayTensor>(primitive) {
-        use burn_ndarray::NdArrayTensor as T;
-        let (ptr, strides, count) = match (&tensor, dtype) {
-            (T::I8(storage), DType::I8) => {
-                let view = storage.view();
-                (
-                    view.as_ptr().cast::<E>(),
-                    view.strides().to_vec(),
-                    view.len(),
-                )
+        #[cfg(feature = "ndarray")]
+        KernelBackend::NdArray => {
+            use burn_ndarray::NdArrayTensor as T;
+            let tensor: T = same_type(primitive).ok()?;
+            let (ptr, strides, count) = match (&tensor, dtype) {
+                (T::I8(storage), DType::I8) => {
+                    let view = storage.view();
+                    (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+                }
+                (T::F32(storage), DType::F32) => {
+                    let view = storage.view();
+                    (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+                }
+                _ => return None,
+            };
+            if count != dims.iter().product::<usize>() || strides.iter().any(|&s| s < 0) {
+                return None;
             }
-            (T::F32(storage), DType::F32) => {
-                let view = storage.view();
-                (
-                    view.as_ptr().cast::<E>(),
-                    view.strides().to_vec(),
-                    view.len(),
-                )
-            }
-            _ => return None,
-        };
-        if count != dims.iter().product::<usize>() || strides.iter().any(|&s| s < 0) {
-            return None;
+            let len = span(dims, &strides)?;
+            Some(Host { _primitive: Box::new(tensor), ptr, len, strides })
         }
-        let len = span(dims, &strides)?;
-        return Some(Host {
-            _primitive: Box::new(tensor),
-            ptr,
-            len,
-            strides,
-        });
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
-    #[cfg(not(feature = "ndarray"))]
-    let _ = primitive;
-    None
 }
 
 /// How many elements from the first to the last, for positive `strides` (0 for an empty shape).
@@ -146,12 +117,12 @@ fn span(dims: &[usize], strides: &[isize]) -> Option<usize> {
 }
 
 fn host_int8<B: Backend, const D: usize>(tensor: &Tensor<B, D, Int>) -> Option<Host<i8>> {
-    host(tensor.clone().into_primitive(), DType::I8, &tensor.dims())
+    host::<B, _, _>(tensor.clone().into_primitive(), DType::I8, &tensor.dims())
 }
 
 fn host_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> Option<Host<f32>> {
     match tensor.clone().into_primitive() {
-        TensorPrimitive::Float(primitive) => host(primitive, DType::F32, &tensor.dims()),
+        TensorPrimitive::Float(primitive) => host::<B, _, _>(primitive, DType::F32, &tensor.dims()),
         TensorPrimitive::QFloat(_) => None,
     }
 }
@@ -191,53 +162,34 @@ fn host_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Rows> {
     }
 }
 
-/// The weight `[k, n]` as the kernels see it, when its layout is one they know.
-fn weight_view(weight: &Host<i8>, k: usize, n: usize) -> Option<WeightView<'_>> {
-    Some(WeightView {
-        data: weight.as_slice(),
-        k,
-        n,
-        layout: weight_layout(&weight.strides, k, n)?,
-    })
-}
-
-/// Which dense layout these strides describe, if any.
-fn weight_layout(strides: &[isize], k: usize, n: usize) -> Option<WeightLayout> {
-    match strides {
-        [s0, 1] if *s0 == n as isize => Some(WeightLayout::KN),
-        [1, s1] if *s1 == k as isize => Some(WeightLayout::NK),
-        // A dimension of size 1 may carry any stride.
-        [_, 1] if k == 1 => Some(WeightLayout::KN),
-        [1, _] if n == 1 => Some(WeightLayout::NK),
-        _ => None,
-    }
+/// Channel rows `[n, k]` as the kernels read them. The layout is the type's ([`ChannelRows`]);
+/// the strides are checked only so that a tensor that is not dense is never read as if it were.
+fn rows_view(weight: &Host<i8>, n: usize, k: usize) -> Option<WeightView<'_>> {
+    // A dimension of size 1 may carry any stride.
+    let dense = match weight.strides[..] {
+        [s0, s1] => (s0 == k as isize || n == 1) && (s1 == 1 || k == 1),
+        _ => false,
+    };
+    dense.then(|| WeightView { data: weight.as_slice(), k, n })
 }
 
 /// Keras's quantized dense product `quantize_rows(x) @ weight / (x_scale · weight_scale) + bias`
 /// on a CPU backend; `None` where the generic path must run.
 pub(crate) fn try_quantized_matmul<B: Backend>(
     x: &Tensor<B, 2>,
-    weight: &Tensor<B, 2, Int>,
-    weight_scale: &Tensor<B, 1>,
+    weight: &ChannelRows<B>,
     bias: Option<&Tensor<B, 1>>,
 ) -> Option<Tensor<B, 2>> {
-    try_quantized_matmul_shared(x, &[(weight, weight_scale, bias)])?.pop()
+    try_quantized_matmul_shared(x, &[(weight.clone(), bias.cloned())])?.pop()
 }
-
-/// One int8 layer as [`try_quantized_matmul_shared`] takes it: weight, scale, bias.
-pub(crate) type LayerRef<'a, B> = (
-    &'a Tensor<B, 2, Int>,
-    &'a Tensor<B, 1>,
-    Option<&'a Tensor<B, 1>>,
-);
 
 /// [`try_quantized_matmul`] for several layers applied to the same `x`: its rows quantized
 /// once, every product in one parallel job. The same bits as one call per layer.
 pub(crate) fn try_quantized_matmul_shared<B: Backend>(
     x: &Tensor<B, 2>,
-    layers: &[LayerRef<'_, B>],
+    layers: &[(ChannelRows<B>, Option<Tensor<B, 1>>)],
 ) -> Option<Vec<Tensor<B, 2>>> {
-    if !has_direct_kernel::<B>() || layers.is_empty() {
+    if !KernelBackend::is_cpu::<B>() || layers.is_empty() {
         return None;
     }
     let [m, k] = x.dims();
@@ -252,12 +204,12 @@ pub(crate) fn try_quantized_matmul_shared<B: Backend>(
         n: usize,
     }
     let mut host_layers = Vec::with_capacity(layers.len());
-    for &(weight, weight_scale, bias) in layers {
-        let [k_weight, n] = weight.dims();
+    for (weight, bias) in layers {
+        let [n, k_weight] = weight.dims();
         if n == 0
             || k != k_weight
-            || weight_scale.dims() != [n]
-            || bias.is_some_and(|bias| bias.dims() != [n])
+            || weight.scale.dims() != [n]
+            || bias.as_ref().is_some_and(|bias| bias.dims() != [n])
         {
             return None;
         }
@@ -266,41 +218,33 @@ pub(crate) fn try_quantized_matmul_shared<B: Backend>(
             None => None,
         };
         host_layers.push(HostLayer {
-            weight: host_int8(weight)?,
-            scale: host_vector(weight_scale)?,
+            weight: host_int8(&weight.values)?,
+            scale: host_vector(&weight.scale)?,
             bias,
             n,
         });
     }
     let views = host_layers
         .iter()
-        .map(|layer| weight_view(&layer.weight, k, layer.n))
+        .map(|layer| rows_view(&layer.weight, layer.n, k))
         .collect::<Option<Vec<_>>>()?;
     tracing::trace!(m, k, n = ?host_layers.iter().map(|layer| layer.n).collect::<Vec<_>>(), "int8 gemm");
-    let scales: Vec<&[f32]> = host_layers
-        .iter()
-        .map(|layer| layer.scale.as_slice())
-        .collect();
+    let scales: Vec<&[f32]> = host_layers.iter().map(|layer| layer.scale.as_slice()).collect();
     let biases: Vec<Option<&[f32]>> = host_layers
         .iter()
         .map(|layer| layer.bias.as_ref().map(Host::as_slice))
         .collect();
     let (rows, x_scale) = Activations::quantize(host_rows(x)?.as_slice(), m, k);
-    let outputs = gemm_shared(
-        Isa::detect(),
-        &rows,
-        &views,
-        |i, r, j0, acc, out: &mut [f32]| {
-            let columns = j0..j0 + acc.len();
-            rescale_row(
-                acc,
-                x_scale[r],
-                &scales[i][columns.clone()],
-                biases[i].map(|bias| &bias[columns]),
-                out,
-            );
-        },
-    );
+    let outputs = gemm_shared(Isa::detect(), &rows, &views, |i, r, j0, acc, out: &mut [f32]| {
+        let columns = j0..j0 + acc.len();
+        rescale_row(
+            acc,
+            x_scale[r],
+            &scales[i][columns.clone()],
+            biases[i].map(|bias| &bias[columns]),
+            out,
+        );
+    });
     let device = x.device();
     Some(
         outputs
@@ -311,27 +255,21 @@ pub(crate) fn try_quantized_matmul_shared<B: Backend>(
     )
 }
 
-/// `lhs [M, K] @ rhs [K, N]` in i32 (dtype I32) when both are I8 on a CPU backend.
-pub(crate) fn try_int8_matmul<B: Backend>(
-    lhs: &Tensor<B, 2, Int>,
-    rhs: &Tensor<B, 2, Int>,
-) -> Option<Tensor<B, 2, Int>> {
-    try_int8_matmul_with(Isa::detect(), lhs, rhs)
-}
-
-/// [`try_int8_matmul`] on a chosen instruction set (one the CPU has: see [`Isa::available`]).
-pub fn try_int8_matmul_with<B: Backend>(
+/// `lhs [M, K] @ weightᵀ` in i32 (dtype I32), for I8 `lhs` and I8 channel rows `weight [N, K]`
+/// on a CPU backend, on the instruction set `isa` (one this CPU has: see [`Isa::available`]).
+/// Public for the kernel tests, which run every level the CPU has.
+pub fn try_int8_matmul<B: Backend>(
     isa: Isa,
     lhs: &Tensor<B, 2, Int>,
-    rhs: &Tensor<B, 2, Int>,
+    weight: &Tensor<B, 2, Int>,
 ) -> Option<Tensor<B, 2, Int>> {
     // The detected level first: listing every level allocates.
-    if !has_direct_kernel::<B>() || isa != Isa::detect() && !Isa::available().contains(&isa) {
+    if !KernelBackend::is_cpu::<B>() || isa != Isa::detect() && !Isa::available().contains(&isa) {
         return None;
     }
     let [m, k] = lhs.dims();
-    let [k_rhs, n] = rhs.dims();
-    if m == 0 || k == 0 || n == 0 || k != k_rhs {
+    let [n, k_weight] = weight.dims();
+    if m == 0 || k == 0 || n == 0 || k != k_weight {
         return None;
     }
     let data = lhs.clone().into_data();
@@ -339,15 +277,9 @@ pub fn try_int8_matmul_with<B: Backend>(
         return None;
     }
     let rows = Activations::new(data.as_slice::<i8>().ok()?, m, k);
-    let weight = host_int8(rhs)?;
-    let out = gemm(
-        isa,
-        &rows,
-        weight_view(&weight, k, n)?,
-        |_, _, acc, out: &mut [i32]| out.copy_from_slice(acc),
-    );
-    Some(Tensor::from_data(
-        TensorData::new(out, [m, n]),
-        (&lhs.device(), DType::I32),
-    ))
+    let weight = host_int8(weight)?;
+    let out = gemm(isa, &rows, rows_view(&weight, n, k)?, |_, _, acc, out: &mut [i32]| {
+        out.copy_from_slice(acc)
+    });
+    Some(Tensor::from_data(TensorData::new(out, [m, n]), (&lhs.device(), DType::I32)))
 }

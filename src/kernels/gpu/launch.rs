@@ -7,8 +7,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::ir::{ElemType, IntKind, StorageType, features::TypeUsage};
 use cubecl::prelude::*;
 
-use super::WeightLayout;
-use super::kernels::{packed_kn_kernel, packed_nk_kernel, strided_kernel};
+use super::GpuKernel;
+use super::kernels::{packed_nk_kernel, strided_kernel};
 
 /// Invocations per cube along the output columns.
 const CUBE_DIM_X: u32 = 64;
@@ -16,12 +16,12 @@ const CUBE_DIM_X: u32 = 64;
 /// Largest cube count along one axis that every backend accepts.
 const MAX_CUBE_COUNT: usize = 65_535;
 
-/// Runs `layout`'s kernel on checked inputs (I8, `[M, K] @ [K, N]`, `lhs` contiguous, `layout`
-/// from `weight_layout`). `None` when the device lacks what the kernel needs.
+/// Runs `kernel` on checked inputs (I8, `[M, K] @ [K, N]` with `rhs` the transpose of dense
+/// channel rows, `lhs` contiguous, `kernel` from `kernel_for`). `None` when the device lacks what the kernel needs.
 pub(super) fn launch<R: CubeRuntime>(
     lhs: CubeTensor<R>,
     rhs: CubeTensor<R>,
-    layout: WeightLayout,
+    kernel: GpuKernel,
 ) -> Option<CubeTensor<R>> {
     let (m, k, n) = (
         lhs.meta.shape()[0],
@@ -30,11 +30,10 @@ pub(super) fn launch<R: CubeRuntime>(
     );
     let rows = rows_per_invocation(m);
     let cols = NK_COLS_PER_INVOCATION;
-    let cube_count = match layout {
-        WeightLayout::PackedKn => cube_count(n / 4, m.div_ceil(rows))?,
-        WeightLayout::PackedNk => cube_count(n.div_ceil(cols), m.div_ceil(rows))?,
-        WeightLayout::Strided if supports_i8_buffers(&lhs.client) => cube_count(n, m)?,
-        WeightLayout::Strided => return None,
+    let cube_count = match kernel {
+        GpuKernel::Packed => cube_count(n.div_ceil(cols), m.div_ceil(rows))?,
+        GpuKernel::Strided if supports_i8_buffers(&lhs.client) => cube_count(n, m)?,
+        GpuKernel::Strided => return None,
     };
     let cube_dim = CubeDim::new_2d(CUBE_DIM_X, 1);
     let client = lhs.client.clone();
@@ -51,20 +50,8 @@ pub(super) fn launch<R: CubeRuntime>(
     // rows. The strided kernel indexes through the views' own shapes and strides.
     unsafe {
         let out = ArrayArg::from_raw_parts(output.handle.clone(), m * n);
-        match layout {
-            WeightLayout::PackedKn => packed_kn_kernel::launch_unchecked::<R>(
-                &client,
-                cube_count,
-                cube_dim,
-                word_array(&lhs),
-                word_array(&rhs),
-                out,
-                m,
-                k / 4,
-                n / 4,
-                rows,
-            ),
-            WeightLayout::PackedNk => packed_nk_kernel::launch_unchecked::<R>(
+        match kernel {
+            GpuKernel::Packed => packed_nk_kernel::launch_unchecked::<R>(
                 &client,
                 cube_count,
                 cube_dim,
@@ -77,7 +64,7 @@ pub(super) fn launch<R: CubeRuntime>(
                 rows,
                 cols,
             ),
-            WeightLayout::Strided => strided_kernel::launch_unchecked::<R>(
+            GpuKernel::Strided => strided_kernel::launch_unchecked::<R>(
                 &client,
                 cube_count,
                 cube_dim,

@@ -6,8 +6,8 @@
 //! kernels, and the backward pass computes `dx = (dy / w_scale) · W_qᵀ`, widening `W_q` one
 //! bounded tile at a time (never a whole f32 copy of the weight). The bias gets `Σ_rows dy`.
 //!
-//! Dispatch is by type, like the kernels: `Autodiff<I>` (and `Autodiff<I, BalancedCheckpointing>`)
-//! over each backend this crate has kernels for. Any other autodiff backend takes
+//! Dispatch is by the seam's table (`backend.rs`): `Autodiff<I>` (and
+//! `Autodiff<I, BalancedCheckpointing>`) over each backend this crate has kernels for. Any other autodiff backend takes
 //! [`straight_through_any`], which gives the same gradients through Burn's own matmul at the
 //! price of a float copy of the weight per call.
 
@@ -23,56 +23,50 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{FloatDType, Int, Tensor, TensorPrimitive, backend::Backend};
 
-use crate::ops::{WEIGHT_TILE_ELEMENTS, quantized_matmul_kn};
-use crate::primitive::same_type;
+use super::backend::{KernelBackend, same_type};
+use super::generic::WEIGHT_TILE_ELEMENTS;
+use super::{ChannelRows, fused_product};
 use crate::quantizers::dequantize;
 
-/// [`crate::ops::quantized_matmul`] on an autodiff backend, with straight-through gradients; `None` when
-/// `B` does not track gradients.
+/// The seam's fused product on an autodiff backend, with straight-through gradients; `None`
+/// when `B` does not track gradients.
 pub(crate) fn try_quantized_matmul<B: Backend>(
     x: &Tensor<B, 2>,
-    weight: &Tensor<B, 2, Int>,
-    weight_scale: &Tensor<B, 1>,
+    weight: &ChannelRows<B>,
     bias: Option<&Tensor<B, 1>>,
 ) -> Option<Tensor<B, 2>> {
     if !B::ad_enabled(&x.device()) {
         return None;
     }
-    macro_rules! on_inner {
-        ($inner:ty) => {
-            if let Some(output) =
-                on_autodiff::<B, $inner, NoCheckpointing>(x, weight, weight_scale, bias)
-            {
-                return Some(output);
-            }
-            if let Some(output) =
-                on_autodiff::<B, $inner, BalancedCheckpointing>(x, weight, weight_scale, bias)
-            {
-                return Some(output);
-            }
-        };
+    /// Either checkpointing strategy over the inner backend `I`.
+    fn on_inner<B: Backend, I: Backend>(
+        x: &Tensor<B, 2>,
+        weight: &ChannelRows<B>,
+        bias: Option<&Tensor<B, 1>>,
+    ) -> Option<Tensor<B, 2>> {
+        on_autodiff::<B, I, NoCheckpointing>(x, weight, bias)
+            .or_else(|| on_autodiff::<B, I, BalancedCheckpointing>(x, weight, bias))
     }
-    #[cfg(feature = "flex")]
-    on_inner!(burn::backend::Flex);
-    #[cfg(feature = "ndarray")]
-    on_inner!(burn::backend::NdArray);
-    #[cfg(feature = "wgpu")]
-    on_inner!(burn::backend::Vulkan);
-    #[cfg(feature = "cuda")]
-    on_inner!(burn::backend::Cuda);
-    Some(straight_through_any(
-        x.clone(),
-        weight.clone(),
-        weight_scale.clone(),
-        bias.cloned(),
-    ))
+    let inner = match KernelBackend::of::<B>() {
+        #[cfg(feature = "flex")]
+        Some(KernelBackend::Flex) => on_inner::<B, burn::backend::Flex>(x, weight, bias),
+        #[cfg(feature = "ndarray")]
+        Some(KernelBackend::NdArray) => on_inner::<B, burn::backend::NdArray>(x, weight, bias),
+        #[cfg(feature = "wgpu")]
+        Some(KernelBackend::Vulkan) => on_inner::<B, burn::backend::Vulkan>(x, weight, bias),
+        #[cfg(feature = "cuda")]
+        Some(KernelBackend::Cuda) => on_inner::<B, burn::backend::Cuda>(x, weight, bias),
+        _ => None,
+    };
+    Some(inner.unwrap_or_else(|| {
+        straight_through_any(x.clone(), weight.clone(), bias.cloned())
+    }))
 }
 
 /// The recorded op when `B` is `Autodiff<I, C>`: the forward pass runs on `I`.
 fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     x: &Tensor<B, 2>,
-    weight: &Tensor<B, 2, Int>,
-    weight_scale: &Tensor<B, 1>,
+    weight: &ChannelRows<B>,
     bias: Option<&Tensor<B, 1>>,
 ) -> Option<Tensor<B, 2>> {
     if TypeId::of::<B>() != TypeId::of::<Autodiff<I, C>>() {
@@ -81,9 +75,9 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     type Tracked<I, C> = FloatTensor<Autodiff<I, C>>;
     let x: Tracked<I, C> = same_type(x.clone().into_primitive().tensor()).ok()?;
     // Autodiff does not track int tensors: the weight is `I`'s own primitive.
-    let weight: IntTensor<I> = same_type(weight.clone().into_primitive()).ok()?;
+    let values: IntTensor<I> = same_type(weight.values.clone().into_primitive()).ok()?;
     let weight_scale: Tracked<I, C> =
-        same_type(weight_scale.clone().into_primitive().tensor()).ok()?;
+        same_type(weight.scale.clone().into_primitive().tensor()).ok()?;
     let bias: Option<Tracked<I, C>> = match bias {
         Some(bias) => Some(same_type(bias.clone().into_primitive().tensor()).ok()?),
         None => None,
@@ -92,17 +86,20 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     let inner = |primitive: FloatTensor<I>| {
         Tensor::<I, 1>::from_primitive(TensorPrimitive::Float(primitive))
     };
-    let output = quantized_matmul_kn(
+    let inner_weight = ChannelRows {
+        values: Tensor::<I, 2, Int>::from_primitive(values.clone()),
+        scale: inner(weight_scale.primitive.clone()),
+    };
+    let output = fused_product(
         Tensor::<I, 2>::from_primitive(TensorPrimitive::Float(x.primitive.clone())),
-        Tensor::<I, 2, Int>::from_primitive(weight.clone()),
-        inner(weight_scale.primitive.clone()),
+        &inner_weight,
         bias.as_ref().map(|bias| inner(bias.primitive.clone())),
     )
     .into_primitive()
     .tensor();
 
     // The scale is frozen: it is state, not a parent.
-    let state = (weight, weight_scale.primitive);
+    let state = (values, weight_scale.primitive);
     let tracked: Tracked<I, C> = match bias {
         Some(bias) => match StraightThrough
             .prepare::<C>([x.node, bias.node])
@@ -130,7 +127,7 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
 struct StraightThrough;
 
 impl<I: Backend, const N: usize> Backward<I, N> for StraightThrough {
-    /// The int8 weight `[K, N]` and its scale `[N]`.
+    /// The int8 weight as channel rows `[N, K]` and its scale `[N]`.
     type State = (IntTensor<I>, FloatTensor<I>);
 
     fn backward(
@@ -165,22 +162,23 @@ impl<I: Backend, const N: usize> Backward<I, N> for StraightThrough {
     }
 }
 
-/// `dy [M, N] · dequant(W)ᵀ` as `(dy / scale) · W_qᵀ`, giving `[M, K]`. `W_q` is widened to f32
-/// a tile of whole input rows at a time, at most [`WEIGHT_TILE_ELEMENTS`] elements.
-pub(crate) fn input_grad<B: Backend>(
+/// `dy [M, N] · dequant(W)ᵀ` as `(dy / scale) · W_q`, with `W_q` the channel rows `[N, K]`,
+/// giving `[M, K]`. `W_q` is widened to f32 a tile of whole input columns at a time, at most
+/// [`WEIGHT_TILE_ELEMENTS`] elements.
+fn input_grad<B: Backend>(
     output_grad: Tensor<B, 2>,
     weight: Tensor<B, 2, Int>,
     weight_scale: Tensor<B, 1>,
 ) -> Tensor<B, 2> {
-    let [k, n] = weight.dims();
+    let [n, k] = weight.dims();
     let scaled = output_grad.div(weight_scale.unsqueeze_dim(0));
-    let rows_per_tile = (WEIGHT_TILE_ELEMENTS / n.max(1)).clamp(1, k.max(1));
+    let columns_per_tile = (WEIGHT_TILE_ELEMENTS / n.max(1)).clamp(1, k.max(1));
     let mut tiles: Vec<Tensor<B, 2>> = (0..k)
-        .step_by(rows_per_tile)
+        .step_by(columns_per_tile)
         .map(|start| {
-            let rows = start..(start + rows_per_tile).min(k);
-            let tile = weight.clone().slice([rows, 0..n]).cast(FloatDType::F32);
-            scaled.clone().matmul(tile.transpose())
+            let columns = start..(start + columns_per_tile).min(k);
+            let tile = weight.clone().slice([0..n, columns]).cast(FloatDType::F32);
+            scaled.clone().matmul(tile)
         })
         .collect();
     if tiles.len() == 1 {
@@ -195,16 +193,11 @@ pub(crate) fn input_grad<B: Backend>(
 /// gradients, but a float copy of the weight per call: the kernels above avoid it.
 fn straight_through_any<B: Backend>(
     x: Tensor<B, 2>,
-    weight: Tensor<B, 2, Int>,
-    weight_scale: Tensor<B, 1>,
+    weight: ChannelRows<B>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
-    let value = crate::ops::generic_quantized_matmul_kn(
-        x.clone().detach(),
-        weight.clone(),
-        weight_scale.clone(),
-        bias,
-    );
-    let carrier = x.matmul(dequantize(weight, weight_scale.unsqueeze_dim(0)));
+    let value = super::generic::quantized_matmul(x.clone().detach(), &weight, bias);
+    let dequantized = dequantize(weight.values, weight.scale.unsqueeze_dim(1));
+    let carrier = x.matmul(dequantized.transpose());
     carrier.clone().sub(carrier.detach()).add(value)
 }

@@ -1,10 +1,12 @@
 //! `QuantizedEmbedding`: Keras's int8 `Embedding` and `ReversibleEmbedding` (tied logits).
 
+use burn::config::Config;
+use burn::module::Initializer;
 use burn::module::{Module, Param};
 use burn::nn;
 use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
 
-use crate::ops::{map_rows, quantized_matmul};
+use crate::kernels::{embedding_lookup, map_rows, quantized_matmul};
 use crate::{Int8Error, Int8Weight};
 
 /// An embedding table with int8 rows and one scale per vocabulary row.
@@ -47,18 +49,7 @@ impl<B: Backend> QuantizedEmbedding<B> {
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [batch, seq] = ids.dims();
         let [_, d_model] = self.dims();
-        let ids = ids.reshape([batch * seq]);
-        let rows = self
-            .weight
-            .values
-            .val()
-            .select(0, ids.clone())
-            .cast(FloatDType::F32);
-        let scale = self.weight.scale().select(0, ids);
-        let ones = Tensor::ones(scale.shape(), &scale.device());
-        let inverse_scale = ones.div(scale);
-        rows.mul(inverse_scale.unsqueeze_dim(1))
-            .reshape([batch, seq, d_model])
+        embedding_lookup(&self.weight, ids.reshape([batch * seq])).reshape([batch, seq, d_model])
     }
 
     /// Tied logits: `hidden [..., d_model]` to `[..., n_embedding]`.
@@ -109,3 +100,27 @@ crate::quantize::swappable_layer!(
     nn::Embedding<B>,
     channel_axis = 0
 );
+
+/// `burn::nn::EmbeddingConfig`, giving a swappable [`Embedding`].
+#[derive(Config, Debug)]
+pub struct EmbeddingConfig {
+    /// The number of embedding vectors.
+    pub n_embedding: usize,
+    /// The size of each vector.
+    pub d_model: usize,
+    /// The type of function used to initialize neural network parameters.
+    #[config(default = "Initializer::Normal{mean:0.0, std:1.0}")]
+    pub initializer: Initializer,
+}
+
+impl EmbeddingConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Embedding<B> {
+        Embedding::Float(self.to_burn().init(device))
+    }
+
+    /// Burn's config with the same values.
+    pub fn to_burn(&self) -> nn::EmbeddingConfig {
+        nn::EmbeddingConfig::new(self.n_embedding, self.d_model)
+            .with_initializer(self.initializer.clone())
+    }
+}

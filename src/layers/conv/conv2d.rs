@@ -4,7 +4,8 @@ use burn::module::{Module, Param};
 use burn::nn::{self, PaddingConfig2d};
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::conv::{ConvGeometry, conv2d_int8, same_padding};
+use super::same_padding;
+use crate::kernels::{ConvGeometry, conv2d};
 use crate::{Int8Error, Int8Weight};
 
 /// A 2-D convolution with int8 weights: one scale per output channel, one activation scale
@@ -97,10 +98,10 @@ impl<B: Backend> QuantizedConv2d<B> {
             groups: self.groups,
             padding,
         };
-        Ok(conv2d_int8(
+        Ok(conv2d(
             input,
-            self.weight.values.val(),
-            self.weight.scale(),
+            &self.weight.channel_rows(),
+            [kh, kw],
             self.bias.as_ref().map(Param::val),
             geometry,
         ))

@@ -6,7 +6,8 @@ use burn::module::{Module, Param};
 use burn::nn::{self, PaddingConfig1d};
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::conv::{ConvGeometry, conv2d_int8, same_padding};
+use super::same_padding;
+use crate::kernels::{ConvGeometry, conv2d};
 use crate::{Int8Error, Int8Weight};
 
 /// A 1-D convolution with int8 weights: one scale per output channel, one activation scale
@@ -83,15 +84,10 @@ impl<B: Backend> QuantizedConv1d<B> {
             groups: self.groups,
             padding: ((0, 0), (left, right)),
         };
-        let values = self
-            .weight
-            .values
-            .val()
-            .reshape([channels_out, channels_in_group, 1, kernel]);
-        let output = conv2d_int8(
+        let output = conv2d(
             input.reshape([batch, channels_in, 1, length]),
-            values,
-            self.weight.scale(),
+            &self.weight.channel_rows(),
+            [1, kernel],
             self.bias.as_ref().map(Param::val),
             geometry,
         );

@@ -1,15 +1,15 @@
-//! Host-memory row kernels for `row_ops.rs` on the CPU backends: one pass, one allocation.
+//! Host-memory row kernels for `kernels/transformer.rs` on the CPU backends: one pass, one allocation.
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rayon::prelude::*;
 
 use super::{Host, host_f32, host_rows, host_vector};
-use crate::row_ops::{GELU_CUBE, SQRT_2_OVER_PI};
+use crate::kernels::transformer::{GELU_CUBE, SQRT_2_OVER_PI};
 
 /// Rows at least this long (elements in all) are spread over threads.
 const PARALLEL_ELEMENTS: usize = 64 * 1024;
 
-/// [`crate::row_ops::rms_norm`] on `x [m, d]`; `None` off the CPU backends.
+/// [`crate::transformer_ops::rms_norm`] on `x [m, d]`; `None` off the CPU backends.
 pub fn try_rms_norm<B: Backend>(
     x: &Tensor<B, 2>,
     weight: &Tensor<B, 1>,
@@ -29,7 +29,7 @@ pub fn try_rms_norm<B: Backend>(
     Some(Tensor::from_data(TensorData::new(out, [m, d]), &x.device()))
 }
 
-/// [`crate::row_ops::add_rms_norm`] on `residual, x [m, d]`; `None` off the CPU backends.
+/// [`crate::transformer_ops::add_rms_norm`] on `residual, x [m, d]`; `None` off the CPU backends.
 pub fn try_add_rms_norm<B: Backend>(
     residual: &Tensor<B, 2>,
     x: &Tensor<B, 2>,
@@ -58,7 +58,7 @@ pub fn try_add_rms_norm<B: Backend>(
     Some(Tensor::from_data(TensorData::new(out, [m, d]), &x.device()))
 }
 
-/// [`crate::row_ops::gelu_tanh_mul`] on `gate, up [m, d]`; `None` off the CPU backends.
+/// [`crate::transformer_ops::gelu_tanh_mul`] on `gate, up [m, d]`; `None` off the CPU backends.
 pub fn try_gelu_tanh_mul<B: Backend>(
     gate: &Tensor<B, 2>,
     up: &Tensor<B, 2>,
@@ -123,7 +123,7 @@ fn rms_norm_row(row: &[f32], weight: &[f32], weight_offset: f32, eps: f32, out: 
     }
 }
 
-/// [`crate::row_ops::rope_rotate_half`] on `x [batch, seq, heads, head_dim]` with tables of
+/// [`crate::transformer_ops::rope_rotate_half`] on `x [batch, seq, heads, head_dim]` with tables of
 /// the same shape or of batch 1; `None` off the CPU backends or for other shapes.
 pub fn try_rope_rotate_half<B: Backend>(
     x: &Tensor<B, 4>,

@@ -1,11 +1,17 @@
-//! `burn::nn::conv` counterparts: swappable [`Conv1d`] and [`Conv2d`] with Burn's configs.
+//! The int8 convolutions in one place: [`QuantizedConv1d`] and [`QuantizedConv2d`] (one file
+//! each), their swappable [`Conv1d`] and [`Conv2d`] enums, and Burn's configs for them
+//! (`burn_int8::nn::conv` re-exports this module under Burn's path).
 
 use burn::config::Config;
 use burn::module::Initializer;
 use burn::nn::{self, PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 
-pub use crate::{Conv1d, Conv2d, QuantizedConv1d, QuantizedConv2d};
+mod conv1d;
+mod conv2d;
+
+pub use conv1d::{Conv1d, QuantizedConv1d};
+pub use conv2d::{Conv2d, QuantizedConv2d};
 
 /// `burn::nn::conv::Conv1dConfig`, giving a swappable [`Conv1d`].
 #[derive(Config, Debug)]
@@ -95,4 +101,15 @@ impl Conv2dConfig {
             .with_bias(self.bias)
             .with_initializer(self.initializer.clone())
     }
+}
+
+/// Burn's "same" padding rule (`burn_nn::padding`), mirrored so int8 and float shapes agree.
+pub(crate) fn same_padding(kernel_size: usize, stride: usize, size_in: usize) -> (usize, usize) {
+    let size_out = size_in.div_ceil(stride);
+    let total = if size_out > 0 {
+        ((size_out - 1) * stride + kernel_size).saturating_sub(size_in)
+    } else {
+        0
+    };
+    (total / 2, total - total / 2)
 }

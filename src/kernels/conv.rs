@@ -1,14 +1,15 @@
-//! The int8 convolution shared by `QuantizedConv1d` and `QuantizedConv2d` (Keras has none).
+//! The int8 convolution of `QuantizedConv1d` and `QuantizedConv2d` (Keras has none).
 //!
 //! im2col (`unfold4d`), then the same rule as a dense layer: one weight scale per output
 //! channel, one activation scale per output position and group (each im2col row is quantized
-//! on its own), and the int8 product of [`crate::ops`].
+//! on its own), and the seam's fused product. Every backend takes this path today; a direct
+//! convolution kernel would be chosen in [`conv2d`].
 
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::{PadMode, UnfoldOptions};
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
-use crate::ops::quantized_matmul_kn;
+use super::{ChannelRows, fused_product};
 
 /// Geometry of a 2-D convolution (a 1-D one has height 1).
 #[derive(Debug, Clone, Copy)]
@@ -20,28 +21,19 @@ pub(crate) struct ConvGeometry {
     pub padding: ((usize, usize), (usize, usize)),
 }
 
-/// Burn's "same" padding rule (`burn_nn::padding`), mirrored so int8 and float shapes agree.
-pub(crate) fn same_padding(kernel_size: usize, stride: usize, size_in: usize) -> (usize, usize) {
-    let size_out = size_in.div_ceil(stride);
-    let total = if size_out > 0 {
-        ((size_out - 1) * stride + kernel_size).saturating_sub(size_in)
-    } else {
-        0
-    };
-    (total / 2, total - total / 2)
-}
-
-/// `input [batch, c_in, h, w]` with `weight [c_out, c_in / groups, kh, kw]` (I8) and
-/// `weight_scale [c_out]`, giving `[batch, c_out, h_out, w_out]`.
-pub(crate) fn conv2d_int8<B: Backend>(
+/// `input [batch, c_in, h, w]` with a `[c_out, c_in / groups, kh, kw]` weight as channel rows
+/// `[c_out, c_in / groups · kh · kw]` (how the im2col rows are ordered), giving
+/// `[batch, c_out, h_out, w_out]`.
+pub(crate) fn conv2d<B: Backend>(
     input: Tensor<B, 4>,
-    weight: Tensor<B, 4, Int>,
-    weight_scale: Tensor<B, 1>,
+    weight: &ChannelRows<B>,
+    kernel_size: [usize; 2],
     bias: Option<Tensor<B, 1>>,
     geometry: ConvGeometry,
 ) -> Tensor<B, 4> {
     let [batch, _, height, width] = input.dims();
-    let [c_out, c_in_group, kh, kw] = weight.dims();
+    let [c_out, k_group] = weight.dims();
+    let [kh, kw] = kernel_size;
     let ConvGeometry {
         stride,
         dilation,
@@ -64,7 +56,6 @@ pub(crate) fn conv2d_int8<B: Backend>(
         [kh, kw],
         UnfoldOptions::new(stride, [0, 0], dilation),
     );
-    let k_group = c_in_group * kh * kw;
     let c_out_group = c_out / groups;
     let columns = columns
         .reshape([batch, groups, k_group, positions])
@@ -77,13 +68,8 @@ pub(crate) fn conv2d_int8<B: Backend>(
                 .slice([0..batch, group..group + 1, 0..positions, 0..k_group])
                 .reshape([batch * positions, k_group]);
             let channels = group * c_out_group..(group + 1) * c_out_group;
-            let weight = weight
-                .clone()
-                .slice([channels.clone(), 0..c_in_group, 0..kh, 0..kw])
-                .reshape([c_out_group, k_group])
-                .transpose();
             let bias = bias.clone().map(|bias| bias.slice([channels.clone()]));
-            quantized_matmul_kn(rows, weight, weight_scale.clone().slice([channels]), bias)
+            fused_product(rows, &weight.channels(channels), bias)
         })
         .collect::<Vec<_>>();
     let output = Tensor::cat(per_group, 1); // [batch * positions, c_out]

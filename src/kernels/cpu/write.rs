@@ -6,12 +6,12 @@
 //! Here a uniquely owned, dense f32 flex buffer is written directly; anything else (shared,
 //! strided, another backend or dtype) is handed back for Burn's `slice_assign`.
 
-use std::any::Any;
 use std::ops::Range;
 
 use burn::tensor::{Tensor, TensorPrimitive, backend::Backend};
 
 use super::host_f32;
+use crate::kernels::backend::same_type_mut;
 
 /// Writes `value` into `buffer[ranges]` in place, or hands `buffer` back untouched (`Err`) when
 /// it cannot: not flex, not dense f32, shared with another handle, or ranges that do not fit.
@@ -52,15 +52,15 @@ pub fn try_write_in_place<B: Backend, const D: usize>(
 }
 
 /// The flex case of [`try_write_in_place`]: whether it wrote.
-fn write_flex(
-    primitive: &mut dyn Any,
+fn write_flex<B: Backend>(
+    primitive: &mut B::FloatTensorPrimitive,
     dims: &[usize],
     ranges: &[Range<usize>],
     source: &[f32],
     source_strides: &[isize],
 ) -> bool {
     #[cfg(feature = "flex")]
-    if let Some(tensor) = primitive.downcast_mut::<burn_flex::FlexTensor>() {
+    if let Some(tensor) = same_type_mut::<_, burn_flex::FlexTensor>(primitive) {
         let elements: usize = dims.iter().product();
         let dense = tensor.dtype() == burn::tensor::DType::F32
             && tensor.is_contiguous()

@@ -1,10 +1,13 @@
 //! `QuantizedLinear`: Keras's int8 `Dense`, and the swappable [`Linear`] enum.
 
+use burn::config::Config;
+use burn::module::Initializer;
+use burn::nn::LinearLayout;
 use burn::module::{Module, Param};
 use burn::nn;
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::ops::{map_rows, quantized_matmul};
+use crate::kernels::{map_rows, quantized_matmul, quantized_matmul_shared};
 use crate::{Int8Error, Int8Weight};
 
 /// A linear layer with int8 weights.
@@ -118,53 +121,61 @@ impl<B: Backend> Linear<B> {
         layers: [&Self; L],
         input: Tensor<B, D>,
     ) -> [Tensor<B, D>; L] {
-        #[cfg(any(feature = "flex", feature = "ndarray"))]
-        if let Some(outputs) = shared_int8_forward(&layers, &input) {
-            return outputs;
-        }
-        layers.map(|layer| layer.forward(input.clone()))
-    }
-}
-
-/// [`Linear::forward_shared`] on the CPU kernels, when every layer is int8 and fits the input.
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-fn shared_int8_forward<B: Backend, const D: usize, const L: usize>(
-    layers: &[&Linear<B>; L],
-    input: &Tensor<B, D>,
-) -> Option<[Tensor<B, D>; L]> {
-    let dims = input.dims();
-    let d_input = *dims.last()?;
-    let mut tensors = Vec::with_capacity(L);
-    for layer in layers {
-        let Linear::Int8(layer) = layer else {
-            return None;
+        let dims = input.dims();
+        let d_input = dims[D - 1];
+        let int8: Vec<&QuantizedLinear<B>> = layers
+            .iter()
+            .filter_map(|layer| match layer {
+                Linear::Int8(layer) if layer.dims()[0] == d_input => Some(layer),
+                _ => None,
+            })
+            .collect();
+        let Ok(int8) = <[&QuantizedLinear<B>; L]>::try_from(int8) else {
+            return layers.map(|layer| layer.forward(input.clone()));
         };
-        if layer.dims()[0] != d_input {
-            return None;
-        }
-        tensors.push((
-            layer.weight.kn(),
-            layer.weight.scale(),
-            layer.bias.as_ref().map(Param::val),
-        ));
-    }
-    let refs: Vec<crate::cpu::LayerRef<'_, B>> = tensors
-        .iter()
-        .map(|(weight, scale, bias)| (weight, scale, bias.as_ref()))
-        .collect();
-    let rows = input
-        .clone()
-        .reshape([dims[..D - 1].iter().product(), d_input]);
-    let outputs = crate::cpu::try_quantized_matmul_shared(&rows, &refs)?;
-    let shaped: Vec<Tensor<B, D>> = outputs
-        .into_iter()
-        .map(|output| {
+        let rows = input.reshape([dims[..D - 1].iter().product(), d_input]);
+        let outputs = quantized_matmul_shared(
+            rows,
+            int8.map(|layer| (&layer.weight, layer.bias.as_ref().map(Param::val))),
+        );
+        outputs.map(|output| {
             let mut output_dims = dims;
             output_dims[D - 1] = output.dims()[1];
             output.reshape(output_dims)
         })
-        .collect();
-    shaped.try_into().ok()
+    }
 }
 
 crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>, channel_axis = 1);
+
+/// `burn::nn::LinearConfig`, giving a swappable [`Linear`].
+#[derive(Config, Debug)]
+pub struct LinearConfig {
+    /// The size of the input features.
+    pub d_input: usize,
+    /// The size of the output features.
+    pub d_output: usize,
+    /// If a bias should be applied during the linear transformation.
+    #[config(default = true)]
+    pub bias: bool,
+    /// The type of function used to initialize neural network parameters.
+    #[config(default = "Initializer::KaimingUniform{gain:1.0/f64::sqrt(3.0), fan_out_only:false}")]
+    pub initializer: Initializer,
+    /// The layout in which the linear parameters are stored.
+    #[config(default = "LinearLayout::Row")]
+    pub layout: LinearLayout,
+}
+
+impl LinearConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Linear<B> {
+        Linear::Float(self.to_burn().init(device))
+    }
+
+    /// Burn's config with the same values.
+    pub fn to_burn(&self) -> nn::LinearConfig {
+        nn::LinearConfig::new(self.d_input, self.d_output)
+            .with_bias(self.bias)
+            .with_initializer(self.initializer.clone())
+            .with_layout(self.layout)
+    }
+}

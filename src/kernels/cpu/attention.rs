@@ -19,7 +19,7 @@ use super::{host_f32, host_rows};
 /// Keys per task.
 const KEY_BLOCK: usize = 64;
 
-/// [`crate::row_ops::attend_unmasked`] for one query position: `softmax(q·Kᵀ)·V` for
+/// [`crate::transformer_ops::attend_unmasked`] for one query position: `softmax(q·Kᵀ)·V` for
 /// `q [batch, 1, heads, head_dim]` over `keys, values [batch, kv_heads, len, head_dim]` (views
 /// into a larger cache buffer are read in place), query head `h` reading kv head
 /// `h / (heads / kv_heads)`. `None` off the CPU backends or for other shapes.

@@ -28,22 +28,13 @@ pub(crate) const DECODE_ROWS: usize = 4;
 /// Output channels from which a decode product keeps full-width panels.
 const WIDE_WEIGHT: usize = 16 * 1024;
 
-/// How the weight's `[K, N]` elements lie in memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WeightLayout {
-    /// Row-major `[K, N]`: `w[p * n + j]`, the layout of `nn::Linear`.
-    KN,
-    /// Row-major `[N, K]` seen transposed: `w[j * k + p]`, the tied embedding.
-    NK,
-}
-
-/// A borrowed int8 weight with the logical shape `[k, n]`.
+/// A borrowed int8 weight as channel rows: output channel `j`'s `k` values are
+/// `data[j * k..(j + 1) * k]` (the layout of every `Int8Weight`: see `kernels::ChannelRows`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WeightView<'a> {
     pub data: &'a [i8],
     pub k: usize,
     pub n: usize,
-    pub layout: WeightLayout,
 }
 
 /// The instruction sets the kernels are written for, best first.
@@ -298,12 +289,11 @@ where
         .iter_mut()
         .map(|out| OutPtr(out.as_mut_ptr()))
         .collect();
-    // Narrow decode panels only where each channel is one run of memory (NK); a KN panel
-    // reads a strided run per input channel, which wants it wide.
+    // Decode panels are narrow, so that even a 256-channel product has tasks for every thread.
     // A very wide weight (the tied logits) has panels enough at full width: fewer, longer
     // tasks spend less on dispatch and epilogue calls.
     let panel_width = |w: &WeightView<'_>| {
-        if m < DECODE_ROWS && w.layout == WeightLayout::NK && w.n < WIDE_WEIGHT {
+        if m < DECODE_ROWS && w.n < WIDE_WEIGHT {
             DECODE_PANEL
         } else {
             PANEL
@@ -391,31 +381,17 @@ fn panel(isa: Isa, x: &Activations, w: WeightView<'_>, j0: usize, width: usize, 
 
 /// The reference kernel: plain loops, exact by construction (|x·w| ≤ 128² fits i16).
 fn panel_portable(x: &Activations, w: WeightView<'_>, j0: usize, width: usize, acc: &mut [i32]) {
-    let (k, n) = (w.k, w.n);
+    let k = w.k;
     for r in 0..x.m {
         let xr = &x.row(r)[..k];
         let out = &mut acc[r * width..(r + 1) * width];
-        match w.layout {
-            WeightLayout::KN => {
-                for (p, &xv) in xr.iter().enumerate() {
-                    if xv != 0 {
-                        let xv = xv as i32;
-                        for (a, &b) in out.iter_mut().zip(&w.data[p * n + j0..p * n + j0 + width]) {
-                            *a += xv * b as i32;
-                        }
-                    }
-                }
-            }
-            WeightLayout::NK => {
-                for (c, a) in out.iter_mut().enumerate() {
-                    let column = &w.data[(j0 + c) * k..(j0 + c + 1) * k];
-                    *a = xr
-                        .iter()
-                        .zip(column)
-                        .map(|(&a, &b)| (a as i16 * b as i16) as i32)
-                        .sum();
-                }
-            }
+        for (c, a) in out.iter_mut().enumerate() {
+            let column = &w.data[(j0 + c) * k..(j0 + c + 1) * k];
+            *a = xr
+                .iter()
+                .zip(column)
+                .map(|(&a, &b)| (a as i16 * b as i16) as i32)
+                .sum();
         }
     }
 }

@@ -1,4 +1,7 @@
-//! Float row kernels for the work between the int8 products of a transformer step: RMSNorm
+//! `burn_int8::transformer_ops`: float row kernels for the work between the int8 products of a
+//! transformer step (Gemma3's, today its only user). They live in the library, not in the Gemma3
+//! crate, because their CPU versions read backend storage in place, which only this seam may
+//! do; they are public so that a model crate can call them. RMSNorm
 //! (alone, or added back to a residual stream), rotate-half RoPE, the GELU-tanh gate of a
 //! GeGLU feed-forward, and attention where no key needs masking (a decode step over its cache).
 //!
@@ -13,7 +16,7 @@ use std::ops::Range;
 
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::ops::map_rows;
+use super::map_rows;
 
 /// RMSNorm over the last axis: `x · rsqrt(mean(x²) + eps) · (weight + weight_offset)`.
 ///
@@ -28,7 +31,7 @@ pub fn rms_norm<B: Backend, const D: usize>(
     let d = x.dims()[D - 1];
     map_rows(x, d, |rows| {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
-        if let Some(output) = crate::cpu::try_rms_norm(&rows, &weight, weight_offset, eps) {
+        if let Some(output) = super::cpu::try_rms_norm(&rows, &weight, weight_offset, eps) {
             return output;
         }
         generic_rms_norm(rows, weight, weight_offset, eps)
@@ -68,7 +71,7 @@ pub fn add_rms_norm<B: Backend, const D: usize>(
         let rows = [dims[..D - 1].iter().product(), dims[D - 1]];
         let (residual_rows, x_rows) = (residual.clone().reshape(rows), x.clone().reshape(rows));
         if let Some(output) =
-            crate::cpu::try_add_rms_norm(&residual_rows, &x_rows, &weight, weight_offset, eps)
+            super::cpu::try_add_rms_norm(&residual_rows, &x_rows, &weight, weight_offset, eps)
         {
             return output.reshape(dims);
         }
@@ -101,7 +104,7 @@ pub fn attend_unmasked<B: Backend>(
     values: Tensor<B, 4>,
 ) -> Tensor<B, 3> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    if let Some(output) = crate::cpu::try_attend_one_query(&query, &keys, &values) {
+    if let Some(output) = super::cpu::try_attend_one_query(&query, &keys, &values) {
         return output;
     }
     generic_attend_unmasked(query, keys, values)
@@ -141,7 +144,7 @@ pub fn gelu_tanh_mul<B: Backend, const D: usize>(
         let dims = gate.dims();
         let rows = [dims[..D - 1].iter().product(), dims[D - 1]];
         if let Some(output) =
-            crate::cpu::try_gelu_tanh_mul(&gate.clone().reshape(rows), &up.clone().reshape(rows))
+            super::cpu::try_gelu_tanh_mul(&gate.clone().reshape(rows), &up.clone().reshape(rows))
         {
             return output.reshape(dims);
         }
@@ -185,7 +188,7 @@ pub fn rope_rotate_half<B: Backend>(
     signed_sin: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    if let Some(output) = crate::cpu::try_rope_rotate_half(&x, &cos, &signed_sin) {
+    if let Some(output) = super::cpu::try_rope_rotate_half(&x, &cos, &signed_sin) {
         return output;
     }
     generic_rope_rotate_half(x, cos, signed_sin)
@@ -217,10 +220,5 @@ pub fn slice_assign<B: Backend, const D: usize>(
     ranges: [Range<usize>; D],
     value: Tensor<B, D>,
 ) -> Tensor<B, D> {
-    #[cfg(any(feature = "flex", feature = "ndarray"))]
-    let buffer = match crate::cpu::try_write_in_place(buffer, &ranges, &value) {
-        Ok(written) => return written,
-        Err(buffer) => buffer,
-    };
-    buffer.slice_assign(ranges, value)
+    super::write_block(buffer, ranges, value)
 }

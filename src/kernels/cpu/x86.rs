@@ -7,49 +7,22 @@
 //! * AVX2's `vpmaddubsw` saturates its pair sums at i16, so it computes `|w| · (x · sign(w))`
 //!   instead, whose pairs stay within 2 · 128 · 127 (activations of -128 go to the portable
 //!   path; `gemm` checks).
-//! * For several rows (prefill), weights are packed per block of output channels: four
-//!   consecutive input channels of one output channel become one 32-bit lane. KN weights get
-//!   there by interleaving rows (`unpack{lo,hi}_epi8`, then `_epi16`); NK weights (channel-
-//!   major: quantized linear weights and the tied embedding) hold those four bytes side by
-//!   side already. The packed block is built once per call and reused by every activation
-//!   row. Packing NK weights on AVX-512 leaves channels in order; interleaving KN rows leaves
-//!   lane `i` of the `r`-th register holding [`column_of`]`(r, i)`, which the store undoes.
-//! * For a few rows (decode) against NK weights, each channel is a plain dot product that
-//!   streams its weights straight from memory, reduced across lanes at the end.
+//! * Weights are channel rows (`WeightView`): each output channel's input values are one run,
+//!   so four consecutive input channels of one output channel are already one 32-bit lane.
+//! * For several rows (prefill) on AVX-512, a panel's weights are packed per block of 64
+//!   output channels (a 16×16 transpose of those lanes) once per call and reused by every
+//!   activation row; the 256-bit kernels tile registers over rows and channels instead.
+//! * For a few rows (decode, fewer than `DECODE_ROWS`), each channel is a plain dot product
+//!   that streams its weights straight from memory, reduced across lanes at the end.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use super::gemm::{Activations, WeightLayout, WeightView};
+use super::gemm::{Activations, DECODE_ROWS, WeightView};
 
 thread_local! {
     /// Each rayon worker's packed-weight buffer, reused across calls.
     static PACKED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The output channel (within its block) of lane `i` of the `r`-th packed register.
-#[inline(always)]
-fn column_of(r: usize, i: usize) -> usize {
-    16 * (i / 4) + 4 * r + i % 4
-}
-
-/// Writes one row's packed-order accumulators (4 registers of `LANES` lanes) into `out`,
-/// keeping only the block's `cols` valid channels and subtracting `correction`.
-#[inline(always)]
-fn store_block<const LANES: usize>(
-    lanes: &[[i32; LANES]; 4],
-    cols: usize,
-    correction: i32,
-    out: &mut [i32],
-) {
-    for (r, register) in lanes.iter().enumerate() {
-        for (i, &value) in register.iter().enumerate() {
-            let c = column_of(r, i);
-            if c < cols {
-                out[c] = value - correction;
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,11 +44,12 @@ pub(super) unsafe fn panel_avx512vnni(
 ) {
     // SAFETY: the caller's contract is this function's.
     unsafe {
-        match w.layout {
-            // A few rows against a channel-major weight (decode): dot products stream each
-            // channel's weights straight from memory, no packing.
-            WeightLayout::NK if x.m < 4 => nk_avx512(x, w, j0, width, acc),
-            _ => packed_avx512(x, w, j0, width, acc),
+        // A few rows (decode): dot products stream each channel's weights straight from
+        // memory, no packing.
+        if x.m < DECODE_ROWS {
+            nk_avx512(x, w, j0, width, acc)
+        } else {
+            packed_avx512(x, w, j0, width, acc)
         }
     }
 }
@@ -96,34 +70,13 @@ unsafe fn packed_avx512(
         if packed.len() < blocks * block_bytes {
             packed.resize(blocks * block_bytes, 0);
         }
-        match w.layout {
-            // Group by group, every block: each weight row is read once, as one run (block by
-            // block would touch a new page per row per block when N is large).
-            WeightLayout::KN => {
-                for (q, b) in (0..q4).flat_map(|q| (0..blocks).map(move |b| (q, b))) {
-                    let cols = (width - b * BLOCK_512).min(BLOCK_512);
-                    // SAFETY: masked loads inside the weight; 256 bytes stored inside `packed`.
-                    unsafe {
-                        pack_kn_avx512(
-                            w,
-                            j0 + b * BLOCK_512,
-                            cols,
-                            q,
-                            packed[b * block_bytes + q * 256..].as_mut_ptr(),
-                        )
-                    };
-                }
+        // Each channel's weights are one run already: 16 quads of 16 channels at a time.
+            for (b, q) in (0..blocks).flat_map(|b| (0..q4).step_by(16).map(move |q| (b, q))) {
+                let cols = (width - b * BLOCK_512).min(BLOCK_512);
+                let block = &mut packed[b * block_bytes..(b + 1) * block_bytes];
+                // SAFETY: masked loads inside the weight; the stores stay inside `block`.
+                unsafe { pack_nk_avx512(w, j0 + b * BLOCK_512, cols, q, block) };
             }
-            // Each channel's weights are one run already: 16 quads of 16 channels at a time.
-            WeightLayout::NK => {
-                for (b, q) in (0..blocks).flat_map(|b| (0..q4).step_by(16).map(move |q| (b, q))) {
-                    let cols = (width - b * BLOCK_512).min(BLOCK_512);
-                    let block = &mut packed[b * block_bytes..(b + 1) * block_bytes];
-                    // SAFETY: masked loads inside the weight; the stores stay inside `block`.
-                    unsafe { pack_nk_avx512(w, j0 + b * BLOCK_512, cols, q, block) };
-                }
-            }
-        }
         for b in 0..blocks {
             let cols = (width - b * BLOCK_512).min(BLOCK_512);
             let block = &packed[b * block_bytes..(b + 1) * block_bytes];
@@ -133,12 +86,11 @@ unsafe fn packed_avx512(
                 let out = &mut acc[b * BLOCK_512..];
                 // SAFETY: `block` holds `q4` packed groups; rows `r..r + rows` exist.
                 unsafe {
-                    let in_order = w.layout == WeightLayout::NK;
                     match rows {
-                        4 => rows_packed_avx512::<4>(x, r, block, q4, cols, width, in_order, out),
-                        3 => rows_packed_avx512::<3>(x, r, block, q4, cols, width, in_order, out),
-                        2 => rows_packed_avx512::<2>(x, r, block, q4, cols, width, in_order, out),
-                        _ => rows_packed_avx512::<1>(x, r, block, q4, cols, width, in_order, out),
+                        4 => rows_packed_avx512::<4>(x, r, block, q4, cols, width, out),
+                        3 => rows_packed_avx512::<3>(x, r, block, q4, cols, width, out),
+                        2 => rows_packed_avx512::<2>(x, r, block, q4, cols, width, out),
+                        _ => rows_packed_avx512::<1>(x, r, block, q4, cols, width, out),
                     }
                 }
                 r += rows;
@@ -165,47 +117,7 @@ unsafe fn load_512(mask: __mmask64, src: *const i8) -> __m512i {
     }
 }
 
-/// Packs input channels `4q..4q + 4` of output channels `col0..col0 + cols` (≤ 64) of a KN
-/// weight: 256 bytes, four registers of unsigned `w + 128` quads.
-///
-/// # Safety
-/// Rows `p < k` must hold columns `col0..col0 + cols`; `dst` must have room for 256 bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn pack_kn_avx512(w: WeightView<'_>, col0: usize, cols: usize, q: usize, dst: *mut u8) {
-    let mask: __mmask64 = if cols == BLOCK_512 {
-        !0
-    } else {
-        (1u64 << cols) - 1
-    };
-    let mut rows = [_mm512_setzero_si512(); 4];
-    for (t, row) in rows.iter_mut().enumerate() {
-        let p = 4 * q + t;
-        if p < w.k {
-            // SAFETY: row `p` exists and the mask keeps the load inside it.
-            *row = unsafe { load_512(mask, w.data.as_ptr().add(p * w.n + col0)) };
-        }
-    }
-    // Interleaving four rows works inside 128-bit lanes, so lane `i` of register `r` holds
-    // channel [`column_of`]`(r, i)`; the row kernel's store undoes that (cheaper there than
-    // four lane shuffles per group here, which halved the one-row speed).
-    let lo01 = _mm512_unpacklo_epi8(rows[0], rows[1]);
-    let hi01 = _mm512_unpackhi_epi8(rows[0], rows[1]);
-    let lo23 = _mm512_unpacklo_epi8(rows[2], rows[3]);
-    let hi23 = _mm512_unpackhi_epi8(rows[2], rows[3]);
-    let registers = [
-        _mm512_unpacklo_epi16(lo01, lo23),
-        _mm512_unpackhi_epi16(lo01, lo23),
-        _mm512_unpacklo_epi16(hi01, hi23),
-        _mm512_unpackhi_epi16(hi01, hi23),
-    ];
-    let flip = _mm512_set1_epi8(i8::MIN);
-    for (r, register) in registers.into_iter().enumerate() {
-        // SAFETY: `dst` has room for one group of 256 bytes.
-        unsafe { _mm512_storeu_si512(dst.add(r * 64).cast(), _mm512_xor_si512(register, flip)) };
-    }
-}
-
-/// [`pack_kn_avx512`] for an NK weight, where the four bytes of a quad are already adjacent:
+/// Packs a block of channel rows for VNNI, where the four bytes of a quad are already adjacent:
 /// quads `q0..q0 + 16` (those below `k4 / 4`) of the block's channels, 16 channels at a time
 /// as a 16×16 transpose of 32-bit lanes, stored at `block[q * 256..]`, channels in order.
 ///
@@ -275,9 +187,8 @@ fn transpose_16x16(rows: [__m512i; 16]) -> [__m512i; 16] {
 }
 
 /// `MR` rows × 64 packed channels: 4·MR accumulators stay in registers over all of K. Row
-/// `r0 + i`'s `cols` valid channels go to `out[(r0 + i) * width..]`, corrected for the `+128`:
-/// with vector stores when the block's channels are `in_order` (NK packing), else through
-/// [`column_of`] (KN packing). The store runs once per row and block, outside the K loop.
+/// `r0 + i`'s `cols` valid channels go to `out[(r0 + i) * width..]`, corrected for the `+128`,
+/// with vector stores. The store runs once per row and block, outside the K loop.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_packed_avx512<const MR: usize>(
@@ -287,7 +198,6 @@ unsafe fn rows_packed_avx512<const MR: usize>(
     q4: usize,
     cols: usize,
     width: usize,
-    in_order: bool,
     out: &mut [i32],
 ) {
     let mut sums = [[_mm512_setzero_si512(); 4]; MR];
@@ -317,30 +227,21 @@ unsafe fn rows_packed_avx512<const MR: usize>(
     for (i, row) in sums.iter().enumerate() {
         let correction = 128 * x.row_sums[r0 + i];
         let out_row = &mut out[(r0 + i) * width..];
-        if in_order {
-            let correction = _mm512_set1_epi32(correction);
-            for (r, sum) in row.iter().enumerate() {
-                let valid = cols.saturating_sub(16 * r).min(16);
-                if valid > 0 {
-                    let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
-                    let corrected = _mm512_sub_epi32(*sum, correction);
-                    // SAFETY: lanes `< valid` land on channels `< cols` of this row of `out`.
-                    unsafe {
-                        _mm512_mask_storeu_epi32(
-                            out_row[16 * r..].as_mut_ptr().cast(),
-                            mask,
-                            corrected,
-                        )
-                    };
-                }
+        let correction = _mm512_set1_epi32(correction);
+        for (r, sum) in row.iter().enumerate() {
+            let valid = cols.saturating_sub(16 * r).min(16);
+            if valid > 0 {
+                let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
+                let corrected = _mm512_sub_epi32(*sum, correction);
+                // SAFETY: lanes `< valid` land on channels `< cols` of this row of `out`.
+                unsafe {
+                    _mm512_mask_storeu_epi32(
+                        out_row[16 * r..].as_mut_ptr().cast(),
+                        mask,
+                        corrected,
+                    )
+                };
             }
-        } else {
-            let mut lanes = [[0i32; 16]; 4];
-            for (sum, register) in row.iter().zip(lanes.iter_mut()) {
-                // SAFETY: a register is 16 i32.
-                unsafe { _mm512_storeu_si512(register.as_mut_ptr().cast(), *sum) };
-            }
-            store_block(&lanes, cols, correction, out_row);
         }
     }
 }
@@ -462,134 +363,42 @@ macro_rules! kernels_256 {
                 _mm256_setzero_si256()
             };
             let correction = |r: usize| if $vnni { 128 * x.row_sums[r] } else { 0 };
-            let (k, n) = (w.k, w.n);
-            match w.layout {
-                WeightLayout::KN => {
-                    let q4 = x.k4 / 4;
-                    let blocks = width.div_ceil(BLOCK_256);
-                    let block_bytes = q4 * 4 * BLOCK_256;
-                    PACKED.with_borrow_mut(|packed| {
-                        if packed.len() < blocks * block_bytes {
-                            packed.resize(blocks * block_bytes, 0);
+            // Register tiles: each weight vector loaded serves every row of the tile and
+            // each activation vector every channel of it, and the horizontal sums run
+            // once per tile and k. AVX2 has 16 registers: 4 rows × 2 channels of
+            // accumulators for prefill, 1 row × 4 channels for decode.
+            let (mr, nr) = if x.m >= DECODE_ROWS { (4, 2) } else { (1, 4) };
+            let mut c = 0;
+            while c < width {
+                let cols = nr.min(width - c);
+                let mut r = 0;
+                while r < x.m {
+                    let rows = mr.min(x.m - r);
+                    let out = &mut acc[r * width + c..];
+                    // SAFETY: rows `r..r + rows` and channels `j0 + c..j0 + c + cols`
+                    // exist, and `out` starts at the tile's first accumulator.
+                    unsafe {
+                        match (rows, cols) {
+                            (4, 2) => nk_tile::<4, 2>(x, w, r, j0 + c, flip, width, out),
+                            (4, _) => nk_tile::<4, 1>(x, w, r, j0 + c, flip, width, out),
+                            (3, 2) => nk_tile::<3, 2>(x, w, r, j0 + c, flip, width, out),
+                            (3, _) => nk_tile::<3, 1>(x, w, r, j0 + c, flip, width, out),
+                            (2, 2) => nk_tile::<2, 2>(x, w, r, j0 + c, flip, width, out),
+                            (2, _) => nk_tile::<2, 1>(x, w, r, j0 + c, flip, width, out),
+                            (_, 4) => nk_tile::<1, 4>(x, w, r, j0 + c, flip, width, out),
+                            (_, 3) => nk_tile::<1, 3>(x, w, r, j0 + c, flip, width, out),
+                            (_, 2) => nk_tile::<1, 2>(x, w, r, j0 + c, flip, width, out),
+                            _ => nk_tile::<1, 1>(x, w, r, j0 + c, flip, width, out),
                         }
-                        // Group by group, every block: each weight row read as one run.
-                        for q in 0..q4 {
-                            for b in 0..blocks {
-                                let col0 = j0 + b * BLOCK_256;
-                                let cols = (width - b * BLOCK_256).min(BLOCK_256);
-                                let mut rows = [_mm256_setzero_si256(); 4];
-                                for (t, row) in rows.iter_mut().enumerate() {
-                                    let p = 4 * q + t;
-                                    if p < k {
-                                        // SAFETY: reads 32 bytes of row `p`, or a padded copy.
-                                        *row = unsafe {
-                                            load32(&w.data[p * n + col0..p * n + col0 + cols])
-                                        };
-                                    }
-                                }
-                                let lo01 = _mm256_unpacklo_epi8(rows[0], rows[1]);
-                                let hi01 = _mm256_unpackhi_epi8(rows[0], rows[1]);
-                                let lo23 = _mm256_unpacklo_epi8(rows[2], rows[3]);
-                                let hi23 = _mm256_unpackhi_epi8(rows[2], rows[3]);
-                                let registers = [
-                                    _mm256_unpacklo_epi16(lo01, lo23),
-                                    _mm256_unpackhi_epi16(lo01, lo23),
-                                    _mm256_unpacklo_epi16(hi01, hi23),
-                                    _mm256_unpackhi_epi16(hi01, hi23),
-                                ];
-                                let dst = &mut packed
-                                    [b * block_bytes + q * 128..b * block_bytes + (q + 1) * 128];
-                                for (r, register) in registers.into_iter().enumerate() {
-                                    // SAFETY: `dst` is 128 bytes: four registers.
-                                    unsafe {
-                                        _mm256_storeu_si256(
-                                            dst[r * 32..].as_mut_ptr().cast(),
-                                            _mm256_xor_si256(register, flip),
-                                        )
-                                    };
-                                }
-                            }
-                        }
-                        for b in 0..blocks {
-                            let cols = (width - b * BLOCK_256).min(BLOCK_256);
-                            let block = &packed[b * block_bytes..(b + 1) * block_bytes];
-                            for r in 0..x.m {
-                                let xr = x.row(r);
-                                let mut sums = [_mm256_setzero_si256(); 4];
-                                for q in 0..q4 {
-                                    let quad = i32::from_ne_bytes([
-                                        xr[4 * q] as u8,
-                                        xr[4 * q + 1] as u8,
-                                        xr[4 * q + 2] as u8,
-                                        xr[4 * q + 3] as u8,
-                                    ]);
-                                    let xb = _mm256_set1_epi32(quad);
-                                    for (i, sum) in sums.iter_mut().enumerate() {
-                                        // SAFETY: 32 bytes inside the block's group `q`.
-                                        let weights = unsafe {
-                                            _mm256_loadu_si256(
-                                                block[q * 128 + i * 32..].as_ptr().cast(),
-                                            )
-                                        };
-                                        *sum = dot4(*sum, weights, xb);
-                                    }
-                                }
-                                let mut lanes = [[0i32; 8]; 4];
-                                for (sum, register) in sums.iter().zip(lanes.iter_mut()) {
-                                    // SAFETY: a register is 8 i32.
-                                    unsafe {
-                                        _mm256_storeu_si256(register.as_mut_ptr().cast(), *sum)
-                                    };
-                                }
-                                store_block(
-                                    &lanes,
-                                    cols,
-                                    correction(r),
-                                    &mut acc[r * width + b * BLOCK_256..],
-                                );
-                            }
-                        }
-                    });
-                }
-                WeightLayout::NK => {
-                    // Register tiles: each weight vector loaded serves every row of the tile and
-                    // each activation vector every channel of it, and the horizontal sums run
-                    // once per tile and k. AVX2 has 16 registers: 4 rows × 2 channels of
-                    // accumulators for prefill, 1 row × 4 channels for decode.
-                    let (mr, nr) = if x.m >= 4 { (4, 2) } else { (1, 4) };
-                    let mut c = 0;
-                    while c < width {
-                        let cols = nr.min(width - c);
-                        let mut r = 0;
-                        while r < x.m {
-                            let rows = mr.min(x.m - r);
-                            let out = &mut acc[r * width + c..];
-                            // SAFETY: rows `r..r + rows` and channels `j0 + c..j0 + c + cols`
-                            // exist, and `out` starts at the tile's first accumulator.
-                            unsafe {
-                                match (rows, cols) {
-                                    (4, 2) => nk_tile::<4, 2>(x, w, r, j0 + c, flip, width, out),
-                                    (4, _) => nk_tile::<4, 1>(x, w, r, j0 + c, flip, width, out),
-                                    (3, 2) => nk_tile::<3, 2>(x, w, r, j0 + c, flip, width, out),
-                                    (3, _) => nk_tile::<3, 1>(x, w, r, j0 + c, flip, width, out),
-                                    (2, 2) => nk_tile::<2, 2>(x, w, r, j0 + c, flip, width, out),
-                                    (2, _) => nk_tile::<2, 1>(x, w, r, j0 + c, flip, width, out),
-                                    (_, 4) => nk_tile::<1, 4>(x, w, r, j0 + c, flip, width, out),
-                                    (_, 3) => nk_tile::<1, 3>(x, w, r, j0 + c, flip, width, out),
-                                    (_, 2) => nk_tile::<1, 2>(x, w, r, j0 + c, flip, width, out),
-                                    _ => nk_tile::<1, 1>(x, w, r, j0 + c, flip, width, out),
-                                }
-                            }
-                            for i in 0..rows {
-                                for j in 0..cols {
-                                    acc[(r + i) * width + c + j] -= correction(r + i);
-                                }
-                            }
-                            r += rows;
-                        }
-                        c += cols;
                     }
+                    for i in 0..rows {
+                        for j in 0..cols {
+                            acc[(r + i) * width + c + j] -= correction(r + i);
+                        }
+                    }
+                    r += rows;
                 }
+                c += cols;
             }
 
             /// `MR` rows from `r0` against the `NR` channels from `col0` (channel-major), into
