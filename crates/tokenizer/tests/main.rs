@@ -3,3 +3,4 @@
 
 mod gemma3;
 mod synthetic;
+mod token_ids;
