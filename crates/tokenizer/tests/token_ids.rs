@@ -14,8 +14,7 @@
 //! (copied to `fixtures/fuzz_tokenizer/`), read as `fuzz/harness.rs` reads it. The Gemma part
 //! needs the vocabulary JSON (see `gemma3.rs`): skipped without it, a failure with `CI` set.
 
-#[path = "../../../tests/checkpoint/mod.rs"]
-mod checkpoint;
+use crate::checkpoint;
 
 use std::path::{Path, PathBuf};
 
