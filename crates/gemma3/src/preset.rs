@@ -360,12 +360,12 @@ fn read_precision(dir: &Path) -> Result<Precision, Gemma3Error> {
 
 /// Writes the tokenizer into `dir` under its conventional file name.
 pub(crate) fn write_tokenizer(tokenizer: &Tokenizer, dir: &Path) -> Result<(), Gemma3Error> {
-    match tokenizer {
-        Tokenizer::HuggingFace(hf) => hf
+    match tokenizer.vocab() {
+        Some(vocab) => Ok(vocab.save_json(dir.join(VOCAB_FILE))?),
+        None => tokenizer
             .inner()
             .save(dir.join(TOKENIZER_FILE), false)
             .map_err(|e| Gemma3Error::Preset(format!("writing {TOKENIZER_FILE}: {e}"))),
-        Tokenizer::SentencePiece(sp) => Ok(sp.vocab().save_json(dir.join(VOCAB_FILE))?),
     }
 }
 

@@ -5,28 +5,27 @@
 //! back bytes that start a UTF-8 sequence until it completes, so the concatenation of everything
 //! [`StreamDecoder::step`] and [`StreamDecoder::finish`] return equals `decode` of all the ids.
 
-use crate::TokenizerError;
-use crate::hf::HfTokenizer;
-use crate::sentencepiece::SentencePieceBpe;
+use crate::{Tokenizer, TokenizerError};
 
 /// An incremental decoder borrowed from a [`crate::Tokenizer`] (see [`crate::Tokenizer::stream_decoder`]).
 #[derive(Debug)]
 pub struct StreamDecoder<'a> {
-    state: State<'a>,
+    tokenizer: &'a Tokenizer,
+    state: State,
 }
 
 #[derive(Debug)]
-enum State<'a> {
-    SentencePiece {
-        tokenizer: &'a SentencePieceBpe,
-        /// Bytes of an unfinished UTF-8 sequence.
+enum State {
+    /// A tokenizer built from a vocabulary decodes by hand (see `spm::piece_bytes`), so its
+    /// stream does too: the bytes of an unfinished UTF-8 sequence wait in `pending`.
+    Vocab {
         pending: Vec<u8>,
         /// Whether any text byte has been seen (for the dummy-prefix space strip).
         seen_text: bool,
     },
-    /// The prefix-window scheme of `tokenizers`' `DecodeStream`, kept here so that `finish` can flush.
+    /// The state of `tokenizers`' `DecodeStream`, held here (and stepped with its
+    /// `step_decode_stream`) because `DecodeStream` cannot hand back what it holds at the end.
     HuggingFace {
-        tokenizer: &'a HfTokenizer,
         /// The ids whose decoding is still needed: context (`..prefix_index`) and unfinished tail.
         ids: Vec<u32>,
         /// The text of `ids[..prefix_index]`, already returned.
@@ -36,41 +35,33 @@ enum State<'a> {
 }
 
 impl<'a> StreamDecoder<'a> {
-    pub(crate) fn sentencepiece(tokenizer: &'a SentencePieceBpe) -> Self {
-        Self {
-            state: State::SentencePiece {
-                tokenizer,
+    pub(crate) fn new(tokenizer: &'a Tokenizer) -> Self {
+        let state = if tokenizer.vocab().is_some() {
+            State::Vocab {
                 pending: Vec::new(),
                 seen_text: false,
-            },
-        }
-    }
-
-    pub(crate) fn hugging_face(tokenizer: &'a HfTokenizer) -> Self {
-        Self {
-            state: State::HuggingFace {
-                tokenizer,
+            }
+        } else {
+            State::HuggingFace {
                 ids: Vec::new(),
                 prefix: String::new(),
                 prefix_index: 0,
-            },
-        }
+            }
+        };
+        Self { tokenizer, state }
     }
 
     /// Adds one id; returns the text that became final (often empty for control tokens or the first
     /// bytes of a multi-byte character). An out-of-range id is an error and changes nothing.
     pub fn step(&mut self, id: u32) -> Result<String, TokenizerError> {
+        let tokenizer = self.tokenizer;
         match &mut self.state {
-            State::SentencePiece {
-                tokenizer,
-                pending,
-                seen_text,
-            } => {
+            State::Vocab { pending, seen_text } => {
                 let bytes = tokenizer.piece_bytes(id)?;
                 let mut bytes: &[u8] = &bytes;
                 if !bytes.is_empty() && !*seen_text {
                     *seen_text = true;
-                    if tokenizer.strips_leading_space() {
+                    if tokenizer.add_space_prefix() {
                         bytes = bytes.strip_prefix(b" ").unwrap_or(bytes);
                     }
                 }
@@ -78,35 +69,21 @@ impl<'a> StreamDecoder<'a> {
                 Ok(drain_utf8(pending))
             }
             State::HuggingFace {
-                tokenizer,
                 ids,
                 prefix,
                 prefix_index,
             } => {
                 tokenizer.check_id(id)?;
-                if prefix.is_empty() && !ids.is_empty() {
-                    let text = tokenizer.decode_unchecked(ids)?;
-                    if !text.ends_with('\u{FFFD}') {
-                        *prefix = text;
-                        *prefix_index = ids.len();
-                    }
-                }
-                ids.push(id);
-                let text = tokenizer.decode_unchecked(ids)?;
-                if text.len() <= prefix.len() || text.ends_with('\u{FFFD}') {
-                    return Ok(String::new());
-                }
-                let Some(new_text) = text.strip_prefix(prefix.as_str()) else {
-                    return Err(TokenizerError::Hf(format!(
-                        "stream decoding: the text of the ids so far, {text:?}, does not extend the text already returned, {prefix:?}"
-                    )));
-                };
-                let new_text = new_text.to_owned();
-                let new_prefix_index = ids.len() - *prefix_index;
-                ids.drain(..*prefix_index);
-                *prefix = tokenizer.decode_unchecked(ids)?;
-                *prefix_index = new_prefix_index;
-                Ok(new_text)
+                let text = tokenizers::step_decode_stream(
+                    tokenizer.inner(),
+                    vec![id],
+                    true,
+                    ids,
+                    prefix,
+                    prefix_index,
+                )
+                .map_err(|e| TokenizerError::Hf(format!("stream decoding: {e}")))?;
+                Ok(text.unwrap_or_default())
             }
         }
     }
@@ -114,7 +91,7 @@ impl<'a> StreamDecoder<'a> {
     /// Whether text is held back, waiting for the rest of a character.
     pub fn has_pending(&self) -> bool {
         match &self.state {
-            State::SentencePiece { pending, .. } => !pending.is_empty(),
+            State::Vocab { pending, .. } => !pending.is_empty(),
             State::HuggingFace {
                 ids, prefix_index, ..
             } => ids.len() > *prefix_index,
@@ -124,21 +101,18 @@ impl<'a> StreamDecoder<'a> {
     /// Ends the stream: returns what was held back, an unfinished character as U+FFFD, and resets.
     pub fn finish(&mut self) -> Result<String, TokenizerError> {
         match &mut self.state {
-            State::SentencePiece {
-                pending, seen_text, ..
-            } => {
+            State::Vocab { pending, seen_text } => {
                 let text = String::from_utf8_lossy(pending).into_owned();
                 pending.clear();
                 *seen_text = false;
                 Ok(text)
             }
             State::HuggingFace {
-                tokenizer,
                 ids,
                 prefix,
                 prefix_index,
             } => {
-                let text = tokenizer.decode_unchecked(ids)?;
+                let text = self.tokenizer.decode_unchecked(ids)?;
                 let rest = text
                     .strip_prefix(prefix.as_str())
                     .unwrap_or_default()

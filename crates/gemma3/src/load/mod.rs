@@ -160,8 +160,9 @@ pub fn check_vocabulary(
     if tokens <= embedding_rows {
         return Ok(());
     }
-    if let Tokenizer::HuggingFace(hf) = tokenizer
-        && (embedding_rows..tokens).all(|id| u32::try_from(id).is_ok_and(|id| hf.is_special(id)))
+    if tokenizer.vocab().is_none()
+        && (embedding_rows..tokens)
+            .all(|id| u32::try_from(id).is_ok_and(|id| tokenizer.is_control(id)))
     {
         return Ok(());
     }
