@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::module::Initializer;
 use burn::module::{Module, Param};
 use burn::nn;
-use burn::tensor::{FloatDType, Int, Tensor, backend::Backend};
+use burn::tensor::{Int, Tensor, backend::Backend};
 
 use crate::kernels::{embedding_lookup, map_rows, quantized_matmul};
 use crate::{Int8Error, Int8Weight};

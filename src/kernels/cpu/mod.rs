@@ -19,7 +19,7 @@ mod write;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 
 use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 

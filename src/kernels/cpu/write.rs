@@ -40,7 +40,7 @@ pub fn try_write_in_place<B: Backend, const D: usize>(
         TensorPrimitive::Float(primitive) => primitive,
         other => return Err(Tensor::from_primitive(other)),
     };
-    let written = write_flex(
+    let written = write_flex::<B>(
         &mut primitive,
         &dims,
         ranges,

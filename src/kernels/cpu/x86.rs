@@ -300,12 +300,10 @@ unsafe fn rows_nk_avx512<const MR: usize>(
 }
 
 // ---------------------------------------------------------------------------------------------
-// 256-bit kernels, AVX-VNNI and AVX2: blocks of 32 output channels (four registers of 8 lanes).
+// 256-bit kernels, AVX-VNNI and AVX2: register tiles of rows × channels over channel rows.
 // One macro writes both, so each gets only its own target features (LLVM would otherwise be
 // free to fuse AVX2's multiply-adds into VNNI instructions an AVX2-only CPU lacks).
 // ---------------------------------------------------------------------------------------------
-
-const BLOCK_256: usize = 32;
 
 macro_rules! kernels_256 {
     ($panel:ident, $features:literal, vnni = $vnni:literal) => {
