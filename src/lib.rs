@@ -13,8 +13,10 @@
 //! - Layers, each in its own file: [`QuantizedLinear`], [`QuantizedEmbedding`],
 //!   [`QuantizedConv1d`], [`QuantizedConv2d`], plus swappable float-or-int8 enums
 //!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]).
-//! - [`Quantize`]: rewrites a whole model in place (`model.quantize_int8()`), with a report
-//!   that ranks the quantized layers by how much int8 changed their weights ([`LayerError`]).
+//! - `quantize/`: [`Quantize`] rewrites a whole model in place (`model.quantize_int8()`), with
+//!   a report that ranks the quantized layers by how much int8 changed their weights
+//!   ([`LayerError`], per [`LayerKind`]); its config, report, the visitor that finds float
+//!   Burn layers inside modules without the derive, and the derive's support.
 //! - [`store`]: atomic Burnpack saving that keeps int8 as 1 byte per weight.
 //! - Training after quantizing: under `Autodiff<B>` the int8 layers pass straight-through
 //!   gradients to their inputs (`dx = dy · dequant(W)ᵀ`, Keras's rule) while their int8 weights
@@ -28,10 +30,9 @@ pub mod ops;
 #[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 pub mod quantizers;
 
-// Without a backend feature there is no kernel to dispatch to: the generic paths remain.
 #[doc(hidden)]
-#[path = "derive_support.rs"]
-pub mod __derive;
+pub use quantize::derive_support as __derive;
+// Without a backend feature there is no kernel to dispatch to: the generic paths remain.
 #[cfg_attr(
     not(any(
         feature = "flex",
@@ -68,7 +69,6 @@ mod quantize;
 mod record_header;
 pub mod row_ops;
 pub mod store;
-mod weight_error;
 
 pub use burn_int8_derive::Quantize;
 pub use conv1d::{Conv1d, QuantizedConv1d};
@@ -78,11 +78,10 @@ pub use error::Int8Error;
 pub use int8_weight::Int8Weight;
 pub use linear::{Linear, QuantizedLinear};
 pub use quantize::{
-    Mode, Quantize, QuantizeConfig, QuantizeContext, QuantizeExt, QuantizeReport, SkipReason,
-    param_bytes,
+    LayerError, LayerKind, Mode, Quantize, QuantizeConfig, QuantizeContext, QuantizeExt,
+    QuantizeReport, SkipReason, param_bytes,
 };
 pub use quantizers::mse;
-pub use weight_error::LayerError;
 
 /// Sets the number of CPU threads the CPU backends (flex, ndarray) and their int8 kernels use,
 /// through rayon's global pool. Call it once, before any tensor work; a second call is an error.
