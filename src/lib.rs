@@ -17,7 +17,9 @@
 //!   a report that ranks the quantized layers by how much int8 changed their weights
 //!   ([`LayerError`], per [`LayerKind`]); its config, report, the visitor that finds float
 //!   Burn layers inside modules without the derive, and the derive's support.
-//! - [`store`]: atomic Burnpack saving that keeps int8 as 1 byte per weight.
+//! - [`io`]: records on disk. [`store`] (also `io::store`): atomic Burnpack saving that keeps
+//!   int8 as 1 byte per weight, and checked loading; `io::burnpack_header`: the one reader of
+//!   a Burnpack record's tensor table; `io::record`: the tensor names of an int8 record.
 //! - Training after quantizing: under `Autodiff<B>` the int8 layers pass straight-through
 //!   gradients to their inputs (`dx = dy · dequant(W)ᵀ`, Keras's rule) while their int8 weights
 //!   and scales stay frozen; biases and every float layer train (`autodiff.rs`).
@@ -53,6 +55,7 @@ mod embedding;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod gpu;
 mod int8_weight;
+pub mod io;
 mod linear;
 pub mod nn;
 #[cfg_attr(
@@ -66,9 +69,7 @@ pub mod nn;
 )]
 mod primitive;
 mod quantize;
-mod record_header;
 pub mod row_ops;
-pub mod store;
 
 pub use burn_int8_derive::Quantize;
 pub use conv1d::{Conv1d, QuantizedConv1d};
@@ -76,6 +77,7 @@ pub use conv2d::{Conv2d, QuantizedConv2d};
 pub use embedding::{Embedding, QuantizedEmbedding};
 pub use error::Int8Error;
 pub use int8_weight::Int8Weight;
+pub use io::store;
 pub use linear::{Linear, QuantizedLinear};
 pub use quantize::{
     LayerError, LayerKind, Mode, Quantize, QuantizeConfig, QuantizeContext, QuantizeExt,
