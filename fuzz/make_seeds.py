@@ -269,9 +269,8 @@ def burnpack(tensors):
     return bytes(out)
 
 
-def burn_tensors(config, int8, dtype="F32", legacy=False):
-    """The record of a Gemma3 preset: Burn paths, Burn layouts ([in, out] projections).
-    `legacy`: int8 names from before `Int8Weight` (`weight`, `weight_scale`)."""
+def burn_tensors(config, int8, dtype="F32"):
+    """The record of a Gemma3 preset: Burn paths, Burn layouts ([in, out] projections)."""
     encode = {"F32": f32_bytes, "F16": f16_bytes, "BF16": bf16_bytes}[dtype]
     h, f, q, kv, d = config.hidden, config.ffn, config.heads * config.head_dim, config.kv_heads * config.head_dim, config.head_dim
     out, k = [], 0
@@ -286,9 +285,8 @@ def burn_tensors(config, int8, dtype="F32", legacy=False):
         k += 1
         if int8:
             rng = random.Random(k)
-            values_key, scale_key = ("weight", "weight_scale") if legacy else ("weight.values", "weight.scale")
-            out.append((f"{prefix}.Int8.{values_key}", "I8", shape, bytes(rng.randrange(256) for _ in range(numel(shape)))))
-            out.append((f"{prefix}.Int8.{scale_key}", "F32", [scale_len], f32_bytes([100.0 + i for i in range(scale_len)])))
+            out.append((f"{prefix}.Int8.weight.values", "I8", shape, bytes(rng.randrange(256) for _ in range(numel(shape)))))
+            out.append((f"{prefix}.Int8.weight.scale", "F32", [scale_len], f32_bytes([100.0 + i for i in range(scale_len)])))
         else:
             out.append((f"{prefix}.Float.weight", dtype, shape, encode(values(numel(shape), k))))
 
@@ -310,9 +308,9 @@ def burn_tensors(config, int8, dtype="F32", legacy=False):
     return out
 
 
-def preset_seed(config, precision, dtype="F32", legacy=False):
+def preset_seed(config, precision, dtype="F32"):
     config_json = config.hf_json(extra={"burn_int8": {"precision": precision, "weights": "model.bpk"}})
-    return with_json(config_json, burnpack(burn_tensors(config, precision == "int8", dtype, legacy)))
+    return with_json(config_json, burnpack(burn_tensors(config, precision == "int8", dtype)))
 
 
 # --------------------------------------------------------------------------- GGUF
@@ -576,7 +574,6 @@ def main():
 
     add("preset_loader", "float32-2layer", preset_seed(tiny, "float32"))
     add("preset_loader", "int8-1layer", preset_seed(Config(layers=1), "int8"))
-    add("preset_loader", "int8-1layer-legacy-names", preset_seed(Config(layers=1), "int8", legacy=True))
     add("preset_loader", "bf16-1layer", preset_seed(Config(layers=1), "float32", dtype="BF16"))
 
     add("gemma3_config", "gemma3-270m", (GEMMA3_FIXTURES / "hf-config.json").read_bytes())

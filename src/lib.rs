@@ -10,8 +10,10 @@
 //!   [`QuantizedConv1d`], [`QuantizedConv2d`], with their swappable float-or-int8 enums
 //!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]) and configs.
 //! - [`nn`]: the `burn::nn` modules that hold those layers, under Burn's paths and names.
-//! - [`Quantize`]: rewrites a whole model in place (`model.quantize_int8()`), with a report
-//!   that ranks the quantized layers by how much int8 changed their weights ([`LayerError`]).
+//! - `quantize/`: [`Quantize`] rewrites a whole model in place (`model.quantize_int8()`), with
+//!   a report that ranks the quantized layers by how much int8 changed their weights
+//!   ([`LayerError`], per [`LayerKind`]); its config, report, the visitor that finds float
+//!   Burn layers inside modules without the derive, and the derive's support.
 //! - [`kernels`]: the seam, the one module that knows the backends: every int8 operation picks
 //!   its CPU kernel, GPU kernel or generic Burn ops there (`src/kernels/backend.rs` holds the
 //!   table from cargo features to backends). Under `Autodiff<B>` the int8 layers pass
@@ -19,7 +21,9 @@
 //!   their int8 weights and scales stay frozen; biases and every float layer train.
 //! - [`transformer_ops`]: the float work between the int8 products of a transformer step
 //!   (Gemma3's RMSNorm, RoPE, GELU gate, decode attention, KV-cache writes).
-//! - [`store`]: atomic Burnpack saving that keeps int8 as 1 byte per weight.
+//! - [`io`]: records on disk. [`store`] (also `io::store`): atomic Burnpack saving that keeps
+//!   int8 as 1 byte per weight, and checked loading; `io::burnpack_header`: the one reader of
+//!   a Burnpack record's tensor table; `io::record`: the tensor names of an int8 record.
 
 // The derive macro emits `::burn_int8::...` paths; this lets them resolve inside this crate too.
 extern crate self as burn_int8;
@@ -29,9 +33,9 @@ mod error;
 pub mod quantizers;
 
 #[doc(hidden)]
-#[path = "derive_support.rs"]
-pub mod __derive;
+pub use quantize::derive_support as __derive;
 mod int8_weight;
+pub mod io;
 // Without a backend feature there is no kernel to dispatch to: the generic paths remain.
 #[cfg_attr(
     not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")),
@@ -41,9 +45,6 @@ pub mod kernels;
 pub mod layers;
 pub mod nn;
 mod quantize;
-mod record_header;
-pub mod store;
-mod weight_error;
 
 /// Float kernels for the work between the int8 products of a transformer step (RMSNorm,
 /// RoPE, the GELU-tanh gate, decode attention, the KV-cache write). Gemma3 is their only
@@ -55,14 +56,14 @@ pub mod transformer_ops {
 pub use burn_int8_derive::Quantize;
 pub use error::Int8Error;
 pub use int8_weight::Int8Weight;
+pub use io::store;
 pub use layers::conv::{Conv1d, Conv2d, QuantizedConv1d, QuantizedConv2d};
 pub use layers::{Embedding, Linear, QuantizedEmbedding, QuantizedLinear};
 pub use quantize::{
-    Mode, Quantize, QuantizeConfig, QuantizeContext, QuantizeExt, QuantizeReport, SkipReason,
-    param_bytes,
+    LayerError, LayerKind, Mode, Quantize, QuantizeConfig, QuantizeContext, QuantizeExt,
+    QuantizeReport, SkipReason, param_bytes,
 };
 pub use quantizers::mse;
-pub use weight_error::LayerError;
 
 /// Sets the number of CPU threads the CPU backends (flex, ndarray) and their int8 kernels use,
 /// through rayon's global pool. Call it once, before any tensor work; a second call is an error.

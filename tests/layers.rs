@@ -13,7 +13,7 @@ use burn_int8::kernels::generic::int8_matmul as generic_int8_matmul;
 use burn_int8::kernels::int8_matmul;
 use burn_int8::quantizers::abs_max_quantize;
 use burn_int8::{
-    Conv1d, Conv2d, Embedding, Int8Error, Linear, Quantize, QuantizeConfig, QuantizeExt,
+    Conv1d, Conv2d, Embedding, Int8Error, LayerKind, Linear, Quantize, QuantizeConfig, QuantizeExt,
     QuantizedLinear, SkipReason, mse, param_bytes,
 };
 use common::{f32_of, i8_of};
@@ -286,7 +286,7 @@ fn derive_quantizes_nested_models_and_reports() {
     assert!(
         report
             .skipped
-            .contains(&("plain".into(), SkipReason::NotSwappable("Linear")))
+            .contains(&("plain".into(), SkipReason::NotSwappable(LayerKind::Linear)))
     );
     assert!(model.blocks[0].up.is_quantized() && !model.blocks[1].down.is_quantized());
     assert!(

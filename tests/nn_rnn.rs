@@ -58,7 +58,10 @@ fn assert_int8_close(what: &str, int8: Vec<f32>, float: Vec<f32>) {
 
 fn changed_paths(report: &burn_int8::QuantizeReport) -> Vec<String> {
     assert!(
-        report.changed.iter().all(|(_, kind)| *kind == "Linear"),
+        report
+            .changed
+            .iter()
+            .all(|(_, kind)| *kind == burn_int8::LayerKind::Linear),
         "{:?}",
         report.changed
     );

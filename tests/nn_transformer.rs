@@ -471,7 +471,10 @@ fn encoder_int8<B: Backend>(device: &B::Device) {
             .collect();
         assert_eq!(changed, expected);
         assert!(
-            report.changed.iter().all(|(_, kind)| *kind == "Linear"),
+            report
+                .changed
+                .iter()
+                .all(|(_, kind)| *kind == burn_int8::LayerKind::Linear),
             "{:?}",
             report.changed
         );

@@ -8,7 +8,8 @@ use burn::nn;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use burn_int8::{
-    Conv2d, Embedding, LayerError, Linear, Quantize, QuantizeConfig, QuantizeExt, SkipReason,
+    Conv2d, Embedding, LayerError, LayerKind, Linear, Quantize, QuantizeConfig, QuantizeExt,
+    SkipReason,
 };
 
 const D_IN: usize = 32;
@@ -149,7 +150,7 @@ fn outlier_layer_comes_first<B: Backend>(device: &B::Device) {
     assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
     let paths: Vec<&str> = report.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["outlier", "clean"]);
-    assert!(report.errors.iter().all(|e| e.kind == "Linear"));
+    assert!(report.errors.iter().all(|e| e.kind == LayerKind::Linear));
     assert_eq!(report.errors[0].worst_channel, OUTLIER_CHANNEL);
     assert!(report.errors[0].sqnr_db < report.errors[1].sqnr_db);
     assert_eq!(report.worst(1), &report.errors[..1]);
@@ -233,7 +234,10 @@ fn embedding_rows_are_channels<B: Backend>(device: &B::Device) {
 
     assert_eq!(report.errors.len(), 1);
     let error = &report.errors[0];
-    assert_eq!((error.path.as_str(), error.kind), ("", "Embedding"));
+    assert_eq!(
+        (error.path.as_str(), error.kind),
+        ("", LayerKind::Embedding)
+    );
     assert_eq!(error.worst_channel, OUTLIER_ROW);
     // An embedding table has one scale per row.
     assert_matches_reference(error, keras_reference(&table, &[ROWS, D_MODEL], 0));
@@ -267,7 +271,7 @@ fn conv_output_channels_are_channels<B: Backend>(device: &B::Device) {
 
     assert_eq!(report.errors.len(), 1);
     let error = &report.errors[0];
-    assert_eq!(error.kind, "Conv2d");
+    assert_eq!(error.kind, LayerKind::Conv2d);
     assert!(error.worst_channel < SHAPE[0]);
     assert_eq!(error.worst_channel, OUTLIER_OUT);
     // Convolution weights `[out, in / groups, k...]` have one scale per output channel.

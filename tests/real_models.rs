@@ -7,6 +7,8 @@ mod quantize_cnn;
 #[path = "../examples/quantize_transformer.rs"]
 mod quantize_transformer;
 
+use burn_int8::LayerKind;
+
 fn assert_within_one_point(what: &str, fp32: f32, int8: f32) {
     eprintln!("{what}: fp32 accuracy {fp32:.4}, int8 accuracy {int8:.4}");
     assert!(
@@ -30,7 +32,11 @@ fn cnn_on_digits_int8_within_one_point_of_fp32() {
         .collect();
     assert_eq!(
         changed,
-        [("conv1", "Conv2d"), ("conv2", "Conv2d"), ("head", "Linear")]
+        [
+            ("conv1", LayerKind::Conv2d),
+            ("conv2", LayerKind::Conv2d),
+            ("head", LayerKind::Linear)
+        ]
     );
     assert!(
         report.quantize.bytes_after * 3 < report.quantize.bytes_before,

@@ -6,7 +6,7 @@ use burn::backend::NdArray;
 use burn::module::Module;
 use burn::nn::{self, LayerNorm, LayerNormConfig};
 use burn::tensor::backend::Backend;
-use burn_int8::{Quantize, QuantizeExt, SkipReason};
+use burn_int8::{LayerKind, Quantize, QuantizeExt, SkipReason};
 
 /// A user module without the derive, holding a plain Burn linear.
 #[derive(Module, Debug)]
@@ -77,7 +77,7 @@ fn a_mixed_user_model_quantizes_and_reports_what_stayed_float() {
     assert_eq!(
         reason("attention.query"),
         SkipReason::Unreachable {
-            layer: "Linear",
+            layer: LayerKind::Linear,
             inside: "MultiHeadAttention".into(),
             fix: "use burn_int8::nn::attention::MultiHeadAttention".into()
         }

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use burn::tensor::DType;
-use burn_store::{BurnpackStore, ModuleStore};
+use burn_int8::io::burnpack_header::TensorTable;
+use burn_int8::io::record;
 
 use crate::config::Gemma3Config;
 use crate::error::{Gemma3Error, io};
@@ -42,7 +43,7 @@ pub fn check_preset_record(
     // Int8 layers are stored under their `Int8` variant. A preset says its precision in
     // config.json (`burn_int8.precision`): a record of the other precision is the preset
     // disagreeing with itself, not something to quantize or dequantize on the way.
-    let record_int8 = record.shapes.keys().any(|name| name.contains(".Int8."));
+    let record_int8 = record.shapes.keys().any(|name| record::is_int8(name));
     if record_int8 != int8 {
         let name = |int8: bool| if int8 { "int8" } else { "float32" };
         return Err(Gemma3Error::PresetMismatch {
@@ -64,17 +65,18 @@ pub fn check_preset_record(
 
 /// Every tensor of the record with its shape, from the header only (no tensor data is read).
 fn read_record(path: &Path) -> Result<Record, Gemma3Error> {
-    let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let snapshots = store.get_all_snapshots().map_err(|e| Gemma3Error::Format {
+    let table = TensorTable::read(path).map_err(|e| Gemma3Error::Format {
         path: path.to_path_buf(),
         message: format!("reading the record's tensor list: {e}"),
     })?;
-    let half_precision = snapshots
+    let half_precision = table
+        .tensors
         .values()
-        .any(|snapshot| matches!(snapshot.dtype, DType::F16 | DType::BF16));
-    let shapes = snapshots
-        .iter()
-        .map(|(name, snapshot)| (name.clone(), snapshot.shape.to_vec()))
+        .any(|tensor| matches!(tensor.dtype, DType::F16 | DType::BF16));
+    let shapes = table
+        .tensors
+        .into_iter()
+        .map(|(name, tensor)| (name, tensor.shape))
         .collect();
     Ok(Record {
         shapes,
@@ -82,15 +84,18 @@ fn read_record(path: &Path) -> Result<Record, Gemma3Error> {
     })
 }
 
-/// The weight of a float or int8 layer (`PREFIX.Float.weight`, `PREFIX.Int8.weight.values`, or
-/// `PREFIX.Int8.weight` in a record saved before `Int8Weight`).
+/// The weight of the swappable layer at `prefix`, float or int8 (`PREFIX.Float.weight`,
+/// `PREFIX.Int8.weight.values`).
 fn layer_weight<'a>(shapes: &'a Shapes, prefix: &str) -> Option<(String, &'a [usize])> {
-    ["Float.weight", "Int8.weight.values", "Int8.weight"]
-        .into_iter()
-        .find_map(move |suffix| {
-            let name = format!("{prefix}.{suffix}");
-            shapes.get(&name).map(|shape| (name, shape.as_slice()))
-        })
+    [
+        record::float_weight(&record::variant(prefix, record::FLOAT)),
+        record::int8_values(&record::variant(prefix, record::INT8)),
+    ]
+    .into_iter()
+    .find_map(|name| {
+        let shape = shapes.get(&name)?;
+        Some((name, shape.as_slice()))
+    })
 }
 
 /// A plain parameter (`NAME`, e.g. a norm's `weight`).
@@ -138,8 +143,8 @@ fn check_architecture(
         .iter()
         .filter(|(name, _)| name.starts_with("embed_tokens.shards."))
     {
-        // A float shard's `weight`, an int8 one's `weight.values` (`weight` in older records).
-        if !(name.ends_with(".weight") || name.ends_with(".weight.values")) {
+        // A float shard's `weight`, an int8 one's `weight.values`.
+        if !record::is_layer_weight(name) {
             continue;
         }
         if shape.len() != 2 || shape[1] != hidden {

@@ -1,5 +1,5 @@
-//! How much quantizing one weight changed it: the numbers behind the per-layer lines of
-//! [`crate::QuantizeReport`].
+//! Measures how much quantizing one weight changed it: the numbers behind the per-layer lines
+//! of [`crate::QuantizeReport`] ([`crate::LayerError`]).
 //!
 //! Measured once, at quantize time, from the float weight and one dequantized copy of the int8
 //! weight (`q / scale`), which lives only while the layer is measured; nothing is measured or
@@ -7,36 +7,7 @@
 
 use burn::tensor::{FloatDType, Tensor, backend::Backend};
 
-/// How much quantizing one layer's weight changed it.
-///
-/// A low [`Self::sqnr_db`] or a high [`Self::worst_channel_relative_error`] marks a layer worth
-/// keeping float with [`crate::QuantizeConfig::skip`]: one outlier weight stretches its
-/// channel's scale, and the channel's other weights lose most of their 8 bits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LayerError {
-    /// The layer path, as in [`crate::QuantizeReport::changed`] (empty for a lone layer).
-    pub path: String,
-    /// `"Linear"`, `"Embedding"`, `"Conv1d"` or `"Conv2d"`.
-    pub kind: &'static str,
-    /// Signal over quantization noise of the whole weight, in dB:
-    /// `10·log10(Σw² / Σ(w − dequant(q))²)`; `+inf` when the int8 weight is exact.
-    pub sqnr_db: f64,
-    /// The largest, over output channels, of `‖w_c − dequant(q)_c‖₂ / ‖w_c‖₂` (0 for a channel
-    /// that is quantized exactly, an all-zero one included).
-    pub worst_channel_relative_error: f64,
-    /// The output channel with that error: its index along the axis that has one scale per
-    /// entry (the column of a `Linear` weight, the row of an `Embedding` table, the output
-    /// channel of a convolution).
-    pub worst_channel: usize,
-}
-
-/// The error numbers of one weight, before they get a path and a kind.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct WeightError {
-    pub sqnr_db: f64,
-    pub worst_channel_relative_error: f64,
-    pub worst_channel: usize,
-}
+use super::report::WeightError;
 
 /// Compares a float weight with its dequantized int8 copy, per channel along `channel_axis`.
 ///

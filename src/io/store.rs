@@ -8,15 +8,15 @@
 //!   does when loading a quantized `.keras` file), then load. Mixing precisions is a typed
 //!   [`Int8Error::PrecisionMismatch`].
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn_store::{BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore, TensorSnapshot};
+use burn_store::{BurnpackStore, ModuleSnapshot, TensorSnapshot};
 
+use super::burnpack_header::{ExpectedTensor, TensorTable};
+use super::record;
 use crate::Int8Error;
-use crate::record_header::{self, ExpectedTensor};
 
 /// Writes `model` to `path` (a `.bpk` Burnpack file) atomically; returns the file size.
 pub fn save<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -> Result<u64, Int8Error> {
@@ -73,33 +73,17 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(
     };
     // Missing and misfitting tensors come back in the result (not as burn-store's error, which
     // lists every name: megabytes for a foreign record) and are summarized below.
-    let open = || {
-        BurnpackStore::from_file(path)
-            .auto_extension(false)
-            .allow_partial(true)
-            .validate(false)
-    };
-    let mut store = open();
-    let file_keys = store.keys().map_err(|e| record_error(e.to_string()))?;
+    let mut store = BurnpackStore::from_file(path)
+        .auto_extension(false)
+        .allow_partial(true)
+        .validate(false);
+    // The tensor table, read once here: backends trust its byte ranges (`burnpack_header`).
+    let table = TensorTable::read(path).map_err(|e| record_error(e.to_string()))?;
+    let file_keys: Vec<String> = table.tensors.keys().cloned().collect();
     let snapshots = candidate.collect(None, None, false);
     let model_keys: Vec<String> = snapshots.iter().map(|s| s.full_path()).collect();
-    let renames = legacy_renames(&file_keys, &model_keys);
-    if !renames.is_empty() {
-        tracing::debug!(path = %path.display(), tensors = renames.len(), "reading a record saved before Int8Weight");
-        let patterns = renames
-            .iter()
-            .map(|(old, new)| (format!("^{}$", escape(old)), new.clone()));
-        // A fresh store: the first one has cached its tensor table under the old names.
-        store = open().remap(
-            KeyRemapper::from_pattern_iter(patterns).map_err(|e| record_error(e.to_string()))?,
-        );
-    }
-    let file_keys: Vec<String> = file_keys
-        .into_iter()
-        .map(|key| renamed(&renames, key))
-        .collect();
     check_precision(path, &file_keys, &model_keys)?;
-    check_tensor_table(path, snapshots, &renames)?;
+    check_tensor_table(path, &table, snapshots)?;
 
     let result = candidate
         .load_from(&mut store)
@@ -128,96 +112,34 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(
 }
 
 /// Every tensor the model takes must have its dtype, its shape and exactly its bytes in the
-/// file before burn-store reads it (`record_header`: backends trust those bytes).
+/// file before burn-store reads it.
 fn check_tensor_table(
     path: &Path,
+    table: &TensorTable,
     model: Vec<TensorSnapshot>,
-    renames: &[(String, String)],
 ) -> Result<(), Int8Error> {
-    // Keyed by the file's names: a legacy record's tensors under their old ones.
     let expected = model
         .into_iter()
         .map(|s| {
-            let key = s.full_path();
-            let key = renames
-                .iter()
-                .find(|(_, new)| *new == key)
-                .map_or(key, |(old, _)| old.clone());
-            (
-                key,
-                ExpectedTensor {
-                    dtype: s.dtype,
-                    shape: s.shape.to_vec(),
-                },
-            )
+            let tensor = ExpectedTensor {
+                dtype: s.dtype,
+                shape: s.shape.to_vec(),
+            };
+            (s.full_path(), tensor)
         })
         .collect();
-    let record_error = |message: String| Int8Error::Record {
-        path: path.to_path_buf(),
-        message,
-    };
-    let problems = record_header::mismatches(path, &expected).map_err(record_error)?;
+    let problems = table.mismatches(&expected);
     if problems.is_empty() {
         return Ok(());
     }
-    Err(record_error(summarize_lines(
-        "tensor(s) do not fit the model",
-        &problems,
-    )))
-}
-
-/// Records saved before [`crate::Int8Weight`] name an int8 weight `P.weight` and its scale
-/// `P.weight_scale`; the layers now hold `P.weight.values` and `P.weight.scale`. Where the
-/// file has the old pair and the model the new one, the old names are read as the new:
-/// `(old, new)` for each such tensor. Nothing else is renamed.
-fn legacy_renames(file_keys: &[String], model_keys: &[String]) -> Vec<(String, String)> {
-    let file: HashSet<&str> = file_keys.iter().map(String::as_str).collect();
-    let model: HashSet<&str> = model_keys.iter().map(String::as_str).collect();
-    let mut renames = Vec::new();
-    for key in file_keys {
-        let Some(prefix) = key.strip_suffix("weight_scale") else {
-            continue;
-        };
-        if !(prefix.is_empty() || prefix.ends_with('.')) {
-            continue;
-        }
-        let (old_values, values, scale) = (
-            format!("{prefix}weight"),
-            format!("{prefix}weight.values"),
-            format!("{prefix}weight.scale"),
-        );
-        if file.contains(old_values.as_str())
-            && !file.contains(values.as_str())
-            && model.contains(values.as_str())
-            && model.contains(scale.as_str())
-        {
-            renames.push((old_values, values));
-            renames.push((key.clone(), scale));
-        }
-    }
-    renames
-}
-
-fn renamed(renames: &[(String, String)], key: String) -> String {
-    renames
-        .iter()
-        .find(|(old, _)| *old == key)
-        .map_or(key, |(_, new)| new.clone())
-}
-
-/// `key` as a regex matching itself: tensor paths are words joined by dots.
-fn escape(key: &str) -> String {
-    key.chars().fold(String::new(), |mut out, c| {
-        if !(c.is_ascii_alphanumeric() || c == '_') {
-            out.push('\\');
-        }
-        out.push(c);
-        out
+    Err(Int8Error::Record {
+        path: path.to_path_buf(),
+        message: summarize_lines("tensor(s) do not fit the model", &problems),
     })
 }
 
 /// Names the precision problem before touching the model: int8 layers are stored under an
-/// `Int8` enum variant, float ones under `Float`.
+/// `Int8` enum variant, float ones under `Float` ([`record`]).
 fn check_precision(
     path: &Path,
     file_keys: &[String],
@@ -230,8 +152,9 @@ fn check_precision(
         example: example.to_string(),
         hint,
     };
+    let in_model = |key: Option<String>| key.is_some_and(|key| model_keys.contains(&key));
     for key in file_keys.iter().filter(|key| !model_keys.contains(key)) {
-        if model_keys.contains(&key.replacen(".Int8.", ".Float.", 1)) {
+        if in_model(record::int8_as_float(key)) {
             return Err(mismatch(
                 "int8",
                 "float",
@@ -239,7 +162,7 @@ fn check_precision(
                 "quantize the model (`quantize_int8`) before loading",
             ));
         }
-        if model_keys.contains(&key.replacen(".Float.", ".Int8.", 1)) {
+        if in_model(record::float_as_int8(key)) {
             return Err(mismatch(
                 "float",
                 "int8",

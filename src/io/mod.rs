@@ -1,0 +1,12 @@
+//! Records on disk: Burnpack files saved and loaded with int8 kept as 1 byte per weight.
+//!
+//! - [`store`]: atomic saving, and loading that checks the record before touching the model
+//!   (re-exported as `burn_int8::store`).
+//! - [`burnpack_header`]: reads a Burnpack record's tensor table (names, dtypes, shapes, byte
+//!   ranges) without its data, and checks it against what a model holds.
+//! - [`record`]: the record schema, i.e. how the tensors of a swappable layer and of an
+//!   [`crate::Int8Weight`] are named in a record.
+
+pub mod burnpack_header;
+pub mod record;
+pub mod store;
