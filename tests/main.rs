@@ -6,7 +6,12 @@
 
 // `#[macro_use]`: the backend loops (`for_each_backend!`) are in scope in every module below.
 #[macro_use]
-mod common;
+extern crate burn_int8_testkit;
+
+/// The workspace's shared test helpers (`crates/testkit`), under the name the modules use.
+mod common {
+    pub use burn_int8_testkit::*;
+}
 
 mod finetune;
 mod gpu_kernels;

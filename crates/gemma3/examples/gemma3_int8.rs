@@ -7,8 +7,7 @@
 //! look too). Presets go to `examples/out/` (overwritten).
 
 // The tests' checkpoint location, so the example and the tests agree on the default.
-#[path = "../../../tests/checkpoint/mod.rs"]
-mod checkpoint;
+use burn_int8_testkit::checkpoint;
 
 use std::path::PathBuf;
 

@@ -3,9 +3,13 @@
 //! code is instantiated and linked once, not once per file. Run one file's tests with
 //! `cargo test --release -p burn-int8-gemma3 --test integration preset_saves::`.
 
-#[path = "../../../tests/common/mod.rs"]
 #[macro_use]
-mod common;
+extern crate burn_int8_testkit;
+
+/// The workspace's shared test helpers (`crates/testkit`), under the name the modules use.
+mod common {
+    pub use burn_int8_testkit::*;
+}
 mod gemma3_common;
 
 mod config_validation;

@@ -3,8 +3,7 @@
 //! the checkpoint is not installed, and failed instead when `CI` is set.
 
 use crate::common;
-#[path = "../../../tests/checkpoint/mod.rs"]
-mod checkpoint;
+use burn_int8_testkit::checkpoint;
 
 use std::time::Instant;
 
@@ -12,7 +11,7 @@ use burn_int8_gguf::{GgmlType, GgufError, GgufFile, Value};
 use common::*;
 
 /// The real checkpoint, opened; `None` (after a SKIPPED banner) when it is missing outside CI
-/// (see `tests/checkpoint/mod.rs` at the workspace root: with `CI` set, missing is a failure).
+/// (see `burn_int8_testkit::checkpoint`: with `CI` set, missing is a failure).
 fn open_real() -> Option<GgufFile> {
     let path = checkpoint::gemma3_gguf()?;
     Some(GgufFile::open(&path).expect("opening the real checkpoint"))

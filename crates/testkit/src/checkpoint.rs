@@ -1,17 +1,11 @@
 //! Where every crate's tests find the real Gemma3 270M checkpoint (GGUF) and its vocabulary
-//! (JSON), and what a test does when one is missing. One file, included by path, so that the
-//! GGUF, tokenizer and Gemma3 tests cannot disagree about it:
-//!
-//! ```ignore
-//! #[path = "../../../tests/checkpoint/mod.rs"] // from crates/<crate>/tests/<test>.rs
-//! mod checkpoint;
-//! ```
+//! (JSON), and what a test does when one is missing, in one place, so that the GGUF,
+//! tokenizer and Gemma3 tests cannot disagree about it:
 //!
 //! - present: `Some(path)`;
 //! - missing with `CI` set: the test fails, naming the path and the command that makes the file
 //!   (a CI run that skipped would prove nothing; `.ci/run` installs both files);
 //! - missing otherwise: a SKIPPED banner on stderr and `None` (the test returns early).
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
-//! Shared test helpers: the Keras fixture reader and the backend list.
-#![allow(dead_code)]
+//! The workspace's shared test helpers, one crate instead of files included by path: the real
+//! Gemma3 checkpoint's location ([`checkpoint`]), the Keras fixture reader, the backend loops
+//! (`for_each_backend!`), and small tensor assertions.
+
+pub mod checkpoint;
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use safetensors::{Dtype, SafeTensors};
@@ -11,12 +14,12 @@ use safetensors::{Dtype, SafeTensors};
 macro_rules! for_each_backend {
     ($body:ident) => {{
         #[cfg(feature = "ndarray")]
-        if $crate::common::backend_selected("ndarray") {
+        if $crate::backend_selected("ndarray") {
             eprintln!("-- ndarray");
             $body::<burn::backend::NdArray>(&Default::default());
         }
         #[cfg(feature = "flex")]
-        if $crate::common::backend_selected("flex") {
+        if $crate::backend_selected("flex") {
             eprintln!("-- flex");
             $body::<burn::backend::Flex>(&Default::default());
         }
@@ -31,24 +34,45 @@ macro_rules! for_each_backend {
 macro_rules! for_each_gpu_backend {
     ($body:ident) => {{
         #[cfg(feature = "wgpu")]
-        if $crate::common::backend_selected("wgpu") {
+        if $crate::backend_selected("wgpu") {
             eprintln!("-- wgpu (vulkan)");
             $body::<burn::backend::Vulkan>(&burn::backend::wgpu::WgpuDevice::Cpu);
         }
         #[cfg(feature = "cuda")]
-        if $crate::common::backend_selected("cuda") {
+        if $crate::backend_selected("cuda") {
             eprintln!("-- cuda");
             $body::<burn::backend::Cuda>(&Default::default());
         }
     }};
 }
 
+/// The backend names `BURN_INT8_TEST_BACKENDS` may list.
+pub const BACKENDS: [&str; 4] = ["ndarray", "flex", "wgpu", "cuda"];
+
 /// Whether `BURN_INT8_TEST_BACKENDS` (a comma-separated list; unset means all) names `backend`.
+///
+/// # Panics
+/// When the list names a backend that does not exist (a typo would otherwise make every
+/// backend loop run nothing and pass).
 pub fn backend_selected(backend: &str) -> bool {
     match std::env::var("BURN_INT8_TEST_BACKENDS") {
-        Ok(list) => list.split(',').any(|name| name.trim() == backend),
+        Ok(list) => selected_in(&list, backend).unwrap_or_else(|unknown| {
+            panic!(
+                "BURN_INT8_TEST_BACKENDS={list:?} names {unknown:?}, which is not one of {BACKENDS:?}"
+            )
+        }),
         Err(_) => true,
     }
+}
+
+/// Whether the comma-separated `list` names `backend`; `Err(name)` for the first name in it
+/// that is not a backend.
+pub fn selected_in(list: &str, backend: &str) -> Result<bool, String> {
+    let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    if let Some(unknown) = names.iter().find(|name| !BACKENDS.contains(name)) {
+        return Err((*unknown).to_string());
+    }
+    Ok(names.contains(&backend))
 }
 
 /// The Keras layer fixture: `tests/fixtures/keras-int8-layers.safetensors`, or the file named
@@ -57,13 +81,16 @@ pub struct Fixture {
     bytes: Vec<u8>,
 }
 
-/// `tests/fixtures` of this checkout: the manifest dir at run time, since a test binary reused
-/// from another checkout of the workspace (a shared target dir) carries that checkout's path.
+/// `tests/fixtures` of the crate whose tests run: cargo sets `CARGO_MANIFEST_DIR` when it runs
+/// them (at run time, so a test binary reused from another checkout of the workspace, through a
+/// shared target dir, still reads this checkout's fixtures).
+///
+/// # Panics
+/// When `CARGO_MANIFEST_DIR` is unset (a test binary started by hand: set it to the crate).
 pub fn fixtures_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("tests/fixtures")
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .expect("CARGO_MANIFEST_DIR is unset: run the tests through cargo, or set it to the crate");
+    std::path::PathBuf::from(manifest_dir).join("tests/fixtures")
 }
 
 impl Fixture {
@@ -220,8 +247,37 @@ pub fn argmax(row: &[f32]) -> usize {
 /// Burn initialises parameters lazily, on first read, and a clone of a lazy parameter draws its
 /// own values: read every parameter (in visit order) before cloning or comparing.
 pub fn materialized<B: Backend, M: burn::module::Module<B>>(module: M) -> M {
-    burn_int8::param_bytes::<B, M>(&module);
+    /// Reads every parameter, in visit order.
+    struct ReadAll;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for ReadAll {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+        fn visit_int<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D, Int>>) {
+            let _ = param.val();
+        }
+        fn visit_bool<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<Tensor<B, D, burn::tensor::Bool>>,
+        ) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut ReadAll);
     module
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selected_in;
+
+    #[test]
+    fn a_typo_in_the_backend_list_is_an_error() {
+        assert_eq!(selected_in("flex,cuda", "cuda"), Ok(true));
+        assert_eq!(selected_in("flex, cuda", "ndarray"), Ok(false));
+        assert_eq!(selected_in("flex,cdua", "flex"), Err("cdua".to_string()));
+        assert_eq!(selected_in("", "flex"), Ok(false));
+    }
 }
 
 /// The CPU backends' random generators are process-wide, and every test module is compiled into
