@@ -52,6 +52,7 @@ mod embedding;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod gpu;
 mod int8_weight;
+pub mod io;
 mod linear;
 pub mod nn;
 #[cfg_attr(
