@@ -1,10 +1,12 @@
-//! Gemma3 test helpers: the real checkpoint and one forward pass. The Keras fixture reader is
-//! the library's (`tests/common/mod.rs` at the workspace root), shared by path.
+//! Gemma3 test helpers: the real checkpoint, one forward pass, and a tiny synthetic model
+//! ([`tiny`]); shared by path with the CLI's tests (crates/cli/tests/main.rs). The Keras fixture
+//! reader is the library's (`tests/common/mod.rs` at the workspace root), shared by path.
 #![allow(dead_code)]
 
 // `path` from this file's directory (`crates/gemma3/tests/gemma3_common/`).
 #[path = "../../../../tests/checkpoint/mod.rs"]
 pub mod checkpoint;
+pub mod tiny;
 
 use std::path::PathBuf;
 
