@@ -27,7 +27,8 @@ LLAMA="$(benches/llamacpp_build.sh "$MODEL" | tail -n 1)"
 # BIN=path/to/burn-int8 uses a binary built already (for instance by the test command, whose
 # feature set differs from this build's), and skips this build and the chart.
 if [ -z "${BIN:-}" ]; then
-    cargo build --release -p burn-int8-gemma3 --bin burn-int8 --example bench_chart
+    cargo build --release -p burn-int8-cli --bin burn-int8
+    cargo build --release -p burn-int8-gemma3 --example bench_chart
     BIN="$CARGO_TARGET_DIR/release/burn-int8"
     CHART="$CARGO_TARGET_DIR/release/examples/bench_chart"
 fi

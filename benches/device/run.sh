@@ -2,7 +2,7 @@
 # One run on a lent GPU machine (16 cores, no Rust): CUDA checks on the GPU while 14 libFuzzer
 # workers use the other cores. Prepared here, never run yet (no machine was lent when it was
 # ready). Prepare `.device/` (ignored through .git/info/exclude), under 64 MiB with the tree:
-#   cuda_bins.tar.xz  stripped `burn-int8` (cargo build --release -p burn-int8-gemma3
+#   cuda_bins.tar.xz  stripped `burn-int8` (cargo build --release -p burn-int8-cli
 #                     --features cuda) and `integration` (cargo test --release --features cuda
 #                     --test integration --no-run)
 #   fuzz.tar.xz       bin/<target> (stripped cargo-fuzz builds) and corpus/ (fuzz/corpus), as

@@ -6,7 +6,10 @@
 //!   ranges) without its data, and checks it against what a model holds.
 //! - [`record`]: the record schema, i.e. how the tensors of a swappable layer and of an
 //!   [`crate::Int8Weight`] are named in a record.
+//! - [`atomic`]: atomic writes of files and whole directories (a temporary sibling renamed,
+//!   or swapped, into place), used by [`store`], the Gemma3 presets and the CLI.
 
+pub mod atomic;
 pub mod burnpack_header;
 pub mod record;
 pub mod store;

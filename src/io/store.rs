@@ -8,7 +8,7 @@
 //!   does when loading a quantized `.keras` file), then load. Mixing precisions is a typed
 //!   [`Int8Error::PrecisionMismatch`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
@@ -21,26 +21,18 @@ use crate::Int8Error;
 /// Writes `model` to `path` (a `.bpk` Burnpack file) atomically; returns the file size.
 pub fn save<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -> Result<u64, Int8Error> {
     let path = path.as_ref();
-    let temp = temporary_sibling(path);
-    let result = (|| {
-        let mut store = BurnpackStore::from_file(&temp)
+    crate::io::atomic::write_file(path, |temp| {
+        let mut store = BurnpackStore::from_file(temp)
             .auto_extension(false)
             .overwrite(true);
         model.save_into(&mut store).map_err(|e| Int8Error::Record {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })?;
-        let file = std::fs::File::open(&temp).map_err(|source| io(&temp, source))?;
-        file.sync_all().map_err(|source| io(&temp, source))?;
-        std::fs::rename(&temp, path).map_err(|source| io(path, source))?;
-        std::fs::metadata(path)
-            .map(|m| m.len())
-            .map_err(|source| io(path, source))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+        })
+    })?;
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|source| io(path, source))
 }
 
 /// Loads the record at `path` into `model`, which must have the same structure and precision.
@@ -195,14 +187,6 @@ fn summarize_lines(what: &str, items: &[String]) -> String {
         String::new()
     };
     format!("{} {what}: {}{tail}", items.len(), shown.join(", "))
-}
-
-fn temporary_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 fn io(path: &Path, source: std::io::Error) -> Int8Error {

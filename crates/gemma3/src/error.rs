@@ -152,6 +152,17 @@ pub(crate) fn in_gguf(
     }
 }
 
+/// A failed atomic write (preset save, HF export): its I/O errors as [`Gemma3Error::Io`], the
+/// rest (the path exists, no name to save to) as [`Gemma3Error::Preset`] with its message.
+impl From<burn_int8::io::atomic::AtomicError> for Gemma3Error {
+    fn from(error: burn_int8::io::atomic::AtomicError) -> Self {
+        match error {
+            burn_int8::io::atomic::AtomicError::Io { path, source } => io(path, source),
+            other => Gemma3Error::Preset(other.to_string()),
+        }
+    }
+}
+
 pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Gemma3Error {
     Gemma3Error::Io {
         path: path.into(),

@@ -11,7 +11,7 @@ use burn_int8_tokenizer::Tokenizer;
 
 use crate::error::{Gemma3Error, io};
 use crate::model::{Gemma3, RmsNorm};
-use crate::preset::{write_atomically, write_tokenizer};
+use crate::preset::write_tokenizer;
 
 /// Writes `model` (dequantized if int8) and `tokenizer` as an HF directory at `dir`.
 pub fn export_hf<B: Backend>(
@@ -22,7 +22,7 @@ pub fn export_hf<B: Backend>(
     let mut model = model.clone();
     model.dequantize()?;
     let tensors = hf_tensors(&model);
-    write_atomically(dir, false, |tmp| {
+    burn_int8::io::atomic::write_dir(dir, false, |tmp| {
         std::fs::write(tmp.join("config.json"), model.config.to_hf_json())
             .map_err(|e| io(tmp, e))?;
         write_safetensors(&tmp.join("model.safetensors"), &tensors)?;

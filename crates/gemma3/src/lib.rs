@@ -1,10 +1,10 @@
 //! Gemma3 on Burn: one backend-generic implementation, real checkpoints (HF safetensors and
 //! GGUF), KerasHub-style generation, presets, and int8 through `burn-int8`.
 //!
-//! This crate also builds the `burn-int8` command-line tool (`src/main.rs`) and picks backends
-//! at run time ([`backend::BackendKind`]); the `burn-int8` library itself depends on none of it.
+//! A library: long work reports progress through callbacks (`load_model`'s per tensor,
+//! `generate`'s per piece, `evaluate`'s per window), which the `burn-int8` command line
+//! (`crates/cli`) draws as progress bars.
 
-pub mod backend;
 pub mod cache;
 pub mod config;
 mod error;

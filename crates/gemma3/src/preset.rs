@@ -1,23 +1,19 @@
 //! Presets: a directory with `config.json`, the tokenizer and the weights as one Burnpack
-//! record, `model.bpk`, in which int8 weights stay 1 byte. Saving is atomic (a temporary
-//! directory swapped into place) and records the xxh3-64 checksum of every file in
-//! `checksums.json`; loading verifies them, so a flipped byte or an edit anywhere in the preset
-//! (a `config.json` scalar such as `rms_norm_eps` included) is an error that names the file, and
-//! checks every file and names what is wrong.
+//! record, `model.bpk`, in which int8 weights stay 1 byte. Saving records the xxh3-64 checksum
+//! of every file in `checksums.json`; loading verifies them, so a flipped byte or an edit
+//! anywhere in the preset (a `config.json` scalar such as `rms_norm_eps` included) is an error
+//! that names the file, and checks every file and names what is wrong.
 //!
-//! A save never loses the preset it replaces. The new preset is written and synced in a
-//! sibling `.NAME.tmp-PID`; on Linux one `renameat2(RENAME_EXCHANGE)` then swaps it with the old
-//! one, so the path holds a complete preset, old or new, whenever the process dies. Elsewhere,
-//! or on a filesystem without the exchange, two renames replace it (old to `.NAME.old-PID`, new
-//! into place): a process killed between them leaves no preset at the path for a moment, and
-//! the next save or load ([`recover_interrupted_save`]) moves the old copy back. Each save
-//! first removes what dead saves left behind. [`SAVE_ABORT_AT_ENV`], [`SAVE_FAIL_AT_ENV`] and
-//! [`SAVE_NO_EXCHANGE_ENV`] are the test hooks.
+//! A save never loses the preset it replaces: the directory is written with
+//! [`burn_int8::io::atomic::write_dir`] (filled and synced in a sibling, then swapped into place
+//! atomically), and a load first recovers a preset left aside by an interrupted save
+//! ([`recover_interrupted_save`]).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::backend::Backend;
+use burn_int8::io::atomic;
 use burn_int8::store;
 use burn_int8_tokenizer::Tokenizer;
 
@@ -35,22 +31,6 @@ pub const VOCAB_FILE: &str = "tokenizer.vocab.json";
 /// The xxh3-64 checksum of every other file of a preset, written last by a save:
 /// `{"algorithm": "xxh3-64", "files": {"config.json": "<16 hex digits>", ...}}`.
 pub const CHECKSUMS_FILE: &str = "checksums.json";
-
-/// Test hook: when this environment variable names the step a save has reached, the process
-/// aborts there (`std::process::abort`), to test interrupted saves deterministically. Steps:
-/// `filled` (the new preset written and synced, the old one untouched), `first-rename` (the
-/// two-rename fallback only: the old preset moved aside, the new one not yet in place) and
-/// `swapped` (the new preset in place, the old copy not yet removed). Not for production use.
-pub const SAVE_ABORT_AT_ENV: &str = "BURN_INT8_SAVE_ABORT_AT";
-
-/// Test hook: like [`SAVE_ABORT_AT_ENV`], but the save fails there with an error instead of
-/// aborting the process, to test that a failed save cleans up after itself.
-pub const SAVE_FAIL_AT_ENV: &str = "BURN_INT8_SAVE_FAIL_AT";
-
-/// Test hook: set to anything but `0` or the empty string, saves replace an existing preset with
-/// the two-rename fallback instead of the atomic exchange (Linux), as on filesystems without
-/// `RENAME_EXCHANGE`.
-pub const SAVE_NO_EXCHANGE_ENV: &str = "BURN_INT8_SAVE_NO_EXCHANGE";
 
 /// How [`from_preset_with`] loads a preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +92,7 @@ pub fn save_to_preset<B: Backend>(
     };
     let mut config: serde_json::Value = serde_json::from_str(&model.config.to_hf_json())
         .map_err(|e| Gemma3Error::Preset(e.to_string()))?;
-    write_atomically(dir, overwrite, |tmp| {
+    atomic::write_dir(dir, overwrite, |tmp| {
         write_tokenizer(tokenizer, tmp)?;
         // The weights first: config.json records their checksum.
         let weights = tmp.join(WEIGHTS_FILE);
@@ -206,18 +186,10 @@ pub fn from_preset_with<B: Backend>(
 }
 
 /// When `dir` is missing because a save replacing it was killed between the two renames of
-/// the two-rename fallback (leaving `.NAME.old-PID` of a process that is gone),
-/// moves that previous preset back to `dir`; true when it did. Loading ([`from_preset`],
-/// [`crate::load_model`]) and saving call it.
+/// the two-rename fallback of [`atomic::write_dir`], moves that previous preset back to `dir`;
+/// true when it did. Loading ([`from_preset`], [`crate::load_model`]) and saving call it.
 pub fn recover_interrupted_save(dir: &Path) -> Result<bool, Gemma3Error> {
-    if exists(dir) {
-        return Ok(false);
-    }
-    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Ok(false);
-    };
-    let mut leftovers = dead_leftovers(dir, &name, false);
-    restore_interrupted(dir, &mut leftovers.old)
+    Ok(atomic::recover_dir(dir)?)
 }
 
 /// The xxh3-64 checksum of a file as 16 lowercase hex digits, read in 1 MiB chunks (what
@@ -385,320 +357,4 @@ pub fn read_tokenizer(dir: &Path) -> Result<Tokenizer, Gemma3Error> {
             dir.display()
         )))
     }
-}
-
-/// Fills a temporary sibling of `dir` (`.NAME.tmp-PID`) with `fill`, syncs it, then puts it in
-/// place of `dir`. An existing `dir` (a preset, another directory or a regular file) is
-/// replaced only with `overwrite`, and only after the new one is complete. A failed `fill`
-/// removes the temporary directory; nothing else is left behind.
-///
-/// Replacing is atomic on Linux: one `renameat2(RENAME_EXCHANGE)` swaps the two paths, so `dir`
-/// always holds a complete preset, the old one or the new one, whenever the process dies; the
-/// old one, now at the temporary path, is removed after. Where the exchange is not available
-/// (other systems, or a filesystem that answers `EINVAL`/`ENOSYS`/`EOPNOTSUPP`) `dir` is
-/// replaced with two renames, `dir` to `.NAME.old-PID` and the temporary directory to `dir`: a
-/// process killed between the two leaves no `dir`, only `.NAME.old-PID` (and a complete
-/// `.NAME.tmp-PID`). The next save (or [`from_preset`]) of `dir` recovers: it moves the old
-/// copy back to `dir` first.
-///
-/// Each save starts by cleaning up after earlier ones: `.NAME.tmp-PID` and `.NAME.old-PID`
-/// siblings whose process is gone (on Linux, no `/proc/PID`; elsewhere, only this process's
-/// own pid counts as gone) are removed, after the recovery above. Two processes saving the same
-/// path at once leave one complete preset there (one of the saves may fail); two threads of
-/// one process must not save the same path at once.
-///
-/// Test hooks: [`SAVE_ABORT_AT_ENV`] aborts the process at a named step, and
-/// [`SAVE_NO_EXCHANGE_ENV`] forces the two-rename fallback.
-pub(crate) fn write_atomically(
-    dir: &Path,
-    overwrite: bool,
-    fill: impl FnOnce(&Path) -> Result<(), Gemma3Error>,
-) -> Result<(), Gemma3Error> {
-    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Err(Gemma3Error::Preset(format!(
-            "{}: not a directory name to save to",
-            dir.display()
-        )));
-    };
-    let parent = parent_of(dir);
-    if !parent.is_dir() {
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    }
-
-    // Recovery and cleanup after earlier saves that were killed.
-    let mut leftovers = dead_leftovers(dir, &name, true);
-    restore_interrupted(dir, &mut leftovers.old)?;
-    for path in leftovers.tmp.iter().chain(&leftovers.old) {
-        match remove_any(path) {
-            Ok(()) => tracing::info!("removed {}, left by an interrupted save", path.display()),
-            Err(e) => tracing::warn!(
-                "could not remove {}, left by an interrupted save: {e}",
-                path.display()
-            ),
-        }
-    }
-
-    if exists(dir) && !overwrite {
-        return Err(Gemma3Error::Preset(format!(
-            "{} exists; pass overwrite to replace it",
-            dir.display()
-        )));
-    }
-    let sibling = |tag: &str| -> PathBuf {
-        dir.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
-    };
-    let tmp = sibling("tmp");
-    let _ = remove_any(&tmp);
-    std::fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
-    let result = fill(&tmp).and_then(|()| {
-        sync_contents(&tmp)?;
-        abort_at("filled")?;
-        if exists(dir) {
-            replace(dir, &tmp, &sibling("old"))
-        } else {
-            std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
-            sync_dir(parent);
-            abort_at("swapped")?;
-            Ok(())
-        }
-    });
-    if result.is_err() {
-        let _ = remove_any(&tmp);
-    }
-    result
-}
-
-/// Puts the complete `tmp` in place of the existing `dir`: one exchange where available, else
-/// two renames through `old`. Once the new preset is in place, the old one is removed (a
-/// failure to remove it is only a warning: the next save removes it).
-fn replace(dir: &Path, tmp: &Path, old: &Path) -> Result<(), Gemma3Error> {
-    if exchange(tmp, dir)? {
-        sync_dir(parent_of(dir));
-        abort_at("swapped")?;
-        // `tmp` now holds the old preset (or the regular file that was at `dir`).
-        if let Err(e) = remove_any(tmp) {
-            tracing::warn!(
-                "could not remove the previous {} (now {}): {e}",
-                dir.display(),
-                tmp.display()
-            );
-        }
-        return Ok(());
-    }
-    std::fs::rename(dir, old).map_err(|e| io(dir, e))?;
-    abort_at("first-rename")?;
-    if let Err(e) = std::fs::rename(tmp, dir) {
-        if let Err(back) = std::fs::rename(old, dir) {
-            tracing::warn!(
-                "could not move {} back to {}: {back}; the next save or load of {} restores it",
-                old.display(),
-                dir.display(),
-                dir.display()
-            );
-        }
-        return Err(io(dir, e));
-    }
-    sync_dir(parent_of(dir));
-    abort_at("swapped")?;
-    if let Err(e) = remove_any(old) {
-        tracing::warn!(
-            "could not remove the previous {} (now {}): {e}",
-            dir.display(),
-            old.display()
-        );
-    }
-    Ok(())
-}
-
-/// Swaps `tmp` and `dir` atomically with `renameat2(RENAME_EXCHANGE)`. `Ok(false)`: not
-/// supported here (or disabled with [`SAVE_NO_EXCHANGE_ENV`]), nothing was changed.
-#[cfg(target_os = "linux")]
-fn exchange(tmp: &Path, dir: &Path) -> Result<bool, Gemma3Error> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    if env_flag(SAVE_NO_EXCHANGE_ENV) {
-        return Ok(false);
-    }
-    let c_path = |path: &Path| {
-        CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-            Gemma3Error::Preset(format!("{}: the path contains a NUL byte", path.display()))
-        })
-    };
-    let (from, to) = (c_path(tmp)?, c_path(dir)?);
-    // SAFETY: both pointers are NUL-terminated strings that live until the call returns;
-    // renameat2 reads nothing else.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let error = std::io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
-            tracing::debug!(
-                "renameat2(RENAME_EXCHANGE) is not supported for {} ({error}): replacing it with two renames",
-                dir.display()
-            );
-            Ok(false)
-        }
-        _ => Err(io(dir, error)),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exchange(_tmp: &Path, _dir: &Path) -> Result<bool, Gemma3Error> {
-    Ok(false)
-}
-
-/// The test hooks of [`SAVE_ABORT_AT_ENV`] and [`SAVE_FAIL_AT_ENV`].
-fn abort_at(step: &str) -> Result<(), Gemma3Error> {
-    if std::env::var(SAVE_ABORT_AT_ENV).is_ok_and(|at| at == step) {
-        eprintln!("{SAVE_ABORT_AT_ENV}={step}: aborting the save here (test hook)");
-        std::process::abort();
-    }
-    if std::env::var(SAVE_FAIL_AT_ENV).is_ok_and(|at| at == step) {
-        return Err(Gemma3Error::Preset(format!(
-            "{SAVE_FAIL_AT_ENV}={step}: the save fails here (test hook)"
-        )));
-    }
-    Ok(())
-}
-
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|value| !value.is_empty() && value != "0")
-}
-
-/// The directory holding `path` (`.` for a bare name).
-fn parent_of(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-/// Whether anything (a directory, a file, a link, even a dangling one) is at `path`.
-fn exists(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
-}
-
-/// Removes whatever is at `path`: a directory with its contents, a file or a link (not its
-/// target). Nothing there is not an error.
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Syncs every file of the filled temporary directory, then the directory itself.
-fn sync_contents(tmp: &Path) -> Result<(), Gemma3Error> {
-    for entry in std::fs::read_dir(tmp).map_err(|e| io(tmp, e))? {
-        let path = entry.map_err(|e| io(tmp, e))?.path();
-        if path.is_dir() {
-            sync_dir(&path);
-        } else {
-            std::fs::File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| io(&path, e))?;
-        }
-    }
-    sync_dir(tmp);
-    Ok(())
-}
-
-/// Syncs a directory's entries (renames into it) where the system allows it; best effort.
-fn sync_dir(path: &Path) {
-    if cfg!(unix) {
-        let _ = std::fs::File::open(path).and_then(|f| f.sync_all());
-    }
-}
-
-/// `.NAME.tmp-PID` and `.NAME.old-PID` siblings of a save of `dir` whose process is gone.
-#[derive(Default)]
-struct Leftovers {
-    tmp: Vec<PathBuf>,
-    old: Vec<PathBuf>,
-}
-
-/// The leftovers of earlier saves of `dir` (named `name`) by processes that no longer run; with
-/// `own`, this process's own pid counts as gone (a save about to reuse those names).
-fn dead_leftovers(dir: &Path, name: &str, own: bool) -> Leftovers {
-    let mut found = Leftovers::default();
-    let Ok(entries) = std::fs::read_dir(parent_of(dir)) else {
-        return found;
-    };
-    let me = std::process::id();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some((old, pid)) = file_name.to_str().and_then(|f| leftover_of(f, name)) else {
-            continue;
-        };
-        let gone = if pid == me { own } else { !process_alive(pid) };
-        if gone {
-            if old {
-                found.old.push(entry.path())
-            } else {
-                found.tmp.push(entry.path())
-            }
-        }
-    }
-    found
-}
-
-/// `.NAME.tmp-PID` is `Some((false, PID))`, `.NAME.old-PID` is `Some((true, PID))`.
-fn leftover_of(file_name: &str, name: &str) -> Option<(bool, u32)> {
-    let rest = file_name
-        .strip_prefix('.')?
-        .strip_prefix(name)?
-        .strip_prefix('.')?;
-    let (old, pid) = match rest.strip_prefix("tmp-") {
-        Some(pid) => (false, pid),
-        None => (true, rest.strip_prefix("old-")?),
-    };
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((old, pid.parse().ok()?))
-}
-
-/// Whether process `pid` runs (or may run: without `/proc`, every other pid counts as alive).
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new("/proc").join(pid.to_string()).exists()
-    } else {
-        true
-    }
-}
-
-/// When `dir` is missing and a dead save left its old copy aside (`.NAME.old-PID`: killed
-/// between the two renames of the fallback), moves the newest such copy back to `dir`.
-fn restore_interrupted(dir: &Path, old: &mut Vec<PathBuf>) -> Result<bool, Gemma3Error> {
-    if exists(dir) || old.is_empty() {
-        return Ok(false);
-    }
-    old.sort_by_key(|path| {
-        std::fs::symlink_metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-    });
-    let Some(newest) = old.pop() else {
-        return Ok(false);
-    };
-    std::fs::rename(&newest, dir).map_err(|e| io(&newest, e))?;
-    sync_dir(parent_of(dir));
-    tracing::warn!(
-        "{} was missing (a save replacing it was interrupted): restored the previous copy from {}",
-        dir.display(),
-        newest.display()
-    );
-    Ok(true)
 }

@@ -1,97 +1,14 @@
-//! Bad input to the Gemma3 loaders, generation and CLI: typed errors that name what is wrong,
-//! never a panic. Uses a tiny synthetic checkpoint, so it always runs.
+//! Bad input to the Gemma3 loaders and generation: typed errors that name what is wrong, never
+//! a panic. Uses a tiny synthetic checkpoint, so it always runs. The CLI's side of these cases
+//! is crates/cli/tests/gemma3_bad_input.rs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use crate::gemma3_common::tiny::{tiny_config, write_hf_dir};
+
+use std::path::Path;
 
 use burn::backend::Flex;
-use burn_int8_gemma3::load::expected_tensors;
-use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
+use burn_int8_gemma3::tokenizer::Tokenizer;
 use burn_int8_gemma3::{self as gemma3, Gemma3Config, Gemma3Error, Sampler};
-
-/// A 2-layer Gemma3 (layer 1 global) small enough to write in a test.
-fn tiny_config() -> Gemma3Config {
-    let mut config = Gemma3Config::new(300, 8, 16, 2, 2, 1, 4, 4.0, 4);
-    config.sliding_window_pattern = 2;
-    config.max_position_embeddings = 64;
-    config
-}
-
-/// 256 byte pieces, specials, and a few merges: enough to encode any text.
-fn tiny_vocab(size: usize) -> Vocab {
-    let mut tokens = vec![
-        "<pad>".to_string(),
-        "<eos>".into(),
-        "<bos>".into(),
-        "<unk>".into(),
-    ];
-    let mut types = vec![3, 3, 3, 3];
-    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
-    types.extend(std::iter::repeat_n(6, 256));
-    for piece in ["▁", "a", "b", "▁a", "ab"] {
-        tokens.push(piece.into());
-        types.push(1);
-    }
-    while tokens.len() < size {
-        tokens.push(format!("<unused{}>", tokens.len()));
-        types.push(3);
-    }
-    let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
-    Vocab {
-        tokens,
-        scores,
-        token_types: types,
-        bos_id: 2,
-        eos_id: 1,
-        unknown_id: Some(3),
-        padding_id: Some(0),
-        add_bos: true,
-        add_space_prefix: false,
-    }
-}
-
-/// Writes an HF directory for `config`, letting `edit` change the tensor list first.
-fn write_hf_dir(
-    name: &str,
-    config: &Gemma3Config,
-    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>),
-) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("burn-int8-bad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = expected_tensors(config)
-        .into_iter()
-        .map(|(name, shape)| {
-            let n: usize = shape.iter().product();
-            let values = (0..n)
-                .map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 0.2)
-                .collect();
-            (name, shape, values)
-        })
-        .collect();
-    edit(&mut tensors);
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, _), data)| {
-            (
-                name.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
-    std::fs::write(dir.join("config.json"), config.to_hf_json()).unwrap();
-    tiny_vocab(config.vocab_size)
-        .save_json(dir.join("tokenizer.vocab.json"))
-        .unwrap();
-    dir
-}
 
 fn load(dir: &Path) -> Result<(gemma3::Gemma3<Flex>, Tokenizer), Gemma3Error> {
     gemma3::load_model::<Flex>(dir, false, &Default::default(), |_| {})
@@ -203,25 +120,7 @@ fn missing_extra_misshaped_and_nan_tensors_are_named() {
             is_expected(&error) && error.to_string().contains(tensor),
             "{name}: {error:?}"
         );
-        // The CLI names the checkpoint too.
-        let output = Command::new(env!("CARGO_BIN_EXE_burn-int8"))
-            .args([
-                "gemma3",
-                "generate",
-                "--model",
-                dir.to_str().unwrap(),
-                "--prompt",
-                "ab",
-            ])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            !output.status.success()
-                && stderr.contains(tensor)
-                && stderr.contains(dir.to_str().unwrap()),
-            "{name}: {stderr}"
-        );
+        // The CLI names the checkpoint too: tests/gemma3_bad_input.rs of crates/cli.
         std::fs::remove_dir_all(dir).ok();
     }
 }
@@ -337,114 +236,6 @@ fn foreign_and_truncated_files_are_typed_errors() {
 }
 
 #[test]
-fn the_cli_names_bad_backends_and_writes_logits() {
-    let binary = env!("CARGO_BIN_EXE_burn-int8");
-    let dir = write_hf_dir("cli", &tiny_config(), |_| {});
-    let run = |args: &[&str]| Command::new(binary).args(args).output().unwrap();
-    let model = dir.to_str().unwrap();
-    let output = run(&[
-        "gemma3",
-        "generate",
-        "--model",
-        model,
-        "--prompt",
-        "ab",
-        "--backend",
-        "tpu",
-    ]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown backend `tpu`"));
-    if !cfg!(feature = "cuda") {
-        let output = run(&[
-            "gemma3",
-            "generate",
-            "--model",
-            model,
-            "--prompt",
-            "ab",
-            "--backend",
-            "cuda",
-        ]);
-        assert!(String::from_utf8_lossy(&output.stderr).contains("not compiled in"));
-    }
-    // A backend compiled in whose device is absent: a typed error, not a panic. Pointing the
-    // Vulkan loader at no driver hides lavapipe.
-    if cfg!(feature = "wgpu") {
-        let output = Command::new(binary)
-            .args([
-                "gemma3",
-                "generate",
-                "--model",
-                model,
-                "--prompt",
-                "ab",
-                "--backend",
-                "wgpu",
-            ])
-            .env("VK_ICD_FILENAMES", "/nonexistent.json")
-            .env("VK_DRIVER_FILES", "/nonexistent.json")
-            .output()
-            .unwrap();
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains("backend `wgpu` has no usable device"),
-            "{stderr}"
-        );
-    }
-    // Generation prints only the text on stdout.
-    let output = run(&[
-        "gemma3",
-        "generate",
-        "--model",
-        model,
-        "--prompt",
-        "ab a",
-        "--max-length",
-        "10",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ab a"));
-    // Logits over exact ids.
-    let out = dir.join("logits.safetensors");
-    let output = run(&[
-        "gemma3",
-        "logits",
-        "--model",
-        model,
-        "--tokens",
-        "2,260,261",
-        "--out",
-        out.to_str().unwrap(),
-        "--int8",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let bytes = std::fs::read(&out).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(tensors.tensor("logits").unwrap().shape(), &[3, 300]);
-    let output = run(&[
-        "gemma3",
-        "logits",
-        "--model",
-        model,
-        "--tokens",
-        "2,999",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("999"));
-    std::fs::remove_dir_all(dir).ok();
-}
-
-#[test]
 fn sampling_options_read_as_hf_and_llamacpp() {
     use gemma3::Sampler as S;
     // Temperature 0 is greedy; no option at all is greedy.
@@ -550,27 +341,7 @@ fn sampling_options_read_as_hf_and_llamacpp() {
         run(&S::Greedy).unwrap().token_ids
     );
 
-    // The CLI says which option is wrong before loading anything.
-    let binary = env!("CARGO_BIN_EXE_burn-int8");
-    let model_dir = dir.to_str().unwrap();
-    for (option, value) in [
-        ("--temperature", "nan"),
-        ("--temperature", "-1"),
-        ("--top-p", "0"),
-    ] {
-        let output = Command::new(binary)
-            .args([
-                "gemma3", "generate", "--model", model_dir, "--prompt", "ab", option, value,
-            ])
-            .output()
-            .unwrap();
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains(&option[2..].replace('-', "_")) && stderr.contains(option),
-            "{option} {value}: {stderr}"
-        );
-    }
+    // The CLI says which option is wrong: tests/gemma3_bad_input.rs of crates/cli.
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -631,48 +402,7 @@ fn batched_generation_equals_one_prompt_at_a_time() {
     .unwrap_err();
     assert!(matches!(error, Gemma3Error::EmptyPrompt));
 
-    // The CLI: one JSON line per prompt whose text is what the single-prompt command prints.
-    let binary = env!("CARGO_BIN_EXE_burn-int8");
-    let model_dir = dir.to_str().unwrap();
-    let run = |extra: &[&str]| {
-        let output = Command::new(binary)
-            .args([
-                "gemma3",
-                "generate",
-                "--model",
-                model_dir,
-                "--max-length",
-                "20",
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
-    let lines = run(&["--prompt", prompts[0], "--prompt", prompts[2], "--json"]);
-    let lines: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2);
-    for (line, prompt) in lines.iter().zip([prompts[0], prompts[2]]) {
-        assert_eq!(line["prompt"], prompt);
-        let single = run(&["--prompt", prompt]);
-        assert_eq!(
-            line["text"].as_str().unwrap(),
-            single.strip_suffix('\n').unwrap()
-        );
-    }
-    let plain = run(&["--prompt", prompts[0], "--prompt", prompts[1]]);
-    assert!(
-        plain.starts_with("--- 1/2 ---\n") && plain.contains("\n--- 2/2 ---\n"),
-        "{plain}"
-    );
+    // The CLI prints them as JSON lines: tests/gemma3_bad_input.rs of crates/cli.
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -752,52 +482,6 @@ fn eval_scores_the_second_half_of_each_window() {
         })
     ));
 
-    // The CLI on an int8 preset: the fp32 side is its dequantization and says so.
-    let preset = dir.join("preset");
-    let (mut int8, _) = load(&dir).unwrap();
-    burn_int8::QuantizeExt::quantize_int8(&mut int8).unwrap();
-    gemma3::preset::save_to_preset(&int8, &tokenizer, &preset, false).unwrap();
-    let text = dir.join("text.txt");
-    std::fs::write(&text, "ab a abba b ba ".repeat(20)).unwrap();
-    let binary = env!("CARGO_BIN_EXE_burn-int8");
-    for (model_path, source) in [(&dir, "float weights"), (&preset, "dequantized")] {
-        let output = Command::new(binary)
-            .args([
-                "gemma3",
-                "eval",
-                "--model",
-                model_path.to_str().unwrap(),
-                "--text",
-                text.to_str().unwrap(),
-                "--context",
-                "16",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-        assert!(
-            json["fp32"]["source"].as_str().unwrap().contains(source),
-            "{json}"
-        );
-        assert_eq!(json["context"], 16);
-        assert_eq!(
-            json["tokens"].as_u64().unwrap() as usize,
-            (tokens.len() / 16) * 7
-        );
-        for key in ["mean", "median", "p99", "max"] {
-            assert!(json["kl"][key].as_f64().unwrap() >= 0.0);
-        }
-        assert!(
-            json["int8"]["ppl"].as_f64().unwrap() > 1.0
-                && json["top1_agreement"].as_f64().unwrap() > 0.0
-        );
-    }
+    // The CLI on an int8 preset: tests/gemma3_bad_input.rs of crates/cli.
     std::fs::remove_dir_all(dir).ok();
 }

@@ -16,6 +16,7 @@ mod config_validation;
 mod gemma3_bad_input;
 mod gemma3_int8;
 mod gemma3_real;
+mod light_dependencies;
 mod mutation_corpus;
 mod preset_saves;
 mod real_gguf_corruption;

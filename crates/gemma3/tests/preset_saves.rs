@@ -1,129 +1,28 @@
 //! Preset saves that cannot lose a preset, and the checksum that catches a corrupt one. Uses a
-//! tiny synthetic Gemma3, so it always runs.
+//! tiny synthetic Gemma3, so it always runs. (What the CLI says about such presets is
+//! crates/cli/tests/preset_saves.rs.)
 //!
-//! Interrupted saves are made deterministic with the test hook `BURN_INT8_SAVE_ABORT_AT`: this
-//! test binary runs itself again as a child (`--exact preset_saves::child_saver`) that saves with the hook
+//! Interrupted saves are made deterministic with the test hook `BURN_INT8_SAVE_ABORT_AT` (the
+//! `fault-injection` feature of burn-int8, on for this crate's tests only): this test binary
+//! runs itself again as a child (`--exact preset_saves::child_saver`) that saves with the hook
 //! set and aborts at the named step.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
+use crate::gemma3_common::tiny::{norm_of, tiny};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::backend::Flex;
 use burn_int8::QuantizeExt;
-use burn_int8_gemma3::load::{WeightSource, build_model, expected_tensors};
+use burn_int8::io::atomic::{SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV, SAVE_NO_EXCHANGE_ENV};
 use burn_int8_gemma3::preset::{
-    self, CHECKSUMS_FILE, CONFIG_FILE, PresetOptions, SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV,
-    SAVE_NO_EXCHANGE_ENV, WEIGHTS_FILE, from_preset, from_preset_with, save_to_preset,
+    self, CHECKSUMS_FILE, CONFIG_FILE, PresetOptions, WEIGHTS_FILE, from_preset, from_preset_with,
+    save_to_preset,
 };
-use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
-use burn_int8_gemma3::{self as gemma3, Gemma3, Gemma3Config, Gemma3Error};
+use burn_int8_gemma3::{self as gemma3, Gemma3Error};
 
 /// Tells [`child_saver`] where to save; without it, that test does nothing.
 const CHILD_SAVE_ENV: &str = "BURN_INT8_TEST_CHILD_SAVE_DIR";
-
-/// A 2-layer Gemma3 (layer 1 global) small enough to write in a test.
-fn tiny_config() -> Gemma3Config {
-    let mut config = Gemma3Config::new(300, 8, 16, 2, 2, 1, 4, 4.0, 4);
-    config.sliding_window_pattern = 2;
-    config.max_position_embeddings = 64;
-    config
-}
-
-/// 256 byte pieces, specials, and a few merges: enough to encode any text.
-fn tiny_vocab(size: usize) -> Vocab {
-    let mut tokens = vec![
-        "<pad>".to_string(),
-        "<eos>".into(),
-        "<bos>".into(),
-        "<unk>".into(),
-    ];
-    let mut types = vec![3, 3, 3, 3];
-    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
-    types.extend(std::iter::repeat_n(6, 256));
-    for piece in ["▁", "a", "b", "▁a", "ab"] {
-        tokens.push(piece.into());
-        types.push(1);
-    }
-    while tokens.len() < size {
-        tokens.push(format!("<unused{}>", tokens.len()));
-        types.push(3);
-    }
-    let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
-    Vocab {
-        tokens,
-        scores,
-        token_types: types,
-        bos_id: 2,
-        eos_id: 1,
-        unknown_id: Some(3),
-        padding_id: Some(0),
-        add_bos: true,
-        add_space_prefix: false,
-    }
-}
-
-/// Deterministic small weights that differ with `seed`.
-struct SeededSource {
-    shapes: BTreeMap<String, Vec<usize>>,
-    seed: usize,
-}
-
-impl SeededSource {
-    fn values(&self, range: Range<usize>) -> Vec<f32> {
-        range
-            .map(|i| (((i * 7919 + self.seed * 104_729) % 101) as f32 / 101.0 - 0.5) * 0.2)
-            .collect()
-    }
-}
-
-impl WeightSource for SeededSource {
-    fn shape(&self, name: &str) -> Result<Vec<usize>, Gemma3Error> {
-        self.shapes
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Gemma3Error::MissingTensor(name.into()))
-    }
-    fn read(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
-        let count: usize = self.shape(name)?.iter().product();
-        Ok(self.values(0..count))
-    }
-    fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error> {
-        let row: usize = self.shape(name)?.iter().skip(1).product();
-        Ok(self.values(rows.start * row..rows.end * row))
-    }
-    fn names(&self) -> Vec<String> {
-        self.shapes.keys().cloned().collect()
-    }
-}
-
-/// A tiny float model whose weights depend on `seed`, and its tokenizer.
-fn tiny(seed: usize) -> (Gemma3<Flex>, Tokenizer) {
-    let config = tiny_config();
-    let mut source = SeededSource {
-        shapes: expected_tensors(&config).into_iter().collect(),
-        seed,
-    };
-    let model =
-        build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap();
-    (
-        model,
-        Tokenizer::from_vocab(tiny_vocab(config.vocab_size)).unwrap(),
-    )
-}
-
-/// The final norm's weights: tells the models of different seeds apart.
-fn norm_of(model: &Gemma3<Flex>) -> Vec<f32> {
-    model
-        .norm
-        .weight
-        .val()
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap()
-}
 
 /// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -345,8 +244,8 @@ fn a_save_killed_at_any_step_leaves_a_preset_that_loads() {
 }
 
 /// config.json records the weights' xxh3-64; a flipped byte in model.bpk is a checksum error
-/// (in the library and the CLI) unless verification is turned off; a preset without a
-/// checksum (saved before them) still loads.
+/// unless verification is turned off; a preset without a checksum (saved before them) still
+/// loads.
 #[test]
 fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     let root = scratch("flipped");
@@ -407,41 +306,7 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
     assert!(unverified.is_ok(), "{:?}", unverified.err());
     drop(unverified);
 
-    // The CLI: refused by default, `--no-verify` skips the check.
-    let binary = env!("CARGO_BIN_EXE_burn-int8");
-    let generate = |no_verify: bool| {
-        let mut command = Command::new(binary);
-        command.args([
-            "gemma3",
-            "generate",
-            "--model",
-            dir.to_str().unwrap(),
-            "--prompt",
-            "ab",
-            "--max-length",
-            "6",
-        ]);
-        if no_verify {
-            command.arg("--no-verify");
-        }
-        command.output().unwrap()
-    };
-    let output = generate(false);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    // The CLI speaks CLI: its option, not the library's `PresetOptions`.
-    assert!(
-        stderr.contains("corrupt")
-            && stderr.contains("--no-verify")
-            && !stderr.contains("PresetOptions"),
-        "{stderr}"
-    );
-    let output = generate(true);
-    assert!(
-        !String::from_utf8_lossy(&output.stderr).contains("corrupt"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // The CLI refuses it unless `--no-verify`: tests/preset_saves.rs of crates/cli.
 
     // A preset of an earlier version, without checksums.json: its config.json's checksum of
     // the weights is verified...
@@ -562,8 +427,7 @@ fn edits_and_flips_anywhere_in_a_preset_are_checksum_errors() {
 }
 
 /// A preset whose config.json says float32 over an int8 model.bpk (or the reverse) disagrees
-/// with itself: a `PresetMismatch` naming `burn_int8.precision`, in the library and the CLI,
-/// which does not advise a library call.
+/// with itself: a `PresetMismatch` naming `burn_int8.precision`.
 #[test]
 fn a_preset_whose_precision_disagrees_with_its_record_names_the_field() {
     let root = scratch("precision");
@@ -592,27 +456,7 @@ fn a_preset_whose_precision_disagrees_with_its_record_names_the_field() {
         }
         other => panic!("a float32 config over int8 weights: {:?}", other.err()),
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_burn-int8"))
-        .args([
-            "gemma3",
-            "generate",
-            "--no-verify",
-            "--model",
-            dir.to_str().unwrap(),
-            "--prompt",
-            "ab",
-            "--max-length",
-            "6",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success()
-            && stderr.contains("burn_int8.precision")
-            && !stderr.contains("quantize_int8"),
-        "{stderr}"
-    );
+    // The CLI names the field too: tests/preset_saves.rs of crates/cli.
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -752,56 +596,5 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
         "{error}"
     );
     assert_eq!(std::fs::read(&blocker).unwrap(), b"a file");
-    std::fs::remove_dir_all(&root).ok();
-}
-
-/// `logits --out`: a directory, or a path whose directory is missing, is an error naming the
-/// path, and no `.safetensors.tmp` is left.
-#[test]
-fn logits_out_errors_name_the_path_and_leave_no_temporary_file() {
-    let root = scratch("logits");
-    let dir = root.join("preset");
-    let (model, tokenizer) = tiny(1);
-    save_to_preset(&model, &tokenizer, &dir, false).unwrap();
-    let binary = env!("CARGO_BIN_EXE_burn-int8");
-    let logits = |out: &Path| {
-        Command::new(binary)
-            .args([
-                "gemma3",
-                "logits",
-                "--model",
-                dir.to_str().unwrap(),
-                "--tokens",
-                "2,260",
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap()
-    };
-    let into_dir = root.join("a-directory");
-    std::fs::create_dir_all(&into_dir).unwrap();
-    let missing = root.join("missing").join("logits.safetensors");
-    for out in [&into_dir, &missing] {
-        let output = logits(out.as_path());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{}", out.display());
-        assert!(stderr.contains(&out.display().to_string()), "{stderr}");
-    }
-    let temporary: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".tmp"))
-        .collect();
-    assert!(temporary.is_empty(), "{temporary:?}");
-    // And a good path still works.
-    let good = root.join("logits.safetensors");
-    let output = logits(good.as_path());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(good.is_file() && !root.join("logits.safetensors.tmp").exists());
     std::fs::remove_dir_all(&root).ok();
 }

@@ -1,8 +1,11 @@
-//! Gemma3 test helpers: the real checkpoint and one forward pass. The workspace's shared
-//! helpers are `burn-int8-testkit` (`crates/testkit`).
+//! Gemma3 test helpers: the real checkpoint, one forward pass, and a tiny synthetic model
+//! ([`tiny`]). The CLI's tests include this module by path (crates/cli/tests/main.rs): it needs
+//! `burn-int8-gemma3`'s types, which the workspace's light test kit (`crates/testkit`, where
+//! the checkpoint lookup, fixtures and backend loops live) does not depend on.
 #![allow(dead_code)]
 
 pub use burn_int8_testkit::checkpoint;
+pub mod tiny;
 
 use std::path::PathBuf;
 

@@ -2,13 +2,14 @@
 //! `wgpu`, `cuda`), so one build serves every backend.
 
 use std::fmt;
-use std::str::FromStr;
 
-/// A Burn backend this crate knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A Burn backend `--backend` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
     Ndarray,
     Flex,
+    /// Vulkan through wgpu (plain WGSL has no i8 type).
+    #[value(alias = "vulkan")]
     Wgpu,
     Cuda,
 }
@@ -24,13 +25,6 @@ pub enum BackendError {
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 4] = [
-        BackendKind::Ndarray,
-        BackendKind::Flex,
-        BackendKind::Wgpu,
-        BackendKind::Cuda,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Ndarray => "ndarray",
@@ -49,37 +43,21 @@ impl BackendKind {
         }
     }
 
-    /// The compiled backends.
-    pub fn compiled() -> Vec<BackendKind> {
-        Self::ALL
-            .into_iter()
-            .filter(|kind| kind.is_compiled())
-            .collect()
+    /// `--backend`'s value parser: a name clap's [`clap::ValueEnum`] knows (any case, `vulkan`
+    /// for wgpu) of a backend compiled in. Its errors are clap's, with these messages.
+    pub fn parse_compiled(name: &str) -> Result<Self, BackendError> {
+        let kind = <Self as clap::ValueEnum>::from_str(name, true)
+            .map_err(|_| BackendError::Unknown(name.to_string()))?;
+        if !kind.is_compiled() {
+            return Err(BackendError::NotCompiled(kind));
+        }
+        Ok(kind)
     }
 }
 
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for BackendKind {
-    type Err = BackendError;
-
-    /// Parses a backend name and checks that it was compiled in.
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let kind = Self::ALL
-            .into_iter()
-            .find(|kind| {
-                kind.name().eq_ignore_ascii_case(name)
-                    || (name.eq_ignore_ascii_case("vulkan") && *kind == BackendKind::Wgpu)
-            })
-            .ok_or_else(|| BackendError::Unknown(name.to_string()))?;
-        if !kind.is_compiled() {
-            return Err(BackendError::NotCompiled(kind));
-        }
-        Ok(kind)
     }
 }
 
@@ -117,7 +95,6 @@ pub fn probe_device<B: burn::tensor::backend::Backend>(
 /// ```ignore
 /// with_backend!(kind, |B, device| run::<B>(device))
 /// ```
-#[macro_export]
 macro_rules! with_backend {
     ($kind:expr, |$backend:ident, $device:ident| $body:expr) => {{
         match $kind {
@@ -150,6 +127,7 @@ macro_rules! with_backend {
         }
     }};
 }
+pub(crate) use with_backend;
 
 /// Sets the number of CPU threads the CPU backends (flex, ndarray) use, through rayon's global
 /// pool. Call it once, before any tensor work; a second call is an error.

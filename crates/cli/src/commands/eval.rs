@@ -1,0 +1,97 @@
+//! `eval`: perplexity of the float model and of its int8 quantization, and the KL divergence
+//! between them.
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::Backend;
+use burn_int8::QuantizeExt;
+use burn_int8_gemma3 as gemma3;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Error;
+use crate::model_args::{ModelArgs, load};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A UTF-8 text file (e.g. /usr/share/common-licenses/GPL-3).
+    #[arg(long)]
+    pub text: PathBuf,
+    /// Tokens per window; the second half of each window is scored.
+    #[arg(long, default_value_t = 512)]
+    pub context: usize,
+    /// Score at most this many windows (default: every whole window of the text).
+    #[arg(long)]
+    pub chunks: Option<usize>,
+    /// Keep this layer (and everything under it) float on the int8 side, e.g.
+    /// `layers.5.mlp.down_proj`; repeatable. The quantize report names the worst layers.
+    #[arg(long)]
+    pub keep_float: Vec<String>,
+    /// CPU threads (rayon); default: all cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// End with one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Loads the model once as float; the int8 side is its quantization (or, for an int8 preset,
+/// the float side is its dequantization, and the output says so).
+pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error> {
+    let options = gemma3::EvalOptions {
+        context: args.context,
+        max_windows: args.chunks,
+    };
+    let text = &args.text;
+    let content =
+        std::fs::read_to_string(text).map_err(|e| format!("--text {}: {e}", text.display()))?;
+    let float_args = ModelArgs {
+        int8: false,
+        ..args.model.clone()
+    };
+    let (loaded, tokenizer) = load::<B>(&float_args, device)?;
+    let tokens = tokenizer.encode(&content, true)?;
+    gemma3::eval::window_count(
+        tokens.len(),
+        loaded.config.max_position_embeddings,
+        &options,
+    )
+    .map_err(|e| format!("{e} (--text, --context)"))?;
+    let (fp32, int8, fp32_source) = if loaded.is_quantized() {
+        let mut fp32 = loaded.clone();
+        fp32.dequantize()?;
+        (fp32, loaded, "dequantized from the int8 preset")
+    } else {
+        let mut config = burn_int8::QuantizeConfig::default();
+        for layer in &args.keep_float {
+            config = config.skip(layer.clone());
+        }
+        let mut int8 = loaded.clone();
+        let report = int8.quantize_with(&config)?;
+        eprintln!("quantize: {report}");
+        (loaded, int8, "the checkpoint's float weights")
+    };
+    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
+        "eval {bar:30} {pos}/{len} windows [{elapsed}<{eta}]",
+    )?);
+    let report = gemma3::evaluate(&fp32, &int8, &tokens, &options, |done, windows| {
+        bar.set_length(windows as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{} ({}), fp32: {fp32_source}",
+        args.model.model.display(),
+        text.display()
+    );
+    println!("{report}");
+    if args.json {
+        let mut summary = report.to_json();
+        summary["fp32"]["source"] = fp32_source.into();
+        summary["keep_float"] = args.keep_float.clone().into();
+        println!("{summary}");
+    }
+    Ok(())
+}
