@@ -9,8 +9,9 @@
 #[path = "../examples/common/digits.rs"]
 #[allow(dead_code)]
 mod digits;
+// The example brings its own copy of `digits.rs`: a second module from the same file, on purpose.
 #[path = "../examples/quantize_cnn.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod quantize_cnn;
 
 use burn::backend::Flex;

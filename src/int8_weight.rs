@@ -121,7 +121,10 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
         } else {
             values.swap_dims(0, self.channel_axis)
         };
-        ChannelRows { values: values.reshape([channels, inputs]), scale: self.scale() }
+        ChannelRows {
+            values: values.reshape([channels, inputs]),
+            scale: self.scale(),
+        }
     }
 
     /// The float weight back (`q / scale`, Keras's dequantize), in the logical shape.

@@ -38,7 +38,12 @@ mod int8_weight;
 pub mod io;
 // Without a backend feature there is no kernel to dispatch to: the generic paths remain.
 #[cfg_attr(
-    not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")),
+    not(any(
+        feature = "flex",
+        feature = "ndarray",
+        feature = "wgpu",
+        feature = "cuda"
+    )),
     allow(dead_code, unused_imports, unused_macros, unused_variables)
 )]
 pub mod kernels;

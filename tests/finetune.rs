@@ -2,6 +2,7 @@
 //! quantizing, the loss goes down, the float parts train (the norm only through the int8
 //! layer's straight-through gradient) and the int8 weights do not move.
 
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/finetune_int8.rs"]
 mod finetune_int8;
 

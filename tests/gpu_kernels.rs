@@ -85,7 +85,11 @@ fn check<B: Backend>(m: usize, k: usize, n: usize, device: &B::Device) {
         [k, n],
         device,
     );
-    assert_same(int8_matmul(lhs, kn), expected, &format!("int8_matmul {what}"));
+    assert_same(
+        int8_matmul(lhs, kn),
+        expected,
+        &format!("int8_matmul {what}"),
+    );
 }
 
 fn odd_shapes<B: Backend>(device: &B::Device) {

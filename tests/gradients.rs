@@ -287,7 +287,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for KernelCalls {
         event: &tracing::Event<'_>,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        if event.metadata().target().starts_with("burn_int8::kernels::cpu") {
+        if event
+            .metadata()
+            .target()
+            .starts_with("burn_int8::kernels::cpu")
+        {
             KERNEL_CALLS.with(|calls| calls.set(calls.get() + 1));
         }
     }

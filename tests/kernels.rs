@@ -96,7 +96,10 @@ fn every_isa_matches_the_portable_path<B: Backend>(device: &B::Device) {
             // The free product lays a `[K, N]` operand out as channel rows once, then runs
             // the detected level.
             assert_eq!(
-                int8_matmul(lhs.clone(), kn.clone()).into_data().to_vec::<i32>().unwrap(),
+                int8_matmul(lhs.clone(), kn.clone())
+                    .into_data()
+                    .to_vec::<i32>()
+                    .unwrap(),
                 expected,
                 "int8_matmul [{m}x{k}]@[{k}x{n}] min {min}"
             );
@@ -231,8 +234,7 @@ fn autodiff_wrapper_reaches_the_kernel() {
     type Autodiff = burn::backend::Autodiff<burn::backend::Flex>;
     let device = Default::default();
     let lhs = i8_tensor::<Autodiff>(vec![1, 2], [1, 2], &device);
-    let product = try_int8_matmul(Isa::Portable, &lhs, &lhs.clone())
-        .expect("autodiff wrapper");
+    let product = try_int8_matmul(Isa::Portable, &lhs, &lhs.clone()).expect("autodiff wrapper");
     assert_eq!(product.into_data().to_vec::<i32>().unwrap(), [5]);
 }
 
@@ -253,7 +255,9 @@ fn other_dtypes_decline() {
 /// with a plain f64 computation and with the Burn-op path: RoPE bit for bit, RMSNorm (alone or
 /// added to a residual) and the GELU gate to a few ulps (another summation order, another `exp`).
 fn row_kernels_match<B: Backend>(device: &B::Device) {
-    use burn_int8::kernels::cpu::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
+    use burn_int8::kernels::cpu::{
+        try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half,
+    };
     use burn_int8::transformer_ops::{
         add_rms_norm, gelu_tanh_mul, generic_add_rms_norm, generic_gelu_tanh_mul, generic_rms_norm,
         generic_rope_rotate_half, rms_norm, rope_rotate_half,

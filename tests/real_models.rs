@@ -2,8 +2,12 @@
 //! a CNN and a transformer, trained in Burn, quantized with one call. Int8 must stay within one
 //! accuracy point of fp32 on the held-out split.
 
+// Each example is its own crate, with its own copy of `examples/common/digits.rs`; compiled
+// into this one test binary, the copies are separate modules, on purpose.
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/quantize_cnn.rs"]
 mod quantize_cnn;
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/quantize_transformer.rs"]
 mod quantize_transformer;
 
@@ -37,6 +41,12 @@ fn cnn_on_digits_int8_within_one_point_of_fp32() {
             ("conv2", LayerKind::Conv2d),
             ("head", LayerKind::Linear)
         ]
+    );
+    // The model the example hands back is the quantized one the report describes.
+    assert_eq!(
+        burn_int8::param_bytes(&report.model),
+        report.quantize.bytes_after,
+        "the returned model is not the int8 one"
     );
     assert!(
         report.quantize.bytes_after * 3 < report.quantize.bytes_before,

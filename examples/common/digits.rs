@@ -18,6 +18,8 @@ impl<B: Backend> Split<B> {
     }
 
     /// Rows `start..end`, for mini-batches.
+    // Burn's `slice` takes one range per dimension: `[start..end]` is the 1-D form, not a Vec.
+    #[allow(clippy::single_range_in_vec_init)]
     pub fn rows(&self, start: usize, end: usize) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
         (
             self.images.clone().slice([start..end, 0..64]),

@@ -58,9 +58,7 @@ pub(crate) fn try_quantized_matmul<B: Backend>(
         Some(KernelBackend::Cuda) => on_inner::<B, burn::backend::Cuda>(x, weight, bias),
         _ => None,
     };
-    Some(inner.unwrap_or_else(|| {
-        straight_through_any(x.clone(), weight.clone(), bias.cloned())
-    }))
+    Some(inner.unwrap_or_else(|| straight_through_any(x.clone(), weight.clone(), bias.cloned())))
 }
 
 /// The recorded op when `B` is `Autodiff<I, C>`: the forward pass runs on `I`.

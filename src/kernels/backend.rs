@@ -39,11 +39,15 @@ impl KernelBackend {
             return Some(Self::NdArray);
         }
         #[cfg(feature = "wgpu")]
-        if is(TypeId::of::<burn_cubecl::tensor::CubeTensor<cubecl::wgpu::WgpuRuntime>>()) {
+        if is(TypeId::of::<
+            burn_cubecl::tensor::CubeTensor<cubecl::wgpu::WgpuRuntime>,
+        >()) {
             return Some(Self::Vulkan);
         }
         #[cfg(feature = "cuda")]
-        if is(TypeId::of::<burn_cubecl::tensor::CubeTensor<cubecl::cuda::CudaRuntime>>()) {
+        if is(TypeId::of::<
+            burn_cubecl::tensor::CubeTensor<cubecl::cuda::CudaRuntime>,
+        >()) {
             return Some(Self::Cuda);
         }
         let _ = is;

@@ -20,7 +20,10 @@ pub const WEIGHT_TILE_ELEMENTS: usize = 1 << 22;
 
 /// `lhs [M, K] (I8) @ rhs [K, N] (I8)` accumulated exactly in i32 through f32 GEMMs of
 /// K ≤ 1024. `rhs` may be any view (a transposed weight, for instance).
-pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+pub fn int8_matmul<B: Backend>(
+    lhs: Tensor<B, 2, Int>,
+    rhs: Tensor<B, 2, Int>,
+) -> Tensor<B, 2, Int> {
     let [m, k] = lhs.dims();
     let [k_rhs, n] = rhs.dims();
     debug_assert_eq!(k, k_rhs, "int8_matmul: inner dimensions differ");

@@ -151,7 +151,10 @@ pub(crate) fn int8_product<B: Backend>(
 /// `rhs` may be any tensor or view: where a direct kernel serves the backend it is first laid
 /// out as channel rows (one copy of `rhs`), the only layout the kernels read. An int8 layer's
 /// weight is already laid out: use [`quantized_matmul`].
-pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+pub fn int8_matmul<B: Backend>(
+    lhs: Tensor<B, 2, Int>,
+    rhs: Tensor<B, 2, Int>,
+) -> Tensor<B, 2, Int> {
     if KernelBackend::of::<B>().is_none() || rhs.dtype() != DType::I8 {
         return generic::int8_matmul(lhs, rhs);
     }
@@ -165,7 +168,10 @@ pub fn int8_matmul<B: Backend>(lhs: Tensor<B, 2, Int>, rhs: Tensor<B, 2, Int>) -
 
 /// Keras's int8 embedding lookup of `ids [n]` in `weight [vocab, d]`, giving `[n, d]`: the
 /// generic path on every backend (a gather and one multiply, no product to speed up).
-pub fn embedding_lookup<B: Backend>(weight: &Int8Weight<B, 2>, ids: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+pub fn embedding_lookup<B: Backend>(
+    weight: &Int8Weight<B, 2>,
+    ids: Tensor<B, 1, Int>,
+) -> Tensor<B, 2> {
     generic::embedding_lookup(weight.values.val(), weight.scale(), ids)
 }
 

@@ -2,9 +2,9 @@
 
 use burn::config::Config;
 use burn::module::Initializer;
-use burn::nn::LinearLayout;
 use burn::module::{Module, Param};
 use burn::nn;
+use burn::nn::LinearLayout;
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::kernels::{map_rows, quantized_matmul, quantized_matmul_shared};

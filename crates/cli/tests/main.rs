@@ -3,9 +3,6 @@
 //! `[[test]]` in Cargo.toml). Run one file's tests with
 //! `cargo test --release -p burn-int8-cli --test integration preset_saves::`.
 
-#[macro_use]
-extern crate burn_int8_testkit;
-
 /// The workspace's shared test helpers (`crates/testkit`), under the name the modules use.
 mod common {
     pub use burn_int8_testkit::*;

@@ -76,8 +76,11 @@ impl<B: Backend> LayerCache<B> {
                         to.clone(),
                         old_keys.slice(from.clone()),
                     );
-                    grown_values =
-                        burn_int8::transformer_ops::slice_assign(grown_values, to, old_values.slice(from));
+                    grown_values = burn_int8::transformer_ops::slice_assign(
+                        grown_values,
+                        to,
+                        old_values.slice(from),
+                    );
                 }
                 self.origin += self.first;
                 (self.first, self.len) = (0, live);

@@ -54,7 +54,7 @@ impl Sampler {
         random.validate()?;
         Ok(match (temperature, top_k, top_p) {
             (None, None, None) => Sampler::Greedy,
-            (Some(t), _, _) if t == 0.0 => Sampler::Greedy,
+            (Some(0.0), _, _) => Sampler::Greedy,
             _ => random,
         })
     }

@@ -279,7 +279,8 @@ fn hf_configs_out_of_range_are_refused_before_any_allocation() {
 
 #[test]
 fn configs_built_in_code_are_validated_too() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Gemma3Config)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Gemma3Config)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "NaN eps",
             Box::new(|c| c.rms_norm_eps = f64::NAN),
@@ -804,14 +805,14 @@ impl GgufWriter {
             out.extend(offset.to_le_bytes());
             offset += (values.len() as u64 * 4).next_multiple_of(32);
         }
-        while out.len() % 32 != 0 {
+        while !out.len().is_multiple_of(32) {
             out.push(0);
         }
         for (_, _, values) in &self.tensors {
             for value in values {
                 out.extend(value.to_le_bytes());
             }
-            while out.len() % 32 != 0 {
+            while !out.len().is_multiple_of(32) {
                 out.push(0);
             }
         }

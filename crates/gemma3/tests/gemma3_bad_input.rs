@@ -74,7 +74,8 @@ fn missing_extra_misshaped_and_nan_tensors_are_named() {
     let config = tiny_config();
     type Edit = Box<dyn FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)>;
     // Each case: the edit, the tensor its error names, and the error's variant.
-    let cases: Vec<(&str, Edit, &str, fn(&Gemma3Error) -> bool)> = vec![
+    type IsVariant = fn(&Gemma3Error) -> bool;
+    let cases: Vec<(&str, Edit, &str, IsVariant)> = vec![
         (
             "missing",
             Box::new(|t| t.retain(|(n, _, _)| n != "model.layers.1.mlp.up_proj.weight")),

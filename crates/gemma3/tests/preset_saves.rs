@@ -234,8 +234,7 @@ fn a_save_killed_at_any_step_leaves_a_preset_that_loads() {
     );
     assert!(!dir.exists());
     let error = save_to_preset(&new_model, &tokenizer, &dir, false)
-        .err()
-        .expect("the recovered preset exists");
+        .expect_err("the recovered preset exists");
     assert!(error.to_string().contains("exists"), "{error}");
     let (loaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
     assert_eq!(norm_of(&loaded), old_norm);
@@ -284,8 +283,7 @@ fn a_flipped_byte_in_the_weights_is_a_checksum_error() {
         Ok(_) => panic!("a corrupt preset loaded"),
     }
     let error = gemma3::load_model::<Flex>(&dir, false, &Default::default(), |_| {})
-        .err()
-        .expect("a corrupt preset loaded");
+        .expect_err("a corrupt preset loaded");
     assert!(matches!(error, Gemma3Error::Checksum { .. }), "{error}");
     let message = error.to_string();
     assert!(
@@ -536,8 +534,7 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     let file = root.join("afile");
     std::fs::write(&file, b"not a preset").unwrap();
     let error = save_to_preset(&model, &tokenizer, &file, false)
-        .err()
-        .expect("saved over a file without overwrite");
+        .expect_err("saved over a file without overwrite");
     assert!(
         error.to_string().contains("exists")
             && error.to_string().contains(&file.display().to_string()),
@@ -579,8 +576,7 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     let before = snapshot(&file);
     let (other, _) = tiny(2);
     let error = save_to_preset(&other, &tokenizer, &file, false)
-        .err()
-        .expect("saved over a preset without overwrite");
+        .expect_err("saved over a preset without overwrite");
     assert!(error.to_string().contains("exists"), "{error}");
     assert_eq!(snapshot(&file), before);
     assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
@@ -589,8 +585,7 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     let blocker = root.join("blocker");
     std::fs::write(&blocker, b"a file").unwrap();
     let error = save_to_preset(&model, &tokenizer, &blocker.join("preset"), false)
-        .err()
-        .expect("saved under a file");
+        .expect_err("saved under a file");
     assert!(
         error.to_string().contains(&blocker.display().to_string()),
         "{error}"

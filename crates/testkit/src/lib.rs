@@ -68,7 +68,11 @@ pub fn backend_selected(backend: &str) -> bool {
 /// Whether the comma-separated `list` names `backend`; `Err(name)` for the first name in it
 /// that is not a backend.
 pub fn selected_in(list: &str, backend: &str) -> Result<bool, String> {
-    let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
     if let Some(unknown) = names.iter().find(|name| !BACKENDS.contains(name)) {
         return Err((*unknown).to_string());
     }
@@ -267,19 +271,6 @@ pub fn materialized<B: Backend, M: burn::module::Module<B>>(module: M) -> M {
     module
 }
 
-#[cfg(test)]
-mod tests {
-    use super::selected_in;
-
-    #[test]
-    fn a_typo_in_the_backend_list_is_an_error() {
-        assert_eq!(selected_in("flex,cuda", "cuda"), Ok(true));
-        assert_eq!(selected_in("flex, cuda", "ndarray"), Ok(false));
-        assert_eq!(selected_in("flex,cdua", "flex"), Err("cdua".to_string()));
-        assert_eq!(selected_in("", "flex"), Ok(false));
-    }
-}
-
 /// The CPU backends' random generators are process-wide, and every test module is compiled into
 /// one binary: tests that seed and draw hold this one lock, so two of them never interleave.
 pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
@@ -300,4 +291,17 @@ pub fn equal_on_some_attempt(what: &str, mut attempt: impl FnMut() -> (Vec<f32>,
         (ours, expected) = attempt();
     }
     assert_eq!(ours, expected, "{what}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selected_in;
+
+    #[test]
+    fn a_typo_in_the_backend_list_is_an_error() {
+        assert_eq!(selected_in("flex,cuda", "cuda"), Ok(true));
+        assert_eq!(selected_in("flex, cuda", "ndarray"), Ok(false));
+        assert_eq!(selected_in("flex,cdua", "flex"), Err("cdua".to_string()));
+        assert_eq!(selected_in("", "flex"), Ok(false));
+    }
 }

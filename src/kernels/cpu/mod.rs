@@ -73,7 +73,12 @@ fn host<B: Backend, P: 'static, E: 'static>(
                 return None;
             }
             let strides = tensor.layout().strides().to_vec();
-            Some(Host { _primitive: Box::new(tensor), ptr, len, strides })
+            Some(Host {
+                _primitive: Box::new(tensor),
+                ptr,
+                len,
+                strides,
+            })
         }
         #[cfg(feature = "ndarray")]
         KernelBackend::NdArray => {
@@ -82,11 +87,19 @@ fn host<B: Backend, P: 'static, E: 'static>(
             let (ptr, strides, count) = match (&tensor, dtype) {
                 (T::I8(storage), DType::I8) => {
                     let view = storage.view();
-                    (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+                    (
+                        view.as_ptr().cast::<E>(),
+                        view.strides().to_vec(),
+                        view.len(),
+                    )
                 }
                 (T::F32(storage), DType::F32) => {
                     let view = storage.view();
-                    (view.as_ptr().cast::<E>(), view.strides().to_vec(), view.len())
+                    (
+                        view.as_ptr().cast::<E>(),
+                        view.strides().to_vec(),
+                        view.len(),
+                    )
                 }
                 _ => return None,
             };
@@ -94,7 +107,12 @@ fn host<B: Backend, P: 'static, E: 'static>(
                 return None;
             }
             let len = span(dims, &strides)?;
-            Some(Host { _primitive: Box::new(tensor), ptr, len, strides })
+            Some(Host {
+                _primitive: Box::new(tensor),
+                ptr,
+                len,
+                strides,
+            })
         }
         #[allow(unreachable_patterns)]
         _ => None,
@@ -170,7 +188,11 @@ fn rows_view(weight: &Host<i8>, n: usize, k: usize) -> Option<WeightView<'_>> {
         [s0, s1] => (s0 == k as isize || n == 1) && (s1 == 1 || k == 1),
         _ => false,
     };
-    dense.then(|| WeightView { data: weight.as_slice(), k, n })
+    dense.then(|| WeightView {
+        data: weight.as_slice(),
+        k,
+        n,
+    })
 }
 
 /// Keras's quantized dense product `quantize_rows(x) @ weight / (x_scale · weight_scale) + bias`
@@ -229,22 +251,30 @@ pub(crate) fn try_quantized_matmul_shared<B: Backend>(
         .map(|layer| rows_view(&layer.weight, layer.n, k))
         .collect::<Option<Vec<_>>>()?;
     tracing::trace!(m, k, n = ?host_layers.iter().map(|layer| layer.n).collect::<Vec<_>>(), "int8 gemm");
-    let scales: Vec<&[f32]> = host_layers.iter().map(|layer| layer.scale.as_slice()).collect();
+    let scales: Vec<&[f32]> = host_layers
+        .iter()
+        .map(|layer| layer.scale.as_slice())
+        .collect();
     let biases: Vec<Option<&[f32]>> = host_layers
         .iter()
         .map(|layer| layer.bias.as_ref().map(Host::as_slice))
         .collect();
     let (rows, x_scale) = Activations::quantize(host_rows(x)?.as_slice(), m, k);
-    let outputs = gemm_shared(Isa::detect(), &rows, &views, |i, r, j0, acc, out: &mut [f32]| {
-        let columns = j0..j0 + acc.len();
-        rescale_row(
-            acc,
-            x_scale[r],
-            &scales[i][columns.clone()],
-            biases[i].map(|bias| &bias[columns]),
-            out,
-        );
-    });
+    let outputs = gemm_shared(
+        Isa::detect(),
+        &rows,
+        &views,
+        |i, r, j0, acc, out: &mut [f32]| {
+            let columns = j0..j0 + acc.len();
+            rescale_row(
+                acc,
+                x_scale[r],
+                &scales[i][columns.clone()],
+                biases[i].map(|bias| &bias[columns]),
+                out,
+            );
+        },
+    );
     let device = x.device();
     Some(
         outputs
@@ -278,8 +308,14 @@ pub fn try_int8_matmul<B: Backend>(
     }
     let rows = Activations::new(data.as_slice::<i8>().ok()?, m, k);
     let weight = host_int8(weight)?;
-    let out = gemm(isa, &rows, rows_view(&weight, n, k)?, |_, _, acc, out: &mut [i32]| {
-        out.copy_from_slice(acc)
-    });
-    Some(Tensor::from_data(TensorData::new(out, [m, n]), (&lhs.device(), DType::I32)))
+    let out = gemm(
+        isa,
+        &rows,
+        rows_view(&weight, n, k)?,
+        |_, _, acc, out: &mut [i32]| out.copy_from_slice(acc),
+    );
+    Some(Tensor::from_data(
+        TensorData::new(out, [m, n]),
+        (&lhs.device(), DType::I32),
+    ))
 }

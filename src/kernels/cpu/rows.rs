@@ -52,7 +52,7 @@ pub fn try_add_rms_norm<B: Backend>(
     let out = fill_rows(m, d, |r, out| {
         rms_norm_row(&xs[r * d..(r + 1) * d], weight, weight_offset, eps, out);
         for (y, &residual) in out.iter_mut().zip(&residuals[r * d..(r + 1) * d]) {
-            *y = residual + *y;
+            *y += residual;
         }
     });
     Some(Tensor::from_data(TensorData::new(out, [m, d]), &x.device()))

@@ -186,7 +186,7 @@ fn helper(shared: &Shared, index: usize) {
         while shared.epoch.load(SeqCst) == seen {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 && started.elapsed() >= shared.spin {
+            if spins.is_multiple_of(1024) && started.elapsed() >= shared.spin {
                 // Announce the park first, then look again: the caller bumps the epoch before
                 // it reads the flag, so one of the two sees the other.
                 shared.parked[index].store(true, SeqCst);

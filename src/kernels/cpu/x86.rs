@@ -71,12 +71,12 @@ unsafe fn packed_avx512(
             packed.resize(blocks * block_bytes, 0);
         }
         // Each channel's weights are one run already: 16 quads of 16 channels at a time.
-            for (b, q) in (0..blocks).flat_map(|b| (0..q4).step_by(16).map(move |q| (b, q))) {
-                let cols = (width - b * BLOCK_512).min(BLOCK_512);
-                let block = &mut packed[b * block_bytes..(b + 1) * block_bytes];
-                // SAFETY: masked loads inside the weight; the stores stay inside `block`.
-                unsafe { pack_nk_avx512(w, j0 + b * BLOCK_512, cols, q, block) };
-            }
+        for (b, q) in (0..blocks).flat_map(|b| (0..q4).step_by(16).map(move |q| (b, q))) {
+            let cols = (width - b * BLOCK_512).min(BLOCK_512);
+            let block = &mut packed[b * block_bytes..(b + 1) * block_bytes];
+            // SAFETY: masked loads inside the weight; the stores stay inside `block`.
+            unsafe { pack_nk_avx512(w, j0 + b * BLOCK_512, cols, q, block) };
+        }
         for b in 0..blocks {
             let cols = (width - b * BLOCK_512).min(BLOCK_512);
             let block = &packed[b * block_bytes..(b + 1) * block_bytes];
@@ -235,11 +235,7 @@ unsafe fn rows_packed_avx512<const MR: usize>(
                 let corrected = _mm512_sub_epi32(*sum, correction);
                 // SAFETY: lanes `< valid` land on channels `< cols` of this row of `out`.
                 unsafe {
-                    _mm512_mask_storeu_epi32(
-                        out_row[16 * r..].as_mut_ptr().cast(),
-                        mask,
-                        corrected,
-                    )
+                    _mm512_mask_storeu_epi32(out_row[16 * r..].as_mut_ptr().cast(), mask, corrected)
                 };
             }
         }

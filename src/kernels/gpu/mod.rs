@@ -43,12 +43,17 @@ pub fn try_int8_matmul<B: Backend>(
     weight: &Tensor<B, 2, Int>,
 ) -> Option<Tensor<B, 2, Int>> {
     let m = lhs.dims()[0];
-    run(lhs, weight, |kernel| kernel == GpuKernel::Packed || m <= MAX_STRIDED_ROWS)
+    run(lhs, weight, |kernel| {
+        kernel == GpuKernel::Packed || m <= MAX_STRIDED_ROWS
+    })
 }
 
 /// The kernel [`try_int8_matmul`] picks for these operands, or `None` when it would decline
 /// them before choosing (not a cubecl backend, not I8 `[M, K]` against `[N, K]`). For tests.
-pub fn kernel_for<B: Backend>(lhs: &Tensor<B, 2, Int>, weight: &Tensor<B, 2, Int>) -> Option<GpuKernel> {
+pub fn kernel_for<B: Backend>(
+    lhs: &Tensor<B, 2, Int>,
+    weight: &Tensor<B, 2, Int>,
+) -> Option<GpuKernel> {
     let mut chosen = None;
     run(lhs, weight, |kernel| {
         chosen = Some(kernel);
@@ -173,12 +178,14 @@ fn from_cube<B: Backend, R: CubeRuntime>(product: CubeTensor<R>) -> Option<Tenso
 fn kernel_of<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> GpuKernel {
     let (k, n) = (rhs.meta.shape()[0], rhs.meta.shape()[1]);
     let aligned = |t: &CubeTensor<R>, len: usize| {
-        t.handle.offset_start.unwrap_or(0).is_multiple_of(4) && t.handle.size_in_used() >= len as u64
+        t.handle.offset_start.unwrap_or(0).is_multiple_of(4)
+            && t.handle.size_in_used() >= len as u64
     };
     let strides = rhs.meta.strides();
     // The stride of a dimension of size 1 is never used: any value matches.
     let dense = (k == 1 || strides[0] == 1) && (n == 1 || strides[1] == k);
-    if k.is_multiple_of(4) && dense && aligned(lhs, lhs.meta.num_elements()) && aligned(rhs, k * n) {
+    if k.is_multiple_of(4) && dense && aligned(lhs, lhs.meta.num_elements()) && aligned(rhs, k * n)
+    {
         GpuKernel::Packed
     } else {
         GpuKernel::Strided
