@@ -11,8 +11,6 @@
 //! [`straight_through_any`], which gives the same gradients through Burn's own matmul at the
 //! price of a float copy of the weight per call.
 
-use std::any::TypeId;
-
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{
@@ -23,7 +21,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{FloatDType, Int, Tensor, TensorPrimitive, backend::Backend};
 
-use super::backend::{KernelBackend, same_type};
+use super::backend::{KernelBackend, is_type, same_type};
 use super::generic::WEIGHT_TILE_ELEMENTS;
 use super::{ChannelRows, fused_product};
 use crate::quantizers::dequantize;
@@ -67,7 +65,7 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     weight: &ChannelRows<B>,
     bias: Option<&Tensor<B, 1>>,
 ) -> Option<Tensor<B, 2>> {
-    if TypeId::of::<B>() != TypeId::of::<Autodiff<I, C>>() {
+    if !is_type::<B, Autodiff<I, C>>() {
         return None;
     }
     type Tracked<I, C> = FloatTensor<Autodiff<I, C>>;

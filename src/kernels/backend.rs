@@ -78,6 +78,11 @@ pub(crate) fn same_type<A: 'static, T: 'static>(value: A) -> Result<T, A> {
     }
 }
 
+/// Whether `A` and `T` are the same type.
+pub(crate) fn is_type<A: 'static, T: 'static>() -> bool {
+    TypeId::of::<A>() == TypeId::of::<T>()
+}
+
 /// [`same_type`] on a borrowed value.
 pub(crate) fn same_type_mut<A: 'static, T: 'static>(value: &mut A) -> Option<&mut T> {
     if TypeId::of::<A>() == TypeId::of::<T>() {
