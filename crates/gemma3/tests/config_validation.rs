@@ -15,49 +15,10 @@ use burn_int8_gemma3::load::{WeightSource, build_model, expected_tensors};
 use burn_int8_gemma3::preset::{
     CONFIG_FILE, PresetOptions, VOCAB_FILE, WEIGHTS_FILE, from_preset_with, save_to_preset,
 };
-use burn_int8_gemma3::tokenizer::{Tokenizer, Vocab};
+use burn_int8_gemma3::tokenizer::Tokenizer;
 use burn_int8_gemma3::{self as gemma3, Gemma3, Gemma3Config, Gemma3Error, Sampler};
 
-/// A 2-layer Gemma3 (layer 1 global) small enough to write in a test.
-fn tiny_config() -> Gemma3Config {
-    let mut config = Gemma3Config::new(300, 8, 16, 2, 2, 1, 4, 4.0, 4);
-    config.sliding_window_pattern = 2;
-    config.max_position_embeddings = 64;
-    config
-}
-
-/// 256 byte pieces, specials, and a few merges, padded with unused tokens to `size`.
-fn tiny_vocab(size: usize) -> Vocab {
-    let mut tokens = vec![
-        "<pad>".to_string(),
-        "<eos>".into(),
-        "<bos>".into(),
-        "<unk>".into(),
-    ];
-    let mut types = vec![3, 3, 3, 3];
-    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
-    types.extend(std::iter::repeat_n(6, 256));
-    for piece in ["▁", "a", "b", "▁a", "ab"] {
-        tokens.push(piece.into());
-        types.push(1);
-    }
-    while tokens.len() < size {
-        tokens.push(format!("<unused{}>", tokens.len()));
-        types.push(3);
-    }
-    let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
-    Vocab {
-        tokens,
-        scores,
-        token_types: types,
-        bos_id: 2,
-        eos_id: 1,
-        unknown_id: Some(3),
-        padding_id: Some(0),
-        add_bos: true,
-        add_space_prefix: false,
-    }
-}
+use crate::gemma3_common::tiny::{tiny_config, tiny_vocab};
 
 /// Deterministic small weights of the shapes a config implies (plus any extra tensors).
 struct SeededSource {
