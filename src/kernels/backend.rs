@@ -29,28 +29,23 @@ impl KernelBackend {
     /// `B`'s kernels, or `None` when only the generic path serves it.
     pub(crate) fn of<B: Backend>() -> Option<Self> {
         let int = TypeId::of::<B::IntTensorPrimitive>();
-        let is = |id: TypeId| int == id;
         #[cfg(feature = "flex")]
-        if is(TypeId::of::<burn_flex::FlexTensor>()) {
+        if int == TypeId::of::<burn_flex::FlexTensor>() {
             return Some(Self::Flex);
         }
         #[cfg(feature = "ndarray")]
-        if is(TypeId::of::<burn_ndarray::NdArrayTensor>()) {
+        if int == TypeId::of::<burn_ndarray::NdArrayTensor>() {
             return Some(Self::NdArray);
         }
         #[cfg(feature = "wgpu")]
-        if is(TypeId::of::<
-            burn_cubecl::tensor::CubeTensor<cubecl::wgpu::WgpuRuntime>,
-        >()) {
+        if int == TypeId::of::<burn_cubecl::tensor::CubeTensor<cubecl::wgpu::WgpuRuntime>>() {
             return Some(Self::Vulkan);
         }
         #[cfg(feature = "cuda")]
-        if is(TypeId::of::<
-            burn_cubecl::tensor::CubeTensor<cubecl::cuda::CudaRuntime>,
-        >()) {
+        if int == TypeId::of::<burn_cubecl::tensor::CubeTensor<cubecl::cuda::CudaRuntime>>() {
             return Some(Self::Cuda);
         }
-        let _ = is;
+        let _ = int;
         None
     }
 

@@ -72,7 +72,7 @@ pub(crate) fn quantized_matmul<B: Backend>(
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
     let (x_q, x_scale) = abs_max_quantize_along(x, 1);
-    let acc = super::int8_product(x_q, weight);
+    let acc = super::int8_product(x_q, &weight.values);
     // The two scales are multiplied first and divided once, as Keras does: dividing twice
     // differs by up to 1.3e-5 relative.
     let scales = x_scale.mul(weight.scale.clone().unsqueeze_dim(0));

@@ -88,18 +88,18 @@ pub fn quantized_matmul_shared<B: Backend, const L: usize>(
     x: Tensor<B, 2>,
     layers: [(&Int8Weight<B, 2>, Option<Tensor<B, 1>>); L],
 ) -> [Tensor<B, 2>; L] {
-    let rows: Vec<(ChannelRows<B>, Option<Tensor<B, 1>>)> = layers
-        .iter()
-        .map(|(weight, bias)| (weight.channel_rows(), bias.clone()))
-        .collect();
-    #[cfg(any(feature = "flex", feature = "ndarray"))]
     // Under autodiff each product records its own straight-through op.
-    if KernelBackend::is_cpu::<B>()
-        && !B::ad_enabled(&x.device())
-        && let Some(outputs) = cpu::try_quantized_matmul_shared(&x, &rows)
-        && let Ok(outputs) = outputs.try_into()
-    {
-        return outputs;
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if KernelBackend::is_cpu::<B>() && !B::ad_enabled(&x.device()) {
+        let rows: Vec<(ChannelRows<B>, Option<Tensor<B, 1>>)> = layers
+            .iter()
+            .map(|(weight, bias)| (weight.channel_rows(), bias.clone()))
+            .collect();
+        if let Some(outputs) = cpu::try_quantized_matmul_shared(&x, &rows)
+            && let Ok(outputs) = outputs.try_into()
+        {
+            return outputs;
+        }
     }
     layers.map(|(weight, bias)| quantized_matmul(x.clone(), weight, bias))
 }
@@ -123,27 +123,28 @@ pub(crate) fn fused_product<B: Backend>(
     generic::quantized_matmul(x, weight, bias)
 }
 
-/// `lhs [M, K] @ weight` in i32, `weight` as channel rows `[N, K]`: the bare int8 product.
+/// `lhs [M, K] @ valuesᵀ` in i32, `values` the I8 channel rows `[N, K]` of a weight (a
+/// [`ChannelRows`]' values): the bare int8 product, which reads no scale.
 pub(crate) fn int8_product<B: Backend>(
     lhs: Tensor<B, 2, Int>,
-    weight: &ChannelRows<B>,
+    values: &Tensor<B, 2, Int>,
 ) -> Tensor<B, 2, Int> {
     match KernelBackend::of::<B>() {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
         Some(_) if KernelBackend::is_cpu::<B>() => {
-            if let Some(product) = cpu::try_int8_matmul(cpu::Isa::detect(), &lhs, &weight.values) {
+            if let Some(product) = cpu::try_int8_matmul(cpu::Isa::detect(), &lhs, values) {
                 return product;
             }
         }
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         Some(_) => {
-            if let Some(product) = gpu::try_int8_matmul(&lhs, &weight.values) {
+            if let Some(product) = gpu::try_int8_matmul(&lhs, values) {
                 return product;
             }
         }
         _ => {}
     }
-    generic::int8_matmul(lhs, weight.values.clone().transpose())
+    generic::int8_matmul(lhs, values.clone().transpose())
 }
 
 /// `lhs [M, K] (I8) @ rhs [K, N] (I8)` accumulated exactly in i32, returned as an I32 tensor.
@@ -158,12 +159,9 @@ pub fn int8_matmul<B: Backend>(
     if KernelBackend::of::<B>().is_none() || rhs.dtype() != DType::I8 {
         return generic::int8_matmul(lhs, rhs);
     }
-    let [_, n] = rhs.dims();
     let device = rhs.device();
     let values = Tensor::from_data(rhs.transpose().into_data(), (&device, DType::I8));
-    // The scale is never read by the bare product.
-    let scale = Tensor::zeros([n], &device);
-    int8_product(lhs, &ChannelRows { values, scale })
+    int8_product(lhs, &values)
 }
 
 /// Keras's int8 embedding lookup of `ids [n]` in `weight [vocab, d]`, giving `[n, d]`: the

@@ -70,12 +70,11 @@ pub fn int8_matmul_with_kernel<B: Backend>(
     weight: &Tensor<B, 2, Int>,
     kernel: GpuKernel,
 ) -> Option<Tensor<B, 2, Int>> {
-    let forced = kernel;
     match KernelBackend::of::<B>()? {
         #[cfg(feature = "wgpu")]
-        KernelBackend::Vulkan => forced_on::<B, cubecl::wgpu::WgpuRuntime>(lhs, weight, forced),
+        KernelBackend::Vulkan => forced_on::<B, cubecl::wgpu::WgpuRuntime>(lhs, weight, kernel),
         #[cfg(feature = "cuda")]
-        KernelBackend::Cuda => forced_on::<B, cubecl::cuda::CudaRuntime>(lhs, weight, forced),
+        KernelBackend::Cuda => forced_on::<B, cubecl::cuda::CudaRuntime>(lhs, weight, kernel),
         #[allow(unreachable_patterns)]
         _ => None,
     }
