@@ -4,46 +4,23 @@
 //! it for a crate that depends on `burn-int8` alone.
 
 use std::collections::BTreeSet;
-use std::process::Command;
+
+use burn_int8_testkit::normal_dependencies as graph;
 
 /// The crates in `burn-int8`'s normal dependency graph with `features` (no default features),
 /// down to `depth` (1: its direct dependencies).
 fn dependencies_to(depth: usize, features: &str) -> BTreeSet<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest_dir =
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let output = Command::new(cargo)
-        .current_dir(&manifest_dir)
-        .args([
-            "tree",
-            "--offline",
-            "--package",
-            "burn-int8",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-        ])
-        .args([
+    let depth = depth.to_string();
+    graph(
+        "burn-int8",
+        &[
             "--no-default-features",
             "--features",
             features,
-            "--format",
-            "{p}",
             "--depth",
-            &depth.to_string(),
-        ])
-        .output()
-        .expect("run cargo tree");
-    assert!(
-        output.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
-        .collect()
+            &depth,
+        ],
+    )
 }
 
 fn normal_dependencies(features: &str) -> BTreeSet<String> {

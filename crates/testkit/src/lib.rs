@@ -293,6 +293,41 @@ pub fn equal_on_some_attempt(what: &str, mut attempt: impl FnMut() -> (Vec<f32>,
     assert_eq!(ours, expected, "{what}");
 }
 
+/// The crates in `package`'s normal dependency graph as `cargo tree --offline` resolves it,
+/// with `args` added (features, depth): what a crate depending on `package` alone would pull in.
+///
+/// # Panics
+/// When `cargo tree` cannot run or fails (the test that asked cannot check anything then).
+pub fn normal_dependencies(package: &str, args: &[&str]) -> std::collections::BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Any directory of the workspace will do: `--package` picks the crate.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let output = std::process::Command::new(cargo)
+        .current_dir(&manifest_dir)
+        .args([
+            "tree",
+            "--offline",
+            "--package",
+            package,
+            "--edges",
+            "normal",
+        ])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .args(args)
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::selected_in;
