@@ -32,7 +32,8 @@ fn a_quantized_model_fine_tunes_around_its_frozen_int8_layers() {
     );
 
     let (before, after) = (&report.before_finetuning, &report.finetuned);
-    let (Linear::Int8(mix_before), Linear::Int8(mix_after)) = (&before.mix, &after.mix) else {
+    let (Some(mix_before), Some(mix_after)) = (before.mix.int8_layer(), after.mix.int8_layer())
+    else {
         panic!("`mix` should be int8");
     };
     assert_eq!(

@@ -185,16 +185,14 @@ fn shared_products_match<B: Backend>(device: &B::Device) {
             let weight = Tensor::<B, 2>::random([k, n], Distribution::Normal(0.0, 0.5), device);
             let bias = (i != 1)
                 .then(|| Tensor::<B, 1>::random([n], Distribution::Normal(0.0, 1.0), device));
-            Linear::Int8(QuantizedLinear::from_weights(weight, bias).unwrap())
+            Linear::from(QuantizedLinear::from_weights(weight, bias).unwrap())
         })
         .collect();
     for rows in [1, 3, 9] {
         let x = Tensor::<B, 3>::random([1, rows, k], Distribution::Normal(0.0, 2.0), device);
         let shared = Linear::forward_shared([&layers[0], &layers[1], &layers[2]], x.clone());
         for ((output, layer), &n) in shared.into_iter().zip(&layers).zip(&widths) {
-            let Linear::Int8(quantized) = layer else {
-                unreachable!("built int8")
-            };
+            let quantized = layer.int8_layer().expect("built int8");
             let bias = quantized.bias.as_ref().map(|bias| bias.val());
             let generic =
                 generic_quantized_matmul(x.clone().reshape([rows, k]), &quantized.weight, bias);

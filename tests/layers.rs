@@ -318,10 +318,7 @@ fn derive_quantizes_nested_models_and_reports() {
     assert_eq!(report.bytes_after, bytes_after, "{report}");
 
     // A second call is a reported no-op: no double quantization.
-    let before = i8_of(match &model.blocks[0].up {
-        Linear::Int8(layer) => layer.weight.values.val(),
-        Linear::Float(_) => unreachable!(),
-    });
+    let before = i8_of(model.blocks[0].up.int8_weight().unwrap().values.val());
     let again = model.quantize_int8().unwrap();
     assert!(
         again
@@ -337,10 +334,7 @@ fn derive_quantizes_nested_models_and_reports() {
             .count(),
         5
     );
-    let after = i8_of(match &model.blocks[0].up {
-        Linear::Int8(layer) => layer.weight.values.val(),
-        Linear::Float(_) => unreachable!(),
-    });
+    let after = i8_of(model.blocks[0].up.int8_weight().unwrap().values.val());
     assert_eq!(before, after);
 
     // Dequantize brings float layers back, close to the originals.
@@ -353,14 +347,14 @@ fn derive_quantizes_nested_models_and_reports() {
 fn dequantize_is_close_to_the_original() {
     let device = Default::default();
     let weight = Tensor::<NdArray, 2>::random([64, 32], Distribution::Normal(0.0, 0.3), &device);
-    let original = Linear::Float(nn::Linear {
+    let original = Linear::from(nn::Linear {
         weight: Param::from_tensor(weight),
         bias: None,
     });
     let mut layer = original.clone();
     layer.quantize_int8().unwrap();
     layer.dequantize().unwrap();
-    let (Linear::Float(a), Linear::Float(b)) = (&original, &layer) else {
+    let (Some(a), Some(b)) = (original.float_layer(), layer.float_layer()) else {
         panic!("not float")
     };
     // One int8 step is amax/127; the error of a rounding is at most half of it.
@@ -379,7 +373,7 @@ fn nan_or_inf_weights_are_typed_errors_and_change_nothing() {
     let mut bad = vec![0.1f32; 32 * 16];
     bad[17] = f32::NAN;
     bad[40] = f32::INFINITY;
-    model.blocks[1].down = Linear::Float(nn::Linear {
+    model.blocks[1].down = Linear::from(nn::Linear {
         weight: Param::from_tensor(Tensor::from_data(TensorData::new(bad, [32, 16]), &device)),
         bias: None,
     });
@@ -436,7 +430,7 @@ fn optimizer_steps_leave_int8_weights_untouched() {
     let device = Default::default();
     let mut model = net::<B>(&device);
     model.quantize_int8().unwrap();
-    let Linear::Int8(before) = model.blocks[0].up.clone() else {
+    let Some(before) = model.blocks[0].up.int8_layer() else {
         panic!("not int8")
     };
 
@@ -459,7 +453,7 @@ fn optimizer_steps_leave_int8_weights_untouched() {
         model = optimizer.step(1e-2, model, grads);
     }
 
-    let Linear::Int8(after) = &model.blocks[0].up else {
+    let Some(after) = model.blocks[0].up.int8_layer() else {
         panic!("not int8")
     };
     assert_eq!(
@@ -479,7 +473,7 @@ fn int8_linear_4096_holds_at_most_17_mib() {
     let device = Default::default();
     let mut layer = Linear::<NdArray>::new(&LinearConfig::new(4096, 4096), &device);
     layer.quantize_int8().unwrap();
-    let Linear::Int8(int8) = &layer else {
+    let Some(int8) = layer.int8_layer() else {
         panic!("not int8")
     };
     assert_eq!(int8.weight.values.val().dtype(), burn::tensor::DType::I8);

@@ -593,7 +593,7 @@ fn int8_encoder_passes_gradients_to_its_norms() {
     }
 
     // The int8 layers' biases train too.
-    let Linear::Int8(query) = &model.layers[0].mha.query else {
+    let Some(query) = model.layers[0].mha.query.int8_layer() else {
         panic!("layers.0.mha.query is not int8")
     };
     let bias = query

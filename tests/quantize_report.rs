@@ -111,7 +111,7 @@ struct TwoLayers<B: Backend> {
 
 fn linear<B: Backend>(weights: &[f32], device: &B::Device) -> Linear<B> {
     let weight = Tensor::from_data(TensorData::new(weights.to_vec(), [D_IN, D_OUT]), device);
-    Linear::Float(nn::Linear {
+    Linear::from(nn::Linear {
         weight: Param::from_tensor(weight),
         bias: None,
     })
@@ -226,7 +226,7 @@ fn embedding_rows_are_channels<B: Backend>(device: &B::Device) {
         &mut rng,
     );
     let weight = Tensor::from_data(TensorData::new(table.clone(), [ROWS, D_MODEL]), device);
-    let mut embedding = Embedding::<B>::Float(nn::Embedding {
+    let mut embedding = Embedding::<B>::from(nn::Embedding {
         weight: Param::from_tensor(weight),
     });
     let report = embedding.quantize_int8().unwrap();
@@ -265,7 +265,7 @@ fn conv_output_channels_are_channels<B: Backend>(device: &B::Device) {
         TensorData::new(weights.clone(), SHAPE),
         device,
     ));
-    let mut conv = Conv2d::Float(float);
+    let mut conv = Conv2d::from(float);
     let report = conv.quantize_int8().unwrap();
     eprintln!("{report}");
 

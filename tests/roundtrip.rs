@@ -74,26 +74,19 @@ fn save_and_reload_reproduce_outputs_exactly() {
 fn reloaded_linear_weights_keep_their_channel_major_layout() {
     use burn::backend::Flex;
     let device = Default::default();
-    let strides = |linear: &Linear<Flex>| match linear {
-        Linear::Int8(layer) => layer
-            .weight
+    let strides = |linear: &Linear<Flex>| {
+        let weight = linear.int8_weight().expect("not quantized");
+        weight
             .values
             .val()
             .into_primitive()
             .layout()
             .strides()
-            .to_vec(),
-        Linear::Float(_) => panic!("not quantized"),
+            .to_vec()
     };
-    let values = |linear: &Linear<Flex>| match linear {
-        Linear::Int8(layer) => layer
-            .weight
-            .values
-            .val()
-            .into_data()
-            .to_vec::<i8>()
-            .unwrap(),
-        Linear::Float(_) => panic!("not quantized"),
+    let values = |linear: &Linear<Flex>| {
+        let weight = linear.int8_weight().expect("not quantized");
+        weight.values.val().into_data().to_vec::<i8>().unwrap()
     };
     let mut model = Mlp::<Flex>::new(10, 32, 3, &device);
     model.quantize_int8().unwrap();

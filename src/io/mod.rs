@@ -10,6 +10,7 @@
 //!   or swapped, into place), used by [`store`], the Gemma3 presets and the CLI.
 
 pub mod atomic;
+pub mod burn_record;
 pub mod burnpack_header;
 pub mod record;
 pub mod store;

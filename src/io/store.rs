@@ -70,10 +70,19 @@ pub fn load_skeleton<B: Backend, M: Module<B>>(
         .allow_partial(true)
         .validate(false);
     // The tensor table, read once here: backends trust its byte ranges (`burnpack_header`).
-    let table = TensorTable::read(path).map_err(|e| record_error(e.to_string()))?;
-    let file_keys: Vec<String> = table.tensors.keys().cloned().collect();
+    let mut table = TensorTable::read(path).map_err(|e| record_error(e.to_string()))?;
     let snapshots = candidate.collect(None, None, false);
     let model_keys: Vec<String> = snapshots.iter().map(|s| s.full_path()).collect();
+    if reads_legacy_float_names(&table, &model_keys) {
+        // A float record written while the swappable layers were enums (`a.Float.weight`):
+        // read under today's names, which are Burn's (`a.weight`).
+        table.tensors = std::mem::take(&mut table.tensors)
+            .into_iter()
+            .map(|(key, entry)| (record::legacy_float_as_current(&key).unwrap_or(key), entry))
+            .collect();
+        store = store.with_remap_pattern(format!(r"(^|\.){}\.", record::LEGACY_FLOAT), "${1}");
+    }
+    let file_keys: Vec<String> = table.tensors.keys().cloned().collect();
     check_precision(path, &file_keys, &model_keys)?;
     check_tensor_table(path, &table, snapshots)?;
 
@@ -130,8 +139,18 @@ fn check_tensor_table(
     })
 }
 
-/// Names the precision problem before touching the model: int8 layers are stored under an
-/// `Int8` enum variant, float ones under `Float` ([`record`]).
+/// True when the record names float layers' tensors as before they had Burn's names
+/// (`a.Float.weight` where the model has `a.weight`).
+fn reads_legacy_float_names(table: &TensorTable, model_keys: &[String]) -> bool {
+    table.tensors.keys().any(|key| {
+        !model_keys.contains(key)
+            && record::legacy_float_as_current(key)
+                .is_some_and(|current| model_keys.contains(&current))
+    })
+}
+
+/// Names the precision problem before touching the model: int8 layers' tensors are under an
+/// `Int8` segment, float ones under Burn's names ([`record`]).
 fn check_precision(
     path: &Path,
     file_keys: &[String],

@@ -61,35 +61,58 @@ impl<B: Backend> QuantizedEmbedding<B> {
     }
 }
 
-/// An embedding that is float or int8, with lookup and tied-logits paths for both.
-#[derive(Module, Debug)]
-pub enum Embedding<B: Backend> {
-    Float(nn::Embedding<B>),
-    Int8(QuantizedEmbedding<B>),
+/// An embedding that is float or int8, with lookup and tied-logits paths for both: Burn's
+/// `nn::Embedding` until `model.quantize_int8()` turns it int8 in place.
+///
+/// Burn's field (`weight`) and Burn's record while float, so `burn::nn` checkpoints load into
+/// it and code that reads or edits `embedding.weight` works unchanged. Once int8 the table is
+/// [`Self::int8_weight`] (one scale per row), and `weight` keeps no tensor: `weight.val()`
+/// panics with a message naming `int8_weight()` and `dequantize()`, and assigning it changes
+/// nothing until the model is dequantized (as [`crate::Linear`] explains).
+#[derive(Debug, Clone)]
+pub struct Embedding<B: Backend> {
+    /// `[n_embedding, d_model]` while float; no tensor once int8.
+    pub weight: Param<Tensor<B, 2>>,
+    /// The int8 table `[n_embedding, d_model]`, one scale per row, once quantized.
+    int8: Option<Int8Weight<B, 2>>,
 }
+
+crate::layers::swappable::swappable_module!(
+    Embedding,
+    EmbeddingRecord,
+    burn = nn::Embedding,
+    int8 = QuantizedEmbedding,
+    rank = 2,
+    channel_axis = 0,
+    params = [],
+    consts = [],
+    optional_params = []
+);
 
 impl<B: Backend> Embedding<B> {
     pub fn new(config: &nn::EmbeddingConfig, device: &B::Device) -> Self {
-        Embedding::Float(config.init(device))
+        Self::from(config.init(device))
     }
 
+    /// Looks up `ids [batch, seq]`, giving `[batch, seq, d_model]`.
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        match self {
-            Embedding::Float(layer) => layer.forward(ids),
-            Embedding::Int8(layer) => layer.forward(ids),
+        match self.int8_layer() {
+            None => self.as_burn().forward(ids),
+            Some(layer) => layer.forward(ids),
         }
     }
 
     /// Tied logits `hidden @ E^T`.
     pub fn reverse<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
-        match self {
-            Embedding::Float(layer) => {
-                let [n_embedding, _] = layer.weight.val().dims();
+        match self.int8_layer() {
+            None => {
+                let weight = self.weight.val();
+                let [n_embedding, _] = weight.dims();
                 map_rows(hidden, n_embedding, |rows| {
-                    rows.matmul(layer.weight.val().transpose())
+                    rows.matmul(weight.clone().transpose())
                 })
             }
-            Embedding::Int8(layer) => layer.reverse(hidden),
+            Some(layer) => layer.reverse(hidden),
         }
     }
 }
@@ -115,7 +138,7 @@ pub struct EmbeddingConfig {
 
 impl EmbeddingConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Embedding<B> {
-        Embedding::Float(self.to_burn().init(device))
+        Embedding::from(self.to_burn().init(device))
     }
 
     /// Burn's config with the same values.
@@ -124,3 +147,9 @@ impl EmbeddingConfig {
             .with_initializer(self.initializer.clone())
     }
 }
+
+crate::layers::config_conversions::config_conversions!(
+    EmbeddingConfig,
+    nn::EmbeddingConfig,
+    [n_embedding, d_model, initializer]
+);

@@ -78,38 +78,82 @@ impl<B: Backend> QuantizedLinear<B> {
         &self,
         input: Tensor<B, D>,
     ) -> Result<Tensor<B, D>, Int8Error> {
-        let [d_input, d_output] = self.dims();
-        let dims = input.dims();
-        if D == 0 || dims[D - 1] != d_input {
-            return Err(Int8Error::ShapeMismatch {
-                what: "QuantizedLinear input".into(),
-                expected: format!("[..., {d_input}]"),
-                found: dims.to_vec(),
-            });
-        }
-        Ok(map_rows(input, d_output, |rows| {
-            quantized_matmul(rows, &self.weight, self.bias.as_ref().map(Param::val))
-        }))
+        int8_forward(&self.weight, self.bias.as_ref(), input)
     }
 }
 
-/// A linear layer that is float or int8; `model.quantize_int8()` turns `Float` into `Int8`.
-#[derive(Module, Debug)]
-pub enum Linear<B: Backend> {
-    Float(nn::Linear<B>),
-    Int8(QuantizedLinear<B>),
+/// The int8 product of a linear layer on `[..., d_input]`, with a typed error on a wrong shape.
+fn int8_forward<B: Backend, const D: usize>(
+    weight: &Int8Weight<B, 2>,
+    bias: Option<&Param<Tensor<B, 1>>>,
+    input: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Int8Error> {
+    let [d_input, d_output] = weight.dims();
+    let dims = input.dims();
+    if D == 0 || dims[D - 1] != d_input {
+        return Err(Int8Error::ShapeMismatch {
+            what: "QuantizedLinear input".into(),
+            expected: format!("[..., {d_input}]"),
+            found: dims.to_vec(),
+        });
+    }
+    Ok(map_rows(input, d_output, |rows| {
+        quantized_matmul(rows, weight, bias.map(Param::val))
+    }))
 }
+
+/// A linear layer that is float or int8: Burn's `nn::Linear` until `model.quantize_int8()`
+/// turns it int8 in place.
+///
+/// **Fields as in Burn.** `weight` and `bias` are Burn's fields, so code written for
+/// `nn::Linear` (reading `linear.bias`, replacing it as Burn's modern-lstm example sets its
+/// forget-gate bias, reading `linear.weight.val()`) works unchanged on a float layer, and its
+/// record is Burn's (`fc.weight`, `fc.bias`): a `burn::nn` checkpoint loads into it and back.
+///
+/// **Once int8**, the weight lives in [`Self::int8_weight`] (I8 values, one scale per output
+/// column), and:
+/// - `bias` is still the float bias, read, written and trained as before;
+/// - `weight` keeps no tensor (1 byte a weight means no float copy): its shape is still there
+///   (`weight.lazy_shape()`, [`Self::weight_dims`]), but `weight.val()` **panics** with a
+///   message that names [`Self::int8_weight`] and `dequantize()`. Assigning `weight` on an
+///   int8 layer changes nothing until the model is dequantized (the int8 weight is what
+///   `forward` uses); `dequantize()` replaces it.
+/// - its record says int8: the `weight` slot holds the I8 values and f32 scales
+///   (`burn_int8::io::burn_record`), `fc.Int8.weight.values` / `.scale` / `fc.Int8.bias` in
+///   burn-store.
+#[derive(Debug, Clone)]
+pub struct Linear<B: Backend> {
+    /// `[d_input, d_output]` as in `nn::Linear` while float; no tensor once int8 (see above).
+    pub weight: Param<Tensor<B, 2>>,
+    /// `[d_output]`, float and trainable in both precisions.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// The int8 weight `[d_input, d_output]`, one scale per output column, once quantized.
+    int8: Option<Int8Weight<B, 2>>,
+}
+
+crate::layers::swappable::swappable_module!(
+    Linear, LinearRecord, burn = nn::Linear, int8 = QuantizedLinear, rank = 2,
+    channel_axis = 1,
+    params = [bias: Option<Param<Tensor<B, 1>>>],
+    consts = [],
+    optional_params = [bias]
+);
 
 impl<B: Backend> Linear<B> {
     /// A float layer from Burn's config, ready to train and quantize later.
     pub fn new(config: &nn::LinearConfig, device: &B::Device) -> Self {
-        Linear::Float(config.init(device))
+        Self::from(config.init(device))
     }
 
+    /// Applies the layer to `[..., d_input]`, giving `[..., d_output]`: Burn's own forward
+    /// while float, the int8 product once int8.
     pub fn forward<const D: usize>(&self, input: Tensor<B, D>) -> Tensor<B, D> {
-        match self {
-            Linear::Float(layer) => layer.forward(input),
-            Linear::Int8(layer) => layer.forward(input),
+        match &self.int8 {
+            None => self.as_burn().forward(input),
+            Some(weight) => match int8_forward(weight, self.bias.as_ref(), input) {
+                Ok(output) => output,
+                Err(err) => panic!("{err}"),
+            },
         }
     }
 
@@ -123,21 +167,20 @@ impl<B: Backend> Linear<B> {
     ) -> [Tensor<B, D>; L] {
         let dims = input.dims();
         let d_input = dims[D - 1];
-        let int8: Vec<&QuantizedLinear<B>> = layers
+        let int8: Vec<(&Int8Weight<B, 2>, Option<Tensor<B, 1>>)> = layers
             .iter()
-            .filter_map(|layer| match layer {
-                Linear::Int8(layer) if layer.dims()[0] == d_input => Some(layer),
+            .filter_map(|layer| match &layer.int8 {
+                Some(weight) if weight.dims()[0] == d_input => {
+                    Some((weight, layer.bias.as_ref().map(Param::val)))
+                }
                 _ => None,
             })
             .collect();
-        let Ok(int8) = <[&QuantizedLinear<B>; L]>::try_from(int8) else {
+        let Ok(int8) = <[(&Int8Weight<B, 2>, Option<Tensor<B, 1>>); L]>::try_from(int8) else {
             return layers.map(|layer| layer.forward(input.clone()));
         };
         let rows = input.reshape([dims[..D - 1].iter().product(), d_input]);
-        let outputs = quantized_matmul_shared(
-            rows,
-            int8.map(|layer| (&layer.weight, layer.bias.as_ref().map(Param::val))),
-        );
+        let outputs = quantized_matmul_shared(rows, int8);
         outputs.map(|output| {
             let mut output_dims = dims;
             output_dims[D - 1] = output.dims()[1];
@@ -168,7 +211,7 @@ pub struct LinearConfig {
 
 impl LinearConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Linear<B> {
-        Linear::Float(self.to_burn().init(device))
+        Linear::from(self.to_burn().init(device))
     }
 
     /// Burn's config with the same values.
@@ -179,3 +222,9 @@ impl LinearConfig {
             .with_layout(self.layout)
     }
 }
+
+crate::layers::config_conversions::config_conversions!(
+    LinearConfig,
+    nn::LinearConfig,
+    [d_input, d_output, bias, initializer, layout]
+);

@@ -9,10 +9,9 @@ use burn::tensor::{Bool, Tensor, backend::Backend};
 
 use crate::{Linear, Quantize};
 
-pub use burn::nn::attention::{
-    GeneratePaddingMask, MhaOutput, SeqLengthOption, generate_autoregressive_mask,
-    generate_padding_mask,
-};
+// The rest of `burn::nn::attention` (masks, `MhaOutput`, cross attention), under Burn's path;
+// the items defined here shadow this glob.
+pub use burn::nn::attention::*;
 
 /// Configuration of a [`MultiHeadAttention`] layer: the fields and defaults of Burn's
 /// `MultiHeadAttentionConfig`; [`init`](Self::init) initialises exactly as Burn does.

@@ -84,3 +84,9 @@ impl<B: Backend> SwiGlu<B> {
         x.mul(self.linear_outer.forward(input))
     }
 }
+
+crate::layers::config_conversions::config_conversions!(
+    SwiGluConfig,
+    nn::SwiGluConfig,
+    [d_input, d_output, bias, initializer, layout]
+);

@@ -1,52 +1,37 @@
-//! `swappable_layer!`: the [`crate::Quantize`] impl every float-or-int8 layer enum shares
+//! `swappable_layer!`: the [`crate::Quantize`] impl every float-or-int8 layer shares
 //! (`crate::quantize::swappable_layer!(Linear, QuantizedLinear, nn::Linear<B>, channel_axis = 1)`
 //! in `linear.rs`, and the same for the embedding and the convolutions).
 
-/// Implements `From<float layer>`, `is_quantized` and [`crate::Quantize`] for a `Float`/`Int8`
-/// enum whose int8 type has `from_float` and `dequantize`, and whose float layer has a `weight`
-/// quantized with one scale per entry of `channel_axis` (as the int8 type's `from_float` calls
-/// `quantize_per_channel`). The enum's name is its [`crate::LayerKind`] in the report.
-/// Quantizing records the weight's error in the report ([`crate::LayerError`]), through one
-/// transient dequantized copy of the weight.
+/// Implements [`crate::Quantize`] for a swappable layer (`src/layers/swappable.rs`: a struct
+/// with Burn's fields whose int8 type has `from_float` and `dequantize`, and whose float layer
+/// has a `weight` quantized with one scale per entry of `channel_axis`, as the int8 type's
+/// `from_float` calls `quantize_per_channel`). The layer's name is its [`crate::LayerKind`] in
+/// the report. Quantizing records the weight's error in the report ([`crate::LayerError`]),
+/// through one transient dequantized copy of the weight.
 macro_rules! swappable_layer {
-    ($enum:ident, $int8:ident, $float:ty, channel_axis = $axis:expr) => {
-        impl<B: burn::tensor::backend::Backend> $enum<B> {
-            /// True once the layer holds int8 weights.
-            pub fn is_quantized(&self) -> bool {
-                matches!(self, $enum::Int8(_))
-            }
-        }
-
-        impl<B: burn::tensor::backend::Backend> From<$float> for $enum<B> {
-            fn from(layer: $float) -> Self {
-                $enum::Float(layer)
-            }
-        }
-
-        impl<B: burn::tensor::backend::Backend> crate::Quantize<B> for $enum<B> {
+    ($layer:ident, $int8:ident, $float:ty, channel_axis = $axis:expr) => {
+        impl<B: burn::tensor::backend::Backend> crate::Quantize<B> for $layer<B> {
             fn visit_quantize(
                 &mut self,
                 ctx: &mut crate::QuantizeContext<'_>,
             ) -> Result<(), crate::Int8Error> {
                 use crate::Mode;
-                let swapped = match (ctx.mode(), &*self) {
-                    (Mode::Quantize, $enum::Float(layer)) if ctx.allows_quantize() => {
-                        let int8 = $int8::from_float(layer).map_err(|e| ctx.locate(e))?;
+                let swapped = match (ctx.mode(), self.float_layer(), self.int8_layer()) {
+                    (Mode::Quantize, Some(layer), _) if ctx.allows_quantize() => {
+                        let int8 = $int8::from_float(&layer).map_err(|e| ctx.locate(e))?;
                         let error = crate::quantize::measure::weight_error(
                             layer.weight.val(),
                             int8.dequantize().weight.val(),
                             $axis,
                         );
-                        ctx.record_error(crate::LayerKind::$enum, error);
-                        Some($enum::Int8(int8))
+                        ctx.record_error(crate::LayerKind::$layer, error);
+                        Some($layer::from(int8))
                     }
-                    (Mode::Dequantize, $enum::Int8(layer)) => {
-                        Some($enum::Float(layer.dequantize()))
-                    }
+                    (Mode::Dequantize, _, Some(layer)) => Some($layer::from(layer.dequantize())),
                     _ => None,
                 };
                 let was_quantized = self.is_quantized();
-                ctx.swap(self, swapped, was_quantized, crate::LayerKind::$enum);
+                ctx.swap(self, swapped, was_quantized, crate::LayerKind::$layer);
                 Ok(())
             }
         }

@@ -47,10 +47,8 @@ fn hf_tensors<B: Backend>(model: &Gemma3<B>) -> Vec<Export<'_, B>> {
             .unwrap_or_default()
     }
     fn linear<'a, B: Backend>(name: String, layer: &'a Linear<B>) -> Export<'a, B> {
-        let Linear::Float(layer) = layer else {
-            unreachable!("dequantized above")
-        };
-        let [d_in, d_out] = layer.weight.val().dims();
+        // Float: the model was dequantized above.
+        let [d_in, d_out] = layer.weight_dims();
         // Burn's [in, out] back to HF's [out, in].
         Export {
             name,
@@ -76,10 +74,7 @@ fn hf_tensors<B: Backend>(model: &Gemma3<B>) -> Vec<Export<'_, B>> {
         values: Box::new(move || {
             shards
                 .iter()
-                .flat_map(|shard| match shard {
-                    Embedding::Float(layer) => host(layer.weight.val()),
-                    Embedding::Int8(_) => unreachable!("dequantized above"),
-                })
+                .flat_map(|shard| host(shard.weight.val()))
                 .collect()
         }),
         _backend: Default::default(),

@@ -346,10 +346,7 @@ impl<B: Backend> ShardedEmbedding<B> {
     fn shard_rows(&self) -> Vec<usize> {
         self.shards
             .iter()
-            .map(|shard| match shard {
-                Embedding::Float(layer) => layer.weight.val().dims()[0],
-                Embedding::Int8(layer) => layer.dims()[0],
-            })
+            .map(|shard| shard.weight_dims()[0])
             .collect()
     }
 
@@ -449,10 +446,8 @@ impl<B: Backend> Gemma3<B> {
 
     /// The device the weights live on.
     pub fn device(&self) -> B::Device {
-        match &self.embed_tokens.shards[0] {
-            Embedding::Float(layer) => layer.weight.val().device(),
-            Embedding::Int8(layer) => layer.weight.values.val().device(),
-        }
+        // The weight's device without reading it (an int8 layer's float weight is no tensor).
+        self.embed_tokens.shards[0].weight.lazy_device()
     }
 
     /// A cache for one sequence (or a batch of equal-length ones); local layers keep at most a

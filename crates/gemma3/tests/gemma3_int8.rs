@@ -36,13 +36,8 @@ fn ids_of(value: &serde_json::Value) -> Vec<u32> {
 }
 
 fn int8_of<B: Backend>(linear: &Linear<B>) -> (Vec<i8>, Vec<f32>) {
-    match linear {
-        Linear::Int8(layer) => (
-            i8_of(layer.weight.values.val()),
-            f32_of(layer.weight.scale()),
-        ),
-        Linear::Float(_) => panic!("not quantized"),
-    }
+    let weight = linear.int8_weight().expect("not quantized");
+    (i8_of(weight.values.val()), f32_of(weight.scale()))
 }
 
 /// Feeds Keras's `block_outputs[i]` into our block i and returns, per block×position row,
@@ -148,12 +143,10 @@ fn int8_gemma3_matches_kerashub() {
     );
     let (mut scales, mut rows) = (Vec::new(), Vec::new());
     for shard in &model.embed_tokens.shards {
-        let Embedding::Int8(layer) = shard else {
-            panic!("embedding not quantized")
-        };
-        scales.extend(f32_of(layer.weight.scale()));
+        let weight = shard.int8_weight().expect("embedding not quantized");
+        scales.extend(f32_of(weight.scale()));
         if rows.is_empty() {
-            rows = i8_of(layer.weight.values.val().slice([0..16, 0..hidden]));
+            rows = i8_of(weight.values.val().slice([0..16, 0..hidden]));
         }
     }
     assert_eq!(scales, weights.f32_values("token_embedding.scale"));

@@ -1,4 +1,4 @@
-//! `QuantizedConv1d`: int8 1-D convolution, and the swappable [`Conv1d`] enum.
+//! `QuantizedConv1d`: int8 1-D convolution, and the swappable [`Conv1d`] layer.
 //!
 //! Runs as a 2-D convolution of height 1 (the shared im2col path in `conv.rs`).
 
@@ -96,22 +96,53 @@ impl<B: Backend> QuantizedConv1d<B> {
     }
 }
 
-/// A 1-D convolution that is float or int8.
-#[derive(Module, Debug)]
-pub enum Conv1d<B: Backend> {
-    Float(nn::conv::Conv1d<B>),
-    Int8(QuantizedConv1d<B>),
+/// A 1-D convolution that is float or int8: Burn's `nn::conv::Conv1d` until
+/// `model.quantize_int8()` turns it int8 in place.
+///
+/// Burn's fields (`weight`, `bias`, `stride`, `kernel_size`, `dilation`, `groups`, `padding`)
+/// and Burn's record while float, so `burn::nn` checkpoints load into it and code that reads
+/// or edits those fields works unchanged. Once int8, the weight is [`Self::int8_weight`] (one
+/// scale per output channel), `bias` and the constants keep working, and `weight` keeps no
+/// tensor: `weight.val()` panics with a message naming `int8_weight()` and `dequantize()`, and
+/// assigning it changes nothing until the model is dequantized (as [`crate::Linear`] explains).
+#[derive(Debug, Clone)]
+pub struct Conv1d<B: Backend> {
+    /// `[channels_out, channels_in / groups, kernel…]` while float; no tensor once int8.
+    pub weight: Param<Tensor<B, 3>>,
+    /// `[channels_out]`, float in both precisions.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// As in `nn::conv::Conv1d`.
+    pub stride: usize,
+    /// As in `nn::conv::Conv1d`.
+    pub kernel_size: usize,
+    /// As in `nn::conv::Conv1d`.
+    pub dilation: usize,
+    /// As in `nn::conv::Conv1d`.
+    pub groups: usize,
+    /// As in `nn::conv::Conv1d`.
+    pub padding: PaddingConfig1d,
+    /// The int8 weight (Burn's conv shape, one scale per output channel), once quantized.
+    int8: Option<Int8Weight<B, 3>>,
 }
+
+crate::layers::swappable::swappable_module!(
+    Conv1d, Conv1dRecord, burn = nn::conv::Conv1d, int8 = QuantizedConv1d, rank = 3,
+    channel_axis = 0,
+    params = [bias: Option<Param<Tensor<B, 1>>>],
+    consts = [stride, kernel_size, dilation, groups, padding],
+    optional_params = [bias]
+);
 
 impl<B: Backend> Conv1d<B> {
     pub fn new(config: &nn::conv::Conv1dConfig, device: &B::Device) -> Self {
-        Conv1d::Float(config.init(device))
+        Self::from(config.init(device))
     }
 
+    /// Burn's own forward while float, the int8 convolution once int8.
     pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
-        match self {
-            Conv1d::Float(layer) => layer.forward(input),
-            Conv1d::Int8(layer) => layer.forward(input),
+        match self.int8_layer() {
+            None => self.as_burn().forward(input),
+            Some(layer) => layer.forward(input),
         }
     }
 }

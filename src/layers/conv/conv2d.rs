@@ -1,4 +1,4 @@
-//! `QuantizedConv2d`: int8 2-D convolution, and the swappable [`Conv2d`] enum.
+//! `QuantizedConv2d`: int8 2-D convolution, and the swappable [`Conv2d`] layer.
 
 use burn::module::{Module, Param};
 use burn::nn::{self, PaddingConfig2d};
@@ -108,22 +108,53 @@ impl<B: Backend> QuantizedConv2d<B> {
     }
 }
 
-/// A 2-D convolution that is float or int8.
-#[derive(Module, Debug)]
-pub enum Conv2d<B: Backend> {
-    Float(nn::conv::Conv2d<B>),
-    Int8(QuantizedConv2d<B>),
+/// A 2-D convolution that is float or int8: Burn's `nn::conv::Conv2d` until
+/// `model.quantize_int8()` turns it int8 in place.
+///
+/// Burn's fields (`weight`, `bias`, `stride`, `kernel_size`, `dilation`, `groups`, `padding`)
+/// and Burn's record while float, so `burn::nn` checkpoints load into it and code that reads
+/// or edits those fields works unchanged. Once int8, the weight is [`Self::int8_weight`] (one
+/// scale per output channel), `bias` and the constants keep working, and `weight` keeps no
+/// tensor: `weight.val()` panics with a message naming `int8_weight()` and `dequantize()`, and
+/// assigning it changes nothing until the model is dequantized (as [`crate::Linear`] explains).
+#[derive(Debug, Clone)]
+pub struct Conv2d<B: Backend> {
+    /// `[channels_out, channels_in / groups, kernel…]` while float; no tensor once int8.
+    pub weight: Param<Tensor<B, 4>>,
+    /// `[channels_out]`, float in both precisions.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// As in `nn::conv::Conv2d`.
+    pub stride: [usize; 2],
+    /// As in `nn::conv::Conv2d`.
+    pub kernel_size: [usize; 2],
+    /// As in `nn::conv::Conv2d`.
+    pub dilation: [usize; 2],
+    /// As in `nn::conv::Conv2d`.
+    pub groups: usize,
+    /// As in `nn::conv::Conv2d`.
+    pub padding: PaddingConfig2d,
+    /// The int8 weight (Burn's conv shape, one scale per output channel), once quantized.
+    int8: Option<Int8Weight<B, 4>>,
 }
+
+crate::layers::swappable::swappable_module!(
+    Conv2d, Conv2dRecord, burn = nn::conv::Conv2d, int8 = QuantizedConv2d, rank = 4,
+    channel_axis = 0,
+    params = [bias: Option<Param<Tensor<B, 1>>>],
+    consts = [stride, kernel_size, dilation, groups, padding],
+    optional_params = [bias]
+);
 
 impl<B: Backend> Conv2d<B> {
     pub fn new(config: &nn::conv::Conv2dConfig, device: &B::Device) -> Self {
-        Conv2d::Float(config.init(device))
+        Self::from(config.init(device))
     }
 
+    /// Burn's own forward while float, the int8 convolution once int8.
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        match self {
-            Conv2d::Float(layer) => layer.forward(input),
-            Conv2d::Int8(layer) => layer.forward(input),
+        match self.int8_layer() {
+            None => self.as_burn().forward(input),
+            Some(layer) => layer.forward(input),
         }
     }
 }

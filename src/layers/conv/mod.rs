@@ -10,8 +10,8 @@ use burn::tensor::backend::Backend;
 mod conv1d;
 mod conv2d;
 
-pub use conv1d::{Conv1d, QuantizedConv1d};
-pub use conv2d::{Conv2d, QuantizedConv2d};
+pub use conv1d::{Conv1d, Conv1dRecord, QuantizedConv1d};
+pub use conv2d::{Conv2d, Conv2dRecord, QuantizedConv2d};
 
 /// `burn::nn::conv::Conv1dConfig`, giving a swappable [`Conv1d`].
 #[derive(Config, Debug)]
@@ -44,7 +44,7 @@ pub struct Conv1dConfig {
 
 impl Conv1dConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Conv1d<B> {
-        Conv1d::Float(self.to_burn().init(device))
+        Conv1d::from(self.to_burn().init(device))
     }
 
     /// Burn's config with the same values.
@@ -88,7 +88,7 @@ pub struct Conv2dConfig {
 
 impl Conv2dConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Conv2d<B> {
-        Conv2d::Float(self.to_burn().init(device))
+        Conv2d::from(self.to_burn().init(device))
     }
 
     /// Burn's config with the same values.
@@ -113,3 +113,34 @@ pub(crate) fn same_padding(kernel_size: usize, stride: usize, size_in: usize) ->
     };
     (total / 2, total - total / 2)
 }
+
+crate::layers::config_conversions::config_conversions!(
+    Conv1dConfig,
+    nn::conv::Conv1dConfig,
+    [
+        channels_in,
+        channels_out,
+        kernel_size,
+        stride,
+        dilation,
+        groups,
+        padding,
+        bias,
+        initializer
+    ]
+);
+
+crate::layers::config_conversions::config_conversions!(
+    Conv2dConfig,
+    nn::conv::Conv2dConfig,
+    [
+        channels,
+        kernel_size,
+        stride,
+        dilation,
+        groups,
+        padding,
+        bias,
+        initializer
+    ]
+);

@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use super::GateController;
-use crate::{Linear, Quantize};
+use crate::Quantize;
 
 /// Configuration to create a [gru](Gru) module using the [init function](GruConfig::init).
 #[derive(Config, Debug)]
@@ -206,10 +206,14 @@ impl<B: Backend> Gru<B> {
         reset: Option<&Tensor<B, 2>>,
         gate: &GateController<B>,
     ) -> Tensor<B, 2> {
-        let (input_part, hidden_part) = match (&gate.input_transform, &gate.hidden_transform) {
+        let (input_transform, hidden_transform) = (&gate.input_transform, &gate.hidden_transform);
+        let (input_part, hidden_part) = match (
+            input_transform.is_quantized(),
+            hidden_transform.is_quantized(),
+        ) {
             // Burn's own arithmetic, op for op and in its order of parameter reads (which is
             // the order lazily initialised parameters are drawn in).
-            (Linear::Float(input_transform), Linear::Float(hidden_transform)) => {
+            (false, false) => {
                 let input_product = input.clone().matmul(input_transform.weight.val());
                 let hidden_product = hidden.clone().matmul(hidden_transform.weight.val());
 
@@ -225,7 +229,7 @@ impl<B: Backend> Gru<B> {
                 (input_part, hidden_part)
             }
             // With an int8 side: the same products through the swappable layers.
-            (input_transform, hidden_transform) => (
+            _ => (
                 input_transform.forward(input.clone()),
                 hidden_transform.forward(hidden.clone()),
             ),
@@ -389,3 +393,34 @@ impl<B: Backend> BiGru<B> {
         (output, state)
     }
 }
+
+crate::layers::config_conversions::config_conversions!(
+    GruConfig,
+    nn::GruConfig,
+    [
+        d_input,
+        d_hidden,
+        bias,
+        reset_after,
+        initializer,
+        gate_activation,
+        hidden_activation,
+        clip
+    ]
+);
+
+crate::layers::config_conversions::config_conversions!(
+    BiGruConfig,
+    nn::BiGruConfig,
+    [
+        d_input,
+        d_hidden,
+        bias,
+        reset_after,
+        initializer,
+        batch_first,
+        gate_activation,
+        hidden_activation,
+        clip
+    ]
+);

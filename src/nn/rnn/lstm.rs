@@ -429,3 +429,38 @@ impl<B: Backend> BiLstm<B> {
         (output, state)
     }
 }
+
+crate::layers::config_conversions::config_conversions!(
+    LstmConfig,
+    nn::LstmConfig,
+    [
+        d_input,
+        d_hidden,
+        bias,
+        initializer,
+        batch_first,
+        reverse,
+        clip,
+        input_forget,
+        gate_activation,
+        cell_activation,
+        hidden_activation
+    ]
+);
+
+crate::layers::config_conversions::config_conversions!(
+    BiLstmConfig,
+    nn::BiLstmConfig,
+    [
+        d_input,
+        d_hidden,
+        bias,
+        initializer,
+        batch_first,
+        clip,
+        input_forget,
+        gate_activation,
+        cell_activation,
+        hidden_activation
+    ]
+);

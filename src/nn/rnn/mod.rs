@@ -4,6 +4,6 @@ mod gate_controller;
 mod gru;
 mod lstm;
 
-pub use gate_controller::GateController;
-pub use gru::{BiGru, BiGruConfig, Gru, GruConfig};
-pub use lstm::{BiLstm, BiLstmConfig, Lstm, LstmConfig, LstmState};
+pub use gate_controller::{GateController, GateControllerRecord};
+pub use gru::{BiGru, BiGruConfig, BiGruRecord, Gru, GruConfig, GruRecord};
+pub use lstm::{BiLstm, BiLstmConfig, BiLstmRecord, Lstm, LstmConfig, LstmRecord, LstmState};

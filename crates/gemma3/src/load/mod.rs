@@ -337,7 +337,7 @@ impl<B: Backend> Loader<'_, B> {
         Ok(if self.int8 {
             let out_in = TensorData::new(values, [d_out, d_in]);
             let weight = Tensor::<B, 2>::from_data(out_in, self.device).transpose();
-            Linear::Int8(QuantizedLinear::from_weights(weight, None)?)
+            Linear::from(QuantizedLinear::from_weights(weight, None)?)
         } else {
             let mut transposed = vec![0.0f32; values.len()];
             for (row, chunk) in values.chunks_exact(d_in).enumerate() {
@@ -347,7 +347,7 @@ impl<B: Backend> Loader<'_, B> {
             }
             let weight =
                 Tensor::<B, 2>::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
-            Linear::Float(nn::Linear {
+            Linear::from(nn::Linear {
                 weight: Param::from_tensor(weight),
                 bias: None,
             })
@@ -386,7 +386,7 @@ impl<B: Backend> Loader<'_, B> {
                     weights.push(part.weight.values.val());
                     scales.push(part.weight.scale());
                 }
-                Embedding::Int8(QuantizedEmbedding {
+                Embedding::from(QuantizedEmbedding {
                     weight: Int8Weight::from_parts(
                         Tensor::cat(weights, 0),
                         Tensor::cat(scales, 0),
@@ -394,7 +394,7 @@ impl<B: Backend> Loader<'_, B> {
                     )?,
                 })
             } else {
-                Embedding::Float(nn::Embedding {
+                Embedding::from(nn::Embedding {
                     weight: Param::from_tensor(self.rows(name, start..end, hidden)?),
                 })
             });
