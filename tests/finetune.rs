@@ -6,8 +6,6 @@
 #[path = "../examples/finetune_int8.rs"]
 mod finetune_int8;
 
-use burn_int8::Linear;
-
 #[test]
 fn a_quantized_model_fine_tunes_around_its_frozen_int8_layers() {
     let report = finetune_int8::run(60, 40).expect("run the example");

@@ -9,6 +9,7 @@ use burn::nn::activation::ActivationConfig;
 use burn::nn::attention as burn_attn;
 use burn::nn::transformer as burn_tf;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData, backend::Backend};
+use burn_int8::QuantizeExt;
 use burn_int8::nn::attention::{
     MhaInput, MultiHeadAttention, MultiHeadAttentionConfig, generate_autoregressive_mask,
 };
@@ -17,7 +18,6 @@ use burn_int8::nn::transformer::{
     TransformerDecoderConfig, TransformerDecoderInput, TransformerEncoder,
     TransformerEncoderConfig, TransformerEncoderInput,
 };
-use burn_int8::{Linear, QuantizeExt};
 use common::{equal_on_some_attempt, f32_of, materialized, rng_lock};
 
 const D_MODEL: usize = 32;

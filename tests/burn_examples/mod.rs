@@ -159,7 +159,7 @@ fn workflow<P, Q>(
     let int8_output = forward(&model).into_data();
     let int8_bytes = param_bytes::<B, _>(&model);
     assert!(
-        int8_bytes * 2 < float_bytes,
+        int8_bytes * 10 < float_bytes * 6,
         "{name}: {int8_bytes} bytes int8 vs {float_bytes} float"
     );
     let exact = |loaded: &Q, what: &str| {
@@ -200,11 +200,15 @@ fn workflow<P, Q>(
         );
         (loaded, float, int8)
     }
+    // (recorder, (reloaded, float file, int8 file), expected outputs, the most the int8 file may
+    // be of the float one: 1 byte a weight against 4 (full) or 2 (half precision), plus the
+    // scales and the float norms).
     let runs = [
         (
             "named-mpk-full",
             check(full.clone(), &dir, "named-mpk-full", &model, &fresh),
             &int8_output,
+            0.6,
         ),
         (
             "named-mpk-half",
@@ -216,6 +220,7 @@ fn workflow<P, Q>(
                 &fresh,
             ),
             &half_output,
+            0.8,
         ),
         (
             "bin-full",
@@ -227,20 +232,21 @@ fn workflow<P, Q>(
                 &fresh,
             ),
             &int8_output,
+            0.6,
         ),
         (
             "compact",
             check(CompactRecorder::new(), &dir, "compact", &model, &fresh),
             &half_output,
+            0.8,
         ),
     ];
-    for (what, (loaded, float_size, int8_size), expected) in runs {
+    for (what, (loaded, float_size, int8_size), expected, at_most) in runs {
         exact(&loaded, what);
         assert_eq!(&forward(&loaded).into_data(), expected, "{name}, {what}");
         eprintln!("{name}, {what}: file {int8_size} bytes int8, {float_size} float");
-        // Compressed files (compact) are smaller still, but gzip shrinks both.
         assert!(
-            int8_size * 10 < float_size * 6,
+            (int8_size as f64) < float_size as f64 * at_most,
             "{name}, {what}: {int8_size} bytes int8, {float_size} float"
         );
     }
@@ -295,7 +301,9 @@ fn mnist_checkpoint_loads_quantizes_and_keeps_int8_in_every_recorder() {
     );
 }
 
-fn text_batch(device: &<B as Backend>::Device) -> stand_ins::TextClassificationInferenceBatch<B> {
+fn text_batch(
+    device: &burn::backend::ndarray::NdArrayDevice,
+) -> stand_ins::TextClassificationInferenceBatch<B> {
     let tokens = Tensor::<B, 2, Int>::from_data(
         TensorData::new(vec![3i64, 17, 5, 9, 0, 0, 4, 8, 15, 16, 23, 42], [2, 6]),
         device,
@@ -318,17 +326,17 @@ fn text_classification_checkpoint_loads_quantizes_and_keeps_int8_in_every_record
     let device = Default::default();
     B::seed(&device, 11);
     // Burn's config for the Burn model; the converted model takes the same one with `.into()`.
-    let burn_transformer = burn::nn::transformer::TransformerEncoderConfig::new(32, 64, 4, 2);
+    let burn_transformer = burn::nn::transformer::TransformerEncoderConfig::new(64, 128, 4, 2);
     let plain_config = burn_text_classification::TextClassificationModelConfig::new(
         burn_transformer.clone(),
         3,
-        50,
+        200,
         SeqLengthOption::Fixed(6),
     );
     let config = int8_text_classification::TextClassificationModelConfig::new(
         burn_transformer.into(),
         3,
-        50,
+        200,
         SeqLengthOption::Fixed(6),
     );
     let batch = text_batch(&device);
@@ -348,8 +356,9 @@ fn modern_lstm_checkpoint_loads_quantizes_and_keeps_int8_in_every_recorder() {
     let device = Default::default();
     B::seed(&device, 5);
     let input = Tensor::<B, 3>::random([2, 5, 1], Distribution::Default, &device);
-    let plain_config = burn_modern_lstm::LstmNetworkConfig::new().with_hidden_size(8);
-    let config = int8_modern_lstm::LstmNetworkConfig::new().with_hidden_size(8);
+    // Burn's defaults: 2 layers of 32, bidirectional.
+    let plain_config = burn_modern_lstm::LstmNetworkConfig::new();
+    let config = int8_modern_lstm::LstmNetworkConfig::new();
     let plain = plain_config.init::<B>(&device);
     workflow(
         "modern-lstm",
@@ -412,8 +421,8 @@ fn conversion_changes_only_use_lines_and_derives() {
         let mut lines = Vec::new();
         let mut in_use = false;
         for line in source.lines() {
-            if line.starts_with("// ") && lines.is_empty() {
-                continue; // the header
+            if line.starts_with("//") && lines.is_empty() {
+                continue; // the header (and Burn's own opening comment, the same in both)
             }
             if line.starts_with("use ") {
                 in_use = true;
@@ -496,4 +505,62 @@ fn configs_convert_both_ways() {
     let _: int8::LayerNorm<B> = int8::LayerNormConfig::new(4).init(&Default::default());
     let _: int8::conv::ConvTranspose2d<B> =
         int8::conv::ConvTranspose2dConfig::new([2, 2], [3, 3]).init(&Default::default());
+}
+
+/// Float records written while the swappable layers were enums (`dense.Float.weight`) still
+/// load with `burn_int8::store::load`; int8 ones never changed names.
+#[test]
+fn records_written_before_burn_names_still_load() {
+    use burn::nn;
+    use burn_int8::QuantizedLinear;
+
+    /// The old swappable layer, as Burn's enum derive recorded it.
+    #[derive(Module, Debug)]
+    enum OldLinear<B: Backend> {
+        Float(nn::Linear<B>),
+        Int8(QuantizedLinear<B>),
+    }
+    #[derive(Module, Debug)]
+    struct Old<B: Backend> {
+        dense: OldLinear<B>,
+    }
+    #[derive(Module, Debug, Quantize)]
+    struct New<B: Backend> {
+        dense: burn_int8::nn::Linear<B>,
+    }
+
+    let device = Default::default();
+    let dir = temp_dir("legacy");
+    let float = nn::LinearConfig::new(6, 4).init::<B>(&device);
+    let input = Tensor::<B, 2>::random([3, 6], Distribution::Default, &device);
+    let expected = float.forward(input.clone()).into_data();
+    let int8 = QuantizedLinear::from_float(&float).unwrap();
+    let int8_expected = int8.forward(input.clone()).into_data();
+    let fresh = || New::<B> {
+        dense: burn_int8::nn::LinearConfig::new(6, 4).init(&device),
+    };
+
+    store::save(
+        &Old {
+            dense: OldLinear::Float(float),
+        },
+        dir.join("float.bpk"),
+    )
+    .unwrap();
+    let mut model = fresh();
+    store::load(&mut model, dir.join("float.bpk")).unwrap();
+    assert_eq!(model.dense.forward(input.clone()).into_data(), expected);
+
+    store::save(
+        &Old {
+            dense: OldLinear::Int8(int8),
+        },
+        dir.join("int8.bpk"),
+    )
+    .unwrap();
+    let mut model = fresh();
+    model.quantize_int8().unwrap();
+    store::load(&mut model, dir.join("int8.bpk")).unwrap();
+    assert_eq!(model.dense.forward(input).into_data(), int8_expected);
+    std::fs::remove_dir_all(&dir).ok();
 }
