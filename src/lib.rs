@@ -7,9 +7,11 @@
 //! - [`Int8Weight`]: the int8 weight every quantized layer holds (I8 values, per-channel scales,
 //!   a declared channel-major layout that survives save and load).
 //! - [`layers`]: one file per layer: [`QuantizedLinear`], [`QuantizedEmbedding`],
-//!   [`QuantizedConv1d`], [`QuantizedConv2d`], with their swappable float-or-int8 enums
-//!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]) and configs.
-//! - [`nn`]: the `burn::nn` modules that hold those layers, under Burn's paths and names.
+//!   [`QuantizedConv1d`], [`QuantizedConv2d`], with their swappable float-or-int8 layers
+//!   ([`Linear`], [`Embedding`], [`Conv1d`], [`Conv2d`]: Burn's fields and Burn's record while
+//!   float) and configs.
+//! - [`nn`]: `burn::nn` with the modules that hold those layers replaced, under Burn's paths
+//!   and names (`use burn_int8::nn;` instead of `use burn::nn;`).
 //! - `quantize/`: [`Quantize`] rewrites a whole model in place (`model.quantize_int8()`), with
 //!   a report that ranks the quantized layers by how much int8 changed their weights
 //!   ([`LayerError`], per [`LayerKind`]); its config, report, the visitor that finds float
@@ -23,7 +25,9 @@
 //!   (Gemma3's RMSNorm, RoPE, GELU gate, decode attention, KV-cache writes).
 //! - [`io`]: records on disk. [`store`] (also `io::store`): atomic Burnpack saving that keeps
 //!   int8 as 1 byte per weight, and checked loading; `io::burnpack_header`: the one reader of
-//!   a Burnpack record's tensor table; `io::record`: the tensor names of an int8 record.
+//!   a Burnpack record's tensor table; `io::record`: the tensor names of an int8 record;
+//!   `io::burn_record`: how an int8 weight survives Burn's own recorders (I8 and f32 as they
+//!   are, whatever the precision settings).
 
 // The derive macro emits `::burn_int8::...` paths; this lets them resolve inside this crate too.
 extern crate self as burn_int8;

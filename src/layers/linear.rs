@@ -1,4 +1,4 @@
-//! `QuantizedLinear`: Keras's int8 `Dense`, and the swappable [`Linear`] enum.
+//! `QuantizedLinear`: Keras's int8 `Dense`, and the swappable [`Linear`] layer.
 
 use burn::config::Config;
 use burn::module::Initializer;

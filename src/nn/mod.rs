@@ -1,22 +1,27 @@
-//! `burn_int8::nn`: int8-capable counterparts of the `burn::nn` modules that hold a `Linear`,
-//! `Embedding` or convolution, under the same paths and names. Switching a model is a change of
-//! `use` lines plus `#[derive(Quantize)]`:
+//! `burn_int8::nn`: `burn::nn`, with the modules that hold a `Linear`, `Embedding` or
+//! convolution replaced by int8-capable ones under the same paths and names, and everything
+//! else re-exported from Burn. Switching a model is one `use` line plus `#[derive(Quantize)]`
+//! on every struct that holds layers:
 //!
 //! ```text
-//! use burn::nn::{Linear, LinearConfig, Lstm, LstmConfig};          // before
-//! use burn::nn::attention::{MultiHeadAttention, MhaInput};
-//! use burn_int8::nn::{Linear, LinearConfig, Lstm, LstmConfig};     // after
-//! use burn_int8::nn::attention::{MultiHeadAttention, MhaInput};
+//! use burn::nn;                                   // before (or the prelude's `nn`)
+//! use burn_int8::nn;                              // after: nn::Linear, nn::conv::Conv2d, nn::Dropout, ...
+//! use burn::nn::{Linear, LinearConfig, Lstm};     // before
+//! use burn_int8::nn::{Linear, LinearConfig, Lstm}; // after
 //! ```
 //!
 //! - Each config has Burn's fields and defaults; its `init` builds Burn's own module (so the
-//!   random initialisation is Burn's, draw for draw) and converts it.
-//! - `From<burn::nn::X>` converts a trained Burn module, or a float checkpoint loaded into the
-//!   Burn model, without retraining: `let ours: burn_int8::nn::Lstm<B> = burn_lstm.into();`.
-//! - In float mode every module gives exactly Burn's outputs (`tests/nn_*.rs`); after
-//!   `quantize_int8()` every linear inside is int8.
+//!   random initialisation is Burn's, draw for draw) and converts it. `From` converts configs
+//!   both ways (`burn_config.into()`).
+//! - A float layer has Burn's fields and Burn's record, so Burn's checkpoints load with Burn's
+//!   own `load_file`/`load_record` and burn-store (`crate::Linear` explains the int8 side).
+//! - `From<burn::nn::X>` converts a trained Burn module in memory:
+//!   `let ours: burn_int8::nn::Lstm<B> = burn_lstm.into();`.
+//! - In float mode every module gives exactly Burn's outputs (`tests/nn_*.rs`,
+//!   `tests/burn_examples/`); after `quantize_int8()` every linear inside is int8.
 //! - Types whose fields are all public in Burn (`LstmState`, `MhaOutput`, mask helpers) are
-//!   Burn's own, re-exported.
+//!   Burn's own, re-exported. `nn::lstm::…` and `nn::gru::…` (Burn's submodule paths) are
+//!   Burn's modules; the replacements are at the root (`nn::Lstm`, `nn::Gru`).
 
 // Everything of `burn::nn` that is not replaced below, under Burn's paths (`Dropout`,
 // `LayerNorm`, `BatchNorm`, `RmsNorm`, activations, `pool::MaxPool2d`, `loss::CrossEntropyLoss`,

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// The kinds of layer that hold a weight this crate quantizes: each is a swappable
-/// float-or-int8 enum here ([`crate::Linear`], ...) and a plain layer in `burn::nn`.
+/// float-or-int8 layer here ([`crate::Linear`], ...) and a plain layer in `burn::nn`.
 ///
 /// `Display` gives the type's name (`"Linear"`), as the report's text spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

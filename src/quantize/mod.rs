@@ -13,7 +13,7 @@
 //!   one visit; `report`: [`QuantizeReport`] and its parts; `layer_kind`: [`LayerKind`];
 //! - `measure`: how much int8 changed a weight; `visitor`: the float layers inside modules
 //!   without a `Quantize` impl; `burn_impls`: `Quantize` for Burn's own types;
-//! - `macros`: `swappable_layer!`, the impl the layer enums share; `derive_support`: what the
+//! - `macros`: `swappable_layer!`, the impl the swappable layers share; `derive_support`: what the
 //!   derive expands to (public as `burn_int8::__derive`).
 
 mod burn_impls;

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use burn::tensor::{Tensor, backend::Backend};
-use burn_int8::{Embedding, Linear, QuantizeExt};
+use burn_int8::{Linear, QuantizeExt};
 use burn_int8_tokenizer::Tokenizer;
 
 use crate::error::{Gemma3Error, io};

@@ -8,7 +8,7 @@ use crate::gemma3_common;
 use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8::{Embedding, Linear, QuantizeExt};
+use burn_int8::{Linear, QuantizeExt};
 use burn_int8_gemma3::cache::LayerCache;
 use burn_int8_gemma3::generate::token_tensor;
 use burn_int8_gemma3::preset::{

@@ -1,5 +1,5 @@
 //! The int8 convolutions in one place: [`QuantizedConv1d`] and [`QuantizedConv2d`] (one file
-//! each), their swappable [`Conv1d`] and [`Conv2d`] enums, and Burn's configs for them
+//! each), their swappable [`Conv1d`] and [`Conv2d`] layers, and Burn's configs for them
 //! (`burn_int8::nn::conv` re-exports this module under Burn's path).
 
 use burn::config::Config;

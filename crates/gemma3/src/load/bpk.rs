@@ -40,7 +40,7 @@ pub fn check_preset_record(
 ) -> Result<(), Gemma3Error> {
     let record = read_record(path)?;
     check_architecture(path, config, &record.shapes)?;
-    // Int8 layers are stored under their `Int8` variant. A preset says its precision in
+    // Int8 layers are stored under an `Int8` segment. A preset says its precision in
     // config.json (`burn_int8.precision`): a record of the other precision is the preset
     // disagreeing with itself, not something to quantize or dequantize on the way.
     let record_int8 = record.shapes.keys().any(|name| record::is_int8(name));
@@ -84,12 +84,14 @@ fn read_record(path: &Path) -> Result<Record, Gemma3Error> {
     })
 }
 
-/// The weight of the swappable layer at `prefix`, float or int8 (`PREFIX.Float.weight`,
-/// `PREFIX.Int8.weight.values`).
+/// The weight of the swappable layer at `prefix`, float or int8 (`PREFIX.weight`, Burn's name;
+/// `PREFIX.Int8.weight.values`; `PREFIX.Float.weight` in presets saved before float layers had
+/// Burn's names).
 fn layer_weight<'a>(shapes: &'a Shapes, prefix: &str) -> Option<(String, &'a [usize])> {
     [
-        record::float_weight(&record::variant(prefix, record::FLOAT)),
+        record::float_weight(prefix),
         record::int8_values(&record::variant(prefix, record::INT8)),
+        record::float_weight(&record::variant(prefix, record::LEGACY_FLOAT)),
     ]
     .into_iter()
     .find_map(|name| {
