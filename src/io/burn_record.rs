@@ -108,7 +108,7 @@ impl<B: Backend, const D: usize> Record<B> for WeightRecord<B, D> {
 
 /// The id a record gives, or a fresh one when it is not an id (ids only tie optimizer state).
 fn id_or_new(encoded: &str) -> ParamId {
-    ParamId::try_deserialize(encoded).unwrap_or_else(ParamId::new)
+    ParamId::try_deserialize(encoded).unwrap_or_default()
 }
 
 impl<B: Backend, const D: usize, S: PrecisionSettings> Serialize for WeightItem<B, D, S> {

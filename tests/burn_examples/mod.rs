@@ -114,16 +114,16 @@ fn workflow<P, Q>(
         burn_output,
         "{name}: Burn's NamedMpk checkpoint loaded into the converted model"
     );
-    for (recorder, path) in [("bin", "burn-bin")] {
-        let bin = BinFileRecorder::<FullPrecisionSettings>::new();
-        plain.clone().save_file(dir.join(path), &bin).unwrap();
-        let loaded = fresh().load_file(dir.join(path), &bin, &device).unwrap();
-        assert_eq!(
-            forward(&loaded).into_data(),
-            burn_output,
-            "{name}: Burn's {recorder}"
-        );
-    }
+    let bin = BinFileRecorder::<FullPrecisionSettings>::new();
+    plain.clone().save_file(dir.join("burn-bin"), &bin).unwrap();
+    let loaded = fresh()
+        .load_file(dir.join("burn-bin"), &bin, &device)
+        .unwrap();
+    assert_eq!(
+        forward(&loaded).into_data(),
+        burn_output,
+        "{name}: Burn's bincode"
+    );
     // burn-store: the same tensor names.
     let burnpack = dir.join("burn.bpk");
     plain
