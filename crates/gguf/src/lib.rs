@@ -26,11 +26,14 @@
 
 pub mod dequant;
 mod error;
+pub mod q8_0;
 mod reader;
 mod types;
 mod value;
+mod writer;
 
 pub use error::{GgufError, Result};
 pub use reader::{DEFAULT_ALIGNMENT, GgufFile, MAX_DIMS, TensorInfo};
 pub use types::GgmlType;
 pub use value::{Array, Value, ValueType};
+pub use writer::{GgufWriter, WRITE_VERSION};

@@ -1,0 +1,217 @@
+//! The GGUF writer: files rewritten through it are byte-identical to the originals (a file
+//! built by hand here, and the real checkpoint written by llama.cpp's tooling), Q8_0 blocks
+//! read as stored agree with the bit-exact dequantization, and a caller's mistakes are typed
+//! errors.
+
+use crate::common;
+use burn_int8_testkit::checkpoint;
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use burn_int8_gguf::{GgmlType, GgufError, GgufFile, GgufWriter, Value, q8_0};
+use common::*;
+
+/// Declares every metadata key and tensor of `src` in a writer, in file order.
+fn writer_for(src: &GgufFile) -> GgufWriter {
+    let mut w = GgufWriter::new();
+    for (key, value) in src.metadata() {
+        if key != "general.alignment" {
+            w.add_metadata(key, value.clone()).unwrap();
+        }
+    }
+    for t in src.tensors() {
+        let info = w.add_tensor(&t.name, t.dims.clone(), t.ggml_type).unwrap();
+        assert_eq!(info.offset, t.offset, "offset of {}", t.name);
+    }
+    w
+}
+
+/// A `Write` that compares everything written with a file, chunk by chunk, so a 250 MB
+/// checkpoint is compared without holding a copy.
+struct SameAs {
+    original: io::BufReader<File>,
+    offset: u64,
+    first_difference: Option<u64>,
+}
+
+impl Write for SameAs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut expected = vec![0u8; buf.len()];
+        self.original.read_exact(&mut expected)?;
+        if self.first_difference.is_none()
+            && let Some(i) = buf.iter().zip(&expected).position(|(a, b)| a != b)
+        {
+            self.first_difference = Some(self.offset + i as u64);
+        }
+        self.offset += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn rewrite_matches_original(path: &std::path::Path) {
+    let src = GgufFile::open(path).unwrap();
+    let w = writer_for(&src);
+    let mut same = SameAs {
+        original: io::BufReader::new(File::open(path).unwrap()),
+        offset: 0,
+        first_difference: None,
+    };
+    let len = w
+        .write(&mut same, |t, out| {
+            out.write_all(&src.read_raw(&t.name).unwrap())
+        })
+        .unwrap();
+    assert_eq!(same.first_difference, None, "first differing byte");
+    assert_eq!(len, src.file_len(), "file length");
+}
+
+#[test]
+fn hand_built_file_is_rewritten_byte_identical() {
+    let nested = {
+        let mut e = array_payload(T_U8, 2, &[1, 2]);
+        e.extend(array_payload(T_I16, 1, &(-3i16).to_le_bytes()));
+        e
+    };
+    let bytes = GgufBuilder::new()
+        .kv_str("general.architecture", "test")
+        .kv_u32("test.u32", 7)
+        .kv_raw("test.u8", T_U8, &[200])
+        .kv_raw("test.i8", T_I8, &[0xfe])
+        .kv_raw("test.u16", T_U16, &513u16.to_le_bytes())
+        .kv_raw("test.i16", T_I16, &(-513i16).to_le_bytes())
+        .kv_raw("test.i32", T_I32, &(-7i32).to_le_bytes())
+        .kv_f32("test.f32", 1e-6)
+        .kv_raw("test.u64", T_U64, &u64::MAX.to_le_bytes())
+        .kv_raw("test.i64", T_I64, &i64::MIN.to_le_bytes())
+        .kv_raw("test.f64", T_F64, &std::f64::consts::PI.to_le_bytes())
+        .kv_bool("test.flag", true)
+        .kv_str_array("tokenizer.ggml.tokens", &["<pad>", "a", "é", ""])
+        .kv_array("test.bools", T_BOOL, 3, &[1, 0, 1])
+        .kv_array("test.f64s", T_F64, 1, &2.5f64.to_le_bytes())
+        .kv_array("test.nested", T_ARRAY, 2, &nested)
+        .tensor("norm.weight", &[5], 0, &[7u8; 20])
+        .tensor("emb.weight", &[32, 3], 8, &[9u8; 3 * 34])
+        .tensor("h.weight", &[3], 1, &[1u8; 6])
+        .build();
+    let path = write_temp("writer-hand-built", &bytes);
+    rewrite_matches_original(&path);
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn real_checkpoint_is_rewritten_byte_identical() {
+    let Some(path) = checkpoint::gemma3_gguf() else {
+        return;
+    };
+    rewrite_matches_original(&path);
+}
+
+#[test]
+fn q8_0_blocks_as_stored_agree_with_dequantization() {
+    let Some(path) = checkpoint::gemma3_gguf() else {
+        return;
+    };
+    let f = GgufFile::open(&path).unwrap();
+    let q8: Vec<String> = f
+        .tensors()
+        .filter(|t| t.ggml_type == GgmlType::Q8_0)
+        .map(|t| t.name.clone())
+        .collect();
+    assert!(!q8.is_empty(), "the checkpoint has Q8_0 tensors");
+    for name in q8 {
+        let blocks = f.read_q8_0(&name).unwrap();
+        let dequantized = f.read_f32(&name).unwrap();
+        assert_eq!(blocks.values.len(), dequantized.len(), "{name}");
+        assert_eq!(blocks.scales.len() * q8_0::BLOCK_VALUES, dequantized.len());
+        for (i, (&q, &want)) in blocks.values.iter().zip(&dequantized).enumerate() {
+            let d = blocks.scales[i / q8_0::BLOCK_VALUES].to_f32();
+            assert_eq!((q as f32 * d).to_bits(), want.to_bits(), "{name}[{i}]");
+        }
+        let joined = q8_0::join(&blocks.values, &blocks.scales).unwrap();
+        assert!(
+            joined == f.read_raw(&name).unwrap(),
+            "{name}: join(split(raw)) != raw"
+        );
+    }
+    let f32_tensor = f
+        .tensors()
+        .find(|t| t.ggml_type == GgmlType::F32)
+        .unwrap()
+        .name
+        .clone();
+    assert!(matches!(
+        f.read_q8_0(&f32_tensor),
+        Err(GgufError::WrongTensorType {
+            expected: "Q8_0",
+            found: "F32",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn caller_mistakes_are_typed_errors() {
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", Value::String("t".into()))
+        .unwrap();
+    assert!(matches!(
+        w.add_metadata("general.architecture", Value::U32(1)),
+        Err(GgufError::DuplicateKey(k)) if k == "general.architecture"
+    ));
+    assert!(matches!(
+        w.add_metadata("general.alignment", Value::U32(64)),
+        Err(GgufError::InvalidAlignment(_))
+    ));
+    w.set_metadata("general.architecture", Value::String("u".into()))
+        .unwrap();
+    w.add_tensor("a", vec![64, 2], GgmlType::Q8_0).unwrap();
+    assert!(matches!(
+        w.add_tensor("a", vec![4], GgmlType::F32),
+        Err(GgufError::DuplicateTensor(_))
+    ));
+    assert!(matches!(
+        w.add_tensor("b", vec![33], GgmlType::Q8_0),
+        Err(GgufError::InvalidShape { .. })
+    ));
+    assert!(matches!(
+        w.add_tensor("c", vec![1, 1, 1, 1, 1], GgmlType::F32),
+        Err(GgufError::TooManyDims { .. })
+    ));
+    let short = w.write(Vec::new(), |_, out| out.write_all(&[0u8; 4 * 34 - 1]));
+    assert!(matches!(
+        short,
+        Err(GgufError::TensorSizeMismatch {
+            expected: 136,
+            written: 135,
+            ..
+        })
+    ));
+    let mut bytes = Vec::new();
+    w.write(&mut bytes, |_, out| out.write_all(&[0u8; 4 * 34]))
+        .unwrap();
+    let path = write_temp("writer-small", &bytes);
+    let f = GgufFile::open(&path).unwrap();
+    assert_eq!(f.get_str("general.architecture").unwrap(), "u");
+    assert_eq!(f.read_q8_0("a").unwrap().values, vec![0i8; 128]);
+    std::fs::remove_file(&path).ok();
+    let full = w.write(FullDisk, |_, out| out.write_all(&[0u8; 4 * 34]));
+    assert!(matches!(full, Err(GgufError::Write { .. })));
+}
+
+/// A writer that fails as a full disk does.
+struct FullDisk;
+
+impl Write for FullDisk {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::from_raw_os_error(28))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
