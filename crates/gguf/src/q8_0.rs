@@ -56,6 +56,30 @@ pub fn join_into(values: &[i8], scales: &[f16], out: &mut Vec<u8>) -> Result<()>
     Ok(())
 }
 
+/// Quantizes `x` (a whole number of blocks) to Q8_0 exactly as ggml's
+/// `quantize_row_q8_0_ref` does, which is what `llama-quantize` runs: per block
+/// `d = amax / 127`, `q = roundf(x * (1 / d))` (half away from zero, with the inverse of the
+/// f32 `d`, not of its f16 rounding), then `d` stored as f16. An all-zero block has `d = 0`
+/// and zero values. Appends the values and scales to `out`.
+pub fn quantize_row_ref(x: &[f32], out: &mut Q8_0Blocks) -> Result<()> {
+    if !x.len().is_multiple_of(BLOCK_VALUES) {
+        return Err(GgufError::BlockMismatch {
+            values: x.len(),
+            scales: x.len().div_ceil(BLOCK_VALUES),
+        });
+    }
+    for block in x.chunks_exact(BLOCK_VALUES) {
+        let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.scales.push(f16::from_f32(d));
+        // `as i8` saturates; |x * id| <= 127 up to rounding, as in ggml's C cast.
+        out.values
+            .extend(block.iter().map(|&v| (v * id).round() as i8));
+    }
+    Ok(())
+}
+
 /// [`join_into`] a new buffer.
 pub fn join(values: &[i8], scales: &[f16]) -> Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -132,6 +132,14 @@ fn q8_0_blocks_as_stored_agree_with_dequantization() {
             let d = blocks.scales[i / q8_0::BLOCK_VALUES].to_f32();
             assert_eq!((q as f32 * d).to_bits(), want.to_bits(), "{name}[{i}]");
         }
+        // Quantizing what Q8_0 dequantizes to gives the same blocks back (ggml's rule is
+        // idempotent on its own output): checks `quantize_row_ref` on 10 real tensors.
+        let mut requantized = q8_0::Q8_0Blocks {
+            values: Vec::new(),
+            scales: Vec::new(),
+        };
+        q8_0::quantize_row_ref(&dequantized, &mut requantized).unwrap();
+        assert!(requantized == blocks, "{name}: requantized blocks differ");
         let joined = q8_0::join(&blocks.values, &blocks.scales).unwrap();
         assert!(
             joined == f.read_raw(&name).unwrap(),
@@ -214,4 +222,38 @@ impl Write for FullDisk {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// ggml's rounding, checked by hand: `roundf` rounds halves away from zero, the scale is
+/// amax / 127 stored as f16, and the inverse is taken of the f32 scale.
+#[test]
+fn q8_0_quantization_follows_ggml_reference() {
+    let mut x = vec![0.0f32; 32];
+    x[0] = 127.0; // d = 1 exactly: values are rounded as given
+    x[1] = 0.5;
+    x[2] = -2.5;
+    x[3] = 1.4999;
+    x[4] = -127.0;
+    let mut zeros = vec![0.0f32; 32];
+    zeros[31] = -0.0;
+    let mut scaled = vec![0.0f32; 32];
+    scaled[0] = 1.0; // d = 1/127: f16 rounds it, the values use the f32 inverse
+    scaled[1] = -0.5;
+    let mut blocks = q8_0::Q8_0Blocks {
+        values: Vec::new(),
+        scales: Vec::new(),
+    };
+    for row in [&x, &zeros, &scaled] {
+        q8_0::quantize_row_ref(row, &mut blocks).unwrap();
+    }
+    assert_eq!(&blocks.values[..5], &[127, 1, -3, 1, -127]);
+    assert_eq!(blocks.scales[0].to_f32(), 1.0);
+    assert_eq!(blocks.scales[1].to_f32(), 0.0);
+    assert!(blocks.values[32..64].iter().all(|&q| q == 0));
+    assert_eq!(&blocks.values[64..66], &[127, -64]); // -63.5 rounds away from zero
+    assert_eq!(blocks.scales[2], half::f16::from_f32(1.0 / 127.0));
+    assert!(matches!(
+        q8_0::quantize_row_ref(&[1.0; 31], &mut blocks),
+        Err(GgufError::BlockMismatch { .. })
+    ));
 }
