@@ -1,4 +1,4 @@
-//! A GGUF (v2/v3) reader for llama.cpp model files, with dequantization to f32
+//! A GGUF (v2/v3) reader and v3 writer for llama.cpp model files, with dequantization to f32
 //! that is bit-exact with ggml's reference `dequantize_row_*` and gguf-py.
 //!
 //! Why this shape:
