@@ -11,6 +11,7 @@ use std::io::{self, Read, Write};
 
 use burn_int8_gguf::{GgmlType, GgufError, GgufFile, GgufWriter, Value, q8_0};
 use common::*;
+use sha2::{Digest, Sha256};
 
 /// Declares every metadata key and tensor of `src` in a writer, in file order.
 fn writer_for(src: &GgufFile) -> GgufWriter {
@@ -256,4 +257,68 @@ fn q8_0_quantization_follows_ggml_reference() {
         q8_0::quantize_row_ref(&[1.0; 31], &mut blocks),
         Err(GgufError::BlockMismatch { .. })
     ));
+}
+
+/// Our Q8_0 quantization is llama.cpp's, byte for byte: requantizing every tensor of the real
+/// checkpoint with `quantize_row_ref` (rows streamed, never a whole f32 copy of the 262144-row
+/// embedding) gives the SHA-256 that `llama-quantize --allow-requantize … Q8_0` wrote, listed in
+/// `fixtures/llama_quantize_q8_0.txt` (made by `make_llama_quantize_fixture.py`); tensors
+/// llama-quantize keeps in F32 are copied as they are.
+#[test]
+fn requantizing_matches_llama_quantize() {
+    let Some(path) = checkpoint::gemma3_gguf() else {
+        return;
+    };
+    let f = GgufFile::open(&path).unwrap();
+    let fixture = std::fs::read_to_string(fixture_dir().join("llama_quantize_q8_0.txt")).unwrap();
+    let expected: Vec<(String, String, String)> = fixture
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|line| {
+            let field = |k: &str| {
+                line.split(' ')
+                    .find_map(|kv| kv.strip_prefix(k))
+                    .unwrap_or_else(|| panic!("no {k} in {line}"))
+                    .to_owned()
+            };
+            (field("name="), field("type="), field("sha256="))
+        })
+        .collect();
+    assert_eq!(expected.len(), f.tensor_count(), "tensor count");
+    let mut requantized = 0;
+    for (name, ty, sha256) in expected {
+        let info = f
+            .tensor_info(&name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        let mut hasher = Sha256::new();
+        match ty.as_str() {
+            "Q8_0" => {
+                let rows = info.n_rows() as usize;
+                for start in (0..rows).step_by(1024) {
+                    let x = f
+                        .read_f32_rows(&name, start..(start + 1024).min(rows))
+                        .unwrap();
+                    let mut blocks = q8_0::Q8_0Blocks {
+                        values: Vec::new(),
+                        scales: Vec::new(),
+                    };
+                    q8_0::quantize_row_ref(&x, &mut blocks).unwrap();
+                    hasher.update(q8_0::join(&blocks.values, &blocks.scales).unwrap());
+                }
+                requantized += 1;
+            }
+            "F32" => {
+                assert_eq!(info.ggml_type, GgmlType::F32, "{name}");
+                hasher.update(f.read_raw(&name).unwrap());
+            }
+            other => panic!("{name}: llama-quantize wrote {other}, the test expects Q8_0 or F32"),
+        }
+        let got: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, sha256, "{name} ({ty})");
+    }
+    assert!(requantized > 100, "{requantized} tensors requantized");
 }
