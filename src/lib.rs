@@ -4,6 +4,7 @@
 //! feature (`ndarray`, `flex`, `wgpu`, `cuda`) adds that backend's direct int8 kernels.
 //!
 //! - [`quantizers`]: the math (`abs_max_quantize` and its inverse), as Keras's `quantizers.py`.
+//! - [`rotation`]: the Walsh–Hadamard rotation of a layer's inputs, applied before quantizing.
 //! - [`Int8Weight`]: the int8 weight every quantized layer holds (I8 values, per-channel scales,
 //!   a declared channel-major layout that survives save and load).
 //! - [`layers`]: one file per layer: [`QuantizedLinear`], [`QuantizedEmbedding`],
@@ -35,6 +36,7 @@ extern crate self as burn_int8;
 mod error;
 #[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 pub mod quantizers;
+pub mod rotation;
 
 #[doc(hidden)]
 pub use quantize::derive_support as __derive;

@@ -143,6 +143,37 @@ pub enum GgufError {
         got: usize,
     },
 
+    /// Writing a GGUF file failed.
+    #[error("I/O error {context}: {source}")]
+    Write {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A tensor's data written by a caller of the writer has the wrong length.
+    #[error(
+        "tensor '{tensor}': {written} bytes of {ggml_type} data written, its shape needs {expected}"
+    )]
+    TensorSizeMismatch {
+        tensor: String,
+        ggml_type: &'static str,
+        expected: u64,
+        written: u64,
+    },
+
+    /// A tensor has another ggml type than the operation needs.
+    #[error("tensor '{tensor}' is {found}, expected {expected}")]
+    WrongTensorType {
+        tensor: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+
+    /// Block values and block scales that do not go together.
+    #[error("Q8_0 blocks: {values} values and {scales} scales (need 32 values per scale)")]
+    BlockMismatch { values: usize, scales: usize },
+
     /// The metadata key is absent.
     #[error("missing metadata key '{0}'")]
     MissingKey(String),

@@ -1,4 +1,4 @@
-//! A GGUF (v2/v3) reader for llama.cpp model files, with dequantization to f32
+//! A GGUF (v2/v3) reader and v3 writer for llama.cpp model files, with dequantization to f32
 //! that is bit-exact with ggml's reference `dequantize_row_*` and gguf-py.
 //!
 //! Why this shape:
@@ -26,11 +26,14 @@
 
 pub mod dequant;
 mod error;
+pub mod q8_0;
 mod reader;
 mod types;
 mod value;
+mod writer;
 
 pub use error::{GgufError, Result};
 pub use reader::{DEFAULT_ALIGNMENT, GgufFile, MAX_DIMS, TensorInfo};
 pub use types::GgmlType;
 pub use value::{Array, Value, ValueType};
+pub use writer::{GgufWriter, WRITE_VERSION};

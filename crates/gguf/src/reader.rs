@@ -93,7 +93,7 @@ impl TensorInfo {
 
     /// Checks the shape against the type and returns `(n_elements, byte_size)`
     /// computed without overflow.
-    fn checked_sizes(&self) -> Result<(u64, u64)> {
+    pub(crate) fn checked_sizes(&self) -> Result<(u64, u64)> {
         let t = self.ggml_type;
         let invalid = |reason: String| GgufError::InvalidShape {
             tensor: self.name.clone(),
@@ -411,6 +411,20 @@ impl GgufFile {
         let mut buf = vec![0u8; len];
         self.read_at(&mut buf, self.data_offset + t.offset, name)?;
         Ok(buf)
+    }
+
+    /// A Q8_0 tensor's int8 values and f16 block scales exactly as stored (no dequantizing),
+    /// row-major like [`read_f32`](Self::read_f32).
+    pub fn read_q8_0(&self, name: &str) -> Result<crate::q8_0::Q8_0Blocks> {
+        let t = self.require_tensor(name)?;
+        if t.ggml_type != GgmlType::Q8_0 {
+            return Err(GgufError::WrongTensorType {
+                tensor: name.to_owned(),
+                expected: GgmlType::Q8_0.name(),
+                found: t.ggml_type.name(),
+            });
+        }
+        crate::q8_0::split(&self.read_raw(name)?)
     }
 
     /// The whole tensor dequantized to f32, row-major (see

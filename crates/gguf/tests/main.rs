@@ -6,3 +6,4 @@ mod common;
 mod dequant_reference;
 mod malformed;
 mod real_file;
+mod writer;

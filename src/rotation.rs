@@ -1,0 +1,137 @@
+//! The Walsh–Hadamard rotation used before quantizing (as QuaRot, and gemma.cpp for Gemma 3):
+//! an orthogonal transform of a layer's input dimension that spreads outlier features over
+//! many inputs, so one scale per row or block fits all of them better.
+//!
+//! `H` is Sylvester's Hadamard matrix scaled by `1/√n` (`H[i][j] = (-1)^popcount(i & j) / √n`):
+//! symmetric and orthogonal, so `H·H = I` and `x·W = (x·H)·(H·W)`. A linear layer rotates its
+//! weight's input axis once when it is quantized and each activation row at run time, and
+//! computes the same product. Rotating costs O(n log n) per row with the fast transform below.
+//!
+//! Dimensions that are not a power of two (Gemma3 270M's 640 = 5 × 128) are rotated
+//! block-diagonally: independent transforms over consecutive blocks of
+//! [`block_size`] inputs, the largest power of two dividing the dimension (128 for 640, the
+//! whole row for 2048). Every block is itself orthogonal, so the product is unchanged.
+
+/// The rotation block for an input dimension: its largest power-of-two divisor. `None` for 0.
+pub fn block_size(dim: usize) -> Option<usize> {
+    (dim > 0).then(|| 1 << dim.trailing_zeros())
+}
+
+/// Rotates `row` in place: `row · H` over each block of `block` consecutive values
+/// (`block` a power of two dividing `row.len()`, as [`block_size`] gives). Rotating twice
+/// gives the row back, to rounding.
+pub fn rotate_row(row: &mut [f32], block: usize) {
+    debug_assert!(block.is_power_of_two() && row.len().is_multiple_of(block));
+    let norm = (block as f32).sqrt().recip();
+    for chunk in row.chunks_exact_mut(block) {
+        walsh_hadamard(chunk);
+        for v in chunk.iter_mut() {
+            *v *= norm;
+        }
+    }
+}
+
+/// The unnormalised fast Walsh–Hadamard transform of a power-of-two slice: log2(n) rounds of
+/// butterflies `(a, b) -> (a + b, a - b)` at strides 1, 2, 4, … (Sylvester's order).
+fn walsh_hadamard(x: &mut [f32]) {
+    let n = x.len();
+    let mut half = 1;
+    while half < n {
+        for pair in x.chunks_exact_mut(2 * half) {
+            let (lo, hi) = pair.split_at_mut(half);
+            for (a, b) in lo.iter_mut().zip(hi.iter_mut()) {
+                let (sum, diff) = (*a + *b, *a - *b);
+                *a = sum;
+                *b = diff;
+            }
+        }
+        half *= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random row (no RNG dependency in a unit test).
+    fn row(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 100.0 - 10.0
+            })
+            .collect()
+    }
+
+    /// The fast transform equals the product with the dense matrix built from its definition
+    /// (`(-1)^popcount(i & j) / √n` per block), computed in f64.
+    #[test]
+    fn fast_transform_equals_the_dense_matrix() {
+        for (dim, block) in [(8, 8), (640, 128), (256, 256), (96, 32)] {
+            assert_eq!(block_size(dim), Some(block));
+            let x = row(dim, dim as u32);
+            let mut fast = x.clone();
+            rotate_row(&mut fast, block);
+            for (b, (xs, got)) in x.chunks(block).zip(fast.chunks(block)).enumerate() {
+                for (j, &g) in got.iter().enumerate() {
+                    let dense: f64 = xs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| {
+                            let sign = if (i & j).count_ones().is_multiple_of(2) {
+                                1.0
+                            } else {
+                                -1.0
+                            };
+                            sign * v as f64
+                        })
+                        .sum::<f64>()
+                        / (block as f64).sqrt();
+                    assert!(
+                        (g as f64 - dense).abs() <= 1e-4 * (1.0 + dense.abs()),
+                        "dim {dim}, block {b}, output {j}: fast {g}, dense {dense}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Orthogonal and its own inverse: norms are kept and rotating twice gives the row back.
+    #[test]
+    fn rotation_is_orthogonal_and_an_involution() {
+        for dim in [32, 640, 2048] {
+            let x = row(dim, 7);
+            let mut once = x.clone();
+            rotate_row(&mut once, block_size(dim).unwrap());
+            let norm = |v: &[f32]| v.iter().map(|&a| a as f64 * a as f64).sum::<f64>();
+            assert!(
+                (norm(&once) / norm(&x) - 1.0).abs() < 1e-5,
+                "norm kept for {dim}"
+            );
+            let mut twice = once.clone();
+            rotate_row(&mut twice, block_size(dim).unwrap());
+            for (a, b) in twice.iter().zip(&x) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+        assert_eq!(block_size(0), None);
+        assert_eq!(block_size(1152), Some(128));
+    }
+
+    /// What the rotation is for: one outlier feature no longer sets the whole row's scale.
+    #[test]
+    fn rotation_spreads_an_outlier() {
+        let mut x = vec![0.01f32; 128];
+        x[5] = 100.0;
+        let amax_before = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        rotate_row(&mut x, 128);
+        let amax_after = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(
+            amax_after < amax_before / 10.0,
+            "{amax_before} -> {amax_after}"
+        );
+    }
+}
