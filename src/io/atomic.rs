@@ -756,4 +756,42 @@ mod tests {
             assert_eq!(leftover_of(other, "p"), None, "{other}");
         }
     }
+
+    #[test]
+    fn only_regular_files_and_directories_are_ever_replaced() {
+        let root = scratch("kinds");
+        let target = root.join("precious");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = root.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fill = |tmp: &Path| std::fs::write(tmp, b"new").map_err(|e| io(tmp, e));
+        let refused = write_file::<AtomicError>(&link, fill).unwrap_err();
+        assert!(
+            matches!(refused, AtomicError::NotARegularFile { .. }),
+            "{refused}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        let refused = write_file::<AtomicError>(&root, fill).unwrap_err();
+        assert!(
+            matches!(refused, AtomicError::NotARegularFile { .. }),
+            "{refused}"
+        );
+        let fill_dir = |tmp: &Path| std::fs::write(tmp.join("a"), b"x").map_err(|e| io(tmp, e));
+        for path in [&target, &link] {
+            let refused = write_dir::<AtomicError>(path, true, fill_dir).unwrap_err();
+            assert!(
+                matches!(refused, AtomicError::NotADirectory { .. }),
+                "{refused}"
+            );
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        assert_eq!(names_in(&root), ["link", "precious"]);
+        std::fs::remove_dir_all(&root).ok();
+    }
 }

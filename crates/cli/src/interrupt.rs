@@ -15,16 +15,15 @@ pub fn install() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
-        tracing::warn!("could not install the SIGINT/SIGTERM handler; interrupted saves leave their temporary directory until the next save");
+        tracing::warn!(
+            "could not install the SIGINT/SIGTERM handler; interrupted saves leave their temporary directory until the next save"
+        );
         return;
     };
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             for path in burn_int8::io::atomic::remove_in_progress() {
-                crate::output::note!(
-                    "interrupted: removed the unfinished {}",
-                    path.display()
-                );
+                crate::output::note!("interrupted: removed the unfinished {}", path.display());
             }
             // Dies by the signal, with its usual exit status (130 for SIGINT in a shell).
             let _ = signal_hook::low_level::emulate_default_handler(signal);

@@ -21,9 +21,10 @@ pub fn positive(value: &str) -> Result<usize, String> {
 
 /// A token id: a whole number from 0 to 2^32 - 1 (`--tokens -1,2` names `-1`).
 pub fn token_id(value: &str) -> Result<u32, String> {
-    value.trim().parse::<u32>().map_err(|_| {
-        format!("`{value}`: expected a token id, a whole number from 0 to 4294967295")
-    })
+    value
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("`{value}`: expected a token id, a whole number from 0 to 4294967295"))
 }
 
 /// The cores this process may use.
@@ -37,7 +38,9 @@ pub fn threads(value: &str) -> Result<usize, String> {
     let cores = cores();
     let max = 4 * cores;
     let bad = |what: String| {
-        format!("{what}: expected 1 to {max} (4× this machine's {cores} cores); omit --threads to use all {cores} cores")
+        format!(
+            "{what}: expected 1 to {max} (4× this machine's {cores} cores); omit --threads to use all {cores} cores"
+        )
     };
     match value.trim().parse::<i128>() {
         Ok(n) if (1..=max as i128).contains(&n) => Ok(n as usize),

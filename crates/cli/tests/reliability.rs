@@ -79,7 +79,7 @@ fn logits_out_writes_through_streams_and_never_replaces_what_is_not_a_file() {
             "2,260",
             "--out",
             out.to_str().unwrap(),
-        )
+        ])
     };
 
     // A symbolic link to a file: refused, the link and its target unchanged.
@@ -88,7 +88,12 @@ fn logits_out_writes_through_streams_and_never_replaces_what_is_not_a_file() {
     let link = dir.join("link.safetensors");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     assert_error(&logits(&link), &[link.to_str().unwrap(), "symbolic link"]);
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");
 
     // A directory: refused, naming it.
@@ -118,7 +123,12 @@ fn logits_out_writes_through_streams_and_never_replaces_what_is_not_a_file() {
     let output = logits(&fifo);
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(logits_shape(&reader.join().unwrap()), [2, 300]);
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 
     // `-`: stdout, the same bytes as a regular file gets.
     let output = logits(Path::new("-"));
@@ -156,7 +166,7 @@ fn logits_written_in_chunks_equal_one_pass() {
         &list,
         "--out",
         "-",
-    );
+    ]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     let tensors = safetensors::SafeTensors::deserialize(&output.stdout).unwrap();
     let written: Vec<f32> = tensors
@@ -164,7 +174,7 @@ fn logits_written_in_chunks_equal_one_pass() {
         .unwrap()
         .data()
         .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3])
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     let (model, _) = burn_int8_gemma3::load_model::<burn::backend::Flex>(
         &dir,
@@ -180,7 +190,10 @@ fn logits_written_in_chunks_equal_one_pass() {
         .zip(&whole)
         .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
         .fold(0.0f32, f32::max);
-    assert!(worst < 1e-4, "chunked logits differ from one pass by {worst}");
+    assert!(
+        worst < 1e-4,
+        "chunked logits differ from one pass by {worst}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -204,7 +217,7 @@ fn save_overwrite_replaces_only_a_preset() {
             "--overwrite",
             "--out",
             out.to_str().unwrap(),
-        )
+        ])
     };
     assert_error(&save(&thesis), &["thesis.txt", "not a preset"]);
     assert_eq!(
@@ -212,6 +225,17 @@ fn save_overwrite_replaces_only_a_preset() {
         b"four years"
     );
     assert!(thesis.join("sub").is_dir());
+    // `export-hf` never replaces anything.
+    let output = run(&[
+        "gemma3",
+        "export-hf",
+        "--model",
+        source.to_str().unwrap(),
+        "--out",
+        thesis.to_str().unwrap(),
+    ]);
+    assert_error(&output, &["thesis", "exists"]);
+    assert!(thesis.join("thesis.txt").is_file() && thesis.join("sub").is_dir());
     // A regular file is not a preset either.
     let file = root.join("notes.txt");
     std::fs::write(&file, b"notes").unwrap();
@@ -305,7 +329,15 @@ fn closed_and_full_pipes_end_quietly_or_name_stdout() {
     let generate = || {
         let mut command = Command::new(BINARY);
         command
-            .args(["gemma3", "generate", "--max-length", "30", "--prompt", "ab a", "--model"])
+            .args([
+                "gemma3",
+                "generate",
+                "--max-length",
+                "30",
+                "--prompt",
+                "ab a",
+                "--model",
+            ])
             .arg(&dir);
         command
     };
@@ -325,7 +357,12 @@ fn closed_and_full_pipes_end_quietly_or_name_stdout() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
     for mut command in [eval_command(&dir, &text), generate()] {
         let output = command.stdout(full()).output().unwrap();
         assert_error(&output, &["stdout"]);
@@ -372,15 +409,35 @@ fn options_are_checked_before_the_load_and_named() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["bench", "--batch", "0"], &["--batch", "at least 1"]),
         (&["bench", "--batch", "1,0"], &["--batch", "at least 1"]),
-        (&["bench", "--threads", "0"], &["--threads", "expected 1 to"]),
-        (&["bench", "--threads", "100000"], &["--threads", "cores"]),
-        (&["eval", "--text", "/dev/null", "--chunks", "0"], &["--chunks", "at least 1"]),
-        (&["eval", "--text", "/dev/null", "--context", "-5"], &["--context", "-5"]),
-        (&["eval", "--text", "/dev/null", "--context", "2"], &["--context 2", "at least 4"]),
-        (&["eval", "--text", "/dev/null", "--threads", "0"], &["--threads"]),
-        (&["logits", "--out", "x.safetensors", "--tokens", "-1,2"], &["--tokens", "-1", "token id"]),
         (
-            &["generate", "--prompt", "ab", "--prompt", "", "--prompt", "b"],
+            &["bench", "--threads", "0"],
+            &["--threads", "expected 1 to"],
+        ),
+        (&["bench", "--threads", "100000"], &["--threads", "cores"]),
+        (
+            &["eval", "--text", "/dev/null", "--chunks", "0"],
+            &["--chunks", "at least 1"],
+        ),
+        (
+            &["eval", "--text", "/dev/null", "--context", "-5"],
+            &["--context", "-5"],
+        ),
+        (
+            &["eval", "--text", "/dev/null", "--context", "2"],
+            &["--context 2", "at least 4"],
+        ),
+        (
+            &["eval", "--text", "/dev/null", "--threads", "0"],
+            &["--threads"],
+        ),
+        (
+            &["logits", "--out", "x.safetensors", "--tokens", "-1,2"],
+            &["--tokens", "-1", "token id"],
+        ),
+        (
+            &[
+                "generate", "--prompt", "ab", "--prompt", "", "--prompt", "b",
+            ],
             &["--prompt #2 of 3 is empty"],
         ),
         (&["generate", "--prompt", ""], &["--prompt is empty"]),
@@ -394,10 +451,19 @@ fn options_are_checked_before_the_load_and_named() {
             .unwrap();
         let stderr = stderr_of(&output);
         assert!(!output.status.success(), "{args:?}");
-        assert!(!stderr.contains("panicked") && !stderr.contains(NO_MODEL), "{args:?}: {stderr}");
-        assert!(!stderr.contains("unexpected argument"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains(NO_MODEL),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("unexpected argument"),
+            "{args:?}: {stderr}"
+        );
         for text in *expected {
-            assert!(stderr.contains(text), "{args:?}: expected `{text}` in {stderr}");
+            assert!(
+                stderr.contains(text),
+                "{args:?}: expected `{text}` in {stderr}"
+            );
         }
     }
     // A prompt that is not UTF-8: the option is named.
@@ -424,7 +490,7 @@ fn too_many_logits_tokens_name_the_option_without_a_bos() {
         &list,
         "--out",
         dir.join("l.safetensors").to_str().unwrap(),
-    );
+    ]);
     assert_error(&output, &["--tokens", "100 ids", "64", "no BOS"]);
     assert!(!stderr_of(&output).contains("BOS included"));
     std::fs::remove_dir_all(&dir).ok();
@@ -438,21 +504,45 @@ fn the_echoed_prompt_is_the_prompt_as_given() {
     let model = dir.to_str().unwrap();
     let prompt = "ab<eos>a";
     let output = run(&[
-        "gemma3", "generate", "--model", model, "--max-length", "12", "--prompt", prompt,
-    );
+        "gemma3",
+        "generate",
+        "--model",
+        model,
+        "--max-length",
+        "12",
+        "--prompt",
+        prompt,
+    ]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(stdout.starts_with(prompt), "{stdout:?}");
     let output = run(&[
-        "gemma3", "generate", "--model", model, "--max-length", "12", "--json", "--prompt",
-        prompt, "--prompt", "b",
-    );
+        "gemma3",
+        "generate",
+        "--model",
+        model,
+        "--max-length",
+        "12",
+        "--json",
+        "--prompt",
+        prompt,
+        "--prompt",
+        "b",
+    ]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    let first: serde_json::Value =
-        serde_json::from_str(String::from_utf8(output.stdout).unwrap().lines().next().unwrap())
-            .unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(first["prompt"], prompt);
-    assert!(first["text"].as_str().unwrap().starts_with(prompt), "{first}");
+    assert!(
+        first["text"].as_str().unwrap().starts_with(prompt),
+        "{first}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -488,7 +578,7 @@ fn non_finite_logits_name_the_first_layer() {
             "2,260",
             "--out",
             out.to_str().unwrap(),
-        ),
+        ]),
         &["non-finite", "`layers.1`"],
     );
     assert!(!out.exists());
@@ -513,7 +603,15 @@ fn sizes_are_bounded_and_waits_are_announced() {
     config.max_position_embeddings = 1 << 24;
     let huge = write_hf_dir("cli-rel-huge", &config, |_| {});
     let output = Command::new(BINARY)
-        .args(["gemma3", "eval", "--context", "10000000", "--chunks", "1", "--model"])
+        .args([
+            "gemma3",
+            "eval",
+            "--context",
+            "10000000",
+            "--chunks",
+            "1",
+            "--model",
+        ])
         .arg(&huge)
         .arg("--text")
         .arg(&text)
@@ -521,13 +619,27 @@ fn sizes_are_bounded_and_waits_are_announced() {
         .unwrap();
     assert_error(&output, &["--context 10000000", "GiB", "memory"]);
     let output = Command::new(BINARY)
-        .args(["gemma3", "bench", "--batch", "1,100000000", "--new-tokens", "2", "--model"])
+        .args([
+            "gemma3",
+            "bench",
+            "--batch",
+            "1,100000000",
+            "--new-tokens",
+            "2",
+            "--model",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
     let stderr = stderr_of(&output);
-    assert!(!output.status.success() && !stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.contains("--batch 100000000") && stderr.contains("memory"), "{stderr}");
+    assert!(
+        !output.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--batch 100000000") && stderr.contains("memory"),
+        "{stderr}"
+    );
 
     // A FIFO: the wait is announced, then the text written into it is evaluated.
     let fifo = dir.join("text.fifo");

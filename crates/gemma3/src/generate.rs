@@ -237,7 +237,10 @@ pub fn generate_batch<B: Backend>(
         let logits = model.forward_last(ids, &mut cache);
         if !crate::model::all_finite(&logits) {
             // Bisect on the first unfinished row alone (cheap: only on failure).
-            let row = rows.iter().find(|row| row.stop.is_none()).unwrap_or(&rows[0]);
+            let row = rows
+                .iter()
+                .find(|row| row.stop.is_none())
+                .unwrap_or(&rows[0]);
             return Err(model.non_finite_error(&row.ids));
         }
         let next = next_tokens(logits, sampler, &mut rows);

@@ -106,7 +106,10 @@ pub fn run_parent(args: &BenchArgs) -> Result<(), Error> {
     let threads = args
         .threads
         .map_or_else(|| "all".to_string(), |t| t.to_string());
-    let shown = args.threads.unwrap_or_else(crate::limits::cores).to_string();
+    let shown = args
+        .threads
+        .unwrap_or_else(crate::limits::cores)
+        .to_string();
     out(table(args, &shown, &fp32, &int8))?;
     if args.json {
         let summary = serde_json::json!({
@@ -158,7 +161,7 @@ fn table(
     for (name, result) in [("fp32", fp32), ("int8", int8)] {
         let mib = result.peak_rss_bytes as f64 / 1048576.0;
         let _ = writeln!(
-        text,
+            text,
             "{name:<6} {:>14.1} {:>14.2} {mib:>14.0}",
             result.prefill_tok_s, result.decode_tok_s
         );
@@ -173,14 +176,14 @@ fn table(
     );
     if args.batch.len() > 1 || args.batch.first().is_some_and(|&b| b > 1) {
         let _ = writeln!(
-        text,
+            text,
             "\n{:<6} {:>6} {:>14} {:>14} {:>10} {:>10}",
             "", "batch", "prefill tok/s", "decode tok/s", "prefill x", "decode x"
         );
         for ((batch, base), int8_row) in args.batch.iter().zip(&fp32.batches).zip(&int8.batches) {
             for (name, row) in [("fp32", base), ("int8", int8_row)] {
                 let _ = writeln!(
-        text,
+                    text,
                     "{name:<6} {batch:>6} {:>14.1} {:>14.2} {:>9.2}x {:>9.2}x",
                     row.prefill_tok_s,
                     row.decode_tok_s,
@@ -208,7 +211,10 @@ pub fn run_child<B: Backend>(args: &BenchArgs, device: &B::Device) -> Result<(),
         );
         crate::limits::check_memory(
             bytes,
-            &format!("--batch {batch} with --prompt-tokens {}", args.prompt_tokens),
+            &format!(
+                "--batch {batch} with --prompt-tokens {}",
+                args.prompt_tokens
+            ),
         )?;
     }
     let mut batches = Vec::new();

@@ -103,9 +103,9 @@ fn one<B: Backend>(
     let bar = if std::io::stdout().is_terminal() {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new((max_length - ids.len()) as u64).with_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} tokens {per_sec} [{elapsed}]")?,
-        )
+        ProgressBar::new((max_length - ids.len()) as u64).with_style(ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} tokens {per_sec} [{elapsed}]",
+        )?)
     };
     let start = Instant::now();
     // A write that fails (a full disk) is kept and reported; a closed pipe ends the process
