@@ -142,7 +142,7 @@ pub fn safetensors_f32_header(name: &str, shape: &[usize]) -> Vec<u8> {
         name: {"dtype": "F32", "shape": shape, "data_offsets": [0, bytes]}
     })
     .to_string();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(' ');
     }
     let mut header = (json.len() as u64).to_le_bytes().to_vec();
