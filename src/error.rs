@@ -6,6 +6,14 @@ pub enum Int8Error {
     #[error("{what} holds {count} non-finite value(s) (NaN or Inf); refusing to quantize")]
     NonFinite { what: String, count: usize },
 
+    /// [`crate::QuantizeConfig::skip`] named a path with no layer at or under it.
+    #[error(
+        "skip `{path}` names no layer of the model (paths are dot-separated field names and match \
+         a layer or everything under a module; no globs); closest: {}",
+        closest.join(", ")
+    )]
+    UnknownSkip { path: String, closest: Vec<String> },
+
     #[error("axis {axis} is out of range for a rank-{rank} tensor")]
     AxisOutOfRange { axis: usize, rank: usize },
 

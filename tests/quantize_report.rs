@@ -337,3 +337,34 @@ fn the_report_prints_the_worst_five() {
         "{text}"
     );
 }
+
+/// A skip path that names no layer (a typo, an empty string, a glob) is an error listing the
+/// closest paths, and the model is left as it was (all float); a module path still matches
+/// the layers under it.
+#[test]
+fn a_skip_naming_no_layer_is_an_error_listing_the_closest() {
+    type B = Flex;
+    let device = Default::default();
+    for (skip, closest) in [("outlyer", "outlier"), ("", "clean"), ("out*", "outlier")] {
+        let mut model = two_layers::<B>(&device);
+        let error = model
+            .quantize_with(&QuantizeConfig::default().skip(skip))
+            .expect_err(skip);
+        let message = error.to_string();
+        assert!(
+            matches!(&error, burn_int8::Int8Error::UnknownSkip { path, closest: c }
+                if path == skip && c.iter().any(|p| p == closest)),
+            "{skip}: {message}"
+        );
+        assert!(message.contains(closest), "{message}");
+        assert!(!model.clean.is_quantized() && !model.outlier.is_quantized());
+    }
+    // A real path, even alongside a layer that is already int8, is fine.
+    let mut model = two_layers::<B>(&device);
+    model
+        .quantize_with(&QuantizeConfig::default().skip("clean"))
+        .unwrap();
+    model
+        .quantize_with(&QuantizeConfig::default().skip("outlier"))
+        .unwrap();
+}

@@ -36,6 +36,16 @@ pub enum AtomicError {
     #[error("{} exists; pass overwrite to replace it", path.display())]
     Exists { path: PathBuf },
 
+    /// [`write_dir`] with `overwrite` onto a path that holds something else than a directory
+    /// (a file, a link, a FIFO, a device): only a directory is ever replaced by one.
+    #[error("{} is {what}, not a directory; refusing to replace it", path.display())]
+    NotADirectory { path: PathBuf, what: String },
+
+    /// [`write_file`] onto a path that holds something else than a regular file (a directory,
+    /// a link, a FIFO, a device): renaming over it would destroy it, so the write is refused.
+    #[error("{} is {what}, not a regular file; refusing to replace it", path.display())]
+    NotARegularFile { path: PathBuf, what: String },
+
     /// The `fault-injection` hook [`SAVE_FAIL_AT_ENV`] named this step.
     #[cfg(feature = "fault-injection")]
     #[error("{SAVE_FAIL_AT_ENV}={step}: the save fails here (test hook)")]
@@ -57,6 +67,12 @@ pub const SAVE_ABORT_AT_ENV: &str = "BURN_INT8_SAVE_ABORT_AT";
 #[cfg(feature = "fault-injection")]
 pub const SAVE_FAIL_AT_ENV: &str = "BURN_INT8_SAVE_FAIL_AT";
 
+/// Test hook (feature `fault-injection`): like [`SAVE_ABORT_AT_ENV`], but the process prints
+/// `BURN_INT8_SAVE_PAUSE_AT=STEP: paused` on stderr and waits there until it is killed, so a
+/// test can send a signal at that step without guessing a delay.
+#[cfg(feature = "fault-injection")]
+pub const SAVE_PAUSE_AT_ENV: &str = "BURN_INT8_SAVE_PAUSE_AT";
+
 /// Test hook (feature `fault-injection`): set to anything but `0` or the empty string,
 /// [`write_dir`] replaces an existing directory with the two-rename fallback instead of the
 /// atomic exchange (Linux), as on filesystems without `RENAME_EXCHANGE`.
@@ -66,28 +82,174 @@ pub const SAVE_NO_EXCHANGE_ENV: &str = "BURN_INT8_SAVE_NO_EXCHANGE";
 /// Writes the file at `path` atomically: `fill` writes the content to the temporary path it is
 /// given (a sibling `.NAME.tmp-PID`), which is then synced and renamed over `path`. An existing
 /// file at `path` is left as it was until the rename; a failure removes the temporary file.
+///
+/// Only a regular file is ever replaced: a directory, a symbolic link, a FIFO or a device at
+/// `path` is [`AtomicError::NotARegularFile`] and is left alone (a caller that wants to write
+/// *through* a FIFO or a device opens it itself: see [`OutputKind`]).
 pub fn write_file<E: From<AtomicError>>(
     path: &Path,
     fill: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
     let name = file_name(path)?;
-    let temp = sibling(path, &name, "tmp");
-    let result = fill(&temp).and_then(|()| {
-        std::fs::File::open(&temp)
+    if let OutputKind::Other(what) | OutputKind::Stream(what) = OutputKind::of(path) {
+        return Err(AtomicError::NotARegularFile {
+            path: path.into(),
+            what,
+        }
+        .into());
+    }
+    let temp = TempGuard::new(sibling(path, &name, "tmp"));
+    let result = fill(temp.path()).and_then(|()| {
+        std::fs::File::open(temp.path())
             .and_then(|file| file.sync_all())
-            .map_err(|source| io(&temp, source))?;
-        std::fs::rename(&temp, path).map_err(|source| io(path, source))?;
+            .map_err(|source| io(temp.path(), source))?;
+        std::fs::rename(temp.path(), path).map_err(|source| io(path, source))?;
         Ok(())
     });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    if result.is_ok() {
+        temp.keep();
     }
     result
 }
 
+/// What is at an output path, which decides how it may be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Nothing: a new file is written atomically.
+    Missing,
+    /// A regular file (not a link): replaced atomically by [`write_file`].
+    RegularFile,
+    /// A FIFO, a character device or a socket, directly or through links (`/dev/stdout`,
+    /// `/dev/null`): to be written through, as a stream, never renamed over. The text says
+    /// what it is.
+    Stream(String),
+    /// Anything else (a directory, a link to a regular file or a directory, a dangling link,
+    /// a block device): to be refused. The text says what it is.
+    Other(String),
+}
+
+impl OutputKind {
+    /// Looks at `path` without following a final link, then (for a link) at its target.
+    pub fn of(path: &Path) -> OutputKind {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return OutputKind::Missing;
+        };
+        let kind = meta.file_type();
+        if kind.is_file() {
+            return OutputKind::RegularFile;
+        }
+        if kind.is_dir() {
+            return OutputKind::Other("a directory".into());
+        }
+        let stream = special_stream_kind;
+        if let Some(what) = stream(kind) {
+            return OutputKind::Stream(what.into());
+        }
+        if kind.is_symlink() {
+            let target = std::fs::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            return match std::fs::metadata(path) {
+                Ok(meta) => match stream(meta.file_type()) {
+                    Some(what) => OutputKind::Stream(format!("a link to {what} ({target})")),
+                    None if meta.is_dir() => {
+                        OutputKind::Other(format!("a symbolic link to the directory {target}"))
+                    }
+                    None => OutputKind::Other(format!("a symbolic link to {target}")),
+                },
+                Err(_) => OutputKind::Other(format!("a dangling symbolic link to {target}")),
+            };
+        }
+        OutputKind::Other("a block device or other special file".into())
+    }
+}
+
+/// A FIFO, character device or socket, by name; `None` for anything else.
+#[cfg(unix)]
+fn special_stream_kind(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    }
+}
+
+#[cfg(not(unix))]
+fn special_stream_kind(_kind: std::fs::FileType) -> Option<&'static str> {
+    None
+}
+
+/// The temporary paths of the writes in progress in this process, for
+/// [`remove_in_progress`].
+static IN_PROGRESS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A temporary path of a write in progress: registered for [`remove_in_progress`] while it
+/// lives, and removed when dropped unless [`TempGuard::keep`] (the write put it in place). So a
+/// failed write, an early return or a panic leaves nothing behind.
+struct TempGuard {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempGuard {
+    fn new(path: PathBuf) -> Self {
+        if let Ok(mut list) = IN_PROGRESS.lock() {
+            list.push(path.clone());
+        }
+        TempGuard { path, keep: false }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The write succeeded: what is at the path now is not ours to remove.
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Ok(mut list) = IN_PROGRESS.lock() {
+            list.retain(|p| p != &self.path);
+        }
+        if !self.keep {
+            let _ = remove_any(&self.path);
+        }
+    }
+}
+
+/// Removes the temporary files and directories of every write in progress in this process
+/// and returns their paths: what a signal handler calls before the process dies (SIGINT,
+/// SIGTERM), so an interrupted save leaves no temporary behind. The library installs no
+/// handler itself; the `burn-int8` command line does. The writes themselves then fail (their
+/// temporary is gone), so call it only on the way out.
+pub fn remove_in_progress() -> Vec<PathBuf> {
+    let paths: Vec<PathBuf> = match IN_PROGRESS.lock() {
+        Ok(list) => list.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    for path in &paths {
+        // A writer may be adding files while the tree is removed: a few tries.
+        for _ in 0..5 {
+            if remove_any(path).is_ok() {
+                break;
+            }
+        }
+    }
+    paths
+}
+
 /// Fills a temporary sibling of `dir` (`.NAME.tmp-PID`) with `fill`, syncs it, then puts it in
-/// place of `dir`. An existing `dir` (a directory, a regular file, a link) is replaced only with
-/// `overwrite`, and only after the new one is complete. A failed `fill` removes the temporary
+/// place of `dir`. An existing directory `dir` is replaced only with `overwrite`, and only after
+/// the new one is complete; anything else at `dir` (a file, a link, a FIFO, a device) is never
+/// replaced ([`AtomicError::NotADirectory`]). A failed `fill` removes the temporary
 /// directory; nothing else is left behind. A missing parent directory is created.
 ///
 /// Replacing is atomic on Linux: one `renameat2(RENAME_EXCHANGE)` swaps the two paths, so `dir`
@@ -130,24 +292,39 @@ pub fn write_dir<E: From<AtomicError>>(
     if exists(dir) && !overwrite {
         return Err(AtomicError::Exists { path: dir.into() }.into());
     }
-    let tmp = sibling(dir, &name, "tmp");
-    let _ = remove_any(&tmp);
-    std::fs::create_dir(&tmp).map_err(|source| io(&tmp, source))?;
-    let result = fill(&tmp).and_then(|()| {
-        sync_contents(&tmp)?;
+    if let Ok(meta) = std::fs::symlink_metadata(dir)
+        && !meta.is_dir()
+    {
+        let what = match OutputKind::of(dir) {
+            OutputKind::RegularFile => "a regular file".to_string(),
+            OutputKind::Stream(what) | OutputKind::Other(what) => what,
+            OutputKind::Missing => "missing".to_string(),
+        };
+        return Err(AtomicError::NotADirectory {
+            path: dir.into(),
+            what,
+        }
+        .into());
+    }
+    let guard = TempGuard::new(sibling(dir, &name, "tmp"));
+    let tmp = guard.path();
+    let _ = remove_any(tmp);
+    std::fs::create_dir(tmp).map_err(|source| io(tmp, source))?;
+    let result = fill(tmp).and_then(|()| {
+        sync_contents(tmp)?;
         hook::at(dir, "filled")?;
         if exists(dir) {
-            replace(dir, &tmp, &sibling(dir, &name, "old"))?;
+            replace(dir, tmp, &sibling(dir, &name, "old"))?;
         } else {
-            std::fs::rename(&tmp, dir).map_err(|source| io(dir, source))?;
+            std::fs::rename(tmp, dir).map_err(|source| io(dir, source))?;
             sync_dir(parent);
             hook::at(dir, "swapped")?;
         }
         Ok(())
     });
-    if result.is_err() {
-        let _ = remove_any(&tmp);
-    }
+    // On success `tmp` is gone (renamed) or holds the replaced directory, removed by
+    // `replace`; on failure the guard removes it. Either way, dropping the guard is right.
+    drop(guard);
     result
 }
 
@@ -266,7 +443,9 @@ fn exchange(_tmp: &Path, _dir: &Path) -> Result<bool, AtomicError> {
 mod hook {
     use std::path::Path;
 
-    use super::{AtomicError, SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV, SAVE_NO_EXCHANGE_ENV};
+    use super::{
+        AtomicError, SAVE_ABORT_AT_ENV, SAVE_FAIL_AT_ENV, SAVE_NO_EXCHANGE_ENV, SAVE_PAUSE_AT_ENV,
+    };
 
     /// Aborts or fails at `step` of the write of `path` when [`SAVE_ABORT_AT_ENV`] or
     /// [`SAVE_FAIL_AT_ENV`] names it.
@@ -274,6 +453,12 @@ mod hook {
         if std::env::var(SAVE_ABORT_AT_ENV).is_ok_and(|at| at == step) {
             eprintln!("{SAVE_ABORT_AT_ENV}={step}: aborting the save here (test hook)");
             std::process::abort();
+        }
+        if std::env::var(SAVE_PAUSE_AT_ENV).is_ok_and(|at| at == step) {
+            eprintln!("{SAVE_PAUSE_AT_ENV}={step}: paused");
+            loop {
+                std::thread::park();
+            }
         }
         if std::env::var(SAVE_FAIL_AT_ENV).is_ok_and(|at| at == step) {
             return Err(AtomicError::InjectedFailure {
@@ -460,7 +645,9 @@ impl AtomicError {
         match self {
             AtomicError::Io { path, .. }
             | AtomicError::NoFileName { path }
-            | AtomicError::Exists { path } => path,
+            | AtomicError::Exists { path }
+            | AtomicError::NotARegularFile { path, .. }
+            | AtomicError::NotADirectory { path, .. } => path,
             #[cfg(feature = "fault-injection")]
             AtomicError::InjectedFailure { path, .. } => path,
         }
@@ -568,5 +755,43 @@ mod tests {
         for other in [".p.tmp-", ".p.tmp-1a", "p.tmp-1", ".q.tmp-1", ".p.new-1"] {
             assert_eq!(leftover_of(other, "p"), None, "{other}");
         }
+    }
+
+    #[test]
+    fn only_regular_files_and_directories_are_ever_replaced() {
+        let root = scratch("kinds");
+        let target = root.join("precious");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = root.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fill = |tmp: &Path| std::fs::write(tmp, b"new").map_err(|e| io(tmp, e));
+        let refused = write_file::<AtomicError>(&link, fill).unwrap_err();
+        assert!(
+            matches!(refused, AtomicError::NotARegularFile { .. }),
+            "{refused}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        let refused = write_file::<AtomicError>(&root, fill).unwrap_err();
+        assert!(
+            matches!(refused, AtomicError::NotARegularFile { .. }),
+            "{refused}"
+        );
+        let fill_dir = |tmp: &Path| std::fs::write(tmp.join("a"), b"x").map_err(|e| io(tmp, e));
+        for path in [&target, &link] {
+            let refused = write_dir::<AtomicError>(path, true, fill_dir).unwrap_err();
+            assert!(
+                matches!(refused, AtomicError::NotADirectory { .. }),
+                "{refused}"
+            );
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        assert_eq!(names_in(&root), ["link", "precious"]);
+        std::fs::remove_dir_all(&root).ok();
     }
 }

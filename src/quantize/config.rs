@@ -32,14 +32,22 @@ impl QuantizeConfig {
         self
     }
 
+    /// The paths given to [`Self::skip`] that name no layer of `layers` (neither a layer nor a
+    /// module above one), in the order given.
+    pub(super) fn unmatched_skips<'s>(&'s self, layers: &[String]) -> Vec<&'s str> {
+        self.skip_paths
+            .iter()
+            .filter(|skip| !layers.iter().any(|layer| is_at_or_under(layer, skip)))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// True when the layer at `path` is to stay float.
     pub(super) fn skips(&self, path: &str) -> bool {
-        let listed = self.skip_paths.iter().any(|skip| {
-            path == skip
-                || path
-                    .strip_prefix(skip.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
-        });
+        let listed = self
+            .skip_paths
+            .iter()
+            .any(|skip| is_at_or_under(path, skip));
         listed || self.skip_predicates.iter().any(|predicate| predicate(path))
     }
 }
@@ -51,4 +59,61 @@ impl fmt::Debug for QuantizeConfig {
             .field("skip_predicates", &self.skip_predicates.len())
             .finish()
     }
+}
+
+/// True when `path` is `module` or a layer under it (`module.` a prefix); an empty `module`
+/// names nothing.
+fn is_at_or_under(path: &str, module: &str) -> bool {
+    !module.is_empty()
+        && (path == module
+            || path
+                .strip_prefix(module)
+                .is_some_and(|rest| rest.starts_with('.')))
+}
+
+/// The (at most `n`) paths among `layers` and the modules above them closest to `name` by
+/// edit distance, nearest first.
+pub(super) fn closest_paths(name: &str, layers: &[String], n: usize) -> Vec<String> {
+    let mut candidates: Vec<&str> = Vec::new();
+    for layer in layers {
+        let mut end = layer.len();
+        loop {
+            candidates.push(&layer[..end]);
+            match layer[..end].rfind('.') {
+                Some(dot) => end = dot,
+                None => break,
+            }
+        }
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut scored: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .collect();
+    scored.sort();
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, path)| path.to_string())
+        .collect()
+}
+
+/// Levenshtein distance over chars. Written here (a dozen lines) rather than pulling a crate
+/// into the library's light dependency set for one error message.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }

@@ -13,6 +13,8 @@ pub struct QuantizeContext<'a> {
     mode: Mode,
     path: Vec<String>,
     report: QuantizeReport,
+    /// The path of every layer visited (swappable or not), to check the config's skip list.
+    layers: Vec<String>,
 }
 
 impl<'a> QuantizeContext<'a> {
@@ -22,11 +24,17 @@ impl<'a> QuantizeContext<'a> {
             mode,
             path: Vec::new(),
             report: QuantizeReport::default(),
+            layers: Vec::new(),
         }
     }
 
     pub(super) fn into_report(self) -> QuantizeReport {
         self.report
+    }
+
+    /// The path of every layer the visit met.
+    pub(super) fn layers(&self) -> &[String] {
+        &self.layers
     }
 }
 
@@ -87,6 +95,7 @@ impl QuantizeContext<'_> {
         was_quantized: bool,
         kind: LayerKind,
     ) {
+        self.layers.push(self.path());
         match replacement {
             Some(layer) => {
                 *slot = layer;
@@ -119,6 +128,7 @@ impl QuantizeContext<'_> {
             if let SkipReason::Unreachable { layer, inside, fix } = &reason {
                 tracing::warn!(%path, "{layer} inside {inside} stays float; {fix}");
             }
+            self.layers.push(path.clone());
             self.report.skipped.push((path, reason));
         }
         self.path.pop();
@@ -126,6 +136,7 @@ impl QuantizeContext<'_> {
 
     /// Records a plain Burn layer that cannot be swapped.
     pub fn not_swappable(&mut self, kind: LayerKind) {
+        self.layers.push(self.path());
         if self.mode == Mode::Quantize {
             tracing::warn!(path = %self.path(), "{kind} is a plain Burn layer and stays float; use burn_int8::{kind}");
             self.report

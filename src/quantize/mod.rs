@@ -48,6 +48,8 @@ pub trait QuantizeExt<B: Backend>: Quantize<B> + Module<B> {
     /// Quantizes every swappable layer to int8, in place, like Keras's `model.quantize("int8")`.
     ///
     /// All or nothing: on an error (a NaN weight, say) the model is left exactly as it was.
+    /// A [`QuantizeConfig::skip`] path that names no layer of the model (a typo, an empty
+    /// string, a glob) is [`Int8Error::UnknownSkip`], listing the closest paths.
     /// Layers that are already int8 are skipped and reported, never quantized twice.
     fn quantize_with(&mut self, config: &QuantizeConfig) -> Result<QuantizeReport, Int8Error> {
         run(self, config, Mode::Quantize)
@@ -76,6 +78,14 @@ fn run<B: Backend, M: Quantize<B> + Module<B>>(
     let mut candidate = model.clone();
     let mut ctx = QuantizeContext::new(config, mode);
     candidate.visit_quantize(&mut ctx)?;
+    if mode == Mode::Quantize
+        && let Some(skip) = config.unmatched_skips(ctx.layers()).first()
+    {
+        return Err(Int8Error::UnknownSkip {
+            path: skip.to_string(),
+            closest: config::closest_paths(skip, ctx.layers(), 3),
+        });
+    }
     let mut report = ctx.into_report();
     report.sort_errors();
     report.bytes_before = bytes_before;

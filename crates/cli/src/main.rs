@@ -10,10 +10,15 @@
 //! ```
 //!
 //! This file parses the command line and dispatches; each command is a module of `commands/`.
+//! `output` is where results go (stdout, stderr, `--out` paths), `limits` what a user controls
+//! (option values, memory, `--text`), `interrupt` the signals.
 
 mod backend;
 mod commands;
+mod interrupt;
+mod limits;
 mod model_args;
+mod output;
 mod peak_rss;
 
 use burn::tensor::backend::Backend;
@@ -100,6 +105,7 @@ impl Gemma3Command {
 }
 
 fn main() {
+    interrupt::install();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -110,10 +116,10 @@ fn main() {
     let print_peak_rss = cli.print_peak_rss;
     let result = run(cli);
     if print_peak_rss && let Some(bytes) = peak_rss::peak_rss_bytes() {
-        eprintln!("peak_rss_bytes={bytes}");
+        output::note!("peak_rss_bytes={bytes}");
     }
     if let Err(error) = result {
-        eprintln!("error: {}", cli_message(error.as_ref()));
+        output::note!("error: {}", cli_message(error.as_ref()));
         std::process::exit(1);
     }
 }

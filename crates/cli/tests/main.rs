@@ -15,3 +15,5 @@ mod gemma3_common;
 mod gemma3_bad_input;
 mod preset_saves;
 mod real_checkpoint;
+mod reliability;
+mod terminal;

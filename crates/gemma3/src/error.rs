@@ -128,6 +128,23 @@ pub enum Gemma3Error {
         record: String,
     },
 
+    /// The forward pass produced NaN or infinite logits; `layer` is the first part of the model
+    /// whose output stopped being finite (`embed_tokens`, `layers.N`, `norm`, or the tied output
+    /// projection), found by re-running the pass one layer at a time.
+    #[error(
+        "the forward pass produced non-finite logits: the output of `{layer}` is the first that is not finite \
+         (weights or activations overflow f32)"
+    )]
+    NonFiniteLogits { layer: String },
+
+    /// A save with overwrite onto a directory that is not a preset: it holds files a preset
+    /// never has, which the save would delete.
+    #[error(
+        "{path} is not a preset (it holds {}), so it is not replaced; remove it yourself or save elsewhere",
+        found.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+    )]
+    NotAPreset { path: PathBuf, found: Vec<String> },
+
     /// A checkpoint file too small for the model its config describes.
     #[error(
         "{path}: {bytes} bytes cannot hold the {params} parameters the config describes (at least {needed} bytes \

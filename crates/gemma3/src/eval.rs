@@ -174,6 +174,11 @@ pub fn evaluate<B: Backend>(
         let targets = &ids[first + 1..];
         let reference = scored_logits(fp32, &ids, first)?;
         let quantized = scored_logits(int8, &ids, first)?;
+        for (model, logits) in [(fp32, &reference), (int8, &quantized)] {
+            if !logits.iter().all(|v| v.is_finite()) {
+                return Err(model.non_finite_error(&ids));
+            }
+        }
         // Rows are independent: scored in parallel (a row is a whole vocabulary of exps).
         let rows: Vec<TokenScore> = reference
             .par_chunks_exact(vocab)

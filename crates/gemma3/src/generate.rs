@@ -98,7 +98,7 @@ pub enum StopReason {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
-    /// Prompt and continuation, as KerasHub returns it.
+    /// The prompt exactly as given, then the continuation.
     pub text: String,
     /// Every token: BOS, prompt, new tokens (the stop token included when there is one).
     pub token_ids: Vec<u32>,
@@ -206,7 +206,9 @@ pub fn generate_batch<B: Backend>(
         let stop = (ids.len() >= max_length).then_some(StopReason::MaxLength);
         rows.push(Row {
             prompt_tokens: ids.len(),
-            prompt_text: tokenizer.decode(&ids)?,
+            // The prompt as given: decoding its ids would drop control tokens (`<eos>`) that
+            // the tokenizer parsed whole, and `text` must start with the prompt.
+            prompt_text: prompt.to_string(),
             ids,
             stream: tokenizer.stream_decoder(),
             rng,
@@ -233,6 +235,14 @@ pub fn generate_batch<B: Backend>(
             &device,
         );
         let logits = model.forward_last(ids, &mut cache);
+        if !crate::model::all_finite(&logits) {
+            // Bisect on the first unfinished row alone (cheap: only on failure).
+            let row = rows
+                .iter()
+                .find(|row| row.stop.is_none())
+                .unwrap_or(&rows[0]);
+            return Err(model.non_finite_error(&row.ids));
+        }
         let next = next_tokens(logits, sampler, &mut rows);
         for (index, (row, &token)) in rows.iter_mut().zip(&next).enumerate() {
             if row.stop.is_some() {

@@ -553,6 +553,49 @@ impl<B: Backend> Gemma3<B> {
         crate::generate::check_token_ids(self, &ids)
     }
 
+    /// Where a forward pass over `ids` (one sequence, from a fresh cache) first stops being
+    /// finite: `embed_tokens`, `layers.N`, `norm` or the output projection; `None` when every
+    /// output is finite. It re-runs the pass with a check after each part, so callers check
+    /// the logits first ([`all_finite`]) and call this only on failure.
+    pub fn first_non_finite(&self, ids: &[u32]) -> Option<String> {
+        let device = self.device();
+        let mut cache = self.new_cache();
+        let seq = ids.len();
+        let [local, global] = self.layer_inputs(0, seq, cache.pads(), &device);
+        let mut x = self.embed(crate::generate::token_tensor::<B>(ids, &device));
+        if !all_finite(&x) {
+            return Some("embed_tokens".into());
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let inputs = if self.config.is_global_layer(i) {
+                &global
+            } else {
+                &local
+            };
+            x = layer.forward(x, inputs, cache.layer(i), 0);
+            if !all_finite(&x) {
+                return Some(format!("layers.{i}"));
+            }
+        }
+        let x = self.norm.forward(x);
+        if !all_finite(&x) {
+            return Some("norm".into());
+        }
+        if !all_finite(&self.embed_tokens.reverse(x)) {
+            return Some("embed_tokens (the tied output projection)".into());
+        }
+        None
+    }
+
+    /// [`Gemma3Error::NonFiniteLogits`] for a pass over `ids` whose logits were not finite.
+    pub fn non_finite_error(&self, ids: &[u32]) -> Gemma3Error {
+        Gemma3Error::NonFiniteLogits {
+            layer: self
+                .first_non_finite(ids)
+                .unwrap_or_else(|| "unknown (finite when re-run alone)".into()),
+        }
+    }
+
     /// Logits `[batch, vocab]` of the last position only (what generation needs).
     pub fn forward_last(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 2> {
         let hidden = self.forward_hidden(ids, cache);
@@ -562,4 +605,11 @@ impl<B: Backend> Gemma3<B> {
             .reshape([batch, width]);
         self.embed_tokens.reverse(last)
     }
+}
+
+/// True when every value of `x` is finite: `x - x` is NaN exactly where `x` is NaN or ±Inf.
+/// One reduction and one read back of a single bool.
+pub fn all_finite<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    let any_bad = (x.clone() - x.clone()).is_nan().any().into_data();
+    !any_bad.iter::<bool>().next().unwrap_or(false)
 }

@@ -92,6 +92,9 @@ pub fn save_to_preset<B: Backend>(
     };
     let mut config: serde_json::Value = serde_json::from_str(&model.config.to_hf_json())
         .map_err(|e| Gemma3Error::Preset(e.to_string()))?;
+    if overwrite {
+        check_replaceable(dir)?;
+    }
     atomic::write_dir(dir, overwrite, |tmp| {
         write_tokenizer(tokenizer, tmp)?;
         // The weights first: config.json records their checksum.
@@ -104,6 +107,48 @@ pub fn save_to_preset<B: Backend>(
         let path = tmp.join(CONFIG_FILE);
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         write_checksums(tmp)
+    })
+}
+
+/// The files a preset is made of: a directory holding only these (or nothing) may be replaced.
+const PRESET_FILES: [&str; 5] = [
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+    CHECKSUMS_FILE,
+];
+
+/// A save with overwrite replaces only a preset: a directory whose every entry is one of the
+/// [`PRESET_FILES`] as a regular file (an empty directory too). Anything else in it (a
+/// `thesis.txt`, a sub-directory) is [`Gemma3Error::NotAPreset`], naming the first few.
+/// What is not a directory is refused by the atomic write itself.
+fn check_replaceable(dir: &Path) -> Result<(), Gemma3Error> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        _ => return Ok(()),
+    }
+    let mut foreign = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if !(is_file && PRESET_FILES.contains(&name.as_str())) {
+            foreign.push(if is_file { name } else { format!("{name}/") });
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    if foreign.len() > 5 {
+        let more = foreign.len() - 4;
+        foreign.truncate(4);
+        foreign.push(format!("{more} more"));
+    }
+    Err(Gemma3Error::NotAPreset {
+        path: dir.into(),
+        found: foreign,
     })
 }
 

@@ -524,32 +524,62 @@ fn saves_killed_at_random_moments_never_lose_the_preset() {
     std::fs::remove_dir_all(&root).ok();
 }
 
-/// Overwriting a regular file leaves no `.NAME.old-*`, with the exchange or the two renames;
-/// without overwrite, an existing path is an error and is left as it was.
+/// Overwriting a preset leaves no `.NAME.old-*`, with the exchange or the two renames; a
+/// regular file or a directory that is not a preset is never replaced, overwrite or not; without
+/// overwrite, an existing path is an error and is left as it was.
 #[test]
 fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     let root = scratch("overwrite");
     let (model, tokenizer) = tiny(1);
 
-    let file = root.join("afile");
-    std::fs::write(&file, b"not a preset").unwrap();
-    let error = save_to_preset(&model, &tokenizer, &file, false)
+    let afile = root.join("afile");
+    std::fs::write(&afile, b"not a preset").unwrap();
+    let error = save_to_preset(&model, &tokenizer, &afile, false)
         .expect_err("saved over a file without overwrite");
     assert!(
         error.to_string().contains("exists")
-            && error.to_string().contains(&file.display().to_string()),
+            && error.to_string().contains(&afile.display().to_string()),
         "{error}"
     );
-    assert_eq!(std::fs::read(&file).unwrap(), b"not a preset");
-    assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
+    // With overwrite too: a file is not a preset.
+    let error = save_to_preset(&model, &tokenizer, &afile, true)
+        .expect_err("saved over a regular file with overwrite");
+    assert!(
+        error.to_string().contains("not a directory")
+            && error.to_string().contains(&afile.display().to_string()),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(&afile).unwrap(), b"not a preset");
+    assert!(leftovers(&afile).is_empty(), "{:?}", leftovers(&afile));
+
+    // A directory holding a file a preset never has: refused with overwrite, naming it, and
+    // left whole.
+    let thesis = root.join("thesis");
+    std::fs::create_dir_all(thesis.join("sub")).unwrap();
+    std::fs::write(thesis.join("thesis.txt"), b"years of work").unwrap();
+    std::fs::write(thesis.join("config.json"), b"{}").unwrap();
+    let error = save_to_preset(&model, &tokenizer, &thesis, true)
+        .expect_err("replaced a directory that is not a preset");
+    assert!(
+        error.to_string().contains("thesis.txt") && error.to_string().contains("not a preset"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read(thesis.join("thesis.txt")).unwrap(),
+        b"years of work"
+    );
+    assert!(thesis.join("sub").is_dir() && leftovers(&thesis).is_empty());
+
+    let file = root.join("preset");
+    save_to_preset(&model, &tokenizer, &file, false).unwrap();
     save_to_preset(&model, &tokenizer, &file, true).unwrap();
     assert!(file.is_dir());
     from_preset::<Flex>(&file, &Default::default()).unwrap();
     assert!(leftovers(&file).is_empty(), "{:?}", leftovers(&file));
 
     // The same with the two-rename fallback (in a child: the switch is an environment variable).
-    let second = root.join("another-file");
-    std::fs::write(&second, b"not a preset either").unwrap();
+    let second = root.join("another");
+    save_to_preset(&model, &tokenizer, &second, false).unwrap();
     let output = run_child_save(&second, &[(SAVE_NO_EXCHANGE_ENV, "1")]);
     assert!(
         output.status.success(),

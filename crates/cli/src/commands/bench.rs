@@ -11,14 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::model_args::{ModelArgs, load};
+use crate::output::out;
 use crate::peak_rss::peak_rss_bytes;
 
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// CPU threads (rayon); default: all cores.
-    #[arg(long)]
+    /// CPU threads (rayon), 1 to 4× the cores; default: all cores.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::limits::threads)]
     pub threads: Option<usize>,
     /// End with one JSON object on stdout.
     #[arg(long)]
@@ -30,8 +31,9 @@ pub struct BenchArgs {
     /// Prefill passes; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub prefill_runs: usize,
-    /// Batch sizes to measure (comma-separated), each row a copy of the prompt.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    /// Batch sizes to measure (comma-separated, each at least 1), each row a copy of the prompt.
+    #[arg(long, value_delimiter = ',', default_value = "1", allow_hyphen_values = true,
+          value_parser = crate::limits::positive)]
     pub batch: Vec<usize>,
     /// Internal: measure one precision in this process (the parent runs one child for each).
     #[arg(long, hide = true)]
@@ -104,7 +106,11 @@ pub fn run_parent(args: &BenchArgs) -> Result<(), Error> {
     let threads = args
         .threads
         .map_or_else(|| "all".to_string(), |t| t.to_string());
-    print_table(args, &threads, &fp32, &int8);
+    let shown = args
+        .threads
+        .unwrap_or_else(crate::limits::cores)
+        .to_string();
+    out(table(args, &shown, &fp32, &int8))?;
     if args.json {
         let summary = serde_json::json!({
             "backend": args.model.backend.name(),
@@ -116,7 +122,7 @@ pub fn run_parent(args: &BenchArgs) -> Result<(), Error> {
             "fp32": fp32,
             "int8": int8,
         });
-        println!("{summary}");
+        out(summary)?;
     }
     Ok(())
 }
@@ -133,24 +139,35 @@ fn ratio(new: f64, base: f64) -> f64 {
     new / base.max(1e-12)
 }
 
-fn print_table(args: &BenchArgs, threads: &str, fp32: &PrecisionResult, int8: &PrecisionResult) {
-    println!(
+fn table(
+    args: &BenchArgs,
+    threads: &str,
+    fp32: &PrecisionResult,
+    int8: &PrecisionResult,
+) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "backend {} ({threads} threads), {}",
         args.model.backend,
         args.model.model.display()
     );
-    println!(
+    let _ = writeln!(
+        text,
         "{:<6} {:>14} {:>14} {:>14}",
         "", "prefill tok/s", "decode tok/s", "peak RSS MiB"
     );
     for (name, result) in [("fp32", fp32), ("int8", int8)] {
         let mib = result.peak_rss_bytes as f64 / 1048576.0;
-        println!(
+        let _ = writeln!(
+            text,
             "{name:<6} {:>14.1} {:>14.2} {mib:>14.0}",
             result.prefill_tok_s, result.decode_tok_s
         );
     }
-    println!(
+    let _ = writeln!(
+        text,
         "{:<6} {:>13.2}x {:>13.2}x {:>13.2}x",
         "int8/fp32",
         ratio(int8.prefill_tok_s, fp32.prefill_tok_s),
@@ -158,13 +175,15 @@ fn print_table(args: &BenchArgs, threads: &str, fp32: &PrecisionResult, int8: &P
         ratio(int8.peak_rss_bytes as f64, fp32.peak_rss_bytes as f64)
     );
     if args.batch.len() > 1 || args.batch.first().is_some_and(|&b| b > 1) {
-        println!(
+        let _ = writeln!(
+            text,
             "\n{:<6} {:>6} {:>14} {:>14} {:>10} {:>10}",
             "", "batch", "prefill tok/s", "decode tok/s", "prefill x", "decode x"
         );
         for ((batch, base), int8_row) in args.batch.iter().zip(&fp32.batches).zip(&int8.batches) {
             for (name, row) in [("fp32", base), ("int8", int8_row)] {
-                println!(
+                let _ = writeln!(
+                    text,
                     "{name:<6} {batch:>6} {:>14.1} {:>14.2} {:>9.2}x {:>9.2}x",
                     row.prefill_tok_s,
                     row.decode_tok_s,
@@ -174,11 +193,30 @@ fn print_table(args: &BenchArgs, threads: &str, fp32: &PrecisionResult, int8: &P
             }
         }
     }
+    text.pop(); // `out` adds the last newline
+    text
 }
 
 /// A child: measures every `--batch` size in this process and prints one [`PrecisionResult`].
 pub fn run_child<B: Backend>(args: &BenchArgs, device: &B::Device) -> Result<(), Error> {
     let (model, tokenizer) = load::<B>(&args.model, device)?;
+    // Before any pass: a batch too large for this machine is an error, not an abort.
+    for &batch in &args.batch {
+        let bytes = crate::limits::forward_bytes(
+            &model.config,
+            batch,
+            args.prompt_tokens,
+            args.new_tokens,
+            1,
+        );
+        crate::limits::check_memory(
+            bytes,
+            &format!(
+                "--batch {batch} with --prompt-tokens {}",
+                args.prompt_tokens
+            ),
+        )?;
+    }
     let mut batches = Vec::new();
     for &batch in &args.batch {
         batches.push(measure(
@@ -187,7 +225,7 @@ pub fn run_child<B: Backend>(args: &BenchArgs, device: &B::Device) -> Result<(),
             args.prompt_tokens,
             args.new_tokens,
             args.prefill_runs.max(1),
-            batch.max(1),
+            batch,
         )?);
     }
     let first = batches.first().cloned().ok_or("bench: no --batch size")?;
@@ -198,7 +236,7 @@ pub fn run_child<B: Backend>(args: &BenchArgs, device: &B::Device) -> Result<(),
         peak_rss_bytes: peak_rss_bytes().unwrap_or(0),
         prefill_tok_s: first.prefill_tok_s,
     };
-    println!("{}", serde_json::to_string(&result)?);
+    out(serde_json::to_string(&result)?)?;
     Ok(())
 }
 

@@ -11,26 +11,29 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Error;
 use crate::model_args::{ModelArgs, load};
+use crate::output::{note, out};
 
 #[derive(Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// A UTF-8 text file (e.g. /usr/share/common-licenses/GPL-3).
+    /// A UTF-8 text file (e.g. /usr/share/common-licenses/GPL-3), `-` for stdin; at most
+    /// 256 MiB.
     #[arg(long)]
     pub text: PathBuf,
-    /// Tokens per window; the second half of each window is scored.
-    #[arg(long, default_value_t = 512)]
+    /// Tokens per window (at least 4); the second half of each window is scored.
+    #[arg(long, default_value_t = 512, allow_negative_numbers = true,
+          value_parser = crate::limits::positive)]
     pub context: usize,
-    /// Score at most this many windows (default: every whole window of the text).
-    #[arg(long)]
+    /// Score at most this many windows, at least 1 (default: every whole window of the text).
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::limits::positive)]
     pub chunks: Option<usize>,
     /// Keep this layer (and everything under it) float on the int8 side, e.g.
     /// `layers.5.mlp.down_proj`; repeatable. The quantize report names the worst layers.
     #[arg(long)]
     pub keep_float: Vec<String>,
-    /// CPU threads (rayon); default: all cores.
-    #[arg(long)]
+    /// CPU threads (rayon), 1 to 4× the cores; default: all cores.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::limits::threads)]
     pub threads: Option<usize>,
     /// End with one JSON object on stdout.
     #[arg(long)]
@@ -45,13 +48,25 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
         max_windows: args.chunks,
     };
     let text = &args.text;
-    let content =
-        std::fs::read_to_string(text).map_err(|e| format!("--text {}: {e}", text.display()))?;
+    // What needs no model is checked before the (slow) load.
+    if args.context < 4 {
+        return Err(format!(
+            "--context {}: expected at least 4 tokens (the second half of each window is scored)",
+            args.context
+        )
+        .into());
+    }
+    let content = crate::limits::read_text(text)?;
     let float_args = ModelArgs {
         int8: false,
         ..args.model.clone()
     };
     let (loaded, tokenizer) = load::<B>(&float_args, device)?;
+    // One window's pass, both precisions' scored logits kept: checked before allocating.
+    if args.context <= loaded.config.max_position_embeddings {
+        let bytes = crate::limits::forward_bytes(&loaded.config, 1, args.context, 0, args.context);
+        crate::limits::check_memory(bytes, &format!("--context {}", args.context))?;
+    }
     let tokens = tokenizer.encode(&content, true)?;
     gemma3::eval::window_count(
         tokens.len(),
@@ -59,6 +74,13 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
         &options,
     )
     .map_err(|e| format!("{e} (--text, --context)"))?;
+    if loaded.is_quantized() && !args.keep_float.is_empty() {
+        return Err(format!(
+            "--keep-float: {} is already int8, so no layer can be kept float; pass its float checkpoint",
+            args.model.model.display()
+        )
+        .into());
+    }
     let (fp32, int8, fp32_source) = if loaded.is_quantized() {
         let mut fp32 = loaded.clone();
         fp32.dequantize()?;
@@ -69,8 +91,15 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
             config = config.skip(layer.clone());
         }
         let mut int8 = loaded.clone();
-        let report = int8.quantize_with(&config)?;
-        eprintln!("quantize: {report}");
+        let report = int8.quantize_with(&config).map_err(|e| match e {
+            burn_int8::Int8Error::UnknownSkip { path, closest } => format!(
+                "--keep-float `{path}` names no layer of the model; closest: {}",
+                closest.join(", ")
+            )
+            .into(),
+            other => Error::from(other),
+        })?;
+        note!("quantize: {report}");
         (loaded, int8, "the checkpoint's float weights")
     };
     let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
@@ -81,17 +110,17 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    println!(
+    out(format!(
         "{} ({}), fp32: {fp32_source}",
         args.model.model.display(),
         text.display()
-    );
-    println!("{report}");
+    ))?;
+    out(&report)?;
     if args.json {
         let mut summary = report.to_json();
         summary["fp32"]["source"] = fp32_source.into();
         summary["keep_float"] = args.keep_float.clone().into();
-        println!("{summary}");
+        out(summary)?;
     }
     Ok(())
 }

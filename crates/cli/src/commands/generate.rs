@@ -1,6 +1,7 @@
 //! `generate`: text streamed to stdout, or several prompts as one batch.
 
-use std::io::Write;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
@@ -10,13 +11,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Error;
 use crate::model_args::{ModelArgs, load};
+use crate::output::{out, stdout_error};
 
 #[derive(Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    #[arg(long, required = true)]
-    pub prompt: Vec<String>,
+    /// The prompt (repeatable: several run as one batch). Taken as raw bytes so that one that
+    /// is not UTF-8 gets an error naming it.
+    #[arg(long, required = true, value_parser = clap::builder::OsStringValueParser::new())]
+    pub prompt: Vec<OsString>,
     /// Tokens in all: BOS, prompt and new tokens (KerasHub's `max_length`).
     #[arg(long, default_value_t = 50)]
     pub max_length: usize,
@@ -24,7 +28,7 @@ pub struct GenerateArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Sample among the k most likely tokens (0: all of them).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub top_k: Option<usize>,
     /// Sample among the most likely tokens whose probabilities reach p, in (0, 1].
     #[arg(long, allow_negative_numbers = true)]
@@ -40,8 +44,9 @@ pub fn run<B: Backend>(args: &GenerateArgs, device: &B::Device) -> Result<(), Er
     // Checked before the (slow) load.
     let sampler = Sampler::from_options(args.temperature, args.top_k, args.top_p, args.seed)
         .map_err(|e| format!("{e} (--temperature, --top-k, --top-p)"))?;
+    let prompts = prompts(&args.prompt)?;
     let (model, tokenizer) = load::<B>(&args.model, device)?;
-    match args.prompt.as_slice() {
+    match prompts.as_slice() {
         [single] if !args.json => one(&model, &tokenizer, single, args.max_length, &sampler),
         prompts => batch(
             &model,
@@ -54,7 +59,35 @@ pub fn run<B: Backend>(args: &GenerateArgs, device: &B::Device) -> Result<(), Er
     }
 }
 
-/// One prompt: the prompt, then each new piece as it is decoded.
+/// The `--prompt`s as text: each must be UTF-8 and not empty, and the error says which one
+/// (`--prompt #2 of 3`) when there are several.
+fn prompts(given: &[OsString]) -> Result<Vec<String>, Error> {
+    let which = |index: usize| match given.len() {
+        1 => "--prompt".to_string(),
+        n => format!("--prompt #{} of {n}", index + 1),
+    };
+    given
+        .iter()
+        .enumerate()
+        .map(|(index, prompt)| {
+            let text = prompt.to_str().ok_or_else(|| {
+                format!(
+                    "{}: not valid UTF-8 ({:?}); prompts are text",
+                    which(index),
+                    prompt
+                )
+            })?;
+            if text.is_empty() {
+                return Err(format!("{} is empty", which(index)).into());
+            }
+            Ok(text.to_string())
+        })
+        .collect()
+}
+
+/// One prompt: the prompt as given, then each new piece as it is decoded. The progress bar
+/// is drawn only when stdout is not a terminal: on a terminal its redraws (`\r`, erase line)
+/// would wipe the text being streamed on the same screen.
 fn one<B: Backend>(
     model: &Gemma3<B>,
     tokenizer: &Tokenizer,
@@ -64,19 +97,33 @@ fn one<B: Backend>(
 ) -> Result<(), Error> {
     let ids = gemma3::generate::encode_prompt(model, tokenizer, prompt, max_length)?;
     let mut stdout = std::io::stdout().lock();
-    write!(stdout, "{}", tokenizer.decode(&ids)?)?;
-    stdout.flush()?;
-    let bar = ProgressBar::new((max_length - ids.len()) as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} tokens {per_sec} [{elapsed}]")?,
-    );
+    write!(stdout, "{prompt}")
+        .and_then(|()| stdout.flush())
+        .map_err(stdout_error)?;
+    let bar = if std::io::stdout().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new((max_length - ids.len()) as u64).with_style(ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} tokens {per_sec} [{elapsed}]",
+        )?)
+    };
     let start = Instant::now();
+    // A write that fails (a full disk) is kept and reported; a closed pipe ends the process
+    // at that write (SIGPIPE, see `interrupt`), so nothing decodes on for nobody.
+    let mut failed = None;
     let output = gemma3::generate(model, tokenizer, prompt, max_length, sampler, |piece| {
         bar.inc(1);
-        let _ = write!(stdout, "{piece}");
-        let _ = stdout.flush();
+        if failed.is_none()
+            && let Err(e) = write!(stdout, "{piece}").and_then(|()| stdout.flush())
+        {
+            failed = Some(e);
+        }
     })?;
     bar.finish_and_clear();
-    writeln!(stdout)?;
+    if let Some(error) = failed {
+        return Err(stdout_error(error));
+    }
+    writeln!(stdout).map_err(stdout_error)?;
     let new_tokens = output.token_ids.len() - output.prompt_tokens;
     tracing::info!(new_tokens, tokens_per_s = new_tokens as f64 / start.elapsed().as_secs_f64(), stop = ?output.stop, "generated");
     Ok(())
@@ -101,22 +148,16 @@ fn batch<B: Backend>(
             bar.inc(1)
         })?;
     bar.finish_and_clear();
-    let mut stdout = std::io::stdout().lock();
     for (index, (prompt, output)) in prompts.iter().zip(&outputs).enumerate() {
         if json {
-            writeln!(
-                stdout,
-                "{}",
-                serde_json::json!({"prompt": prompt, "text": output.text})
-            )?;
+            out(serde_json::json!({"prompt": prompt, "text": output.text}))?;
         } else {
-            writeln!(
-                stdout,
+            out(format_args!(
                 "--- {}/{} ---\n{}",
                 index + 1,
                 prompts.len(),
                 output.text
-            )?;
+            ))?;
         }
     }
     Ok(())
