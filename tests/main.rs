@@ -13,6 +13,7 @@ mod common {
     pub use burn_int8_testkit::*;
 }
 
+mod conv_kernels;
 mod finetune;
 mod gpu_kernels;
 mod gradients;
