@@ -185,6 +185,25 @@ impl LaneGroup {
     }
 }
 
+/// A packed lane group's positions and activation scales (1.0 in lanes past its end).
+pub(super) struct PackedGroup {
+    pub lanes: LaneGroup,
+    pub scales: [f32; LANES],
+}
+
+/// What a register tile's epilogue needs for its `nr` channels.
+pub(super) struct Epilogue<'a> {
+    /// Each channel's `128 · Σw` (0 where the activations were packed signed).
+    pub corrections: &'a [i32],
+    pub w_scales: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub out: &'a OutPtr<f32>,
+    /// Where the tile's first channel starts in an image's output (`channel · m`).
+    pub channel_offset: usize,
+    /// Positions per image.
+    pub m: usize,
+}
+
 /// The NCHW float input as the kernels read it.
 enum Prepared {
     InPlace(Host<f32>),
@@ -296,11 +315,23 @@ pub(crate) fn try_conv2d<B: Backend>(
     if !all_finite(x_values) {
         return None;
     }
-    let prepared = if top + bottom + left + right == 0 && phases == 1 {
+    let unpadded = top + bottom + left + right == 0;
+    let mut shape = shape;
+    let prepared = if unpadded && phases == 1 {
         match x {
             Ok(host) => Prepared::InPlace(host),
             Err(values) => Prepared::Copied(values),
         }
+    } else if unpadded && kh == 1 && kw == 1 {
+        let values = subsample(x_values, &shape, height, width);
+        shape = ConvShape {
+            stride: [1, 1],
+            hp: shape.h_out,
+            wq: shape.w_out,
+            phases: 1,
+            ..shape
+        };
+        Prepared::Copied(values)
     } else {
         Prepared::Copied(prepare(x_values, &shape, height, width, top, left))
     };
@@ -358,17 +389,66 @@ fn prepare(
         let source = &x[index * height * width..(index + 1) * height * width];
         for (y, row) in source.chunks_exact(width).enumerate() {
             let y = y + top;
-            if phases == 1 {
-                dest[y * wq + left..y * wq + left + width].copy_from_slice(row);
-            } else {
-                for (column, &value) in row.iter().enumerate() {
-                    let column = column + left;
-                    dest[(column % phases) * hp * wq + y * wq + column / phases] = value;
+            for phase in 0..phases {
+                let dest_row = &mut dest[phase * hp * wq + y * wq..][..wq];
+                match phases {
+                    1 => dest_row[left..left + width].copy_from_slice(row),
+                    2 => copy_phase::<2>(row, left, phase, dest_row),
+                    _ => copy_phase_any(row, left, phase, phases, dest_row),
                 }
             }
         }
     };
     if planes * plane < 64 * 1024 {
+        (0..planes).for_each(copy_plane);
+    } else {
+        parallel_for(planes, &copy_plane);
+    }
+    out
+}
+
+/// The columns `phase, phase + S, ...` of a row padded by `left` zeros (the zeros are already
+/// in `dest`). `S` a constant, so the compiler vectorises the strided reads.
+fn copy_phase<const S: usize>(row: &[f32], left: usize, phase: usize, dest: &mut [f32]) {
+    // Padded column `q * S + phase` is source column `q * S + phase - left`.
+    let first = left.saturating_sub(phase).div_ceil(S);
+    let end = (left + row.len()).saturating_sub(phase).div_ceil(S).min(dest.len());
+    for q in first..end {
+        dest[q] = row[q * S + phase - left];
+    }
+}
+
+fn copy_phase_any(row: &[f32], left: usize, phase: usize, stride: usize, dest: &mut [f32]) {
+    let first = left.saturating_sub(phase).div_ceil(stride);
+    let end = (left + row.len())
+        .saturating_sub(phase)
+        .div_ceil(stride)
+        .min(dest.len());
+    for q in first..end {
+        dest[q] = row[q * stride + phase - left];
+    }
+}
+
+/// A 1×1 convolution with stride and no padding reads one pixel in `stride`: those pixels,
+/// `[batch, c_in, h_out, w_out]`, are the input of the same convolution with stride 1.
+fn subsample(x: &[f32], shape: &ConvShape, height: usize, width: usize) -> Vec<f32> {
+    let (h_out, w_out, [sy, sx]) = (shape.h_out, shape.w_out, shape.stride);
+    let planes = shape.batch * shape.c_in;
+    let mut out = vec![0f32; planes * h_out * w_out];
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let copy_plane = |index: usize| {
+        // SAFETY: plane `index` is this task's alone, inside `out`.
+        let dest = unsafe { out_ptr.row(index * h_out * w_out, h_out * w_out) };
+        let source = &x[index * height * width..(index + 1) * height * width];
+        for (oy, dest_row) in dest.chunks_exact_mut(w_out).enumerate() {
+            let row = &source[oy * sy * width..];
+            match sx {
+                2 => copy_phase::<2>(row, 0, 0, dest_row),
+                _ => copy_phase_any(row, 0, 0, sx, dest_row),
+            }
+        }
+    };
+    if planes * h_out * w_out < 64 * 1024 {
         (0..planes).for_each(copy_plane);
     } else {
         parallel_for(planes, &copy_plane);
@@ -441,7 +521,7 @@ fn conv_gemm(parts: &Parts<'_>, out: &mut [f32]) {
             if packed.len() < group_count * group_bytes {
                 packed.resize(group_count * group_bytes, 0);
             }
-            let mut lane_info = Vec::with_capacity(group_count);
+            let mut packed_groups = Vec::with_capacity(group_count);
             for (i, slot) in packed
                 .chunks_exact_mut(group_bytes)
                 .take(group_count)
@@ -452,32 +532,43 @@ fn conv_gemm(parts: &Parts<'_>, out: &mut [f32]) {
                 let mut lane_scales = [1f32; LANES];
                 lane_scales[..lanes.len].copy_from_slice(&scales[first..first + lanes.len]);
                 pack(isa, parts.input, &offsets[group], &lanes, &lane_scales, flip, slot);
-                lane_info.push((lanes, lane_scales));
+                packed_groups.push(PackedGroup {
+                    lanes,
+                    scales: lane_scales,
+                });
             }
             let mut acc = [[0i32; TILE_GROUPS * LANES]; TILE_CHANNELS];
             for n0 in (0..channel_count).step_by(TILE_CHANNELS) {
                 let nr = TILE_CHANNELS.min(channel_count - n0);
                 let channel0 = first_channel + n0;
                 let rows = &weight[channel0 * k4..(channel0 + nr) * k4];
+                let epilogue = Epilogue {
+                    corrections: &corrections[channel0..channel0 + nr],
+                    w_scales: &parts.scales[channel0..channel0 + nr],
+                    bias: parts.bias.map(|bias| &bias[channel0..channel0 + nr]),
+                    out: &out_ptr,
+                    channel_offset: channel0 * m,
+                    m,
+                };
                 for g0 in (0..group_count).step_by(TILE_GROUPS) {
                     let mr = TILE_GROUPS.min(group_count - g0);
                     let x = &packed[g0 * group_bytes..(g0 + mr) * group_bytes];
+                    let groups = &packed_groups[g0..g0 + mr];
+                    #[cfg(target_arch = "x86_64")]
+                    if isa == Isa::Avx512Vnni {
+                        // SAFETY: the level is this CPU's; sizes as `tile` checks them; each
+                        // task writes only its own (position, channel) outputs.
+                        unsafe {
+                            super::x86_conv::tile_avx512vnni(x, groups, k4, rows, nr, &epilogue)
+                        };
+                        continue;
+                    }
                     tile(isa, x, mr, k4, rows, nr, &mut acc);
-                    for (i, (lanes, lane_scales)) in lane_info[g0..g0 + mr].iter().enumerate() {
+                    for (i, group) in groups.iter().enumerate() {
                         for (j, channel_acc) in acc.iter().take(nr).enumerate() {
-                            let channel = channel0 + j;
                             let mut lane_acc = [0i32; LANES];
                             lane_acc.copy_from_slice(&channel_acc[i * LANES..(i + 1) * LANES]);
-                            store_lanes(
-                                &lane_acc,
-                                corrections[channel],
-                                lane_scales,
-                                parts.scales[channel],
-                                parts.bias.map(|bias| bias[channel]),
-                                lanes.output_runs(),
-                                &out_ptr,
-                                channel * m,
-                            );
+                            store_lanes(&lane_acc, &group.scales, j, &group.lanes, &epilogue);
                         }
                     }
                 }
@@ -495,42 +586,64 @@ fn conv_gemm(parts: &Parts<'_>, out: &mut [f32]) {
 fn position_scales(parts: &Parts<'_>) -> Vec<f32> {
     let shape = parts.shape;
     let (plane, m, positions) = (shape.plane(), shape.image_positions(), shape.positions());
+    let (phases, hp, wq, w_out) = (shape.phases, shape.hp, shape.wq, shape.w_out);
+    let [sy, _] = shape.stride;
     let c_in_group = shape.c_in_group();
     let mut scales = vec![0f32; shape.groups * positions];
     let scales_ptr = OutPtr(scales.as_mut_ptr());
-    let taps: Vec<usize> = (0..shape.kh)
-        .flat_map(|i| (0..shape.kw).map(move |j| (i, j)))
-        .map(|(i, j)| shape.tap_offset(0, i, j))
-        .collect();
-    // One task per image and group: the group's per-pixel AbsMax, then each window's.
-    let image_group = |task: usize| {
-        let (b, group) = (task / shape.groups, task % shape.groups);
-        let mut pixel_max = vec![0f32; plane];
+    // Tasks: (image, group, a band of output rows), enough to keep every thread busy.
+    let images = shape.batch * shape.groups;
+    let bands = (4 * rayon::current_num_threads())
+        .div_ceil(images)
+        .clamp(1, shape.h_out);
+    let rows_per_band = shape.h_out.div_ceil(bands);
+    let bands = shape.h_out.div_ceil(rows_per_band);
+    let reach = (shape.kh - 1) * shape.dilation[0] + 1;
+    let band = |task: usize| {
+        let (image, band) = (task / bands, task % bands);
+        let (b, group) = (image / shape.groups, image % shape.groups);
+        let (oy0, oy1) = (band * rows_per_band, ((band + 1) * rows_per_band).min(shape.h_out));
+        // The input rows this band reads, in every phase: their per-pixel AbsMax over the
+        // group's channels (max is exact, so the window's maximum of these is the row's AbsMax).
+        let (y0, y1) = (oy0 * sy, ((oy1 - 1) * sy + reach).min(hp));
+        let rows = y1 - y0;
+        let mut pixel_max = vec![0f32; phases * rows * wq];
         let first = (b * shape.c_in + group * c_in_group) * plane;
         for channel in parts.input[first..first + c_in_group * plane].chunks_exact(plane) {
-            for (max, &v) in pixel_max.iter_mut().zip(channel) {
-                let a = v.abs();
-                *max = if a > *max { a } else { *max };
+            for phase in 0..phases {
+                let source = &channel[phase * hp * wq + y0 * wq..][..rows * wq];
+                let maxes = &mut pixel_max[phase * rows * wq..][..rows * wq];
+                for (max, &v) in maxes.iter_mut().zip(source) {
+                    let a = v.abs();
+                    *max = if a > *max { a } else { *max };
+                }
             }
         }
-        // SAFETY: this task alone writes image `b`'s positions of group `group`.
-        let out = unsafe { scales_ptr.row(group * positions + b * m, m) };
-        for oy in 0..shape.h_out {
-            for ox in 0..shape.w_out {
-                let base = oy * shape.stride[0] * shape.wq + ox;
-                let amax = taps.iter().fold(0f32, |max, &tap| {
-                    let a = pixel_max[base + tap];
-                    if a > max { a } else { max }
-                });
-                out[oy * shape.w_out + ox] = scale_of(amax);
+        let mut amax = vec![0f32; w_out];
+        for oy in oy0..oy1 {
+            amax.fill(0.0);
+            for i in 0..shape.kh {
+                for j in 0..shape.kw {
+                    let column = j * shape.dilation[1];
+                    let row = oy * sy + i * shape.dilation[0] - y0;
+                    let start = (column % phases) * rows * wq + row * wq + column / phases;
+                    for (max, &a) in amax.iter_mut().zip(&pixel_max[start..start + w_out]) {
+                        *max = if a > *max { a } else { *max };
+                    }
+                }
+            }
+            // SAFETY: this task alone writes these positions of this image and group.
+            let out = unsafe { scales_ptr.row(group * positions + b * m + oy * w_out, w_out) };
+            for (scale, &a) in out.iter_mut().zip(&amax) {
+                *scale = scale_of(a);
             }
         }
     };
-    let tasks = shape.batch * shape.groups;
-    if tasks == 1 || positions * shape.k() < 256 * 1024 {
-        (0..tasks).for_each(image_group);
+    let tasks = images * bands;
+    if tasks == 1 || positions * shape.k() < 64 * 1024 {
+        (0..tasks).for_each(band);
     } else {
-        parallel_for(tasks, &image_group);
+        parallel_for(tasks, &band);
     }
     scales
 }
@@ -596,10 +709,10 @@ fn tile(
         // SAFETY: `Isa::available` lists only levels this CPU has; the sizes are checked above.
         unsafe {
             match isa {
-                Isa::Avx512Vnni => return x86::tile_avx512vnni(x, mr, k4, rows, nr, acc),
+                // AVX-512 VNNI runs its own tile with a fused epilogue (`conv_gemm`).
+                Isa::Avx512Vnni | Isa::Portable => {}
                 Isa::AvxVnni => return x86::tile_avxvnni(x, mr, k4, rows, nr, acc),
                 Isa::Avx2 => return x86::tile_avx2(x, mr, k4, rows, nr, acc),
-                Isa::Portable => {}
             }
         }
     }
@@ -632,30 +745,28 @@ fn tile_portable(
 }
 
 /// Keras's rescale of one channel's 16 sums, `(acc - correction) / (x_scale · w_scale) + bias`,
-/// written to the group's output runs (at `channel_offset` in each image).
-#[allow(clippy::too_many_arguments)]
+/// written to the group's output runs: channel `j` of the epilogue's tile.
 fn store_lanes(
     acc: &[i32; LANES],
-    correction: i32,
     x_scales: &[f32; LANES],
-    w_scale: f32,
-    bias: Option<f32>,
-    runs: &[Run],
-    out: &OutPtr<f32>,
-    channel_offset: usize,
+    j: usize,
+    lanes: &LaneGroup,
+    epilogue: &Epilogue<'_>,
 ) {
+    let (correction, w_scale) = (epilogue.corrections[j], epilogue.w_scales[j]);
     let mut y = [0f32; LANES];
     for ((y, &a), &x_scale) in y.iter_mut().zip(acc).zip(x_scales) {
         *y = a.wrapping_sub(correction) as f32 / (x_scale * w_scale);
     }
-    if let Some(bias) = bias {
+    if let Some(bias) = epilogue.bias {
         for y in &mut y {
-            *y += bias;
+            *y += bias[j];
         }
     }
-    for run in runs {
+    let channel = epilogue.channel_offset + j * epilogue.m;
+    for run in lanes.output_runs() {
         // SAFETY: each (position, channel) output belongs to one lane of one task.
-        let dest = unsafe { out.row(run.base + channel_offset, run.end - run.start) };
+        let dest = unsafe { epilogue.out.row(run.base + channel, run.end - run.start) };
         dest.copy_from_slice(&y[run.start..run.end]);
     }
 }
@@ -677,6 +788,11 @@ fn depthwise(parts: &Parts<'_>, out: &mut [f32]) {
     // One task per image and a block of channels.
     let channels_per_task = shape.groups.div_ceil(4 * rayon::current_num_threads()).clamp(1, 16);
     let channel_tasks = shape.groups.div_ceil(channels_per_task);
+    // The lane groups of image 0: every image and channel has the same, shifted.
+    let image_lanes: Vec<LaneGroup> = (0..m)
+        .step_by(LANES)
+        .map(|first| shape.lane_group(first, m))
+        .collect();
     let run_task = |task: usize| {
         let (b, channel_task) = (task / channel_tasks, task % channel_tasks);
         let first = channel_task * channels_per_task;
@@ -684,22 +800,17 @@ fn depthwise(parts: &Parts<'_>, out: &mut [f32]) {
             let input = &parts.input[(b * shape.c_in + group) * plane..];
             let channels = group * multiplier..(group + 1) * multiplier;
             let channel_weights = &weights[channels.start * taps..channels.end * taps];
-            for first_lane in (b * m..(b + 1) * m).step_by(LANES) {
-                let mut lanes = shape.lane_group(first_lane, (b + 1) * m);
-                // Relative to this image and channel.
-                for run in &mut lanes.inputs[..lanes.input_runs] {
-                    run.base -= b * shape.c_in * plane;
-                }
+            for lanes in &image_lanes {
                 depthwise_lanes(
                     parts.isa,
                     input,
                     &offsets,
-                    &lanes,
+                    lanes,
                     channel_weights,
                     &parts.scales[channels.clone()],
                     parts.bias.map(|bias| &bias[channels.clone()]),
                     &out_ptr,
-                    channels.start * m,
+                    b * shape.c_out * m + channels.start * m,
                     m,
                 );
             }
@@ -733,17 +844,31 @@ fn depthwise_lanes(
         // SAFETY: AVX-512F comes with `Isa::Avx512Vnni`; every valid lane's offsets are inside
         // `input`; each task owns its channels' outputs.
         return unsafe {
-            super::x86_conv::depthwise_avx512(
-                input,
-                offsets,
-                lanes,
-                weights,
-                w_scales,
-                bias,
-                out,
-                channel_offset,
-                m,
-            )
+            use super::x86_conv::depthwise_avx512;
+            match offsets.len() {
+                9 => depthwise_avx512::<9>(
+                    input,
+                    offsets,
+                    lanes,
+                    weights,
+                    w_scales,
+                    bias,
+                    out,
+                    channel_offset,
+                    m,
+                ),
+                _ => depthwise_avx512::<0>(
+                    input,
+                    offsets,
+                    lanes,
+                    weights,
+                    w_scales,
+                    bias,
+                    out,
+                    channel_offset,
+                    m,
+                ),
+            }
         };
     }
     let _ = isa;

@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::conv::{LANES, LaneGroup, TILE_CHANNELS, TILE_GROUPS};
+use super::conv::{Epilogue, LANES, LaneGroup, PackedGroup, TILE_CHANNELS, TILE_GROUPS};
 use super::gemm::OutPtr;
 
 /// Round to nearest, ties to even, without exceptions (the `imm8` of `vcvtps2dq`/`vrndscaleps`).
@@ -72,40 +72,53 @@ pub(super) unsafe fn pack_avx512(
     // SAFETY: 16 floats.
     let scale = unsafe { _mm512_loadu_ps(scales.as_ptr()) };
     let flip = _mm512_set1_epi32(if flip { 0x8080_8080u32 as i32 } else { 0 });
-    let low = _mm512_set1_epi32(0xff);
+    // After the two saturating packs, 128-bit lane `j` holds `v_kk[4j + t]` at byte
+    // `4kk + t`; the quads want it at `4t + kk`.
+    let transpose = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+    ));
     let base = input.as_ptr();
     for q in 0..quads {
-        let mut word = _mm512_setzero_si512();
-        for kk in 0..4.min(k - 4 * q) {
+        let mut integers = [_mm512_setzero_si512(); 4];
+        for (kk, integer) in integers.iter_mut().enumerate().take(k - 4 * q) {
             // SAFETY: the caller's contract.
             let v = unsafe { load_lanes(base, lanes, offsets[4 * q + kk]) };
-            let integer = _mm512_cvt_roundps_epi32::<NEAREST>(_mm512_mul_ps(v, scale));
-            let byte = _mm512_and_si512(integer, low);
-            let shifted = _mm512_sllv_epi32(byte, _mm512_set1_epi32(8 * kk as i32));
-            word = _mm512_or_si512(word, shifted);
+            *integer = _mm512_cvt_roundps_epi32::<NEAREST>(_mm512_mul_ps(v, scale));
         }
+        // Values are within ±127: the packs never saturate.
+        let words_01 = _mm512_packs_epi32(integers[0], integers[1]);
+        let words_23 = _mm512_packs_epi32(integers[2], integers[3]);
+        let bytes = _mm512_shuffle_epi8(_mm512_packs_epi16(words_01, words_23), transpose);
         // SAFETY: 64 bytes at `q * 64`, inside `out`.
-        unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(q * 64).cast(), _mm512_xor_si512(word, flip)) };
+        unsafe {
+            _mm512_storeu_si512(
+                out.as_mut_ptr().add(q * 64).cast(),
+                _mm512_xor_si512(bytes, flip),
+            )
+        };
     }
 }
 
-/// `conv::tile_portable` with `vpdpbusd` on 512-bit registers (activations packed unsigned).
+/// `conv::tile_portable` and `conv::store_lanes` with `vpdpbusd` on 512-bit registers
+/// (activations packed unsigned): the sums stay in registers to the rescale and the stores.
 ///
 /// # Safety
-/// AVX-512F, BW and VNNI; `x` holds `mr` groups of `k4 * 16` bytes, `rows` `nr` rows of `k4`.
+/// AVX-512F, BW and VNNI; `x` holds `groups.len()` (1 or 2) groups of `k4 * 16` bytes, `rows`
+/// `nr` (1 to 8) rows of `k4`; the epilogue's outputs are this task's.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub(super) unsafe fn tile_avx512vnni(
     x: &[u8],
-    mr: usize,
+    groups: &[PackedGroup],
     k4: usize,
     rows: &[i8],
     nr: usize,
-    acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
+    epilogue: &Epilogue<'_>,
 ) {
+    debug_assert!(x.len() >= groups.len() * k4 * LANES && rows.len() >= nr * k4);
     macro_rules! dispatch {
         ($($mr:literal, $nr:literal);*) => {
-            match (mr, nr) {
-                $(($mr, $nr) => unsafe { tile_512::<$mr, $nr>(x, k4, rows, acc) },)*
+            match (groups.len(), nr) {
+                $(($mr, $nr) => unsafe { tile_512::<$mr, $nr>(x, groups, k4, rows, epilogue) },)*
                 _ => unreachable!("tiles are at most 2 groups × 8 channels"),
             }
         };
@@ -117,9 +130,10 @@ pub(super) unsafe fn tile_avx512vnni(
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn tile_512<const MR: usize, const NR: usize>(
     x: &[u8],
+    groups: &[PackedGroup],
     k4: usize,
     rows: &[i8],
-    acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
+    epilogue: &Epilogue<'_>,
 ) {
     let mut sums = [[_mm512_setzero_si512(); NR]; MR];
     let (xp, wp) = (x.as_ptr(), rows.as_ptr());
@@ -139,10 +153,29 @@ unsafe fn tile_512<const MR: usize, const NR: usize>(
             }
         }
     }
-    for (i, group) in sums.iter().enumerate() {
-        for (j, &sum) in group.iter().enumerate() {
-            // SAFETY: 16 i32 at `i * 16` of channel `j`'s accumulators.
-            unsafe { _mm512_storeu_si512(acc[j][i * LANES..].as_mut_ptr().cast(), sum) };
+    // `(acc - correction) / (x_scale · w_scale) + bias`: the portable epilogue's operations.
+    for (group, group_sums) in groups.iter().zip(&sums) {
+        // SAFETY: 16 floats.
+        let x_scales = unsafe { _mm512_loadu_ps(group.scales.as_ptr()) };
+        for (j, &sum) in group_sums.iter().enumerate() {
+            let exact = _mm512_sub_epi32(sum, _mm512_set1_epi32(epilogue.corrections[j]));
+            let scales = _mm512_mul_ps(x_scales, _mm512_set1_ps(epilogue.w_scales[j]));
+            let mut y = _mm512_div_ps(_mm512_cvtepi32_ps(exact), scales);
+            if let Some(bias) = epilogue.bias {
+                y = _mm512_add_ps(y, _mm512_set1_ps(bias[j]));
+            }
+            let channel = epilogue.channel_offset + j * epilogue.m;
+            for run in group.lanes.output_runs() {
+                let first = epilogue.out.0.wrapping_add(run.base + channel).wrapping_sub(run.start);
+                // SAFETY: the run's lanes are this task's outputs; the others are not written.
+                unsafe {
+                    if run.start == 0 && run.end == LANES {
+                        _mm512_storeu_ps(first, y)
+                    } else {
+                        _mm512_mask_storeu_ps(first, run.mask(), y)
+                    }
+                }
+            }
         }
     }
 }
@@ -234,14 +267,15 @@ tile_256!(tile_avxvnni, tile_avxvnni_channels, "avx2,avxvnni", vnni = true);
 tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
 
 /// `conv::depthwise_lanes` on AVX-512: 16 positions per vector; the products of integers are
-/// summed in f32, exactly (each partial sum is an integer below 2^24).
+/// summed in f32, exactly (each partial sum is an integer below 2^24). `TAPS` taps (a 3×3
+/// kernel) stay in registers; `TAPS == 0` reads `offsets.len()` taps twice instead.
 ///
 /// # Safety
 /// AVX-512F; every valid lane's `base + offset` is inside `input`; this task alone writes
 /// the outputs of these channels.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn depthwise_avx512(
+pub(super) unsafe fn depthwise_avx512<const TAPS: usize>(
     input: &[f32],
     offsets: &[usize],
     lanes: &LaneGroup,
@@ -254,20 +288,37 @@ pub(super) unsafe fn depthwise_avx512(
 ) {
     let base = input.as_ptr();
     let taps = offsets.len();
+    debug_assert!(TAPS == 0 || TAPS == taps);
+    let mut values = [_mm512_setzero_ps(); TAPS];
     let mut amax = _mm512_setzero_ps();
-    for &offset in offsets {
-        // SAFETY: the caller's contract.
-        let v = unsafe { load_lanes(base, lanes, offset) };
-        amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+    if TAPS > 0 {
+        for (value, &offset) in values.iter_mut().zip(offsets) {
+            // SAFETY: the caller's contract.
+            *value = unsafe { load_lanes(base, lanes, offset) };
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(*value));
+        }
+    } else {
+        for &offset in offsets {
+            // SAFETY: the caller's contract.
+            let v = unsafe { load_lanes(base, lanes, offset) };
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+        }
     }
     let x_scale = scale_of_vector(amax);
     for (j, row) in weights.chunks_exact(taps).enumerate() {
         let mut acc = _mm512_setzero_ps();
-        for (&offset, &w) in offsets.iter().zip(row) {
-            // SAFETY: as above.
-            let v = unsafe { load_lanes(base, lanes, offset) };
-            let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale));
-            acc = _mm512_fmadd_ps(q, _mm512_set1_ps(w), acc);
+        if TAPS > 0 {
+            for (&v, &w) in values.iter().zip(row) {
+                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale));
+                acc = _mm512_fmadd_ps(q, _mm512_set1_ps(w), acc);
+            }
+        } else {
+            for (&offset, &w) in offsets.iter().zip(row) {
+                // SAFETY: as above.
+                let v = unsafe { load_lanes(base, lanes, offset) };
+                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale));
+                acc = _mm512_fmadd_ps(q, _mm512_set1_ps(w), acc);
+            }
         }
         let mut y = _mm512_div_ps(acc, _mm512_mul_ps(x_scale, _mm512_set1_ps(w_scales[j])));
         if let Some(bias) = bias {
@@ -276,7 +327,13 @@ pub(super) unsafe fn depthwise_avx512(
         for run in lanes.output_runs() {
             let first = out.0.wrapping_add(run.base + channel_offset + j * m).wrapping_sub(run.start);
             // SAFETY: the run's lanes are this task's outputs; the others are not written.
-            unsafe { _mm512_mask_storeu_ps(first, run.mask(), y) };
+            unsafe {
+                if run.start == 0 && run.end == LANES {
+                    _mm512_storeu_ps(first, y)
+                } else {
+                    _mm512_mask_storeu_ps(first, run.mask(), y)
+                }
+            }
         }
     }
 }
