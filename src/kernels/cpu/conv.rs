@@ -42,6 +42,8 @@ pub(super) const LANES: usize = 16;
 pub(super) const TILE_CHANNELS: usize = 8;
 /// Lane groups per register tile.
 pub(super) const TILE_GROUPS: usize = 2;
+/// Lane groups per call of the depthwise kernel: independent chains to hide its latencies.
+const DEPTHWISE_GROUPS: usize = 4;
 /// Packed activations per task, in bytes: they stay in L2 while every channel block reads them.
 const PACKED_BYTES: usize = 128 * 1024;
 
@@ -499,9 +501,10 @@ fn conv_gemm(parts: &Parts<'_>, out: &mut [f32]) {
     let position_tasks = lane_groups.div_ceil(per_task);
     let wanted = 4 * rayon::current_num_threads();
     let channel_blocks = shape.c_out_group().div_ceil(TILE_CHANNELS);
+    // Each channel task packs its positions again: at least 4 blocks (32 channels) each.
     let channel_tasks = wanted
         .div_ceil(position_tasks * groups)
-        .clamp(1, channel_blocks);
+        .clamp(1, channel_blocks.div_ceil(4));
     let channels_per_task = channel_blocks.div_ceil(channel_tasks) * TILE_CHANNELS;
     let channel_tasks = shape.c_out_group().div_ceil(channels_per_task);
     let tasks = groups * position_tasks * channel_tasks;
@@ -800,7 +803,7 @@ fn depthwise(parts: &Parts<'_>, out: &mut [f32]) {
             let input = &parts.input[(b * shape.c_in + group) * plane..];
             let channels = group * multiplier..(group + 1) * multiplier;
             let channel_weights = &weights[channels.start * taps..channels.end * taps];
-            for lanes in &image_lanes {
+            for lanes in image_lanes.chunks(DEPTHWISE_GROUPS) {
                 depthwise_lanes(
                     parts.isa,
                     input,
@@ -824,14 +827,15 @@ fn depthwise(parts: &Parts<'_>, out: &mut [f32]) {
     }
 }
 
-/// One lane group of a depthwise channel, for each of its `multiplier` output channels
-/// (`weights [multiplier, taps]`), written at `channel_offset + j * m`.
+/// Lane groups of a depthwise channel (at most [`DEPTHWISE_GROUPS`]), for each of its
+/// `multiplier` output channels (`weights [multiplier, taps]`), written at
+/// `channel_offset + j * m`.
 #[allow(clippy::too_many_arguments)]
 fn depthwise_lanes(
     isa: Isa,
     input: &[f32],
     offsets: &[usize],
-    lanes: &LaneGroup,
+    groups: &[LaneGroup],
     weights: &[f32],
     w_scales: &[f32],
     bias: Option<&[f32]>,
@@ -844,65 +848,64 @@ fn depthwise_lanes(
         // SAFETY: AVX-512F comes with `Isa::Avx512Vnni`; every valid lane's offsets are inside
         // `input`; each task owns its channels' outputs.
         return unsafe {
-            use super::x86_conv::depthwise_avx512;
-            match offsets.len() {
-                9 => depthwise_avx512::<9>(
-                    input,
-                    offsets,
-                    lanes,
-                    weights,
-                    w_scales,
-                    bias,
-                    out,
-                    channel_offset,
-                    m,
-                ),
-                _ => depthwise_avx512::<0>(
-                    input,
-                    offsets,
-                    lanes,
-                    weights,
-                    w_scales,
-                    bias,
-                    out,
-                    channel_offset,
-                    m,
-                ),
+            use super::x86_conv::depthwise_avx512 as kernel;
+            macro_rules! run {
+                ($g:literal) => {
+                    kernel::<$g>(
+                        input,
+                        offsets,
+                        groups,
+                        weights,
+                        w_scales,
+                        bias,
+                        out,
+                        channel_offset,
+                        m,
+                    )
+                };
+            }
+            match groups.len() {
+                4 => run!(4),
+                3 => run!(3),
+                2 => run!(2),
+                _ => run!(1),
             }
         };
     }
     let _ = isa;
     let taps = offsets.len();
     let mut values = vec![0f32; taps];
-    for run in lanes.input_runs() {
-        for lane in run.start..run.end {
-            let base = run.base + lane - run.start;
-            let mut amax = 0f32;
-            for (value, &offset) in values.iter_mut().zip(offsets) {
-                *value = input[base + offset];
-                let a = value.abs();
-                amax = if a > amax { a } else { amax };
-            }
-            let x_scale = scale_of(amax);
-            // Where this lane's output goes.
-            let run_out = lanes
-                .output_runs()
-                .iter()
-                .find(|out_run| (out_run.start..out_run.end).contains(&lane))
-                .expect("every valid lane has an output");
-            let position = run_out.base + lane - run_out.start;
-            for (j, row) in weights.chunks_exact(taps).enumerate() {
-                let acc: i32 = values
-                    .iter()
-                    .zip(row)
-                    .map(|(&v, &w)| quantize(v, x_scale) as i32 * w as i32)
-                    .sum();
-                let mut y = acc as f32 / (x_scale * w_scales[j]);
-                if let Some(bias) = bias {
-                    y += bias[j];
+    for lanes in groups {
+        for run in lanes.input_runs() {
+            for lane in run.start..run.end {
+                let base = run.base + lane - run.start;
+                let mut amax = 0f32;
+                for (value, &offset) in values.iter_mut().zip(offsets) {
+                    *value = input[base + offset];
+                    let a = value.abs();
+                    amax = if a > amax { a } else { amax };
                 }
-                // SAFETY: this task alone writes this channel's outputs.
-                unsafe { out.row(position + channel_offset + j * m, 1)[0] = y };
+                let x_scale = scale_of(amax);
+                // Where this lane's output goes.
+                let run_out = lanes
+                    .output_runs()
+                    .iter()
+                    .find(|out_run| (out_run.start..out_run.end).contains(&lane))
+                    .expect("every valid lane has an output");
+                let position = run_out.base + lane - run_out.start;
+                for (j, row) in weights.chunks_exact(taps).enumerate() {
+                    let acc: i32 = values
+                        .iter()
+                        .zip(row)
+                        .map(|(&v, &w)| quantize(v, x_scale) as i32 * w as i32)
+                        .sum();
+                    let mut y = acc as f32 / (x_scale * w_scales[j]);
+                    if let Some(bias) = bias {
+                        y += bias[j];
+                    }
+                    // SAFETY: this task alone writes this channel's outputs.
+                    unsafe { out.row(position + channel_offset + j * m, 1)[0] = y };
+                }
             }
         }
     }

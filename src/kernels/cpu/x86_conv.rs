@@ -266,19 +266,20 @@ macro_rules! tile_256 {
 tile_256!(tile_avxvnni, tile_avxvnni_channels, "avx2,avxvnni", vnni = true);
 tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
 
-/// `conv::depthwise_lanes` on AVX-512: 16 positions per vector; the products of integers are
-/// summed in f32, exactly (each partial sum is an integer below 2^24). `TAPS` taps (a 3×3
-/// kernel) stay in registers; `TAPS == 0` reads `offsets.len()` taps twice instead.
+/// `conv::depthwise_lanes` on AVX-512 for `G` lane groups at once (independent dependency
+/// chains: one group alone waits on its max, division and multiply-add latencies): 16
+/// positions per vector; the products of integers are summed in f32, exactly (each partial
+/// sum is an integer below 2^24).
 ///
 /// # Safety
-/// AVX-512F; every valid lane's `base + offset` is inside `input`; this task alone writes
-/// the outputs of these channels.
+/// AVX-512F; `groups.len() == G`; every valid lane's `base + offset` is inside `input`; this
+/// task alone writes the outputs of these channels.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn depthwise_avx512<const TAPS: usize>(
+pub(super) unsafe fn depthwise_avx512<const G: usize>(
     input: &[f32],
     offsets: &[usize],
-    lanes: &LaneGroup,
+    groups: &[LaneGroup],
     weights: &[f32],
     w_scales: &[f32],
     bias: Option<&[f32]>,
@@ -286,52 +287,47 @@ pub(super) unsafe fn depthwise_avx512<const TAPS: usize>(
     channel_offset: usize,
     m: usize,
 ) {
+    debug_assert_eq!(groups.len(), G);
     let base = input.as_ptr();
     let taps = offsets.len();
-    debug_assert!(TAPS == 0 || TAPS == taps);
-    let mut values = [_mm512_setzero_ps(); TAPS];
-    let mut amax = _mm512_setzero_ps();
-    if TAPS > 0 {
-        for (value, &offset) in values.iter_mut().zip(offsets) {
-            // SAFETY: the caller's contract.
-            *value = unsafe { load_lanes(base, lanes, offset) };
-            amax = _mm512_max_ps(amax, _mm512_abs_ps(*value));
-        }
-    } else {
-        for &offset in offsets {
+    let mut amax = [_mm512_setzero_ps(); G];
+    for &offset in offsets {
+        for (max, lanes) in amax.iter_mut().zip(groups) {
             // SAFETY: the caller's contract.
             let v = unsafe { load_lanes(base, lanes, offset) };
-            amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+            *max = _mm512_max_ps(*max, _mm512_abs_ps(v));
         }
     }
-    let x_scale = scale_of_vector(amax);
+    let mut x_scale = [_mm512_setzero_ps(); G];
+    for (scale, &max) in x_scale.iter_mut().zip(&amax) {
+        *scale = scale_of_vector(max);
+    }
     for (j, row) in weights.chunks_exact(taps).enumerate() {
-        let mut acc = _mm512_setzero_ps();
-        if TAPS > 0 {
-            for (&v, &w) in values.iter().zip(row) {
-                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale));
-                acc = _mm512_fmadd_ps(q, _mm512_set1_ps(w), acc);
-            }
-        } else {
-            for (&offset, &w) in offsets.iter().zip(row) {
+        let mut acc = [_mm512_setzero_ps(); G];
+        for (&offset, &w) in offsets.iter().zip(row) {
+            let w = _mm512_set1_ps(w);
+            for g in 0..G {
                 // SAFETY: as above.
-                let v = unsafe { load_lanes(base, lanes, offset) };
-                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale));
-                acc = _mm512_fmadd_ps(q, _mm512_set1_ps(w), acc);
+                let v = unsafe { load_lanes(base, &groups[g], offset) };
+                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale[g]));
+                acc[g] = _mm512_fmadd_ps(q, w, acc[g]);
             }
         }
-        let mut y = _mm512_div_ps(acc, _mm512_mul_ps(x_scale, _mm512_set1_ps(w_scales[j])));
-        if let Some(bias) = bias {
-            y = _mm512_add_ps(y, _mm512_set1_ps(bias[j]));
-        }
-        for run in lanes.output_runs() {
-            let first = out.0.wrapping_add(run.base + channel_offset + j * m).wrapping_sub(run.start);
-            // SAFETY: the run's lanes are this task's outputs; the others are not written.
-            unsafe {
-                if run.start == 0 && run.end == LANES {
-                    _mm512_storeu_ps(first, y)
-                } else {
-                    _mm512_mask_storeu_ps(first, run.mask(), y)
+        let w_scale = _mm512_set1_ps(w_scales[j]);
+        for g in 0..G {
+            let mut y = _mm512_div_ps(acc[g], _mm512_mul_ps(x_scale[g], w_scale));
+            if let Some(bias) = bias {
+                y = _mm512_add_ps(y, _mm512_set1_ps(bias[j]));
+            }
+            for run in groups[g].output_runs() {
+                let first = out.0.wrapping_add(run.base + channel_offset + j * m).wrapping_sub(run.start);
+                // SAFETY: the run's lanes are this task's outputs; the others are not written.
+                unsafe {
+                    if run.start == 0 && run.end == LANES {
+                        _mm512_storeu_ps(first, y)
+                    } else {
+                        _mm512_mask_storeu_ps(first, run.mask(), y)
+                    }
                 }
             }
         }
