@@ -76,7 +76,12 @@ fn group<'a>(
 fn batches() -> Vec<usize> {
     std::env::var("BENCH_BATCHES")
         .ok()
-        .map(|value| value.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .map(|value| {
+            value
+                .split(',')
+                .filter_map(|b| b.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_else(|| vec![1, 8])
 }
 
@@ -97,7 +102,9 @@ fn conv_pair(
     let float = Conv2dConfig::new(channels, [kernel, kernel])
         .with_stride([stride, stride])
         .with_groups(groups)
-        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .init::<Flex>(&device);
     let mut int8 = float.clone();
     int8.quantize_int8().expect("quantize");
@@ -167,8 +174,12 @@ fn benches(c: &mut Criterion) {
             &device,
         );
         let mut group = group(c, format!("resnet18_model/b{batch}"));
-        group.bench_function("f32", |b| b.iter(|| float.forward(images.clone()).into_data()));
-        group.bench_function("int8", |b| b.iter(|| int8.forward(images.clone()).into_data()));
+        group.bench_function("f32", |b| {
+            b.iter(|| float.forward(images.clone()).into_data())
+        });
+        group.bench_function("int8", |b| {
+            b.iter(|| int8.forward(images.clone()).into_data())
+        });
         group.finish();
     }
 

@@ -34,7 +34,7 @@ med = {}
 for r in rows:
     med.setdefault((r["engine"].split()[0], r["precision"], r["batch"]), []).append(r["median_ms"])
 med = {k: statistics.median(v) for k, v in med.items()}
-print("| batch | Burn f32 ms | our int8 ms | int8 / Burn f32 | ORT f32 ms | ORT int8 ms | our int8 / ORT int8 |")
+print("| batch | Burn f32 ms | our int8 ms | int8 / Burn f32 | ORT f32 ms | ORT int8 ms | our int8 speed vs ORT int8 |")
 print("|---|---|---|---|---|---|---|")
 for batch in sorted({k[2] for k in med}):
     bf, bi = med[("burn-flex", "f32", batch)], med[("burn-flex", "int8", batch)]

@@ -6,6 +6,7 @@
 //! Threads: flex uses rayon's pool (`RAYON_NUM_THREADS`).
 
 #[path = "common/resnet18.rs"]
+#[allow(dead_code)]
 mod resnet18;
 
 use std::time::Instant;

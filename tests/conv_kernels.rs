@@ -138,12 +138,8 @@ fn matches_generic<B: Backend>(device: &B::Device) {
         ];
         for (kind, input) in ["normal", "ties"].iter().zip(inputs) {
             for bias in [None, Some(bias.clone())] {
-                let expected = generic_quantized_conv2d(
-                    input.clone(),
-                    &weight,
-                    bias.clone(),
-                    geometry(case),
-                );
+                let expected =
+                    generic_quantized_conv2d(input.clone(), &weight, bias.clone(), geometry(case));
                 for &isa in &levels {
                     let direct =
                         try_quantized_conv2d(isa, &input, &weight, bias.as_ref(), geometry(case))

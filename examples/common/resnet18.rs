@@ -4,9 +4,7 @@
 //! shape changes), global average pool, a 1000-way linear head. Random weights: for speed only.
 
 use burn::module::Module;
-use burn::nn::pool::{
-    AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig,
-};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{PaddingConfig2d, Relu};
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
@@ -24,7 +22,9 @@ fn conv<B: Backend>(
     let padding = kernel / 2;
     Conv2dConfig::new(channels, [kernel, kernel])
         .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .init(device)
 }
 
@@ -41,7 +41,8 @@ impl<B: Backend> BasicBlock<B> {
         Self {
             conv1: conv([c_in, c_out], 3, stride, device),
             conv2: conv([c_out, c_out], 3, 1, device),
-            shortcut: (stride != 1 || c_in != c_out).then(|| conv([c_in, c_out], 1, stride, device)),
+            shortcut: (stride != 1 || c_in != c_out)
+                .then(|| conv([c_in, c_out], 1, stride, device)),
         }
     }
 
@@ -92,7 +93,9 @@ impl<B: Backend> ResNet18<B> {
     /// `[batch, 3, 224, 224]` to logits `[batch, 1000]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let [batch, _, _, _] = images.dims();
-        let mut x = self.pool.forward(self.relu.forward(self.stem.forward(images)));
+        let mut x = self
+            .pool
+            .forward(self.relu.forward(self.stem.forward(images)));
         for block in &self.blocks {
             x = block.forward(x);
         }

@@ -264,7 +264,10 @@ pub(crate) fn try_conv2d<B: Backend>(
         padding: ((top, bottom), (left, right)),
     } = geometry;
     let (hp, wp) = (height + top + bottom, width + left + right);
-    let reach = [dilation[0] * kh.checked_sub(1)? + 1, dilation[1] * kw.checked_sub(1)? + 1];
+    let reach = [
+        dilation[0] * kh.checked_sub(1)? + 1,
+        dilation[1] * kw.checked_sub(1)? + 1,
+    ];
     if batch == 0
         || c_in == 0
         || groups == 0
@@ -414,7 +417,10 @@ fn prepare(
 fn copy_phase<const S: usize>(row: &[f32], left: usize, phase: usize, dest: &mut [f32]) {
     // Padded column `q * S + phase` is source column `q * S + phase - left`.
     let first = left.saturating_sub(phase).div_ceil(S);
-    let end = (left + row.len()).saturating_sub(phase).div_ceil(S).min(dest.len());
+    let end = (left + row.len())
+        .saturating_sub(phase)
+        .div_ceil(S)
+        .min(dest.len());
     for q in first..end {
         dest[q] = row[q * S + phase - left];
     }
@@ -474,7 +480,10 @@ fn conv_gemm(parts: &Parts<'_>, out: &mut [f32]) {
     // stem): zero weights make whatever the padding activations hold add nothing.
     let padded_weight: Option<Vec<i8>> = (k4 != k).then(|| {
         let mut padded = vec![0i8; shape.c_out * k4];
-        for (row, source) in padded.chunks_exact_mut(k4).zip(parts.weight.chunks_exact(k)) {
+        for (row, source) in padded
+            .chunks_exact_mut(k4)
+            .zip(parts.weight.chunks_exact(k))
+        {
             row[..k].copy_from_slice(source);
         }
         padded
@@ -517,8 +526,12 @@ fn conv_gemm(parts: &Parts<'_>, out: &mut [f32]) {
         let channel_task = task % channel_tasks;
         let first_group = position_task * per_task;
         let group_count = per_task.min(lane_groups - first_group);
-        let (first_channel, channel_count) =
-            channel_range(&shape, group, channel_task * channels_per_task, channels_per_task);
+        let (first_channel, channel_count) = channel_range(
+            &shape,
+            group,
+            channel_task * channels_per_task,
+            channels_per_task,
+        );
         let scales = &x_scales[group * positions..(group + 1) * positions];
         PACKED.with_borrow_mut(|packed| {
             if packed.len() < group_count * group_bytes {
@@ -534,7 +547,15 @@ fn conv_gemm(parts: &Parts<'_>, out: &mut [f32]) {
                 let lanes = shape.lane_group(first, positions);
                 let mut lane_scales = [1f32; LANES];
                 lane_scales[..lanes.len].copy_from_slice(&scales[first..first + lanes.len]);
-                pack(isa, parts.input, &offsets[group], &lanes, &lane_scales, flip, slot);
+                pack(
+                    isa,
+                    parts.input,
+                    &offsets[group],
+                    &lanes,
+                    &lane_scales,
+                    flip,
+                    slot,
+                );
                 packed_groups.push(PackedGroup {
                     lanes,
                     scales: lane_scales,
@@ -605,7 +626,10 @@ fn position_scales(parts: &Parts<'_>) -> Vec<f32> {
     let band = |task: usize| {
         let (image, band) = (task / bands, task % bands);
         let (b, group) = (image / shape.groups, image % shape.groups);
-        let (oy0, oy1) = (band * rows_per_band, ((band + 1) * rows_per_band).min(shape.h_out));
+        let (oy0, oy1) = (
+            band * rows_per_band,
+            ((band + 1) * rows_per_band).min(shape.h_out),
+        );
         // The input rows this band reads, in every phase: their per-pixel AbsMax over the
         // group's channels (max is exact, so the window's maximum of these is the row's AbsMax).
         let (y0, y1) = (oy0 * sy, ((oy1 - 1) * sy + reach).min(hp));
@@ -789,7 +813,10 @@ fn depthwise(parts: &Parts<'_>, out: &mut [f32]) {
     let weights: Vec<f32> = parts.weight.iter().map(|&w| w as f32).collect();
     let out_ptr = OutPtr(out.as_mut_ptr());
     // One task per image and a block of channels.
-    let channels_per_task = shape.groups.div_ceil(4 * rayon::current_num_threads()).clamp(1, 16);
+    let channels_per_task = shape
+        .groups
+        .div_ceil(4 * rayon::current_num_threads())
+        .clamp(1, 16);
     let channel_tasks = shape.groups.div_ceil(channels_per_task);
     // The lane groups of image 0: every image and channel has the same, shifted.
     let image_lanes: Vec<LaneGroup> = (0..m)

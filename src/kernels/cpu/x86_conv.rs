@@ -35,7 +35,9 @@ unsafe fn load_lanes(input: *const f32, lanes: &LaneGroup, offset: usize) -> __m
         }
         let mut v = _mm512_setzero_ps();
         for run in runs {
-            let first = input.wrapping_add(run.base + offset).wrapping_sub(run.start);
+            let first = input
+                .wrapping_add(run.base + offset)
+                .wrapping_sub(run.start);
             v = _mm512_mask_loadu_ps(v, run.mask(), first);
         }
         v
@@ -166,7 +168,11 @@ unsafe fn tile_512<const MR: usize, const NR: usize>(
             }
             let channel = epilogue.channel_offset + j * epilogue.m;
             for run in group.lanes.output_runs() {
-                let first = epilogue.out.0.wrapping_add(run.base + channel).wrapping_sub(run.start);
+                let first = epilogue
+                    .out
+                    .0
+                    .wrapping_add(run.base + channel)
+                    .wrapping_sub(run.start);
                 // SAFETY: the run's lanes are this task's outputs; the others are not written.
                 unsafe {
                     if run.start == 0 && run.end == LANES {
@@ -233,7 +239,9 @@ macro_rules! tile_256 {
                         _mm256_loadu_si256(xp.add(q * 64 + 32).cast()),
                     ];
                     for j in 0..NR {
-                        let w = _mm256_set1_epi32(wp.add(j * k4 + 4 * q).cast::<i32>().read_unaligned());
+                        let w = _mm256_set1_epi32(
+                            wp.add(j * k4 + 4 * q).cast::<i32>().read_unaligned(),
+                        );
                         for h in 0..2 {
                             sums[h][j] = if $vnni {
                                 _mm256_dpbusd_avx_epi32(sums[h][j], halves[h], w)
@@ -242,7 +250,10 @@ macro_rules! tile_256 {
                                     _mm256_abs_epi8(w),
                                     _mm256_sign_epi8(halves[h], w),
                                 );
-                                _mm256_add_epi32(sums[h][j], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+                                _mm256_add_epi32(
+                                    sums[h][j],
+                                    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),
+                                )
                             };
                         }
                     }
@@ -263,7 +274,12 @@ macro_rules! tile_256 {
     };
 }
 
-tile_256!(tile_avxvnni, tile_avxvnni_channels, "avx2,avxvnni", vnni = true);
+tile_256!(
+    tile_avxvnni,
+    tile_avxvnni_channels,
+    "avx2,avxvnni",
+    vnni = true
+);
 tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
 
 /// `conv::depthwise_lanes` on AVX-512 for `G` lane groups at once (independent dependency
@@ -320,7 +336,10 @@ pub(super) unsafe fn depthwise_avx512<const G: usize>(
                 y = _mm512_add_ps(y, _mm512_set1_ps(bias[j]));
             }
             for run in groups[g].output_runs() {
-                let first = out.0.wrapping_add(run.base + channel_offset + j * m).wrapping_sub(run.start);
+                let first = out
+                    .0
+                    .wrapping_add(run.base + channel_offset + j * m)
+                    .wrapping_sub(run.start);
                 // SAFETY: the run's lanes are this task's outputs; the others are not written.
                 unsafe {
                     if run.start == 0 && run.end == LANES {
