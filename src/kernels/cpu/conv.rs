@@ -26,6 +26,7 @@
 //! max and min differ from the scalar rule, go back to the generic path (`None`).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
@@ -221,11 +222,22 @@ impl Prepared {
     }
 }
 
-/// Whether every value is finite, in a form the compiler vectorises.
+/// Whether every value is finite: chunks in a form the compiler vectorises, spread over the
+/// threads when the input is large (a batch of images is tens of megabytes).
 fn all_finite(values: &[f32]) -> bool {
-    values
-        .chunks(4096)
-        .all(|chunk| chunk.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX)))
+    const CHUNK: usize = 64 * 1024;
+    let finite = |chunk: &[f32]| chunk.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX));
+    if values.len() <= CHUNK {
+        return finite(values);
+    }
+    let bad = AtomicBool::new(false);
+    parallel_for(values.len().div_ceil(CHUNK), &|i| {
+        let end = ((i + 1) * CHUNK).min(values.len());
+        if !finite(&values[i * CHUNK..end]) {
+            bad.store(true, Ordering::Relaxed);
+        }
+    });
+    !bad.load(Ordering::Relaxed)
 }
 
 /// Keras's activation scale of an AbsMax.
