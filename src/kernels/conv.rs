@@ -69,6 +69,9 @@ pub fn generic_quantized_conv2d<B: Backend>(
     )
 }
 
+/// A quantized dense product `(rows, channel rows, bias)`: the fused one or the generic one.
+type Product<B> = fn(Tensor<B, 2>, &ChannelRows<B>, Option<Tensor<B, 1>>) -> Tensor<B, 2>;
+
 /// The convolution as im2col rows and `product(rows, channel rows, bias)` per group.
 fn im2col_conv2d<B: Backend>(
     input: Tensor<B, 4>,
@@ -76,7 +79,7 @@ fn im2col_conv2d<B: Backend>(
     kernel_size: [usize; 2],
     bias: Option<Tensor<B, 1>>,
     geometry: ConvGeometry,
-    product: fn(Tensor<B, 2>, &ChannelRows<B>, Option<Tensor<B, 1>>) -> Tensor<B, 2>,
+    product: Product<B>,
 ) -> Tensor<B, 4> {
     let [batch, _, height, width] = input.dims();
     let [c_out, k_group] = weight.dims();

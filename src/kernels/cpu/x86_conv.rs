@@ -130,6 +130,7 @@ pub(super) unsafe fn tile_avx512vnni(
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::needless_range_loop)] // indices keep the tile's loops plain for the register allocator
 unsafe fn tile_512<const MR: usize, const NR: usize>(
     x: &[u8],
     groups: &[PackedGroup],
@@ -221,6 +222,7 @@ macro_rules! tile_256 {
         }
 
         #[target_feature(enable = $features)]
+        #[allow(clippy::needless_range_loop)]
         unsafe fn $inner<const NR: usize>(
             group: &[u8],
             k4: usize,
@@ -291,7 +293,7 @@ tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
 /// AVX-512F; `groups.len() == G`; every valid lane's `base + offset` is inside `input`; this
 /// task alone writes the outputs of these channels.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 pub(super) unsafe fn depthwise_avx512<const G: usize>(
     input: &[f32],
     offsets: &[usize],
