@@ -1,10 +1,16 @@
-//! int8 vs f32 convolution on flex, in one run: a Conv2d at a few shapes (an image-model
-//! stem and a middle layer, batch 1 and 16), and the digits CNN of `examples/quantize_cnn.rs`
-//! (batch 1 and its whole 359-image test split). Int8 convolution has no peer in Keras; this
-//! shows whether it pays. Keras's rule is kept: im2col, one activation scale per output
-//! position, the int8 product, the rescale.
+//! int8 vs f32 convolution on flex, both sides of each pair in the same run:
 //!
-//! Run: `cargo bench --bench conv`. Compare the ratio of each pair, not times across runs.
+//! - every distinct convolution of ResNet-18 at 224×224 (`resnet18/…`),
+//! - MobileNetV2's depthwise 3×3 layers and a set of its pointwise 1×1 layers
+//!   (`mobilenetv2/…`),
+//! - the whole ResNet-18 (BatchNorm folded, random weights) and the digits CNN of
+//!   `examples/quantize_cnn.rs`,
+//!
+//! at batch 1 and 8 (the digits CNN at 1 and its 359-image test split). The f32 side is Burn's
+//! own convolution (`burn::nn::conv::Conv2d` through `burn_int8::nn`'s float variant).
+//!
+//! Run: `cargo bench --bench conv` (or a filter: `cargo bench --bench conv -- resnet18/`).
+//! `BENCH_BATCHES=1` limits the batches. Compare the ratio of each pair, not times across runs.
 
 #[path = "../examples/common/digits.rs"]
 #[allow(dead_code)]
@@ -13,6 +19,11 @@ mod digits;
 #[path = "../examples/quantize_cnn.rs"]
 #[allow(dead_code, clippy::duplicate_mod)]
 mod quantize_cnn;
+#[path = "../examples/common/resnet18.rs"]
+#[allow(dead_code)]
+mod resnet18;
+
+use std::time::Duration;
 
 use burn::backend::Flex;
 use burn::nn::PaddingConfig2d;
@@ -21,12 +32,33 @@ use burn_int8::QuantizeExt;
 use burn_int8::nn::conv::Conv2dConfig;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-/// `(batch, channels_in, channels_out, size)`, 3×3 kernels, "same" padding.
-const SHAPES: [(usize, usize, usize, usize); 4] = [
-    (1, 3, 32, 112),
-    (1, 64, 64, 56),
-    (16, 64, 64, 28),
-    (1, 256, 256, 14),
+/// MobileNetV2 at 224×224: its depthwise 3×3 layers `(channels, stride, input size)`.
+const MOBILENET_DEPTHWISE: [(usize, usize, usize); 10] = [
+    (32, 1, 112),
+    (96, 2, 112),
+    (144, 1, 56),
+    (144, 2, 56),
+    (192, 1, 28),
+    (192, 2, 28),
+    (384, 1, 14),
+    (576, 1, 14),
+    (576, 2, 14),
+    (960, 1, 7),
+];
+
+/// MobileNetV2's pointwise 1×1 layers, one expansion and one projection per resolution:
+/// `(c_in, c_out, size)`.
+const MOBILENET_POINTWISE: [(usize, usize, usize); 10] = [
+    (16, 96, 112),
+    (32, 16, 112),
+    (24, 144, 56),
+    (144, 24, 56),
+    (32, 192, 28),
+    (192, 32, 28),
+    (64, 384, 14),
+    (384, 64, 14),
+    (160, 960, 7),
+    (960, 160, 7),
 ];
 
 fn group<'a>(
@@ -36,30 +68,118 @@ fn group<'a>(
     let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_secs(2));
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1500));
     group
+}
+
+fn batches() -> Vec<usize> {
+    std::env::var("BENCH_BATCHES")
+        .ok()
+        .map(|value| {
+            value
+                .split(',')
+                .filter_map(|b| b.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, 8])
+}
+
+/// One convolution, f32 and int8 on the same input.
+#[allow(clippy::too_many_arguments)]
+fn conv_pair(
+    c: &mut Criterion,
+    name: String,
+    batch: usize,
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    size: usize,
+) {
+    let device = Default::default();
+    let padding = kernel / 2;
+    let float = Conv2dConfig::new(channels, [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .init::<Flex>(&device);
+    let mut int8 = float.clone();
+    int8.quantize_int8().expect("quantize");
+    let x = Tensor::<Flex, 4>::random(
+        [batch, channels[0], size, size],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let mut group = group(c, name);
+    group.bench_function("f32", |b| b.iter(|| float.forward(x.clone()).into_data()));
+    group.bench_function("int8", |b| b.iter(|| int8.forward(x.clone()).into_data()));
+    group.finish();
 }
 
 fn benches(c: &mut Criterion) {
     let device = Default::default();
-    for (batch, c_in, c_out, size) in SHAPES {
-        let float = Conv2dConfig::new([c_in, c_out], [3, 3])
-            .with_padding(PaddingConfig2d::Same)
-            .init::<Flex>(&device);
-        let mut int8 = float.clone();
-        int8.quantize_int8().expect("quantize");
-        let x = Tensor::<Flex, 4>::random(
-            [batch, c_in, size, size],
+    for batch in batches() {
+        for (name, c_in, c_out, kernel, stride, size) in resnet18::RESNET18_CONVS {
+            conv_pair(
+                c,
+                format!("resnet18/{name}_{c_in}to{c_out}@{size}/b{batch}"),
+                batch,
+                [c_in, c_out],
+                kernel,
+                stride,
+                1,
+                size,
+            );
+        }
+        for (channels, stride, size) in MOBILENET_DEPTHWISE {
+            let s = if stride == 1 { "" } else { "s2" };
+            conv_pair(
+                c,
+                format!("mobilenetv2/dw3x3{s}_{channels}@{size}/b{batch}"),
+                batch,
+                [channels, channels],
+                3,
+                stride,
+                channels,
+                size,
+            );
+        }
+        for (c_in, c_out, size) in MOBILENET_POINTWISE {
+            conv_pair(
+                c,
+                format!("mobilenetv2/pw_{c_in}to{c_out}@{size}/b{batch}"),
+                batch,
+                [c_in, c_out],
+                1,
+                1,
+                1,
+                size,
+            );
+        }
+    }
+
+    // The whole ResNet-18 (random weights; BatchNorm folded into the convolutions).
+    let float = resnet18::ResNet18::<Flex>::new(&device);
+    // Parameters are lazy: read them before cloning, so both precisions share the weights.
+    let _ = burn_int8::param_bytes(&float);
+    let mut int8 = float.clone();
+    int8.quantize_int8().expect("quantize");
+    for batch in batches() {
+        let images = Tensor::<Flex, 4>::random(
+            [batch, 3, 224, 224],
             Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let mut group = group(
-            c,
-            format!("flex/conv2d_{batch}x{c_in}x{size}x{size}_to_{c_out}"),
-        );
-        group.bench_function("f32", |b| b.iter(|| float.forward(x.clone()).into_data()));
-        group.bench_function("int8", |b| b.iter(|| int8.forward(x.clone()).into_data()));
+        let mut group = group(c, format!("resnet18_model/b{batch}"));
+        group.bench_function("f32", |b| {
+            b.iter(|| float.forward(images.clone()).into_data())
+        });
+        group.bench_function("int8", |b| {
+            b.iter(|| int8.forward(images.clone()).into_data())
+        });
         group.finish();
     }
 
@@ -71,7 +191,7 @@ fn benches(c: &mut Criterion) {
     for batch in [1, 359] {
         let images =
             Tensor::<Flex, 2>::random([batch, 64], Distribution::Uniform(0.0, 1.0), &device);
-        let mut group = group(c, format!("flex/digits_cnn_batch{batch}"));
+        let mut group = group(c, format!("digits_cnn/b{batch}"));
         group.bench_function("f32", |b| {
             b.iter(|| float.forward(images.clone()).into_data())
         });

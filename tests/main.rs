@@ -14,6 +14,7 @@ mod common {
 }
 
 mod burn_examples;
+mod conv_kernels;
 mod finetune;
 mod gpu_kernels;
 mod gradients;

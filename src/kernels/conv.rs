@@ -1,19 +1,21 @@
 //! The int8 convolution of `QuantizedConv1d` and `QuantizedConv2d` (Keras has none).
 //!
-//! im2col (`unfold4d`), then the same rule as a dense layer: one weight scale per output
-//! channel, one activation scale per output position and group (each im2col row is quantized
-//! on its own), and the seam's fused product. Every backend takes this path today; a direct
-//! convolution kernel would be chosen in [`conv2d`].
+//! The rule is a dense layer's applied to im2col rows: one weight scale per output channel,
+//! one activation scale per output position and group (each im2col row is quantized on its
+//! own). On the CPU backends (flex, ndarray) a direct kernel does it without an im2col tensor
+//! (`cpu/conv.rs`); elsewhere, and under autodiff, im2col (`unfold4d`) feeds the seam's fused
+//! product. Both give the same bits.
 
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::{PadMode, UnfoldOptions};
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::{ChannelRows, fused_product};
+use crate::Int8Weight;
 
 /// Geometry of a 2-D convolution (a 1-D one has height 1).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ConvGeometry {
+pub struct ConvGeometry {
     pub stride: [usize; 2],
     pub dilation: [usize; 2],
     pub groups: usize,
@@ -30,6 +32,54 @@ pub(crate) fn conv2d<B: Backend>(
     kernel_size: [usize; 2],
     bias: Option<Tensor<B, 1>>,
     geometry: ConvGeometry,
+) -> Tensor<B, 4> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if super::backend::KernelBackend::is_cpu::<B>()
+        && !B::ad_enabled(&input.device())
+        && let Some(output) = super::cpu::try_conv2d(
+            super::cpu::Isa::detect(),
+            &input,
+            weight,
+            kernel_size,
+            bias.as_ref(),
+            geometry,
+        )
+    {
+        return output;
+    }
+    im2col_conv2d(input, weight, kernel_size, bias, geometry, fused_product)
+}
+
+/// Keras's int8 convolution through Burn tensor ops: im2col, then the generic quantized
+/// product (no direct kernel). The oracle the direct CPU kernel is tested against.
+pub fn generic_quantized_conv2d<B: Backend>(
+    input: Tensor<B, 4>,
+    weight: &Int8Weight<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    geometry: ConvGeometry,
+) -> Tensor<B, 4> {
+    let [_, _, kh, kw] = weight.dims();
+    im2col_conv2d(
+        input,
+        &weight.channel_rows(),
+        [kh, kw],
+        bias,
+        geometry,
+        super::generic::quantized_matmul,
+    )
+}
+
+/// A quantized dense product `(rows, channel rows, bias)`: the fused one or the generic one.
+type Product<B> = fn(Tensor<B, 2>, &ChannelRows<B>, Option<Tensor<B, 1>>) -> Tensor<B, 2>;
+
+/// The convolution as im2col rows and `product(rows, channel rows, bias)` per group.
+fn im2col_conv2d<B: Backend>(
+    input: Tensor<B, 4>,
+    weight: &ChannelRows<B>,
+    kernel_size: [usize; 2],
+    bias: Option<Tensor<B, 1>>,
+    geometry: ConvGeometry,
+    product: Product<B>,
 ) -> Tensor<B, 4> {
     let [batch, _, height, width] = input.dims();
     let [c_out, k_group] = weight.dims();
@@ -69,7 +119,7 @@ pub(crate) fn conv2d<B: Backend>(
                 .reshape([batch * positions, k_group]);
             let channels = group * c_out_group..(group + 1) * c_out_group;
             let bias = bias.clone().map(|bias| bias.slice([channels.clone()]));
-            fused_product(rows, &weight.channels(channels), bias)
+            product(rows, &weight.channels(channels), bias)
         })
         .collect::<Vec<_>>();
     let output = Tensor::cat(per_group, 1); // [batch * positions, c_out]

@@ -29,7 +29,8 @@ use burn::tensor::{DType, Int, Tensor, backend::Backend};
 
 use crate::Int8Weight;
 use backend::KernelBackend;
-pub(crate) use conv::{ConvGeometry, conv2d};
+pub(crate) use conv::conv2d;
+pub use conv::{ConvGeometry, generic_quantized_conv2d};
 
 /// An int8 weight as every kernel reads it: `values [N, K]` (I8), row-major and dense, one
 /// output channel per row, and its `scale [N]`. Made by [`Int8Weight::channel_rows`] (a view

@@ -12,12 +12,15 @@
 //! instead: never a different answer.
 
 mod attention;
+mod conv;
 mod gemm;
 mod rows;
 mod spin_pool;
 mod write;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_conv;
 
 use std::any::Any;
 
@@ -27,6 +30,7 @@ use super::ChannelRows;
 use super::backend::{KernelBackend, same_type};
 
 pub use attention::try_attend_one_query;
+pub(crate) use conv::try_conv2d;
 pub use gemm::Isa;
 use gemm::{Activations, WeightView, gemm, gemm_shared, rescale_row};
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
@@ -318,4 +322,22 @@ pub fn try_int8_matmul<B: Backend>(
         TensorData::new(out, [m, n]),
         (&lhs.device(), DType::I32),
     ))
+}
+
+/// Keras's int8 convolution of `input [batch, c_in, h, w]` with `weight [c_out, c_in / groups,
+/// kh, kw]` by the direct CPU kernel on instruction set `isa` (one this CPU has: see
+/// [`Isa::available`]); `None` where the generic path must run. Public for the kernel tests,
+/// which run every level the CPU has against the generic path.
+pub fn try_quantized_conv2d<B: Backend>(
+    isa: Isa,
+    input: &Tensor<B, 4>,
+    weight: &crate::Int8Weight<B, 4>,
+    bias: Option<&Tensor<B, 1>>,
+    geometry: super::ConvGeometry,
+) -> Option<Tensor<B, 4>> {
+    if !KernelBackend::is_cpu::<B>() || B::ad_enabled(&input.device()) {
+        return None;
+    }
+    let [_, _, kh, kw] = weight.dims();
+    try_conv2d(isa, input, &weight.channel_rows(), [kh, kw], bias, geometry)
 }

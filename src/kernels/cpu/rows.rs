@@ -173,7 +173,7 @@ pub fn try_rope_rotate_half<B: Backend>(
 }
 
 /// Whether `strides` are the row-major strides of `dims` (size-1 axes may carry any stride).
-fn is_dense(strides: &[isize], dims: &[usize]) -> bool {
+pub(super) fn is_dense(strides: &[isize], dims: &[usize]) -> bool {
     let mut expected = 1isize;
     for (&stride, &dim) in strides.iter().zip(dims).rev() {
         if dim != 1 && stride != expected {

@@ -1,0 +1,61 @@
+//! ResNet-18 at 224×224 (BatchNorm folded, random weights), Burn float vs our int8 on flex:
+//! median milliseconds per forward pass, one JSON line per (precision, batch), for
+//! `benches/resnet18_vs_ort.sh`, which alternates this with ONNX Runtime's run of the same graph.
+//!
+//! Run: `cargo run --release --example resnet18_speed -- [BATCHES] [RUNS]` (default `1,8 10`).
+//! Threads: flex uses rayon's pool (`RAYON_NUM_THREADS`).
+
+#[path = "common/resnet18.rs"]
+#[allow(dead_code)]
+mod resnet18;
+
+use std::time::Instant;
+
+use burn::backend::Flex;
+use burn::tensor::{Distribution, Tensor};
+use burn_int8::QuantizeExt;
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm up: first-call allocations, thread start.
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let batches: Vec<usize> = args
+        .next()
+        .unwrap_or_else(|| "1,8".into())
+        .split(',')
+        .map(|b| b.parse().expect("batch sizes, comma-separated"))
+        .collect();
+    let runs: usize = args.next().map_or(10, |r| r.parse().expect("runs"));
+    let device = Default::default();
+    let float = resnet18::ResNet18::<Flex>::new(&device);
+    let _ = burn_int8::param_bytes(&float);
+    let mut int8 = float.clone();
+    int8.quantize_int8().expect("quantize");
+    let threads = rayon::current_num_threads();
+    for batch in batches {
+        let images = Tensor::<Flex, 4>::random(
+            [batch, 3, 224, 224],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        for (precision, model) in [("f32", &float), ("int8", &int8)] {
+            let ms = median_ms(runs, || {
+                model.forward(images.clone()).into_data();
+            });
+            println!(
+                "{{\"engine\": \"burn-flex\", \"precision\": \"{precision}\", \"batch\": {batch}, \"threads\": {threads}, \"median_ms\": {ms:.3}}}"
+            );
+        }
+    }
+}

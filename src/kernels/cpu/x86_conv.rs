@@ -1,0 +1,356 @@
+//! x86-64 kernels of the direct convolution (`conv.rs`): the packing of quantized activations
+//! and the depthwise kernel on AVX-512, and the register tiles on AVX-512 VNNI, AVX-VNNI and
+//! AVX2. Each gives the bits of its portable twin in `conv.rs`.
+//!
+//! * Packed activations are `[k4 / 4][16 lanes][4 bytes]`: one 512-bit vector per quad of K,
+//!   16 output positions, so a weight quad (4 bytes of a channel row) is broadcast against it
+//!   and the weight is read in place.
+//! * VNNI multiplies unsigned by signed bytes: activations are packed as `q + 128` and each
+//!   channel's `128 · Σw` comes off in the epilogue. AVX2's `vpmaddubsw` would saturate on
+//!   that, so it takes signed activations and the sign trick `|w| · (x · sign(w))`
+//!   (activations are never -128).
+//! * Rounding is the instruction's round-half-to-even; no clamp is needed: every value is at
+//!   most its window's AbsMax, so `|v · 127 / (amax + 1e-7)|` stays below 127.5.
+
+use std::arch::x86_64::*;
+
+use super::conv::{Epilogue, LANES, LaneGroup, PackedGroup, TILE_CHANNELS, TILE_GROUPS};
+use super::gemm::OutPtr;
+
+/// Round to nearest, ties to even, without exceptions (the `imm8` of `vcvtps2dq`/`vrndscaleps`).
+const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+/// 16 floats of a lane group at `offset` from each run's base, zero in lanes outside the runs.
+///
+/// # Safety
+/// AVX-512F; every run's lanes must be readable at `input[run.base + offset + lane - start]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn load_lanes(input: *const f32, lanes: &LaneGroup, offset: usize) -> __m512 {
+    let runs = lanes.input_runs();
+    // SAFETY: the caller's contract; masked-off lanes are not read.
+    unsafe {
+        if runs.len() == 1 && runs[0].start == 0 && runs[0].end == LANES {
+            return _mm512_loadu_ps(input.add(runs[0].base + offset));
+        }
+        let mut v = _mm512_setzero_ps();
+        for run in runs {
+            let first = input
+                .wrapping_add(run.base + offset)
+                .wrapping_sub(run.start);
+            v = _mm512_mask_loadu_ps(v, run.mask(), first);
+        }
+        v
+    }
+}
+
+/// Keras's activation scale `127 / (amax + 1e-7)` of 16 AbsMaxes (the same IEEE operations
+/// as `conv::scale_of`).
+#[target_feature(enable = "avx512f")]
+fn scale_of_vector(amax: __m512) -> __m512 {
+    _mm512_div_ps(
+        _mm512_set1_ps(crate::quantizers::INT8_MAX),
+        _mm512_add_ps(amax, _mm512_set1_ps(crate::quantizers::ABS_MAX_EPSILON)),
+    )
+}
+
+/// `conv::pack_portable` on AVX-512.
+///
+/// # Safety
+/// AVX-512F and BW; every valid lane's `base + offset` is inside `input`; `out` holds
+/// `k4 * 16` bytes where `k4 = offsets.len()` rounded up to 4.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_avx512(
+    input: &[f32],
+    offsets: &[usize],
+    lanes: &LaneGroup,
+    scales: &[f32; LANES],
+    flip: bool,
+    out: &mut [u8],
+) {
+    let k = offsets.len();
+    let quads = k.div_ceil(4);
+    debug_assert!(out.len() >= quads * 4 * LANES);
+    // SAFETY: 16 floats.
+    let scale = unsafe { _mm512_loadu_ps(scales.as_ptr()) };
+    let flip = _mm512_set1_epi32(if flip { 0x8080_8080u32 as i32 } else { 0 });
+    // After the two saturating packs, 128-bit lane `j` holds `v_kk[4j + t]` at byte
+    // `4kk + t`; the quads want it at `4t + kk`.
+    let transpose = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+    ));
+    let base = input.as_ptr();
+    for q in 0..quads {
+        let mut integers = [_mm512_setzero_si512(); 4];
+        for (kk, integer) in integers.iter_mut().enumerate().take(k - 4 * q) {
+            // SAFETY: the caller's contract.
+            let v = unsafe { load_lanes(base, lanes, offsets[4 * q + kk]) };
+            *integer = _mm512_cvt_roundps_epi32::<NEAREST>(_mm512_mul_ps(v, scale));
+        }
+        // Values are within ±127: the packs never saturate.
+        let words_01 = _mm512_packs_epi32(integers[0], integers[1]);
+        let words_23 = _mm512_packs_epi32(integers[2], integers[3]);
+        let bytes = _mm512_shuffle_epi8(_mm512_packs_epi16(words_01, words_23), transpose);
+        // SAFETY: 64 bytes at `q * 64`, inside `out`.
+        unsafe {
+            _mm512_storeu_si512(
+                out.as_mut_ptr().add(q * 64).cast(),
+                _mm512_xor_si512(bytes, flip),
+            )
+        };
+    }
+}
+
+/// `conv::tile_portable` and `conv::store_lanes` with `vpdpbusd` on 512-bit registers
+/// (activations packed unsigned): the sums stay in registers to the rescale and the stores.
+///
+/// # Safety
+/// AVX-512F, BW and VNNI; `x` holds `groups.len()` (1 or 2) groups of `k4 * 16` bytes, `rows`
+/// `nr` (1 to 8) rows of `k4`; the epilogue's outputs are this task's.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn tile_avx512vnni(
+    x: &[u8],
+    groups: &[PackedGroup],
+    k4: usize,
+    rows: &[i8],
+    nr: usize,
+    epilogue: &Epilogue<'_>,
+) {
+    debug_assert!(x.len() >= groups.len() * k4 * LANES && rows.len() >= nr * k4);
+    macro_rules! dispatch {
+        ($($mr:literal, $nr:literal);*) => {
+            match (groups.len(), nr) {
+                $(($mr, $nr) => unsafe { tile_512::<$mr, $nr>(x, groups, k4, rows, epilogue) },)*
+                _ => unreachable!("tiles are at most 2 groups × 8 channels"),
+            }
+        };
+    }
+    dispatch!(2, 8; 2, 7; 2, 6; 2, 5; 2, 4; 2, 3; 2, 2; 2, 1;
+              1, 8; 1, 7; 1, 6; 1, 5; 1, 4; 1, 3; 1, 2; 1, 1)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::needless_range_loop)] // indices keep the tile's loops plain for the register allocator
+unsafe fn tile_512<const MR: usize, const NR: usize>(
+    x: &[u8],
+    groups: &[PackedGroup],
+    k4: usize,
+    rows: &[i8],
+    epilogue: &Epilogue<'_>,
+) {
+    let mut sums = [[_mm512_setzero_si512(); NR]; MR];
+    let (xp, wp) = (x.as_ptr(), rows.as_ptr());
+    let group_bytes = k4 * LANES;
+    for q in 0..k4 / 4 {
+        // SAFETY: quad `q` of each group and of each row is inside `x` and `rows`.
+        unsafe {
+            let mut xs = [_mm512_setzero_si512(); MR];
+            for (i, xv) in xs.iter_mut().enumerate() {
+                *xv = _mm512_loadu_si512(xp.add(i * group_bytes + q * 64).cast());
+            }
+            for j in 0..NR {
+                let w = _mm512_set1_epi32(wp.add(j * k4 + 4 * q).cast::<i32>().read_unaligned());
+                for i in 0..MR {
+                    sums[i][j] = _mm512_dpbusd_epi32(sums[i][j], xs[i], w);
+                }
+            }
+        }
+    }
+    // `(acc - correction) / (x_scale · w_scale) + bias`: the portable epilogue's operations.
+    for (group, group_sums) in groups.iter().zip(&sums) {
+        // SAFETY: 16 floats.
+        let x_scales = unsafe { _mm512_loadu_ps(group.scales.as_ptr()) };
+        for (j, &sum) in group_sums.iter().enumerate() {
+            let exact = _mm512_sub_epi32(sum, _mm512_set1_epi32(epilogue.corrections[j]));
+            let scales = _mm512_mul_ps(x_scales, _mm512_set1_ps(epilogue.w_scales[j]));
+            let mut y = _mm512_div_ps(_mm512_cvtepi32_ps(exact), scales);
+            if let Some(bias) = epilogue.bias {
+                y = _mm512_add_ps(y, _mm512_set1_ps(bias[j]));
+            }
+            let channel = epilogue.channel_offset + j * epilogue.m;
+            for run in group.lanes.output_runs() {
+                let first = epilogue
+                    .out
+                    .0
+                    .wrapping_add(run.base + channel)
+                    .wrapping_sub(run.start);
+                // SAFETY: the run's lanes are this task's outputs; the others are not written.
+                unsafe {
+                    if run.start == 0 && run.end == LANES {
+                        _mm512_storeu_ps(first, y)
+                    } else {
+                        _mm512_mask_storeu_ps(first, run.mask(), y)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 256-bit tiles: each 16-lane group is two halves of 8 lanes; 2 halves × 4 channels of
+/// accumulators per pass (AVX2 has 16 registers).
+macro_rules! tile_256 {
+    ($name:ident, $inner:ident, $features:literal, vnni = $vnni:literal) => {
+        /// # Safety
+        /// The CPU has the features of the attribute; same contract as [`tile_avx512vnni`].
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(
+            x: &[u8],
+            mr: usize,
+            k4: usize,
+            rows: &[i8],
+            nr: usize,
+            acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
+        ) {
+            for i in 0..mr {
+                let group = &x[i * k4 * LANES..(i + 1) * k4 * LANES];
+                let mut j = 0;
+                while j < nr {
+                    let count = (nr - j).min(4);
+                    // SAFETY: the caller's contract, for channels `j..j + count`.
+                    unsafe {
+                        match count {
+                            4 => $inner::<4>(group, k4, &rows[j * k4..], i, j, acc),
+                            3 => $inner::<3>(group, k4, &rows[j * k4..], i, j, acc),
+                            2 => $inner::<2>(group, k4, &rows[j * k4..], i, j, acc),
+                            _ => $inner::<1>(group, k4, &rows[j * k4..], i, j, acc),
+                        }
+                    }
+                    j += count;
+                }
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::needless_range_loop)]
+        unsafe fn $inner<const NR: usize>(
+            group: &[u8],
+            k4: usize,
+            rows: &[i8],
+            i: usize,
+            j0: usize,
+            acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
+        ) {
+            let mut sums = [[_mm256_setzero_si256(); NR]; 2];
+            let (xp, wp) = (group.as_ptr(), rows.as_ptr());
+            for q in 0..k4 / 4 {
+                // SAFETY: quad `q` of the group and of each row is in bounds.
+                unsafe {
+                    let halves = [
+                        _mm256_loadu_si256(xp.add(q * 64).cast()),
+                        _mm256_loadu_si256(xp.add(q * 64 + 32).cast()),
+                    ];
+                    for j in 0..NR {
+                        let w = _mm256_set1_epi32(
+                            wp.add(j * k4 + 4 * q).cast::<i32>().read_unaligned(),
+                        );
+                        for h in 0..2 {
+                            sums[h][j] = if $vnni {
+                                _mm256_dpbusd_avx_epi32(sums[h][j], halves[h], w)
+                            } else {
+                                let pairs = _mm256_maddubs_epi16(
+                                    _mm256_abs_epi8(w),
+                                    _mm256_sign_epi8(halves[h], w),
+                                );
+                                _mm256_add_epi32(
+                                    sums[h][j],
+                                    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),
+                                )
+                            };
+                        }
+                    }
+                }
+            }
+            for (h, half) in sums.iter().enumerate() {
+                for (j, &sum) in half.iter().enumerate() {
+                    // SAFETY: 8 i32 of channel `j0 + j`, group `i`, half `h`.
+                    unsafe {
+                        _mm256_storeu_si256(
+                            acc[j0 + j][i * LANES + 8 * h..].as_mut_ptr().cast(),
+                            sum,
+                        )
+                    };
+                }
+            }
+        }
+    };
+}
+
+tile_256!(
+    tile_avxvnni,
+    tile_avxvnni_channels,
+    "avx2,avxvnni",
+    vnni = true
+);
+tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
+
+/// `conv::depthwise_lanes` on AVX-512 for `G` lane groups at once (independent dependency
+/// chains: one group alone waits on its max, division and multiply-add latencies): 16
+/// positions per vector; the products of integers are summed in f32, exactly (each partial
+/// sum is an integer below 2^24).
+///
+/// # Safety
+/// AVX-512F; `groups.len() == G`; every valid lane's `base + offset` is inside `input`; this
+/// task alone writes the outputs of these channels.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+pub(super) unsafe fn depthwise_avx512<const G: usize>(
+    input: &[f32],
+    offsets: &[usize],
+    groups: &[LaneGroup],
+    weights: &[f32],
+    w_scales: &[f32],
+    bias: Option<&[f32]>,
+    out: &OutPtr<f32>,
+    channel_offset: usize,
+    m: usize,
+) {
+    debug_assert_eq!(groups.len(), G);
+    let base = input.as_ptr();
+    let taps = offsets.len();
+    let mut amax = [_mm512_setzero_ps(); G];
+    for &offset in offsets {
+        for (max, lanes) in amax.iter_mut().zip(groups) {
+            // SAFETY: the caller's contract.
+            let v = unsafe { load_lanes(base, lanes, offset) };
+            *max = _mm512_max_ps(*max, _mm512_abs_ps(v));
+        }
+    }
+    let mut x_scale = [_mm512_setzero_ps(); G];
+    for (scale, &max) in x_scale.iter_mut().zip(&amax) {
+        *scale = scale_of_vector(max);
+    }
+    for (j, row) in weights.chunks_exact(taps).enumerate() {
+        let mut acc = [_mm512_setzero_ps(); G];
+        for (&offset, &w) in offsets.iter().zip(row) {
+            let w = _mm512_set1_ps(w);
+            for g in 0..G {
+                // SAFETY: as above.
+                let v = unsafe { load_lanes(base, &groups[g], offset) };
+                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale[g]));
+                acc[g] = _mm512_fmadd_ps(q, w, acc[g]);
+            }
+        }
+        let w_scale = _mm512_set1_ps(w_scales[j]);
+        for g in 0..G {
+            let mut y = _mm512_div_ps(acc[g], _mm512_mul_ps(x_scale[g], w_scale));
+            if let Some(bias) = bias {
+                y = _mm512_add_ps(y, _mm512_set1_ps(bias[j]));
+            }
+            for run in groups[g].output_runs() {
+                let first = out
+                    .0
+                    .wrapping_add(run.base + channel_offset + j * m)
+                    .wrapping_sub(run.start);
+                // SAFETY: the run's lanes are this task's outputs; the others are not written.
+                unsafe {
+                    if run.start == 0 && run.end == LANES {
+                        _mm512_storeu_ps(first, y)
+                    } else {
+                        _mm512_mask_storeu_ps(first, run.mask(), y)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The direct int8 convolution of the CPU kernels against the generic path (im2col through
+//! Burn tensor ops, Keras's rule), bit for bit, on every instruction set this CPU runs:
+//! 1×1, 3×3 and 7×7 kernels, stride, dilation, asymmetric padding, grouped and depthwise
+//! (with and without a channel multiplier), Conv1d-shaped, batch 1 and batched, maps narrower
+//! than a vector (lane groups that span rows and images), K not a multiple of 4, and inputs
+//! built to round exactly on ties.
+
+use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
+use burn_int8::Int8Weight;
+use burn_int8::kernels::cpu::{Isa, try_quantized_conv2d};
+use burn_int8::kernels::{ConvGeometry, generic_quantized_conv2d};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::common::f32_of;
+
+/// One case: input `[batch, c_in, h, w]`, `c_out`, kernel, stride, dilation, padding
+/// `((top, bottom), (left, right))`, groups.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    input: [usize; 4],
+    c_out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    padding: ((usize, usize), (usize, usize)),
+    groups: usize,
+}
+
+const fn case(
+    input: [usize; 4],
+    c_out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: usize,
+    groups: usize,
+) -> Case {
+    Case {
+        input,
+        c_out,
+        kernel,
+        stride,
+        dilation: [1, 1],
+        padding: ((padding, padding), (padding, padding)),
+        groups,
+    }
+}
+
+const CASES: &[Case] = &[
+    // 1×1 (a plain GEMM, read in place), batch 1 and batched, odd channel counts.
+    case([1, 16, 9, 9], 24, [1, 1], [1, 1], 0, 1),
+    case([3, 20, 5, 6], 13, [1, 1], [1, 1], 0, 1),
+    // 1×1 stride 2 (ResNet's downsampling shortcut).
+    case([2, 16, 14, 14], 32, [1, 1], [2, 2], 0, 1),
+    // 3×3 "same", 3×3 stride 2, a 7×7 stem on 3 channels (K = 147, not a multiple of 4).
+    case([1, 8, 17, 19], 16, [3, 3], [1, 1], 1, 1),
+    case([2, 12, 15, 16], 10, [3, 3], [2, 2], 1, 1),
+    case([1, 3, 32, 32], 16, [7, 7], [2, 2], 3, 1),
+    // Maps narrower than 16 (lane groups spanning rows and images), batched.
+    case([5, 32, 7, 7], 40, [3, 3], [1, 1], 1, 1),
+    case([4, 9, 3, 2], 5, [3, 3], [1, 1], 1, 1),
+    // Grouped.
+    case([2, 16, 10, 11], 8, [3, 3], [1, 1], 1, 2),
+    case([1, 12, 9, 9], 12, [3, 3], [1, 2], 1, 3),
+    // Depthwise: stride 1 and 2, a channel multiplier of 2, a 5×5 kernel, batched.
+    case([1, 24, 14, 14], 24, [3, 3], [1, 1], 1, 24),
+    case([2, 32, 15, 15], 32, [3, 3], [2, 2], 1, 32),
+    case([1, 6, 9, 10], 12, [3, 3], [1, 1], 1, 6),
+    case([3, 5, 8, 8], 5, [5, 5], [1, 1], 2, 5),
+    // Conv1d-shaped: height 1, a kernel of 1 × 5, stride 2.
+    case([2, 10, 1, 37], 7, [1, 5], [1, 2], 0, 1),
+    case([1, 4, 1, 50], 4, [1, 3], [1, 1], 0, 4),
+    // Dilation and asymmetric padding.
+    Case {
+        input: [2, 6, 13, 12],
+        c_out: 9,
+        kernel: [3, 3],
+        stride: [1, 1],
+        dilation: [2, 3],
+        padding: ((2, 1), (0, 3)),
+        groups: 1,
+    },
+    Case {
+        input: [1, 8, 12, 12],
+        c_out: 8,
+        kernel: [3, 2],
+        stride: [2, 3],
+        dilation: [2, 1],
+        padding: ((1, 0), (2, 1)),
+        groups: 8,
+    },
+];
+
+fn geometry(case: &Case) -> ConvGeometry {
+    ConvGeometry {
+        stride: case.stride,
+        dilation: case.dilation,
+        groups: case.groups,
+        padding: case.padding,
+    }
+}
+
+/// Input values where many products land on exact ties: every window holds a 127 (so the
+/// scale is exactly 1) among half-integers.
+fn ties_input<B: Backend>(shape: [usize; 4], rng: &mut StdRng, device: &B::Device) -> Tensor<B, 4> {
+    let [b, c, h, w] = shape;
+    let mut values = Vec::with_capacity(b * c * h * w);
+    for _ in 0..b * c {
+        for y in 0..h {
+            for x in 0..w {
+                values.push(if y % 2 == 0 && x % 2 == 0 {
+                    127.0
+                } else {
+                    rng.random_range(-127i32..127) as f32 + 0.5
+                });
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn matches_generic<B: Backend>(device: &B::Device) {
+    let levels = Isa::available();
+    assert_eq!(levels.last(), Some(&Isa::Portable));
+    let mut rng = StdRng::seed_from_u64(28);
+    for case in CASES {
+        let [_, c_in, _, _] = case.input;
+        let [kh, kw] = case.kernel;
+        let weight = Tensor::<B, 4>::random(
+            [case.c_out, c_in / case.groups, kh, kw],
+            Distribution::Normal(0.0, 0.5),
+            device,
+        );
+        let weight = Int8Weight::quantize(weight, 0, "conv weight").unwrap();
+        let bias = Tensor::<B, 1>::random([case.c_out], Distribution::Normal(0.0, 1.0), device);
+        let inputs = [
+            Tensor::<B, 4>::random(case.input, Distribution::Normal(0.0, 2.0), device),
+            ties_input::<B>(case.input, &mut rng, device),
+        ];
+        for (kind, input) in ["normal", "ties"].iter().zip(inputs) {
+            for bias in [None, Some(bias.clone())] {
+                let expected =
+                    generic_quantized_conv2d(input.clone(), &weight, bias.clone(), geometry(case));
+                for &isa in &levels {
+                    let direct =
+                        try_quantized_conv2d(isa, &input, &weight, bias.as_ref(), geometry(case))
+                            .unwrap_or_else(|| panic!("{isa:?} declined {case:?}"));
+                    assert_eq!(direct.dims(), expected.dims(), "{isa:?} {case:?}");
+                    let (direct, expected) = (f32_of(direct), f32_of(expected.clone()));
+                    let differ = direct
+                        .iter()
+                        .zip(&expected)
+                        .filter(|(a, b)| a.to_bits() != b.to_bits())
+                        .count();
+                    assert_eq!(
+                        differ,
+                        0,
+                        "{isa:?} {kind} bias {} {case:?}: {differ} of {} outputs differ",
+                        bias.is_some(),
+                        expected.len()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn direct_conv_matches_generic_on_every_isa_on_flex() {
+    matches_generic::<burn::backend::Flex>(&Default::default());
+}
+
+#[test]
+fn direct_conv_matches_generic_on_every_isa_on_ndarray() {
+    matches_generic::<burn::backend::NdArray>(&Default::default());
+}
+
+/// The layers take the direct kernel (the seam's dispatch) and give the generic path's bits.
+#[test]
+fn layers_take_the_direct_kernel_with_the_generic_bits() {
+    use burn::nn::PaddingConfig2d;
+    use burn_int8::QuantizeExt;
+    use burn_int8::nn::conv::Conv2dConfig;
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let mut layer = Conv2dConfig::new([8, 16], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 0, 0, 1))
+        .with_stride([2, 2])
+        .init::<B>(&device);
+    layer.quantize_int8().unwrap();
+    let burn_int8::nn::conv::Conv2d::Int8(quantized) = &layer else {
+        panic!("quantized")
+    };
+    let x = Tensor::<B, 4>::random([2, 8, 20, 20], Distribution::Normal(0.0, 1.0), &device);
+    let expected = generic_quantized_conv2d(
+        x.clone(),
+        &quantized.weight,
+        quantized.bias.as_ref().map(|bias| bias.val()),
+        ConvGeometry {
+            stride: [2, 2],
+            dilation: [1, 1],
+            groups: 1,
+            padding: ((1, 0), (0, 1)),
+        },
+    );
+    assert_eq!(layer.forward(x).into_data(), expected.into_data());
+}
+
+/// A non-finite input goes to the generic path (its NaN outputs are the reference's).
+#[test]
+fn non_finite_inputs_decline() {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let weight = Int8Weight::quantize(
+        Tensor::<B, 4>::random([4, 2, 3, 3], Distribution::Normal(0.0, 1.0), &device),
+        0,
+        "w",
+    )
+    .unwrap();
+    let mut values = vec![0.5f32; 2 * 6 * 6];
+    values[7] = f32::NAN;
+    let x = Tensor::<B, 4>::from_data(TensorData::new(values, [1, 2, 6, 6]), &device);
+    let geometry = ConvGeometry {
+        stride: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+        padding: ((1, 1), (1, 1)),
+    };
+    assert!(try_quantized_conv2d(Isa::detect(), &x, &weight, None, geometry).is_none());
+}
