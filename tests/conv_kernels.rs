@@ -187,9 +187,7 @@ fn layers_take_the_direct_kernel_with_the_generic_bits() {
         .with_stride([2, 2])
         .init::<B>(&device);
     layer.quantize_int8().unwrap();
-    let burn_int8::nn::conv::Conv2d::Int8(quantized) = &layer else {
-        panic!("quantized")
-    };
+    let quantized = layer.int8_layer().expect("quantized");
     let x = Tensor::<B, 4>::random([2, 8, 20, 20], Distribution::Normal(0.0, 1.0), &device);
     let expected = generic_quantized_conv2d(
         x.clone(),
