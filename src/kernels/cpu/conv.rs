@@ -32,7 +32,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
-use super::{Host, host_f32, host_int8, host_vector, rows_view};
+use super::{Host, HostValues, host_f32, host_int8, host_vector, rows_view};
 use crate::kernels::ChannelRows;
 use crate::kernels::conv::ConvGeometry;
 use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
@@ -207,21 +207,6 @@ pub(super) struct Epilogue<'a> {
     pub m: usize,
 }
 
-/// The NCHW float input as the kernels read it.
-enum Prepared {
-    InPlace(Host<f32>),
-    Copied(Vec<f32>),
-}
-
-impl Prepared {
-    fn as_slice(&self) -> &[f32] {
-        match self {
-            Prepared::InPlace(host) => host.as_slice(),
-            Prepared::Copied(values) => values,
-        }
-    }
-}
-
 /// Whether every value is finite: chunks in a form the compiler vectorises, spread over the
 /// threads when the input is large (a batch of images is tens of megabytes).
 fn all_finite(values: &[f32]) -> bool {
@@ -263,7 +248,7 @@ pub(crate) fn try_conv2d<B: Backend>(
     bias: Option<&Tensor<B, 1>>,
     geometry: ConvGeometry,
 ) -> Option<Tensor<B, 4>> {
-    if isa != Isa::detect() && !Isa::available().contains(&isa) {
+    if !isa.runs_here() {
         return None;
     }
     let [batch, c_in, height, width] = input.dims();
@@ -336,8 +321,8 @@ pub(crate) fn try_conv2d<B: Backend>(
     let mut shape = shape;
     let prepared = if unpadded && phases == 1 {
         match x {
-            Ok(host) => Prepared::InPlace(host),
-            Err(values) => Prepared::Copied(values),
+            Ok(host) => HostValues::InPlace(host),
+            Err(values) => HostValues::Copied(values),
         }
     } else if unpadded && kh == 1 && kw == 1 {
         let values = subsample(x_values, &shape, height, width);
@@ -348,9 +333,9 @@ pub(crate) fn try_conv2d<B: Backend>(
             phases: 1,
             ..shape
         };
-        Prepared::Copied(values)
+        HostValues::Copied(values)
     } else {
-        Prepared::Copied(prepare(x_values, &shape, height, width, top, left))
+        HostValues::Copied(prepare(x_values, &shape, height, width, top, left))
     };
     tracing::trace!(?shape, ?isa, "int8 conv2d");
 

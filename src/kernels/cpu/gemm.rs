@@ -57,6 +57,12 @@ impl Isa {
         *DETECTED.get_or_init(|| Isa::available()[0])
     }
 
+    /// Whether this CPU runs `self` (the detected level is checked first: listing every level
+    /// allocates).
+    pub fn runs_here(self) -> bool {
+        self == Isa::detect() || Isa::available().contains(&self)
+    }
+
     /// Every level this CPU runs, best first (always ends with `Portable`).
     pub fn available() -> Vec<Isa> {
         let mut levels = Vec::new();

@@ -154,33 +154,34 @@ fn host_vector<B: Backend>(tensor: &Tensor<B, 1>) -> Option<Host<f32>> {
     host_f32(tensor).filter(|host| host.len <= 1 || host.strides == [1])
 }
 
-/// Activation rows `[m, k]`, row-major: borrowed in place when they already are, else copied.
-enum Rows {
+/// f32 values as a kernel reads them (activation rows `[m, k]`, a convolution's NCHW input):
+/// borrowed in place when the tensor's layout already suits the kernel, else a copy made for it.
+enum HostValues {
     InPlace(Host<f32>),
     Copied(Vec<f32>),
 }
 
-impl Rows {
+impl HostValues {
     fn as_slice(&self) -> &[f32] {
         match self {
-            Rows::InPlace(host) => host.as_slice(),
-            Rows::Copied(values) => values,
+            HostValues::InPlace(host) => host.as_slice(),
+            HostValues::Copied(values) => values,
         }
     }
 }
 
-fn host_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Rows> {
+fn host_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<HostValues> {
     let [m, k] = x.dims();
     match host_f32(x) {
         Some(host) if host.strides == [k as isize, 1] || m == 1 && host.strides[1] == 1 => {
-            Some(Rows::InPlace(host))
+            Some(HostValues::InPlace(host))
         }
         _ => x
             .clone()
             .into_data()
             .into_vec::<f32>()
             .ok()
-            .map(Rows::Copied),
+            .map(HostValues::Copied),
     }
 }
 
@@ -297,8 +298,7 @@ pub fn try_int8_matmul<B: Backend>(
     lhs: &Tensor<B, 2, Int>,
     weight: &Tensor<B, 2, Int>,
 ) -> Option<Tensor<B, 2, Int>> {
-    // The detected level first: listing every level allocates.
-    if !KernelBackend::is_cpu::<B>() || isa != Isa::detect() && !Isa::available().contains(&isa) {
+    if !KernelBackend::is_cpu::<B>() || !isa.runs_here() {
         return None;
     }
     let [m, k] = lhs.dims();
