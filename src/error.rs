@@ -14,6 +14,22 @@ pub enum Int8Error {
     )]
     UnknownSkip { path: String, closest: Vec<String> },
 
+    /// [`crate::QuantizeConfig::scheme_for`] named a path with no layer at or under it.
+    #[error(
+        "scheme_for `{path}` names no layer of the model (paths are dot-separated field names and \
+         match a layer or everything under a module; no globs); closest: {}",
+        closest.join(", ")
+    )]
+    UnknownSchemePath { path: String, closest: Vec<String> },
+
+    /// A weight whose shape the asked int8 format cannot hold (Q8_0 needs whole blocks).
+    #[error("{what}: {format} cannot quantize it: {reason}")]
+    UnsupportedFormat {
+        what: String,
+        format: crate::Int8Format,
+        reason: String,
+    },
+
     #[error("axis {axis} is out of range for a rank-{rank} tensor")]
     AxisOutOfRange { axis: usize, rank: usize },
 

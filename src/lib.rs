@@ -37,6 +37,7 @@ mod error;
 #[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 pub mod quantizers;
 pub mod rotation;
+pub mod scheme;
 
 #[doc(hidden)]
 pub use quantize::derive_support as __derive;
@@ -75,6 +76,7 @@ pub use quantize::{
     QuantizeReport, SkipReason, param_bytes,
 };
 pub use quantizers::mse;
+pub use scheme::{Int8Format, Rotation, Scheme};
 
 /// Sets the number of CPU threads the CPU backends (flex, ndarray) and their int8 kernels use,
 /// through rayon's global pool. Call it once, before any tensor work; a second call is an error.

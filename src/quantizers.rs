@@ -8,7 +8,9 @@
 //! The keras.io guide's prose (`2*amax/256`, clip to [-128, 127]) is *not* what the code does;
 //! this file follows the code, which produced the guide's numbers. -128 never occurs.
 
-use burn::tensor::{Bool, DType, FloatDType, Int, IntDType, Tensor, backend::Backend};
+use burn::tensor::{Bool, DType, FloatDType, Int, IntDType, Tensor, TensorData, backend::Backend};
+
+pub use crate::scheme::Q8_0_BLOCK;
 
 use crate::Int8Error;
 
@@ -146,27 +148,90 @@ pub(crate) fn ensure_non_empty<B: Backend, const D: usize>(
     Ok(())
 }
 
-/// Quantizes a weight with one scale per output channel, where `channel_axis` is the axis
-/// that is kept (every other axis is reduced). Returns I8 values and a `[channels]` scale.
-pub(crate) fn quantize_per_channel<B: Backend, const D: usize>(
-    weight: Tensor<B, D>,
-    channel_axis: usize,
-    what: &str,
-) -> Result<(Tensor<B, D, Int>, Tensor<B, 1>), Int8Error> {
-    ensure_non_empty(&weight, what)?;
-    ensure_finite(&weight, what)?;
-    let shape = weight.dims();
-    let channels = shape[channel_axis];
-    // Move the channel axis first and flatten the rest: one row per channel. The I8 result is
-    // stored that way, channel-major (as GGUF and PyTorch store weights), and seen through a
-    // view with the weight's own axes: the layout the CPU kernels stream best at decode
-    // (`cpu::x86`). Records save the logical tensor, so files keep the canonical layout.
-    let rows = weight.swap_dims(0, channel_axis);
-    let swapped = rows.dims();
-    let (q, scale) =
-        abs_max_quantize_along(rows.reshape([channels, swapped[1..].iter().product()]), 1);
-    let q = q.reshape(swapped).swap_dims(0, channel_axis);
-    Ok((q, scale.reshape([channels])))
+/// llama.cpp's Q8_0 of a weight's channel rows `[channels, inputs]` (`inputs` a multiple of
+/// [`Q8_0_BLOCK`]), exactly as ggml's `quantize_row_q8_0_ref` (the weights `llama-quantize`
+/// writes): per block of 32, `d = amax / 127`, values `roundf(x / d)` (half away from zero,
+/// through the f32 reciprocal), and `d` stored as f16. Returns the I8 values (row-major, as the
+/// rows) and the block scales `[channels · inputs / 32]` (f16 values, held as f32), which
+/// multiply: `w ≈ q · d`.
+pub(crate) fn q8_0_quantize_rows<B: Backend>(rows: Tensor<B, 2>) -> (Tensor<B, 2, Int>, Tensor<B, 1>) {
+    let [channels, inputs] = rows.dims();
+    let device = rows.device();
+    let data: Vec<f32> = rows.into_data().convert::<f32>().into_vec().unwrap_or_default();
+    let mut values = vec![0i8; data.len()];
+    let mut scales = vec![0f32; data.len() / Q8_0_BLOCK];
+    for ((block, out), scale) in data
+        .chunks_exact(Q8_0_BLOCK)
+        .zip(values.chunks_exact_mut(Q8_0_BLOCK))
+        .zip(scales.iter_mut())
+    {
+        let amax = block.iter().fold(0.0f32, |max, &v| max.max(v.abs()));
+        let d = amax / INT8_MAX;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        for (q, &v) in out.iter_mut().zip(block) {
+            *q = (v * id).round() as i8;
+        }
+        *scale = half::f16::from_f32(d).to_f32();
+    }
+    let blocks = inputs / Q8_0_BLOCK;
+    (
+        Tensor::from_data(
+            TensorData::new(values, [channels, inputs]),
+            (&device, DType::I8),
+        ),
+        Tensor::from_data(TensorData::new(scales, [channels * blocks]), &device),
+    )
+}
+
+/// Q8_0's run-time quantization of one activation row (ggml's x86 `quantize_row_q8_0`): per
+/// block of 32, values `round_half_even(x · (127 / amax))` (0 for an all-zero block) and the
+/// block scale `amax / 127`. ggml rounds that scale to f16; it stays f32 here, one rounding
+/// fewer, the same int8 values. A block holding NaN gets a NaN scale, so the output says so.
+#[inline(always)]
+pub(crate) fn q8_0_quantize_activation_row(row: &[f32], values: &mut [i8], scales: &mut [f32]) {
+    for ((block, out), scale) in row
+        .chunks_exact(Q8_0_BLOCK)
+        .zip(values.chunks_exact_mut(Q8_0_BLOCK))
+        .zip(scales.iter_mut())
+    {
+        let mut amax = 0.0f32;
+        let mut nan = false;
+        for &v in block {
+            amax = if v.abs() > amax { v.abs() } else { amax };
+            nan |= v.is_nan();
+        }
+        let id = if amax != 0.0 { INT8_MAX / amax } else { 0.0 };
+        for (q, &v) in out.iter_mut().zip(block) {
+            let rounded = (v * id).clamp(-INT8_MAX, INT8_MAX);
+            let integer = (rounded + MAGIC).to_bits() as i32 - MAGIC_BITS;
+            *q = if rounded.is_nan() { 0 } else { integer as i8 };
+        }
+        *scale = if nan { f32::NAN } else { amax / INT8_MAX };
+    }
+}
+
+/// [`q8_0_quantize_activation_row`] through Burn tensor ops, on rows `[m, k]`: the same
+/// values and scales (`[m, k / 32]`), for the generic path and the GPU.
+pub(crate) fn q8_0_quantize_activations<B: Backend>(
+    x: Tensor<B, 2>,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2>) {
+    let [m, k] = x.dims();
+    let blocks = k / Q8_0_BLOCK;
+    let x = x.reshape([m, blocks, Q8_0_BLOCK]);
+    let nan = x.clone().is_nan().int().max_dim(2).bool();
+    // `max_dim` of |x|: NaN is handled by the mask below, as in the row version.
+    let amax = x.clone().abs().max_dim(2);
+    let zero = amax.clone().equal_elem(0.0);
+    let numerator = Tensor::full(amax.shape(), INT8_MAX, &amax.device());
+    let id = numerator.div(amax.clone()).mask_fill(zero, 0.0);
+    let q = x
+        .mul(id)
+        .clamp(-INT8_MAX, INT8_MAX)
+        .round()
+        .cast(IntDType::I8)
+        .reshape([m, k]);
+    let scale = amax.div_scalar(INT8_MAX).mask_fill(nan, f32::NAN);
+    (q, scale.reshape([m, blocks]))
 }
 
 /// Mean squared error between two float tensors, as the Keras guide prints it.

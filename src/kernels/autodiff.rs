@@ -85,6 +85,7 @@ fn on_autodiff<B: Backend, I: Backend, C: CheckpointStrategy>(
     let inner_weight = ChannelRows {
         values: Tensor::<I, 2, Int>::from_primitive(values.clone()),
         scale: inner(weight_scale.primitive.clone()),
+        format: crate::Int8Format::KERAS,
     };
     let output = fused_product(
         Tensor::<I, 2>::from_primitive(TensorPrimitive::Float(x.primitive.clone())),
@@ -195,5 +196,18 @@ fn straight_through_any<B: Backend>(
     let value = super::generic::quantized_matmul(x.clone().detach(), &weight, bias);
     let dequantized = dequantize(weight.values, weight.scale.unsqueeze_dim(1));
     let carrier = x.matmul(dequantized.transpose());
+    carrier.clone().sub(carrier.detach()).add(value)
+}
+
+/// Q8_0 under any autodiff backend, by the same rule: the Q8_0 value, with the gradient of
+/// `x · dequant(W)` attached. Training through a Q8_0 layer costs a float copy of its weight
+/// per call (the Keras scheme's kernels above avoid it).
+pub(crate) fn straight_through_q8_0<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: &ChannelRows<B>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    let value = super::generic::q8_0_matmul(x.clone().detach(), weight, bias);
+    let carrier = x.matmul(weight.dequantize().transpose());
     carrier.clone().sub(carrier.detach()).add(value)
 }

@@ -10,7 +10,8 @@
 use burn::tensor::{FloatDType, Int, IntDType, Tensor, backend::Backend};
 
 use super::ChannelRows;
-use crate::quantizers::abs_max_quantize_along;
+use crate::quantizers::{Q8_0_BLOCK, abs_max_quantize_along, q8_0_quantize_activations};
+use crate::rotation::block_size;
 
 /// Largest K for which an f32 GEMM of int8 values is exact: 1024 · 127² < 2^24.
 pub const EXACT_F32_K_CHUNK: usize = 1024;
@@ -94,4 +95,74 @@ pub(crate) fn embedding_lookup<B: Backend>(
     let scale = scale.select(0, ids);
     let ones = Tensor::ones(scale.shape(), &scale.device());
     rows.mul(ones.div(scale).unsqueeze_dim(1))
+}
+
+/// Q8_0's product through Burn tensor ops (the oracle of the CPU kernel): `x [M, K]` quantized
+/// per block of 32, then for each block `b` in order, `acc += isum_b · (dx_b · dw_b)` with
+/// `isum_b` the exact i32 product of that block, and `acc + bias` at the end.
+pub(crate) fn q8_0_matmul<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: &ChannelRows<B>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    let [m, k] = x.dims();
+    let [n, _] = weight.dims();
+    let blocks = k / Q8_0_BLOCK;
+    let (x_q, x_scale) = q8_0_quantize_activations(x);
+    let w_scale = weight.scale.clone().reshape([n, blocks]);
+    let mut acc = Tensor::<B, 2>::zeros([m, n], &w_scale.device());
+    for b in 0..blocks {
+        let columns = b * Q8_0_BLOCK..(b + 1) * Q8_0_BLOCK;
+        let x_block = x_q.clone().slice([0..m, columns.clone()]);
+        let w_block = weight.values.clone().slice([0..n, columns]);
+        let isum = int8_matmul(x_block, w_block.transpose()).cast(FloatDType::F32);
+        let scales = x_scale
+            .clone()
+            .slice([0..m, b..b + 1])
+            .mul(w_scale.clone().slice([0..n, b..b + 1]).transpose());
+        acc = acc.add(isum.mul(scales));
+    }
+    match bias {
+        Some(bias) => acc.add(bias.unsqueeze_dim(0)),
+        None => acc,
+    }
+}
+
+/// Q8_0's embedding lookup: `q[id] · d` per block, `values [vocab, d]` (I8) and `scale
+/// [vocab · d / 32]`, `ids [n]`, giving `[n, d]`.
+pub(crate) fn q8_0_embedding_lookup<B: Backend>(
+    values: Tensor<B, 2, Int>,
+    scale: Tensor<B, 1>,
+    ids: Tensor<B, 1, Int>,
+) -> Tensor<B, 2> {
+    let [vocab, d] = values.dims();
+    let blocks = d / Q8_0_BLOCK;
+    let [n] = ids.dims();
+    let rows = values.select(0, ids.clone()).cast(FloatDType::F32);
+    let scale = scale.reshape([vocab, blocks]).select(0, ids);
+    rows.reshape([n, blocks, Q8_0_BLOCK])
+        .mul(scale.reshape([n, blocks, 1]))
+        .reshape([n, d])
+}
+
+/// Rotates each row of `x [M, K]` by the block-diagonal Walsh–Hadamard transform through Burn
+/// tensor ops: the butterflies of [`crate::rotation::rotate_row`] in the same order, so the
+/// same bits, one round of tensor ops per doubling of the stride.
+pub(crate) fn rotate_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [m, k] = x.dims();
+    let Some(block) = block_size(k) else {
+        return x;
+    };
+    let groups = m * k / block;
+    let mut x = x.reshape([groups, block]);
+    let mut half = 1;
+    while half < block {
+        let pairs = x.reshape([groups, block / (2 * half), 2, half]);
+        let lo = pairs.clone().narrow(2, 0, 1);
+        let hi = pairs.narrow(2, 1, 1);
+        x = Tensor::cat(vec![lo.clone().add(hi.clone()), lo.sub(hi)], 2).reshape([groups, block]);
+        half *= 2;
+    }
+    let norm = (block as f32).sqrt().recip();
+    x.mul_scalar(norm).reshape([m, k])
 }

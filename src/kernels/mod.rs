@@ -25,35 +25,82 @@ pub mod generic;
 pub mod gpu;
 pub(crate) mod transformer;
 
-use burn::tensor::{DType, Int, Tensor, backend::Backend};
+use burn::tensor::{DType, FloatDType, Int, Tensor, backend::Backend};
 
-use crate::Int8Weight;
+use crate::quantizers::Q8_0_BLOCK;
+use crate::{Int8Format, Int8Weight, Rotation, Scheme};
 use backend::KernelBackend;
 pub(crate) use conv::conv2d;
 pub use conv::{ConvGeometry, generic_quantized_conv2d};
 
 /// An int8 weight as every kernel reads it: `values [N, K]` (I8), row-major and dense, one
-/// output channel per row, and its `scale [N]`. Made by [`Int8Weight::channel_rows`] (a view
-/// of the stored bytes, no copy) or by laying out a free operand once ([`int8_matmul`]).
+/// output channel per row, its scales (`[N]` for Keras, `[N · K / 32]` for Q8_0) and its
+/// format. Made by [`Int8Weight::channel_rows`] (a view of the stored bytes, no copy) or by
+/// laying out a free operand once ([`int8_matmul`]).
 #[derive(Debug, Clone)]
 pub struct ChannelRows<B: Backend> {
     pub(crate) values: Tensor<B, 2, Int>,
     pub(crate) scale: Tensor<B, 1>,
+    pub(crate) format: Int8Format,
 }
 
 impl<B: Backend> ChannelRows<B> {
     /// Rows `channels` of this weight: still dense, still channel rows.
     pub(crate) fn channels(&self, channels: std::ops::Range<usize>) -> Self {
         let [_, k] = self.values.dims();
+        let per_channel = self.scales_per_channel(k);
         Self {
             values: self.values.clone().slice([channels.clone(), 0..k]),
-            scale: self.scale.clone().slice([channels]),
+            scale: self
+                .scale
+                .clone()
+                .slice([channels.start * per_channel..channels.end * per_channel]),
+            format: self.format,
         }
     }
 
     /// `[N, K]`.
     pub(crate) fn dims(&self) -> [usize; 2] {
         self.values.dims()
+    }
+
+    fn scales_per_channel(&self, k: usize) -> usize {
+        match self.format.scheme {
+            Scheme::Keras => 1,
+            Scheme::Q8_0 => k / Q8_0_BLOCK,
+        }
+    }
+
+    /// The same rows seen as unrotated: for a caller that rotated the activations itself.
+    fn unrotated(&self) -> Self {
+        let mut rows = self.clone();
+        rows.format.rotation = Rotation::None;
+        rows
+    }
+
+    /// The float rows `[N, K]` back: Keras's `q / scale`, or Q8_0's `q · d` per block; rotated
+    /// back where the weight was rotated.
+    pub(crate) fn dequantize(&self) -> Tensor<B, 2> {
+        let [n, k] = self.dims();
+        let rows = match self.format.scheme {
+            Scheme::Keras => crate::quantizers::dequantize(
+                self.values.clone(),
+                self.scale.clone().unsqueeze_dim(1),
+            ),
+            Scheme::Q8_0 => {
+                let blocks = k / Q8_0_BLOCK;
+                self.values
+                    .clone()
+                    .cast(FloatDType::F32)
+                    .reshape([n, blocks, Q8_0_BLOCK])
+                    .mul(self.scale.clone().reshape([n, blocks, 1]))
+                    .reshape([n, k])
+            }
+        };
+        match self.format.rotation {
+            Rotation::None => rows,
+            Rotation::Hadamard => rotate_rows(rows),
+        }
     }
 }
 
@@ -89,20 +136,38 @@ pub fn quantized_matmul_shared<B: Backend, const L: usize>(
     x: Tensor<B, 2>,
     layers: [(&Int8Weight<B, 2>, Option<Tensor<B, 1>>); L],
 ) -> [Tensor<B, 2>; L] {
+    let mut rows: Vec<(ChannelRows<B>, Option<Tensor<B, 1>>)> = layers
+        .iter()
+        .map(|(weight, bias)| (weight.channel_rows(), bias.clone()))
+        .collect();
+    // Rotated once for all of them when all are rotated.
+    let x = if rows
+        .iter()
+        .all(|(weight, _)| weight.format.rotation == Rotation::Hadamard)
+    {
+        for (weight, _) in rows.iter_mut() {
+            *weight = weight.unrotated();
+        }
+        rotate_rows(x)
+    } else {
+        x
+    };
     // Under autodiff each product records its own straight-through op.
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    if KernelBackend::is_cpu::<B>() && !B::ad_enabled(&x.device()) {
-        let rows: Vec<(ChannelRows<B>, Option<Tensor<B, 1>>)> = layers
+    if KernelBackend::is_cpu::<B>()
+        && !B::ad_enabled(&x.device())
+        && rows
             .iter()
-            .map(|(weight, bias)| (weight.channel_rows(), bias.clone()))
-            .collect();
-        if let Some(outputs) = cpu::try_quantized_matmul_shared(&x, &rows)
-            && let Ok(outputs) = outputs.try_into()
-        {
-            return outputs;
-        }
+            .all(|(weight, _)| weight.format == Int8Format::KERAS)
+        && let Some(outputs) = cpu::try_quantized_matmul_shared(&x, &rows)
+        && let Ok(outputs) = outputs.try_into()
+    {
+        return outputs;
     }
-    layers.map(|(weight, bias)| quantized_matmul(x.clone(), weight, bias))
+    let mut outputs = rows
+        .into_iter()
+        .map(|(weight, bias)| fused_product(x.clone(), &weight, bias));
+    std::array::from_fn(|_| outputs.next().expect("one output per layer"))
 }
 
 /// The fused product on channel rows: the dispatch every int8 dense product goes through.
@@ -111,6 +176,12 @@ pub(crate) fn fused_product<B: Backend>(
     weight: &ChannelRows<B>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
+    if weight.format.rotation == Rotation::Hadamard {
+        return fused_product(rotate_rows(x), &weight.unrotated(), bias);
+    }
+    if weight.format.scheme == Scheme::Q8_0 {
+        return q8_0_product(x, weight, bias);
+    }
     // Under `Autodiff<I>` this records a straight-through op and comes back here on `I`.
     if let Some(output) = autodiff::try_quantized_matmul(&x, weight, bias.as_ref()) {
         return output;
@@ -122,6 +193,53 @@ pub(crate) fn fused_product<B: Backend>(
         return output;
     }
     generic::quantized_matmul(x, weight, bias)
+}
+
+/// Q8_0's product (llama.cpp's `vec_dot_q8_0_q8_0`): activations quantized per block of 32,
+/// i32 sums within a block, blocks combined in f32 with both scales.
+fn q8_0_product<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: &ChannelRows<B>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    if B::ad_enabled(&x.device()) {
+        return autodiff::straight_through_q8_0(x, weight, bias);
+    }
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if KernelBackend::is_cpu::<B>()
+        && let Some(output) = cpu::try_q8_0_matmul(cpu::Isa::detect(), &x, weight, bias.as_ref())
+    {
+        return output;
+    }
+    generic::q8_0_matmul(x, weight, bias)
+}
+
+/// [`q8_0_product`] through Burn tensor ops: the oracle the CPU kernel is tested against.
+pub fn generic_q8_0_matmul<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: &Int8Weight<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    let rows = weight.channel_rows();
+    let x = match rows.format.rotation {
+        Rotation::None => x,
+        Rotation::Hadamard => generic::rotate_rows(x),
+    };
+    generic::q8_0_matmul(x, &rows.unrotated(), bias)
+}
+
+/// `x [M, K]` with each row rotated by the Walsh–Hadamard transform of [`crate::rotation`]
+/// (block-diagonal where `K` is not a power of two): on the host for the CPU backends, through
+/// Burn tensor ops elsewhere (and under autodiff, where it is differentiable). Same bits.
+pub fn rotate_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if KernelBackend::is_cpu::<B>()
+        && !B::ad_enabled(&x.device())
+        && let Some(rotated) = cpu::try_rotate_rows(&x)
+    {
+        return rotated;
+    }
+    generic::rotate_rows(x)
 }
 
 /// `lhs [M, K] @ valuesᵀ` in i32, `values` the I8 channel rows `[N, K]` of a weight (a
@@ -171,7 +289,15 @@ pub fn embedding_lookup<B: Backend>(
     weight: &Int8Weight<B, 2>,
     ids: Tensor<B, 1, Int>,
 ) -> Tensor<B, 2> {
-    generic::embedding_lookup(weight.values.val(), weight.scale(), ids)
+    let format = weight.format();
+    let rows = match format.scheme {
+        Scheme::Keras => generic::embedding_lookup(weight.values.val(), weight.scale(), ids),
+        Scheme::Q8_0 => generic::q8_0_embedding_lookup(weight.values.val(), weight.scale(), ids),
+    };
+    match format.rotation {
+        Rotation::None => rows,
+        Rotation::Hadamard => rotate_rows(rows),
+    }
 }
 
 /// Writes `value` into `buffer[ranges]` (a KV cache's append): in place where the backend's

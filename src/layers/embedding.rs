@@ -7,7 +7,7 @@ use burn::nn;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
 use crate::kernels::{embedding_lookup, map_rows, quantized_matmul};
-use crate::{Int8Error, Int8Weight};
+use crate::{Int8Error, Int8Format, Int8Weight};
 
 /// An embedding table with int8 rows and one scale per vocabulary row.
 ///
@@ -25,13 +25,27 @@ pub struct QuantizedEmbedding<B: Backend> {
 impl<B: Backend> QuantizedEmbedding<B> {
     /// Quantizes a float table `[n_embedding, d_model]`, one scale per row.
     pub fn from_weights(weight: Tensor<B, 2>) -> Result<Self, Int8Error> {
+        Self::from_weights_as(weight, Int8Format::KERAS)
+    }
+
+    /// [`Self::from_weights`] in the given format ([`crate::scheme`]): Q8_0 blocks run along
+    /// `d_model`, and a rotated table is rotated back at each lookup.
+    pub fn from_weights_as(weight: Tensor<B, 2>, format: Int8Format) -> Result<Self, Int8Error> {
         Ok(Self {
-            weight: Int8Weight::quantize(weight, 0, "embedding table")?,
+            weight: Int8Weight::quantize_as(weight, 0, "embedding table", format)?,
         })
     }
 
     pub fn from_float(embedding: &nn::Embedding<B>) -> Result<Self, Int8Error> {
         Self::from_weights(embedding.weight.val())
+    }
+
+    /// [`Self::from_float`] in the given format.
+    pub fn from_float_as(
+        embedding: &nn::Embedding<B>,
+        format: Int8Format,
+    ) -> Result<Self, Int8Error> {
+        Self::from_weights_as(embedding.weight.val(), format)
     }
 
     pub fn dequantize(&self) -> nn::Embedding<B> {

@@ -8,7 +8,7 @@ use burn::nn::LinearLayout;
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::kernels::{map_rows, quantized_matmul, quantized_matmul_shared};
-use crate::{Int8Error, Int8Weight};
+use crate::{Int8Error, Int8Format, Int8Weight};
 
 /// A linear layer with int8 weights.
 ///
@@ -28,6 +28,15 @@ impl<B: Backend> QuantizedLinear<B> {
         weight: Tensor<B, 2>,
         bias: Option<Tensor<B, 1>>,
     ) -> Result<Self, Int8Error> {
+        Self::from_weights_as(weight, bias, Int8Format::KERAS)
+    }
+
+    /// [`Self::from_weights`] in the given format ([`crate::scheme`]).
+    pub fn from_weights_as(
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+        format: Int8Format,
+    ) -> Result<Self, Int8Error> {
         let [_, d_output] = weight.dims();
         if let Some(bias) = &bias
             && bias.dims() != [d_output]
@@ -39,14 +48,23 @@ impl<B: Backend> QuantizedLinear<B> {
             });
         }
         Ok(Self {
-            weight: Int8Weight::quantize(weight, 1, "linear weight")?,
+            weight: Int8Weight::quantize_as(weight, 1, "linear weight", format)?,
             bias: bias.map(Param::from_tensor),
         })
     }
 
     /// Quantizes a Burn `nn::Linear` (its bias is kept as is).
     pub fn from_float(linear: &nn::Linear<B>) -> Result<Self, Int8Error> {
-        Self::from_weights(linear.weight.val(), linear.bias.as_ref().map(Param::val))
+        Self::from_float_as(linear, Int8Format::KERAS)
+    }
+
+    /// [`Self::from_float`] in the given format.
+    pub fn from_float_as(linear: &nn::Linear<B>, format: Int8Format) -> Result<Self, Int8Error> {
+        Self::from_weights_as(
+            linear.weight.val(),
+            linear.bias.as_ref().map(Param::val),
+            format,
+        )
     }
 
     /// Back to a float `nn::Linear` (`q / scale`, Keras's dequantize).

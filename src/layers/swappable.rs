@@ -149,11 +149,12 @@ macro_rules! swappable_module {
                 values: burn::tensor::Tensor<B, $rank, burn::tensor::Int>,
                 scale_id: burn::module::ParamId,
                 scale: burn::tensor::Tensor<B, 1>,
+                format: crate::Int8Format,
                 device: &B::Device,
             ) -> crate::Int8Weight<B, $rank> {
                 let values = values.to_device(device);
                 let scale = scale.to_device(device);
-                match crate::Int8Weight::from_parts(values, scale, $axis) {
+                match crate::Int8Weight::from_parts_as(values, scale, $axis, format) {
                     Ok(mut weight) => {
                         weight.values.id = values_id;
                         weight.scale.id = scale_id;
@@ -195,6 +196,9 @@ macro_rules! swappable_module {
             fn load_record(self, record: Self::Record) -> Self {
                 use crate::io::burn_record::WeightRecord;
                 let device = self.weight.lazy_device();
+                // The format is the model's configuration, not the record's: an int8 layer keeps
+                // the one it was quantized with (see `Int8Weight`).
+                let format = self.int8.as_ref().map_or(crate::Int8Format::KERAS, |w| w.format());
                 let (weight, int8) = match (record.weight, self.int8) {
                     (WeightRecord::Float(param), None) => {
                         (burn::module::Module::<B>::load_record(self.weight, param), None)
@@ -203,8 +207,9 @@ macro_rules! swappable_module {
                     // record it is given (`burn_int8::store::load` refuses a mismatch instead).
                     (WeightRecord::Float(param), Some(_)) => (param.map(|t| t.to_device(&device)), None),
                     (WeightRecord::Int8 { values_id, values, scale_id, scale }, _) => {
-                        let int8 =
-                            Self::int8_from_record(values_id, values, scale_id, scale, &device);
+                        let int8 = Self::int8_from_record(
+                            values_id, values, scale_id, scale, format, &device,
+                        );
                         (Self::placeholder(&int8), Some(int8))
                     }
                 };

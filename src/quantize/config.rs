@@ -1,6 +1,9 @@
-//! What a quantize call does: [`Mode`] (which way) and [`QuantizeConfig`] (which layers).
+//! What a quantize call does: [`Mode`] (which way) and [`QuantizeConfig`] (which layers, in
+//! which [`Int8Format`]).
 
 use std::fmt;
+
+use crate::{Int8Format, Rotation, Scheme};
 
 /// Which way the visit goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,14 +14,68 @@ pub enum Mode {
 
 type SkipPredicate = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// What to quantize. By default every swappable layer.
+/// What to quantize, and how. By default every swappable layer, Keras-exact.
+///
+/// The format is chosen for the whole model ([`Self::scheme`], [`Self::rotate`]) and overridden
+/// by layer path ([`Self::scheme_for`], which matches as [`Self::skip`] does: a layer, or every
+/// layer under a module; the longest matching path wins). Convolutions are Keras-only and get
+/// [`Int8Format::KERAS`] whatever is asked; the report says which format each layer got.
 #[derive(Default)]
 pub struct QuantizeConfig {
     skip_paths: Vec<String>,
     skip_predicates: Vec<SkipPredicate>,
+    format: Int8Format,
+    scheme_overrides: Vec<(String, Scheme)>,
 }
 
 impl QuantizeConfig {
+    /// The scale scheme of every layer not named by [`Self::scheme_for`].
+    pub fn scheme(mut self, scheme: Scheme) -> Self {
+        self.format.scheme = scheme;
+        self
+    }
+
+    /// The rotation of every layer's input (the same for all layers).
+    pub fn rotate(mut self, rotation: Rotation) -> Self {
+        self.format.rotation = rotation;
+        self
+    }
+
+    /// The scheme of the layer at `path` (dot-separated field names) and everything under it.
+    pub fn scheme_for(mut self, path: impl Into<String>, scheme: Scheme) -> Self {
+        self.scheme_overrides.push((path.into(), scheme));
+        self
+    }
+
+    /// True when every layer gets the same format and none stays float: no skip, no per-layer
+    /// scheme. (A loader may then quantize each layer as it reads it.)
+    pub fn is_uniform(&self) -> bool {
+        self.skip_paths.is_empty()
+            && self.skip_predicates.is_empty()
+            && self.scheme_overrides.is_empty()
+    }
+
+    /// The format asked for the layer at `path`.
+    pub fn format_at(&self, path: &str) -> Int8Format {
+        let scheme = self
+            .scheme_overrides
+            .iter()
+            .filter(|(prefix, _)| is_at_or_under(path, prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.format.scheme, |(_, scheme)| *scheme);
+        Int8Format::new(scheme, self.format.rotation)
+    }
+
+    /// The paths given to [`Self::scheme_for`] that name no layer of `layers`.
+    pub(super) fn unmatched_scheme_paths<'s>(&'s self, layers: &[String]) -> Vec<&'s str> {
+        self.scheme_overrides
+            .iter()
+            .map(|(path, _)| path)
+            .filter(|path| !layers.iter().any(|layer| is_at_or_under(layer, path)))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// Keeps float the layer at `path` (dot-separated field names, e.g. `"head"` or
     /// `"blocks.3.mlp"`) and everything under it.
     pub fn skip(mut self, path: impl Into<String>) -> Self {
@@ -57,6 +114,8 @@ impl fmt::Debug for QuantizeConfig {
         f.debug_struct("QuantizeConfig")
             .field("skip_paths", &self.skip_paths)
             .field("skip_predicates", &self.skip_predicates.len())
+            .field("format", &self.format)
+            .field("scheme_overrides", &self.scheme_overrides)
             .finish()
     }
 }

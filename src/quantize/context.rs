@@ -60,6 +60,11 @@ impl QuantizeContext<'_> {
         result
     }
 
+    /// The int8 format the config asks for the current layer.
+    pub fn format(&self) -> crate::Int8Format {
+        self.config.format_at(&self.path())
+    }
+
     /// True when the current layer may be quantized; records a skip when the config names it.
     pub fn allows_quantize(&mut self) -> bool {
         let path = self.path();
@@ -72,10 +77,18 @@ impl QuantizeContext<'_> {
 
     /// Records how much quantizing the current layer (a `kind`) changed its weight; the
     /// swappable layers call it in [`Mode::Quantize`] only.
-    pub(crate) fn record_error(&mut self, kind: LayerKind, error: WeightError) {
+    pub(crate) fn record_error(
+        &mut self,
+        kind: LayerKind,
+        format: crate::Int8Format,
+        bytes: usize,
+        error: WeightError,
+    ) {
         self.report.errors.push(LayerError {
             path: self.path(),
             kind,
+            format,
+            bytes,
             sqnr_db: error.sqnr_db,
             worst_channel_relative_error: error.worst_channel_relative_error,
             worst_channel: error.worst_channel,

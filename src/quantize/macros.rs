@@ -5,7 +5,7 @@
 /// Implements [`crate::Quantize`] for a swappable layer (`src/layers/swappable.rs`: a struct
 /// with Burn's fields whose int8 type has `from_float` and `dequantize`, and whose float layer
 /// has a `weight` quantized with one scale per entry of `channel_axis`, as the int8 type's
-/// `from_float` calls `quantize_per_channel`). The layer's name is its [`crate::LayerKind`] in
+/// `from_float` calls `Int8Weight::quantize`). The layer's name is its [`crate::LayerKind`] in
 /// the report. Quantizing records the weight's error in the report ([`crate::LayerError`]),
 /// through one transient dequantized copy of the weight.
 macro_rules! swappable_layer {
@@ -18,13 +18,20 @@ macro_rules! swappable_layer {
                 use crate::Mode;
                 let swapped = match (ctx.mode(), self.float_layer(), self.int8_layer()) {
                     (Mode::Quantize, Some(layer), _) if ctx.allows_quantize() => {
-                        let int8 = $int8::from_float(&layer).map_err(|e| ctx.locate(e))?;
+                        let int8 = $int8::from_float_as(&layer, ctx.format())
+                            .map_err(|e| ctx.locate(e))?;
                         let error = crate::quantize::measure::weight_error(
                             layer.weight.val(),
                             int8.dequantize().weight.val(),
                             $axis,
                         );
-                        ctx.record_error(crate::LayerKind::$layer, error);
+                        let weight = &int8.weight;
+                        ctx.record_error(
+                            crate::LayerKind::$layer,
+                            weight.format(),
+                            weight.bytes(),
+                            error,
+                        );
                         Some($layer::from(int8))
                     }
                     (Mode::Dequantize, _, Some(layer)) => Some($layer::from(layer.dequantize())),

@@ -23,7 +23,7 @@ pub(crate) fn weight_error<B: Backend, const D: usize>(
     let shape = float.dims();
     let channels = shape[channel_axis];
     let rest: usize = shape.iter().product::<usize>() / channels.max(1);
-    // One row per channel, as `quantize_per_channel` lays the weight out to quantize it.
+    // One row per channel, as `Int8Weight::quantize_as` lays the weight out to quantize it.
     let rows = |tensor: Tensor<B, D>| -> Tensor<B, 2> {
         tensor
             .detach()

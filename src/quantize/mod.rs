@@ -86,6 +86,14 @@ fn run<B: Backend, M: Quantize<B> + Module<B>>(
             closest: config::closest_paths(skip, ctx.layers(), 3),
         });
     }
+    if mode == Mode::Quantize
+        && let Some(path) = config.unmatched_scheme_paths(ctx.layers()).first()
+    {
+        return Err(Int8Error::UnknownSchemePath {
+            path: path.to_string(),
+            closest: config::closest_paths(path, ctx.layers(), 3),
+        });
+    }
     let mut report = ctx.into_report();
     report.sort_errors();
     report.bytes_before = bytes_before;

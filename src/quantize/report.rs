@@ -53,6 +53,10 @@ pub struct LayerError {
     /// The layer path, as in [`QuantizeReport::changed`] (empty for a lone layer).
     pub path: String,
     pub kind: LayerKind,
+    /// The format the layer got (a convolution is always Keras).
+    pub format: crate::Int8Format,
+    /// Bytes of its int8 weight: values and scales.
+    pub bytes: usize,
     /// Signal over quantization noise of the whole weight, in dB:
     /// `10·log10(Σw² / Σ(w − dequant(q))²)`; `+inf` when the int8 weight is exact.
     pub sqnr_db: f64,
@@ -95,6 +99,21 @@ pub struct QuantizeReport {
 }
 
 impl QuantizeReport {
+    /// How many quantized layers got each format, and their int8 weight bytes.
+    pub fn formats(&self) -> Vec<(crate::Int8Format, usize, usize)> {
+        let mut counts: Vec<(crate::Int8Format, usize, usize)> = Vec::new();
+        for error in &self.errors {
+            match counts.iter_mut().find(|(format, ..)| *format == error.format) {
+                Some((_, layers, bytes)) => {
+                    *layers += 1;
+                    *bytes += error.bytes;
+                }
+                None => counts.push((error.format, 1, error.bytes)),
+            }
+        }
+        counts
+    }
+
     /// The `n` layers int8 changed the most (fewer when fewer were quantized).
     pub fn worst(&self, n: usize) -> &[LayerError] {
         &self.errors[..n.min(self.errors.len())]
@@ -130,6 +149,9 @@ impl fmt::Display for QuantizeReport {
             self.bytes_before,
             self.bytes_after
         )?;
+        for (format, layers, bytes) in self.formats() {
+            write!(f, "\n  {format}: {layers} layer(s), {bytes} weight bytes")?;
+        }
         for error in self.worst(WORST_SHOWN) {
             let path = if error.path.is_empty() {
                 "(root)"
@@ -138,8 +160,9 @@ impl fmt::Display for QuantizeReport {
             };
             write!(
                 f,
-                "\n  worst: {path} ({}): SQNR {:.1} dB, worst channel {} relative error {:.2}%",
+                "\n  worst: {path} ({}, {}): SQNR {:.1} dB, worst channel {} relative error {:.2}%",
                 error.kind,
+                error.format,
                 error.sqnr_db,
                 error.worst_channel,
                 100.0 * error.worst_channel_relative_error

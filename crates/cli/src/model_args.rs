@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
+use burn_int8::{QuantizeConfig, Rotation, Scheme};
 use burn_int8_gemma3::{self as gemma3, Gemma3, Tokenizer};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,6 +28,87 @@ pub struct ModelArgs {
     /// Load a preset without verifying `model.bpk` against the checksum in its config.json.
     #[arg(long)]
     pub no_verify: bool,
+    /// The int8 scale scheme: `keras` (Keras-exact, per channel and per row; the default) or
+    /// `q8_0` (llama.cpp's blocks of 32 with f16 scales). Implies `--int8`.
+    #[arg(long, value_parser = |s: &str| s.parse::<Scheme>())]
+    pub scheme: Option<Scheme>,
+    /// Rotate each int8 layer's inputs first: `none` (the default) or `hadamard` (the
+    /// Walsh–Hadamard transform, which spreads outlier features). Implies `--int8`.
+    #[arg(long, value_parser = |s: &str| s.parse::<Rotation>())]
+    pub rotate: Option<Rotation>,
+    /// The scheme of one layer or module, e.g. `layers.5.mlp.down_proj=keras`; repeatable, the
+    /// longest matching path wins. Implies `--int8`.
+    #[arg(long, value_name = "PATH=SCHEME", value_parser = parse_scheme_for)]
+    pub scheme_for: Vec<(String, Scheme)>,
+}
+
+fn parse_scheme_for(value: &str) -> Result<(String, Scheme), String> {
+    let (path, scheme) = value
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{value}`: expected PATH=SCHEME, e.g. layers.5.mlp=keras"))?;
+    let scheme = scheme.parse::<Scheme>().map_err(|e| e.to_string())?;
+    Ok((path.to_string(), scheme))
+}
+
+impl ModelArgs {
+    /// Whether the model is to be int8 (`--int8`, or any format option).
+    pub fn quantizes(&self) -> bool {
+        self.int8 || self.scheme.is_some() || self.rotate.is_some() || !self.scheme_for.is_empty()
+    }
+
+    /// The same options with every quantization option off: the float model.
+    pub fn float(&self) -> Self {
+        Self {
+            int8: false,
+            scheme: None,
+            rotate: None,
+            scheme_for: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The quantize config the format options ask for.
+    pub fn quantize_config(&self) -> QuantizeConfig {
+        let mut config = QuantizeConfig::default()
+            .scheme(self.scheme.unwrap_or_default())
+            .rotate(self.rotate.unwrap_or_default());
+        for (path, scheme) in &self.scheme_for {
+            config = config.scheme_for(path.clone(), *scheme);
+        }
+        config
+    }
+
+    /// The format options as JSON, for reports: `{"scheme", "rotate", "scheme_for"}`.
+    pub fn format_json(&self) -> serde_json::Value {
+        let overrides: serde_json::Map<String, serde_json::Value> = self
+            .scheme_for
+            .iter()
+            .map(|(path, scheme)| (path.clone(), scheme.name().into()))
+            .collect();
+        serde_json::json!({
+            "scheme": self.scheme.unwrap_or_default().name(),
+            "rotate": self.rotate.unwrap_or_default().name(),
+            "scheme_for": overrides,
+        })
+    }
+}
+
+/// A quantize error in the words of the options that caused it.
+pub fn option_error(error: burn_int8::Int8Error, keep_float: &str) -> Error {
+    use burn_int8::Int8Error as E;
+    match error {
+        E::UnknownSkip { path, closest } => format!(
+            "{keep_float} `{path}` names no layer of the model; closest: {}",
+            closest.join(", ")
+        )
+        .into(),
+        E::UnknownSchemePath { path, closest } => format!(
+            "--scheme-for `{path}` names no layer of the model; closest: {}",
+            closest.join(", ")
+        )
+        .into(),
+        other => other.into(),
+    }
 }
 
 /// Loads `--model` on `device`, a spinner naming each tensor as it is read.
@@ -41,13 +123,16 @@ pub fn load<B: Backend>(
     let options = gemma3::PresetOptions {
         verify_checksum: !args.no_verify,
     };
-    let loaded = gemma3::load_model_with::<B>(&args.model, args.int8, options, device, |tensor| {
+    let config = args.quantize_config();
+    let quantize = args.quantizes().then_some(&config);
+    let loaded = gemma3::load_model_as::<B>(&args.model, quantize, options, device, |tensor| {
         bar.set_message(tensor.to_string());
         bar.tick();
     })
     .map_err(|error| -> Error {
         use gemma3::Gemma3Error as E;
         match error {
+            E::Int8(error) => option_error(error, "--keep-float"),
             // These name a tensor, not the file (the library's caller knows which it passed).
             E::MissingTensor(_)
             | E::UnexpectedTensors(_)

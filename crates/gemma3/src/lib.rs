@@ -19,7 +19,7 @@ pub mod preset;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use burn_int8::QuantizeExt;
+use burn_int8::{QuantizeConfig, QuantizeExt};
 pub use burn_int8_gguf as gguf;
 pub use burn_int8_tokenizer as tokenizer;
 pub use burn_int8_tokenizer::Tokenizer;
@@ -103,31 +103,50 @@ pub fn load_model_with<B: Backend>(
     device: &B::Device,
     progress: impl FnMut(&str),
 ) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
+    let config = QuantizeConfig::default();
+    load_model_as(path, int8.then_some(&config), options, device, progress)
+}
+
+/// [`load_model_with`] quantized as `quantize` says (scheme, rotation, per-layer schemes, layers
+/// kept float). A config that gives every layer the same format quantizes GGUF and HF
+/// checkpoints layer by layer while loading; one with skips or per-layer schemes loads float
+/// and quantizes after (checking its paths). An int8 preset loads in the formats it was saved
+/// with, whatever `quantize` says.
+pub fn load_model_as<B: Backend>(
+    path: &Path,
+    quantize: Option<&QuantizeConfig>,
+    options: preset::PresetOptions,
+    device: &B::Device,
+    progress: impl FnMut(&str),
+) -> Result<(Gemma3<B>, Tokenizer), Gemma3Error> {
     // A preset left missing by a save killed between its two renames is moved back first.
     preset::recover_interrupted_save(path)?;
-    match detect_format(path)? {
+    let while_loading = quantize.filter(|config| config.is_uniform());
+    let formats = while_loading.map(|config| move |layer: &str| config.format_at(layer));
+    let formats = formats.as_ref().map(|f| f as load::LayerFormats<'_>);
+    let (mut model, tokenizer) = match detect_format(path)? {
         ModelFormat::Gguf => {
             let mut source = load::gguf::GgufSource::open(path)?;
             let config = source.config()?;
             let tokenizer = tokenizer_from_gguf(source.file())?;
             load::check_vocabulary(&tokenizer, config.vocab_size, &path.display().to_string())?;
-            let model = load::build_model(&config, &mut source, int8, device, progress)?;
-            Ok((model, tokenizer))
+            let model = load::build_model(&config, &mut source, formats, device, progress)?;
+            (model, tokenizer)
         }
         ModelFormat::HfDirectory => {
             let config = Gemma3Config::from_hf_file(&path.join("config.json"))?;
             let tokenizer = preset::read_tokenizer(path)?;
             load::check_vocabulary(&tokenizer, config.vocab_size, &path.display().to_string())?;
             let mut source = load::hf::HfSource::open(path)?;
-            let model = load::build_model(&config, &mut source, int8, device, progress)?;
-            Ok((model, tokenizer))
+            let model = load::build_model(&config, &mut source, formats, device, progress)?;
+            (model, tokenizer)
         }
-        ModelFormat::Preset => {
-            let (mut model, tokenizer) = preset::from_preset_with::<B>(path, device, options)?;
-            if int8 && !model.is_quantized() {
-                model.quantize_int8()?;
-            }
-            Ok((model, tokenizer))
-        }
+        ModelFormat::Preset => preset::from_preset_with::<B>(path, device, options)?,
+    };
+    if let Some(config) = quantize
+        && !model.is_quantized()
+    {
+        model.quantize_with(config)?;
     }
+    Ok((model, tokenizer))
 }

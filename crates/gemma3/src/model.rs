@@ -428,20 +428,42 @@ impl<B: Backend> Gemma3<B> {
     /// True when any weight is int8.
     pub fn is_quantized(&self) -> bool {
         self.embed_tokens.shards.iter().any(Embedding::is_quantized)
-            || self.layers.iter().any(|layer| {
-                let (attention, mlp) = (&layer.self_attn, &layer.mlp);
-                [
-                    &attention.q_proj,
-                    &attention.k_proj,
-                    &attention.v_proj,
-                    &attention.o_proj,
-                    &mlp.gate_proj,
-                    &mlp.up_proj,
-                    &mlp.down_proj,
-                ]
+            || self
+                .projections()
                 .iter()
-                .any(|linear| linear.is_quantized())
-            })
+                .any(|(_, linear)| linear.is_quantized())
+    }
+
+    /// Every projection with its path in the model (`layers.3.mlp.down_proj`), in order.
+    pub fn projections(&self) -> Vec<(String, &Linear<B>)> {
+        let mut projections = Vec::with_capacity(7 * self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (attention, mlp) = (&layer.self_attn, &layer.mlp);
+            for (name, linear) in [
+                ("self_attn.q_proj", &attention.q_proj),
+                ("self_attn.k_proj", &attention.k_proj),
+                ("self_attn.v_proj", &attention.v_proj),
+                ("self_attn.o_proj", &attention.o_proj),
+                ("mlp.gate_proj", &mlp.gate_proj),
+                ("mlp.up_proj", &mlp.up_proj),
+                ("mlp.down_proj", &mlp.down_proj),
+            ] {
+                projections.push((format!("layers.{i}.{name}"), linear));
+            }
+        }
+        projections
+    }
+
+    /// The int8 format of every int8 layer, by path (what a preset's config.json records).
+    pub fn int8_formats(&self) -> std::collections::BTreeMap<String, burn_int8::Int8Format> {
+        let shards = self.embed_tokens.shards.iter().enumerate().filter_map(|(j, shard)| {
+            Some((format!("embed_tokens.shards.{j}"), shard.int8_weight()?.format()))
+        });
+        let projections = self
+            .projections()
+            .into_iter()
+            .filter_map(|(path, linear)| Some((path, linear.int8_weight()?.format())));
+        shards.chain(projections).collect()
     }
 
     /// The device the weights live on.

@@ -19,7 +19,7 @@ use burn_int8_tokenizer::Tokenizer;
 
 use crate::config::Gemma3Config;
 use crate::error::{Gemma3Error, io};
-use crate::load::{ZeroSource, build_model};
+use crate::load::{LayerFormats, ZeroSource, build_model};
 use crate::model::Gemma3;
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -102,6 +102,15 @@ pub fn save_to_preset<B: Backend>(
         store::save(model, &weights)?;
         let checksum = weights_checksum(&weights)?;
         config["burn_int8"] = serde_json::json!({ "precision": precision.name(), "weights": WEIGHTS_FILE, "weights_xxh3": checksum });
+        if precision == Precision::Int8 {
+            // The format is the layers' configuration, not in the record (`Int8Weight`).
+            let formats: serde_json::Map<String, serde_json::Value> = model
+                .int8_formats()
+                .into_iter()
+                .map(|(path, format)| (path, format.to_string().into()))
+                .collect();
+            config["burn_int8"]["formats"] = formats.into();
+        }
         let text = serde_json::to_string_pretty(&config)
             .map_err(|e| Gemma3Error::Preset(e.to_string()))?;
         let path = tmp.join(CONFIG_FILE);
@@ -219,10 +228,12 @@ pub fn from_preset_with<B: Backend>(
         &config,
         precision == Precision::Int8,
     )?;
+    let formats = read_formats(dir)?;
+    let format_of = |layer: &str| formats.get(layer).copied().unwrap_or_default();
     let skeleton = build_model::<B>(
         &config,
         &mut ZeroSource::new(&config),
-        precision == Precision::Int8,
+        (precision == Precision::Int8).then_some(&format_of as LayerFormats<'_>),
         device,
         |_| {},
     )?;
@@ -353,6 +364,33 @@ fn read_json(path: &Path) -> Result<serde_json::Value, Gemma3Error> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// The int8 format of each layer (`burn_int8.formats`; a layer not listed, or a preset written
+/// before formats existed, is Keras-exact).
+fn read_formats(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<String, burn_int8::Int8Format>, Gemma3Error> {
+    let path = dir.join(CONFIG_FILE);
+    let value = read_json(&path)?;
+    let Some(formats) = value.pointer("/burn_int8/formats") else {
+        return Ok(Default::default());
+    };
+    let bad = |message: String| Gemma3Error::Preset(format!("{}: {message}", path.display()));
+    let formats = formats
+        .as_object()
+        .ok_or_else(|| bad("`burn_int8.formats` is not an object".into()))?;
+    formats
+        .iter()
+        .map(|(layer, format)| {
+            let format = format
+                .as_str()
+                .ok_or_else(|| bad(format!("the format of `{layer}` is not a string")))?
+                .parse()
+                .map_err(|e| bad(format!("`{layer}`: {e}")))?;
+            Ok((layer.clone(), format))
+        })
+        .collect()
 }
 
 fn read_precision(dir: &Path) -> Result<Precision, Gemma3Error> {

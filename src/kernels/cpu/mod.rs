@@ -14,6 +14,7 @@
 mod attention;
 mod conv;
 mod gemm;
+mod q8_0;
 mod rows;
 mod spin_pool;
 mod write;
@@ -33,6 +34,7 @@ pub use attention::try_attend_one_query;
 pub(crate) use conv::try_conv2d;
 pub use gemm::Isa;
 use gemm::{Activations, WeightView, gemm, gemm_shared, rescale_row};
+pub(crate) use rows::try_rotate_rows;
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
 pub use write::try_write_in_place;
 
@@ -288,6 +290,52 @@ pub(crate) fn try_quantized_matmul_shared<B: Backend>(
             .map(|(out, layer)| Tensor::from_data(TensorData::new(out, [m, layer.n]), &device))
             .collect(),
     )
+}
+
+/// Q8_0's product `x [M, K] @ weightᵀ + bias` on a CPU backend, on instruction set `isa` (one
+/// this CPU has: see [`Isa::available`]); `None` where the generic path must run. Public for
+/// the kernel tests, which run every level the CPU has against the generic path.
+pub fn try_q8_0_matmul<B: Backend>(
+    isa: Isa,
+    x: &Tensor<B, 2>,
+    weight: &ChannelRows<B>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Option<Tensor<B, 2>> {
+    if !KernelBackend::is_cpu::<B>() || !isa.runs_here() || B::ad_enabled(&x.device()) {
+        return None;
+    }
+    let [m, k] = x.dims();
+    let [n, k_weight] = weight.dims();
+    let blocks = k / crate::quantizers::Q8_0_BLOCK;
+    if m == 0
+        || n == 0
+        || k != k_weight
+        || !k.is_multiple_of(crate::quantizers::Q8_0_BLOCK)
+        || weight.scale.dims() != [n * blocks]
+        || bias.is_some_and(|bias| bias.dims() != [n])
+    {
+        return None;
+    }
+    let values = host_int8(&weight.values)?;
+    let view = rows_view(&values, n, k)?;
+    let scales = host_vector(&weight.scale)?;
+    let bias = match bias {
+        Some(bias) => Some(host_vector(bias)?),
+        None => None,
+    };
+    let rows = q8_0::Q8Activations::quantize(host_rows(x)?.as_slice(), m, k);
+    let out = q8_0::q8_0_gemm(
+        isa,
+        &rows,
+        q8_0::Q8Weight {
+            values: view.data,
+            scales: scales.as_slice(),
+            n,
+            k,
+        },
+        bias.as_ref().map(Host::as_slice),
+    );
+    Some(Tensor::from_data(TensorData::new(out, [m, n]), &x.device()))
 }
 
 /// `lhs [M, K] @ weightᵀ` in i32 (dtype I32), for I8 `lhs` and I8 channel rows `weight [N, K]`

@@ -90,6 +90,22 @@ fn gelu_tanh(x: f32) -> f32 {
     x * (1.0 / (1.0 + (-(inner * 2.0)).exp()))
 }
 
+/// [`crate::kernels::rotate_rows`] on `x [m, k]`: each row copied and rotated in place by
+/// [`crate::rotation::rotate_row`]; `None` off the CPU backends.
+pub(crate) fn try_rotate_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+    let [m, k] = x.dims();
+    if m == 0 || k == 0 {
+        return None;
+    }
+    let rows = host_rows(x)?;
+    let xs = rows.as_slice();
+    let out = fill_rows(m, k, |r, out| {
+        out.copy_from_slice(&xs[r * k..(r + 1) * k]);
+        crate::rotation::rotate_row(out);
+    });
+    Some(Tensor::from_data(TensorData::new(out, [m, k]), &x.device()))
+}
+
 /// `m` rows of `d` outputs, row `r` written by `fill(r, row)`; spread over threads when big.
 fn fill_rows(m: usize, d: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     let mut out = vec![0f32; m * d];

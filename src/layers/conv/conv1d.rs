@@ -25,6 +25,14 @@ pub struct QuantizedConv1d<B: Backend> {
 }
 
 impl<B: Backend> QuantizedConv1d<B> {
+    /// Convolutions are Keras-only: any format asked gets [`crate::Int8Format::KERAS`].
+    pub fn from_float_as(
+        conv: &nn::conv::Conv1d<B>,
+        _format: crate::Int8Format,
+    ) -> Result<Self, Int8Error> {
+        Self::from_float(conv)
+    }
+
     pub fn from_float(conv: &nn::conv::Conv1d<B>) -> Result<Self, Int8Error> {
         Ok(Self {
             weight: Int8Weight::quantize(conv.weight.val(), 0, "conv1d weight")?,

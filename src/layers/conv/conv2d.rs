@@ -24,6 +24,14 @@ pub struct QuantizedConv2d<B: Backend> {
 }
 
 impl<B: Backend> QuantizedConv2d<B> {
+    /// Convolutions are Keras-only: any format asked gets [`crate::Int8Format::KERAS`].
+    pub fn from_float_as(
+        conv: &nn::conv::Conv2d<B>,
+        _format: crate::Int8Format,
+    ) -> Result<Self, Int8Error> {
+        Self::from_float(conv)
+    }
+
     pub fn from_float(conv: &nn::conv::Conv2d<B>) -> Result<Self, Int8Error> {
         Ok(Self {
             weight: Int8Weight::quantize(conv.weight.val(), 0, "conv2d weight")?,

@@ -79,7 +79,7 @@ pub fn run_parent(args: &BenchArgs) -> Result<(), Error> {
         command
             .args(std::env::args_os().skip(1))
             .args(["--only", name]);
-        if precision == Precision::Int8 && !args.model.int8 {
+        if precision == Precision::Int8 && !args.model.quantizes() {
             command.arg("--int8");
         }
         let output = command.stderr(std::process::Stdio::inherit()).output()?;
@@ -119,6 +119,7 @@ pub fn run_parent(args: &BenchArgs) -> Result<(), Error> {
             "new_tokens": args.new_tokens,
             "batch": args.batch,
             "cpu_kernels": cpu_kernels(),
+            "int8_format": args.model.format_json(),
             "fp32": fp32,
             "int8": int8,
         });
@@ -199,7 +200,12 @@ fn table(
 
 /// A child: measures every `--batch` size in this process and prints one [`PrecisionResult`].
 pub fn run_child<B: Backend>(args: &BenchArgs, device: &B::Device) -> Result<(), Error> {
-    let (model, tokenizer) = load::<B>(&args.model, device)?;
+    // The parent passes its options on: the fp32 child drops the format options.
+    let model_args = match args.only {
+        Some(Precision::Fp32) => args.model.float(),
+        _ => args.model.clone(),
+    };
+    let (model, tokenizer) = load::<B>(&model_args, device)?;
     // Before any pass: a batch too large for this machine is an error, not an abort.
     for &batch in &args.batch {
         let bytes = crate::limits::forward_bytes(

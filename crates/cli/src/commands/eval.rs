@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Error;
-use crate::model_args::{ModelArgs, load};
+use crate::model_args::{ModelArgs, load, option_error};
 use crate::output::{note, out};
 
 #[derive(Args)]
@@ -57,11 +57,7 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
         .into());
     }
     let content = crate::limits::read_text(text)?;
-    let float_args = ModelArgs {
-        int8: false,
-        ..args.model.clone()
-    };
-    let (loaded, tokenizer) = load::<B>(&float_args, device)?;
+    let (loaded, tokenizer) = load::<B>(&args.model.float(), device)?;
     // One window's pass, both precisions' scored logits kept: checked before allocating.
     if args.context <= loaded.config.max_position_embeddings {
         let bytes = crate::limits::forward_bytes(&loaded.config, 1, args.context, 0, args.context);
@@ -86,19 +82,14 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
         fp32.dequantize()?;
         (fp32, loaded, "dequantized from the int8 preset")
     } else {
-        let mut config = burn_int8::QuantizeConfig::default();
+        let mut config = args.model.quantize_config();
         for layer in &args.keep_float {
             config = config.skip(layer.clone());
         }
         let mut int8 = loaded.clone();
-        let report = int8.quantize_with(&config).map_err(|e| match e {
-            burn_int8::Int8Error::UnknownSkip { path, closest } => format!(
-                "--keep-float `{path}` names no layer of the model; closest: {}",
-                closest.join(", ")
-            )
-            .into(),
-            other => Error::from(other),
-        })?;
+        let report = int8
+            .quantize_with(&config)
+            .map_err(|e| option_error(e, "--keep-float"))?;
         note!("quantize: {report}");
         (loaded, int8, "the checkpoint's float weights")
     };
@@ -120,6 +111,7 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
         let mut summary = report.to_json();
         summary["fp32"]["source"] = fp32_source.into();
         summary["keep_float"] = args.keep_float.clone().into();
+        summary["int8_format"] = args.model.format_json();
         out(summary)?;
     }
     Ok(())

@@ -14,12 +14,18 @@ use std::ops::Range;
 use burn::module::Param;
 use burn::nn;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8::{Embedding, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear};
+use burn_int8::{
+    Embedding, Int8Format, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear,
+};
 use burn_int8_tokenizer::Tokenizer;
 
 use crate::config::Gemma3Config;
 use crate::error::Gemma3Error;
 use crate::model::{Attention, DecoderLayer, Gemma3, Mlp, RmsNorm, ShardedEmbedding};
+
+/// The int8 format of each layer, by its path in the model (`layers.3.mlp.down_proj`,
+/// `embed_tokens.shards.0`), for a model quantized while loading.
+pub type LayerFormats<'a> = &'a dyn Fn(&str) -> Int8Format;
 
 /// Where weights come from: HF safetensors, GGUF, ...
 pub trait WeightSource {
@@ -174,7 +180,8 @@ pub fn check_vocabulary(
 }
 
 /// Builds the model from `source`; with `int8`, every projection and the embedding are
-/// quantized while loading (one layer of f32 in memory at a time).
+/// quantized while loading (one layer of f32 in memory at a time), each in the format `int8`
+/// gives its path.
 ///
 /// Nothing is allocated before the config is validated and every expected tensor is found in
 /// `source` with its expected shape: a config that disagrees with its checkpoint (more layers,
@@ -184,7 +191,7 @@ pub fn check_vocabulary(
 pub fn build_model<B: Backend>(
     config: &Gemma3Config,
     source: &mut dyn WeightSource,
-    int8: bool,
+    int8: Option<LayerFormats<'_>>,
     device: &B::Device,
     mut progress: impl FnMut(&str),
 ) -> Result<Gemma3<B>, Gemma3Error> {
@@ -298,7 +305,7 @@ pub fn build_model<B: Backend>(
 
 struct Loader<'a, B: Backend> {
     source: &'a mut dyn WeightSource,
-    int8: bool,
+    int8: Option<LayerFormats<'a>>,
     device: &'a B::Device,
 }
 
@@ -334,10 +341,12 @@ impl<B: Backend> Loader<'_, B> {
         }
         // HF's `[out, in]` is the int8 weight's own channel-major layout: quantized from a view
         // of it, laid out once. A float layer takes Burn's `[in, out]` as a dense copy.
-        Ok(if self.int8 {
+        Ok(if let Some(formats) = self.int8 {
+            // `model.layers.3.mlp.down_proj.weight` is the layer at `layers.3.mlp.down_proj`.
+            let path = name.trim_start_matches("model.").trim_end_matches(".weight");
             let out_in = TensorData::new(values, [d_out, d_in]);
             let weight = Tensor::<B, 2>::from_data(out_in, self.device).transpose();
-            Linear::from(QuantizedLinear::from_weights(weight, None)?)
+            Linear::from(QuantizedLinear::from_weights_as(weight, None, formats(path))?)
         } else {
             let mut transposed = vec![0.0f32; values.len()];
             for (row, chunk) in values.chunks_exact(d_in).enumerate() {
@@ -375,22 +384,26 @@ impl<B: Backend> Loader<'_, B> {
         self.check_shape(name, &[vocab, hidden])?;
         let rows_per_shard = ShardedEmbedding::<B>::rows_per_shard(vocab, hidden);
         let mut shards = Vec::new();
-        for start in (0..vocab).step_by(rows_per_shard) {
+        for (shard, start) in (0..vocab).step_by(rows_per_shard).enumerate() {
             let end = (start + rows_per_shard).min(vocab);
-            shards.push(if self.int8 {
+            shards.push(if let Some(formats) = self.int8 {
+                let format = formats(&format!("embed_tokens.shards.{shard}"));
                 let mut weights = Vec::new();
                 let mut scales = Vec::new();
                 for slice in (start..end).step_by(QUANTIZE_ROWS) {
                     let slice = slice..(slice + QUANTIZE_ROWS).min(end);
-                    let part = QuantizedEmbedding::from_weights(self.rows(name, slice, hidden)?)?;
+                    let rows = self.rows(name, slice, hidden)?;
+                    let part = QuantizedEmbedding::from_weights_as(rows, format)?;
                     weights.push(part.weight.values.val());
                     scales.push(part.weight.scale());
                 }
+                // Rows are independent in every format: the slices' scales follow each other.
                 Embedding::from(QuantizedEmbedding {
-                    weight: Int8Weight::from_parts(
+                    weight: Int8Weight::from_parts_as(
                         Tensor::cat(weights, 0),
                         Tensor::cat(scales, 0),
                         0,
+                        format,
                     )?,
                 })
             } else {
