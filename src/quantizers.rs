@@ -154,10 +154,16 @@ pub(crate) fn ensure_non_empty<B: Backend, const D: usize>(
 /// through the f32 reciprocal), and `d` stored as f16. Returns the I8 values (row-major, as the
 /// rows) and the block scales `[channels · inputs / 32]` (f16 values, held as f32), which
 /// multiply: `w ≈ q · d`.
-pub(crate) fn q8_0_quantize_rows<B: Backend>(rows: Tensor<B, 2>) -> (Tensor<B, 2, Int>, Tensor<B, 1>) {
+pub(crate) fn q8_0_quantize_rows<B: Backend>(
+    rows: Tensor<B, 2>,
+) -> (Tensor<B, 2, Int>, Tensor<B, 1>) {
     let [channels, inputs] = rows.dims();
     let device = rows.device();
-    let data: Vec<f32> = rows.into_data().convert::<f32>().into_vec().unwrap_or_default();
+    let data: Vec<f32> = rows
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap_or_default();
     let mut values = vec![0i8; data.len()];
     let mut scales = vec![0f32; data.len() / Q8_0_BLOCK];
     for ((block, out), scale) in data
@@ -283,5 +289,35 @@ mod tests {
             );
             assert_eq!(out, q.into_data().convert::<i8>().to_vec::<i8>().unwrap());
         }
+    }
+
+    /// Q8_0's activation quantizer: the host row version (CPU kernel) and the tensor version
+    /// (generic path) give the same values and scales, ties and an all-zero block included.
+    #[test]
+    fn q8_0_row_quantizer_matches_the_tensor_version() {
+        let device = Default::default();
+        let mut row: Vec<f32> =
+            Tensor::<NdArray, 1>::random([256], Distribution::Normal(0.0, 3.0), &device)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+        // A block whose amax is 127 (scale 1: `k + 0.5` are true ties) and an all-zero block.
+        row[..8].copy_from_slice(&[127.0, 0.5, 1.5, 2.5, -0.5, -1.5, -126.5, 3.5]);
+        row[32..64].fill(0.0);
+        let (mut values, mut scales) = (vec![0i8; 256], vec![0f32; 8]);
+        q8_0_quantize_activation_row(&row, &mut values, &mut scales);
+        let tensor = Tensor::<NdArray, 2>::from_data(TensorData::new(row, [1, 256]), &device);
+        let (q, scale) = q8_0_quantize_activations(tensor);
+        assert_eq!(
+            values,
+            q.into_data().convert::<i8>().to_vec::<i8>().unwrap()
+        );
+        let scale = scale.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(
+            scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            scale.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(&values[..8], &[127, 0, 2, 2, 0, -2, -126, 4]);
+        assert_eq!(scales[1], 0.0);
     }
 }

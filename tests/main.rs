@@ -16,6 +16,7 @@ mod common {
 mod burn_examples;
 mod conv_kernels;
 mod finetune;
+mod formats;
 mod gpu_kernels;
 mod gradients;
 mod keras_parity;

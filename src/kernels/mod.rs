@@ -120,13 +120,22 @@ pub fn quantized_matmul<B: Backend>(
 }
 
 /// [`quantized_matmul`] through Burn tensor ops (the int8 product still on the GPU kernels
-/// where there are some): the oracle the fused kernels are tested against.
+/// where there are some), in the weight's format: the oracle the fused kernels are tested
+/// against.
 pub fn generic_quantized_matmul<B: Backend>(
     x: Tensor<B, 2>,
     weight: &Int8Weight<B, 2>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
-    generic::quantized_matmul(x, &weight.channel_rows(), bias)
+    let rows = weight.channel_rows();
+    let x = match rows.format.rotation {
+        Rotation::None => x,
+        Rotation::Hadamard => generic::rotate_rows(x),
+    };
+    match rows.format.scheme {
+        Scheme::Keras => generic::quantized_matmul(x, &rows.unrotated(), bias),
+        Scheme::Q8_0 => generic::q8_0_matmul(x, &rows.unrotated(), bias),
+    }
 }
 
 /// [`quantized_matmul`] of several weights applied to the same `x` (a block's q, k and v
@@ -214,20 +223,6 @@ fn q8_0_product<B: Backend>(
     generic::q8_0_matmul(x, weight, bias)
 }
 
-/// [`q8_0_product`] through Burn tensor ops: the oracle the CPU kernel is tested against.
-pub fn generic_q8_0_matmul<B: Backend>(
-    x: Tensor<B, 2>,
-    weight: &Int8Weight<B, 2>,
-    bias: Option<Tensor<B, 1>>,
-) -> Tensor<B, 2> {
-    let rows = weight.channel_rows();
-    let x = match rows.format.rotation {
-        Rotation::None => x,
-        Rotation::Hadamard => generic::rotate_rows(x),
-    };
-    generic::q8_0_matmul(x, &rows.unrotated(), bias)
-}
-
 /// `x [M, K]` with each row rotated by the Walsh–Hadamard transform of [`crate::rotation`]
 /// (block-diagonal where `K` is not a power of two): on the host for the CPU backends, through
 /// Burn tensor ops elsewhere (and under autodiff, where it is differentiable). Same bits.
@@ -239,6 +234,11 @@ pub fn rotate_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     {
         return rotated;
     }
+    generic::rotate_rows(x)
+}
+
+/// [`rotate_rows`] through Burn tensor ops only: the oracle of the host rotation.
+pub fn generic_rotate_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     generic::rotate_rows(x)
 }
 

@@ -103,7 +103,10 @@ impl QuantizeReport {
     pub fn formats(&self) -> Vec<(crate::Int8Format, usize, usize)> {
         let mut counts: Vec<(crate::Int8Format, usize, usize)> = Vec::new();
         for error in &self.errors {
-            match counts.iter_mut().find(|(format, ..)| *format == error.format) {
+            match counts
+                .iter_mut()
+                .find(|(format, ..)| *format == error.format)
+            {
                 Some((_, layers, bytes)) => {
                     *layers += 1;
                     *bytes += error.bytes;

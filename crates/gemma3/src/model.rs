@@ -456,9 +456,17 @@ impl<B: Backend> Gemma3<B> {
 
     /// The int8 format of every int8 layer, by path (what a preset's config.json records).
     pub fn int8_formats(&self) -> std::collections::BTreeMap<String, burn_int8::Int8Format> {
-        let shards = self.embed_tokens.shards.iter().enumerate().filter_map(|(j, shard)| {
-            Some((format!("embed_tokens.shards.{j}"), shard.int8_weight()?.format()))
-        });
+        let shards = self
+            .embed_tokens
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(|(j, shard)| {
+                Some((
+                    format!("embed_tokens.shards.{j}"),
+                    shard.int8_weight()?.format(),
+                ))
+            });
         let projections = self
             .projections()
             .into_iter()

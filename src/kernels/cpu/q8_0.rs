@@ -76,11 +76,7 @@ pub(crate) fn q8_0_gemm(
     let blocks = k / Q8_0_BLOCK;
     let mut out = vec![0f32; m * n];
     let out_ptr = OutPtr(out.as_mut_ptr());
-    let width = if m < DECODE_ROWS {
-        DECODE_PANEL
-    } else {
-        PANEL
-    };
+    let width = if m < DECODE_ROWS { DECODE_PANEL } else { PANEL };
     let tasks = n.div_ceil(width);
     let run_task = |t: usize| {
         let columns = t * width..((t + 1) * width).min(n);

@@ -14,9 +14,7 @@ use std::ops::Range;
 use burn::module::Param;
 use burn::nn;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8::{
-    Embedding, Int8Format, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear,
-};
+use burn_int8::{Embedding, Int8Format, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear};
 use burn_int8_tokenizer::Tokenizer;
 
 use crate::config::Gemma3Config;
@@ -343,10 +341,16 @@ impl<B: Backend> Loader<'_, B> {
         // of it, laid out once. A float layer takes Burn's `[in, out]` as a dense copy.
         Ok(if let Some(formats) = self.int8 {
             // `model.layers.3.mlp.down_proj.weight` is the layer at `layers.3.mlp.down_proj`.
-            let path = name.trim_start_matches("model.").trim_end_matches(".weight");
+            let path = name
+                .trim_start_matches("model.")
+                .trim_end_matches(".weight");
             let out_in = TensorData::new(values, [d_out, d_in]);
             let weight = Tensor::<B, 2>::from_data(out_in, self.device).transpose();
-            Linear::from(QuantizedLinear::from_weights_as(weight, None, formats(path))?)
+            Linear::from(QuantizedLinear::from_weights_as(
+                weight,
+                None,
+                formats(path),
+            )?)
         } else {
             let mut transposed = vec![0.0f32; values.len()];
             for (row, chunk) in values.chunks_exact(d_in).enumerate() {
