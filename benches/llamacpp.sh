@@ -5,7 +5,8 @@
 #   benches/llamacpp.sh [MODEL.gguf]
 #   ROUNDS=3 THREADS="2 1" PROMPT=128 GEN=128 BIN=target/release/burn-int8 benches/llamacpp.sh
 # Per round and thread count: llama-bench on F32, BF16 and Q8_0 (made by llama-quantize from
-# MODEL, see llamacpp_build.sh), then `burn-int8 gemma3 bench --backend flex` (fp32 and int8).
+# MODEL, see llamacpp_build.sh), then `burn-int8 gemma3 bench --backend flex` (fp32 and int8)
+# once per int8 format of FORMATS (all of them by default; `FORMATS="keras"` for one).
 # Each pair is one JSON line in benches/results.jsonl: our bench's line plus `"llamacpp": {TYPE:
 # {prefill_tok_s, decode_tok_s}}`, `"round"` and `"run"` (one id per invocation). The table
 # (medians, ranges, per-round ratios) is printed at the end by llamacpp_table.py, and the chart
@@ -57,22 +58,35 @@ llama() { # TYPE THREADS
     python3 -c 'import json,sys; p,t=(json.loads(a) for a in sys.argv[1:3]); print(json.dumps({"prefill_tok_s":p["avg_ts"],"decode_tok_s":t["avg_ts"]}))' "$pp" "$tg"
 }
 
+# Our int8 formats: name, then the options that ask for it (the mixed recipe last).
+declare -A FORMAT_OPTIONS=(
+    [keras]=""
+    [keras+hadamard]="--rotate hadamard"
+    [q8_0]="--scheme q8_0"
+    [q8_0+hadamard]="--scheme q8_0 --rotate hadamard"
+    [keras+hadamard+down_q8_0]="--rotate hadamard --scheme-for layers.*.mlp.down_proj=q8_0"
+)
+FORMATS="${FORMATS:-keras keras+hadamard q8_0 q8_0+hadamard keras+hadamard+down_q8_0}"
+
 for round in $(seq 1 "$ROUNDS"); do
     for threads in $THREADS; do
         echo "round $round/$ROUNDS, $threads threads" >&2
         declare -A figures=()
         for type in Q8_0 BF16 F32; do figures[$type]="$(llama "$type" "$threads")"; done
-        ours="$("$BIN" gemma3 bench --model "$MODEL" --backend flex --threads "$threads" \
-            --prompt-tokens "$PROMPT" --new-tokens "$GEN" --json | tail -n 1)"
-        python3 -c '
+        for format in $FORMATS; do
+            read -r -a options <<< "${FORMAT_OPTIONS[$format]}"
+            ours="$("$BIN" gemma3 bench --model "$MODEL" --backend flex --threads "$threads" \
+                --prompt-tokens "$PROMPT" --new-tokens "$GEN" --json "${options[@]}" | tail -n 1)"
+            python3 -c '
 import json, sys
 line = json.loads(sys.argv[1])
 line["llamacpp"] = {t: json.loads(v) for t, v in zip(("Q8_0", "BF16", "F32"), sys.argv[2:5])}
 line["llamacpp"]["options"] = sys.argv[8]
-line.update(round=int(sys.argv[5]), run=sys.argv[6], cpu=sys.argv[7])
+line.update(round=int(sys.argv[5]), run=sys.argv[6], cpu=sys.argv[7], format=sys.argv[9])
 print(json.dumps(line, sort_keys=True))' \
-            "$ours" "${figures[Q8_0]}" "${figures[BF16]}" "${figures[F32]}" "$round" "$RUN" "$CPU" \
-            "${EXTRA[*]:-} ${DEPTH[*]:-}" >> "$OUT"
+                "$ours" "${figures[Q8_0]}" "${figures[BF16]}" "${figures[F32]}" "$round" "$RUN" \
+                "$CPU" "${EXTRA[*]:-} ${DEPTH[*]:-}" "$format" >> "$OUT"
+        done
         unset figures
     done
 done

@@ -3,7 +3,8 @@
 
     python3 benches/llamacpp_table.py [RESULTS.jsonl [RUN]]
 
-RUN is the run id the script wrote (default: the latest run in the file). Per thread count:
+RUN is the run id the script wrote (default: the latest run in the file). Per thread count and
+int8 format (lines without a "format" are the Keras scheme, as before formats existed):
 the median over rounds of every tool's prefill and decode tok/s, with the range, then the ratios
 of our int8 against each baseline, computed per round (both figures of a ratio come from the
 same round) and shown as median (range). Standard library only.
@@ -39,19 +40,22 @@ def main():
     print(f"Run {run}, {first.get('cpu', '?')}, prompt {first['prompt_tokens']}, "
           f"{first['new_tokens']} new tokens, {max(line['round'] for line in lines)} rounds; "
           f"llama.cpp options: `{first['llamacpp'].get('options', '').strip() or 'none'}`\n")
+    formats = list(dict.fromkeys(line.get("format", "keras") for line in lines))
     for threads in sorted({line["threads"] for line in lines}, reverse=True):
-        rows = [line for line in lines if line["threads"] == threads]
-        print(f"**{threads} threads** ({len(rows)} rounds)\n")
-        print("| tool | prefill tok/s | decode tok/s |\n|---|---|---|")
-        for name, tool in TOOLS:
-            print(f"| {name} | {spread([get(r, tool, 'prefill_tok_s') for r in rows], '{:.0f}')} "
-                  f"| {spread([get(r, tool, 'decode_tok_s') for r in rows], '{:.1f}')} |")
-        print("\n| ours int8 ÷ | prefill | decode |\n|---|---|---|")
-        for name, base in BASELINES:
-            ratio = lambda key: [get(r, ("int8",), key) / get(r, base, key) for r in rows]
-            print(f"| {name} | {spread(ratio('prefill_tok_s'), '{:.2f}×')} "
-                  f"| {spread(ratio('decode_tok_s'), '{:.2f}×')} |")
-        print()
+        for fmt in formats:
+            rows = [line for line in lines
+                    if line["threads"] == threads and line.get("format", "keras") == fmt]
+            print(f"**{threads} threads, int8 format `{fmt}`** ({len(rows)} rounds)\n")
+            print("| tool | prefill tok/s | decode tok/s |\n|---|---|---|")
+            for name, tool in TOOLS:
+                print(f"| {name} | {spread([get(r, tool, 'prefill_tok_s') for r in rows], '{:.0f}')} "
+                      f"| {spread([get(r, tool, 'decode_tok_s') for r in rows], '{:.1f}')} |")
+            print("\n| ours int8 ÷ | prefill | decode |\n|---|---|---|")
+            for name, base in BASELINES:
+                ratio = lambda key: [get(r, ("int8",), key) / get(r, base, key) for r in rows]
+                print(f"| {name} | {spread(ratio('prefill_tok_s'), '{:.2f}×')} "
+                      f"| {spread(ratio('decode_tok_s'), '{:.2f}×')} |")
+            print()
 
 
 if __name__ == "__main__":

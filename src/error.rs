@@ -9,7 +9,7 @@ pub enum Int8Error {
     /// [`crate::QuantizeConfig::skip`] named a path with no layer at or under it.
     #[error(
         "skip `{path}` names no layer of the model (paths are dot-separated field names and match \
-         a layer or everything under a module; no globs); closest: {}",
+         a layer or everything under a module; `*` stands for one whole segment); closest: {}",
         closest.join(", ")
     )]
     UnknownSkip { path: String, closest: Vec<String> },
@@ -17,7 +17,7 @@ pub enum Int8Error {
     /// [`crate::QuantizeConfig::scheme_for`] named a path with no layer at or under it.
     #[error(
         "scheme_for `{path}` names no layer of the model (paths are dot-separated field names and \
-         match a layer or everything under a module; no globs); closest: {}",
+         match a layer or everything under a module; `*` stands for one whole segment); closest: {}",
         closest.join(", ")
     )]
     UnknownSchemePath { path: String, closest: Vec<String> },

@@ -41,7 +41,8 @@ impl QuantizeConfig {
         self
     }
 
-    /// The scheme of the layer at `path` (dot-separated field names) and everything under it.
+    /// The scheme of the layer at `path` (dot-separated field names; `*` for any one segment,
+    /// `"layers.*.mlp.down_proj"`) and everything under it. The longest matching path wins.
     pub fn scheme_for(mut self, path: impl Into<String>, scheme: Scheme) -> Self {
         self.scheme_overrides.push((path.into(), scheme));
         self
@@ -77,7 +78,7 @@ impl QuantizeConfig {
     }
 
     /// Keeps float the layer at `path` (dot-separated field names, e.g. `"head"` or
-    /// `"blocks.3.mlp"`) and everything under it.
+    /// `"blocks.3.mlp"`; `*` for any one segment, `"blocks.*.mlp"`) and everything under it.
     pub fn skip(mut self, path: impl Into<String>) -> Self {
         self.skip_paths.push(path.into());
         self
@@ -121,13 +122,17 @@ impl fmt::Debug for QuantizeConfig {
 }
 
 /// True when `path` is `module` or a layer under it (`module.` a prefix); an empty `module`
-/// names nothing.
+/// names nothing. A `*` segment of `module` stands for any one segment of `path`
+/// (`layers.*.mlp.down_proj`); other characters match themselves.
 fn is_at_or_under(path: &str, module: &str) -> bool {
-    !module.is_empty()
-        && (path == module
-            || path
-                .strip_prefix(module)
-                .is_some_and(|rest| rest.starts_with('.')))
+    if module.is_empty() {
+        return false;
+    }
+    let mut path = path.split('.');
+    module.split('.').all(|pattern| {
+        path.next()
+            .is_some_and(|segment| pattern == "*" || pattern == segment)
+    })
 }
 
 /// The (at most `n`) paths among `layers` and the modules above them closest to `name` by
@@ -175,4 +180,41 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_a_layer_or_a_module_and_star_matches_one_segment() {
+        assert!(is_at_or_under("layers.3.mlp.down_proj", "layers.3.mlp"));
+        assert!(is_at_or_under(
+            "layers.3.mlp.down_proj",
+            "layers.3.mlp.down_proj"
+        ));
+        assert!(!is_at_or_under("layers.3.mlp_x.down_proj", "layers.3.mlp"));
+        assert!(!is_at_or_under("layers.31.mlp", "layers.3"));
+        assert!(is_at_or_under(
+            "layers.31.mlp.down_proj",
+            "layers.*.mlp.down_proj"
+        ));
+        assert!(is_at_or_under("layers.0.mlp.down_proj", "*"));
+        assert!(!is_at_or_under("layers.0.mlp", "layers.*.mlp.down_proj"));
+        assert!(!is_at_or_under(
+            "layers.0.mlp.up_proj",
+            "layers.*.mlp.down_proj"
+        ));
+        assert!(!is_at_or_under("layers.0", ""));
+        let config = QuantizeConfig::default()
+            .rotate(Rotation::Hadamard)
+            .scheme_for("layers.*.mlp.down_proj", Scheme::Q8_0)
+            .scheme_for("layers.2", Scheme::Keras);
+        let at = |path| config.format_at(path).scheme;
+        assert_eq!(at("layers.1.mlp.down_proj"), Scheme::Q8_0);
+        assert_eq!(at("layers.1.mlp.up_proj"), Scheme::Keras);
+        // The longer path wins.
+        assert_eq!(at("layers.2.mlp.down_proj"), Scheme::Q8_0);
+        assert_eq!(config.format_at("x").rotation, Rotation::Hadamard);
+    }
 }

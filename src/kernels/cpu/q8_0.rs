@@ -236,21 +236,24 @@ mod x86 {
                     // does: a hint, never a fault, so it may point past the weight.
                     for j in 0..TILE_CHANNELS {
                         let ahead = 4 * TILE_CHANNELS;
-                        let w = operands.w[j].as_ptr().wrapping_add(ahead * blocks * Q8_0_BLOCK);
+                        let w = operands.w[j]
+                            .as_ptr()
+                            .wrapping_add(ahead * blocks * Q8_0_BLOCK);
                         _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(at));
                         if b % 16 == 0 {
                             let ws = operands.ws[j].as_ptr().wrapping_add(ahead * blocks + b);
                             _mm_prefetch::<_MM_HINT_T0>(ws.cast::<i8>());
                         }
                     }
-                    let xs = operands.xs.map(|xs| xs[b]);
-                    let ws = operands.ws.map(|ws| ws[b]);
+                    // `dx · dw` as a vector product of two broadcasts: the scalar product's bits.
+                    let xs = operands.xs.map(|xs| _mm256_set1_ps(xs[b]));
+                    let ws = operands.ws.map(|ws| _mm256_set1_ps(ws[b]));
                     for i in 0..RM {
                         let $u = _mm256_sign_epi8(xv[i], xv[i]);
                         for j in 0..TILE_CHANNELS {
                             let $s = _mm256_sign_epi8(wv[j], xv[i]);
                             let lanes = _mm256_cvtepi32_ps($dot);
-                            let scale = _mm256_set1_ps(xs[i] * ws[j]);
+                            let scale = _mm256_mul_ps(xs[i], ws[j]);
                             acc[i][j] = _mm256_fmadd_ps(lanes, scale, acc[i][j]);
                         }
                     }

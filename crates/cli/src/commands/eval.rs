@@ -112,6 +112,7 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<(), Error>
         summary["fp32"]["source"] = fp32_source.into();
         summary["keep_float"] = args.keep_float.clone().into();
         summary["int8_format"] = args.model.format_json();
+        summary["int8"]["parameter_bytes"] = burn_int8::param_bytes::<B, _>(&int8).into();
         out(summary)?;
     }
     Ok(())
