@@ -84,6 +84,10 @@ pub enum Gemma3Error {
         found: String,
     },
 
+    /// A model or tokenizer that a GGUF file cannot hold as llama.cpp would read it.
+    #[error("GGUF export: {0}")]
+    GgufExport(String),
+
     #[error("eval: {0}")]
     Eval(String),
 
