@@ -56,7 +56,7 @@ pub fn run<B: Backend>(args: &ExportGgufArgs, device: &B::Device) -> Result<(), 
             note!(
                 "{} int8 layer(s) not in unrotated q8_0 were dequantized to F32 (llama.cpp has no type for them): {}",
                 report.dequantized.len(),
-                report.dequantized.join(", ")
+                burn_int8_gemma3::load::cut_names(report.dequantized).join(", ")
             );
         }
     }
