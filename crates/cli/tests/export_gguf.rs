@@ -31,7 +31,10 @@ fn export_gguf_writes_a_file_that_loads_back() {
     let output = run(&dir, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("0 Q8_0 tensors as held, 28 F32"), "{stderr}");
+    assert!(
+        stderr.contains("0 Q8_0 tensors as held, 28 F32"),
+        "{stderr}"
+    );
     let device = Default::default();
     let (original, _) = gemma3::load_model::<Flex>(&dir, false, &device, |_| {}).unwrap();
     let (exported, tokenizer) = gemma3::load_model::<Flex>(&out, false, &device, |_| {}).unwrap();

@@ -164,7 +164,10 @@ pub fn gguf_metadata(
     };
     let key = |name: &str| format!("gemma3.{name}");
     let mut metadata = vec![
-        ("general.architecture".into(), Value::String("gemma3".into())),
+        (
+            "general.architecture".into(),
+            Value::String("gemma3".into()),
+        ),
         (
             key("context_length"),
             u32_of("max_position_embeddings", config.max_position_embeddings)?,
@@ -299,6 +302,9 @@ fn check_expressible(config: &Gemma3Config) -> Result<(), Gemma3Error> {
     Ok(())
 }
 
+/// Writes one tensor's data to the file.
+type WriteData<'a> = Box<dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a>;
+
 /// A tensor to write: its GGUF name, ggml dims (innermost first), type, and its bytes.
 struct GgufTensor<'a> {
     name: String,
@@ -307,7 +313,7 @@ struct GgufTensor<'a> {
     /// An int8 layer in another format, written dequantized.
     dequantized: bool,
     /// Writes the tensor's data (a large embedding shard by shard).
-    write: Box<dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a>,
+    write: WriteData<'a>,
 }
 
 /// Writes `bytes` to `out`, or gives `bytes`'s error as an I/O error for the writer to wrap.
@@ -433,11 +439,7 @@ fn linear<'a, B: Backend>(hf: String, layer: &'a Linear<B>) -> GgufTensor<'a> {
     }
 }
 
-fn embedding<B: Backend>(
-    shards: &[Embedding<B>],
-    vocab: usize,
-    hidden: usize,
-) -> GgufTensor<'_> {
+fn embedding<B: Backend>(shards: &[Embedding<B>], vocab: usize, hidden: usize) -> GgufTensor<'_> {
     let dims = vec![hidden as u64, vocab as u64];
     let name = gguf_of("model.embed_tokens.weight");
     let as_held = shards.iter().all(|shard| {
@@ -457,9 +459,7 @@ fn embedding<B: Backend>(
                         .ok_or_else(|| {
                             Gemma3Error::GgufExport(format!("embedding shard {i} is float"))
                         })
-                        .and_then(|weight| {
-                            q8_0_bytes(&format!("embed_tokens.shards.{i}"), weight)
-                        });
+                        .and_then(|weight| q8_0_bytes(&format!("embed_tokens.shards.{i}"), weight));
                     put(out, bytes)?;
                 }
                 Ok(())

@@ -370,13 +370,20 @@ fn real_q8_0_gguf_loads_as_stored_and_exports_identical_tensor_bytes() {
         .filter(|t| t.ggml_type == GgmlType::Q8_0)
         .map(|t| t.name.clone())
         .collect();
-    assert_eq!(q8_0_names.len(), 127, "18 × 7 projections and the embedding");
+    assert_eq!(
+        q8_0_names.len(),
+        127,
+        "18 × 7 projections and the embedding"
+    );
     for name in &q8_0_names {
         let stored = source.read_q8_0(name).unwrap();
         let (values, scales, format) = &held[name];
         assert_eq!(*format, AS_STORED, "{name}");
         assert!(*values == stored.values, "{name}: values not as stored");
-        assert!(*scales == scales_f32(&stored), "{name}: scales not as stored");
+        assert!(
+            *scales == scales_f32(&stored),
+            "{name}: scales not as stored"
+        );
     }
     drop(held);
 
@@ -435,7 +442,10 @@ fn real_q8_0_as_stored_logits_are_close_to_its_float_model() {
     let (q8_0, _) = load(&path, Some(&QuantizeConfig::default().scheme(Scheme::Q8_0)));
     std::fs::remove_dir_all(&dir).ok();
     let ids = tokenizer
-        .encode("The GNU General Public License is a free, copyleft license for", true)
+        .encode(
+            "The GNU General Public License is a free, copyleft license for",
+            true,
+        )
         .unwrap();
     let vocab = float.config.vocab_size;
     let reference = gemma3_common::gemma3_logits_all(&float, &ids);
@@ -455,7 +465,11 @@ fn real_q8_0_as_stored_logits_are_close_to_its_float_model() {
     );
     assert!(mean < 0.01, "KL mean {mean}");
     assert!(max < 0.05, "KL max {max}");
-    assert!(same_top1 + 1 >= ids.len(), "top-1 {same_top1}/{}", ids.len());
+    assert!(
+        same_top1 + 1 >= ids.len(),
+        "top-1 {same_top1}/{}",
+        ids.len()
+    );
 }
 
 /// KL(softmax(p) || softmax(q)) in nats.

@@ -423,7 +423,11 @@ impl GgufFile {
 
     /// Rows `rows` of a Q8_0 tensor as stored (see [`read_f32_rows`](Self::read_f32_rows) for
     /// what a row is): a large tensor, such as a token embedding, read a few rows at a time.
-    pub fn read_q8_0_rows(&self, name: &str, rows: Range<usize>) -> Result<crate::q8_0::Q8_0Blocks> {
+    pub fn read_q8_0_rows(
+        &self,
+        name: &str,
+        rows: Range<usize>,
+    ) -> Result<crate::q8_0::Q8_0Blocks> {
         let t = self.require_tensor(name)?;
         if t.ggml_type != GgmlType::Q8_0 {
             return Err(GgufError::WrongTensorType {

@@ -36,10 +36,11 @@ pub fn q8_0_type(info: &TensorInfo) -> GgmlType {
 /// its dequantized rows, streamed) or copied as stored.
 pub fn write_tensor_q8_0(src: &GgufFile, info: &TensorInfo, out: &mut dyn Write) -> Result<()> {
     let write = |out: &mut dyn Write, bytes: &[u8]| {
-        out.write_all(bytes).map_err(|source| crate::GgufError::Write {
-            context: format!("writing the data of tensor '{}'", info.name),
-            source,
-        })
+        out.write_all(bytes)
+            .map_err(|source| crate::GgufError::Write {
+                context: format!("writing the data of tensor '{}'", info.name),
+                source,
+            })
     };
     if q8_0_type(info) != GgmlType::Q8_0 {
         return write(out, &src.read_raw(&info.name)?);
@@ -77,9 +78,9 @@ pub fn requantize_q8_0(src: &GgufFile, out: impl Write) -> Result<u64> {
     }
     writer.write(out, |info, out| {
         // Declared from the source's own tensors, so always found.
-        let source = src.tensor_info(&info.name).ok_or_else(|| {
-            io::Error::other(format!("tensor '{}' left the source", info.name))
-        })?;
+        let source = src
+            .tensor_info(&info.name)
+            .ok_or_else(|| io::Error::other(format!("tensor '{}' left the source", info.name)))?;
         write_tensor_q8_0(src, source, out).map_err(io::Error::other)
     })
 }

@@ -39,8 +39,8 @@ pub fn run<B: Backend>(args: &ExportGgufArgs, device: &B::Device) -> Result<(), 
     let (model, tokenizer) = load::<B>(&args.model, device)?;
     let mut report = None;
     out.write("--out", |writer| {
-        let written = export_gguf::write_gguf(&model, &tokenizer, writer)
-            .map_err(std::io::Error::other)?;
+        let written =
+            export_gguf::write_gguf(&model, &tokenizer, writer).map_err(std::io::Error::other)?;
         report = Some(written);
         Ok(())
     })?;

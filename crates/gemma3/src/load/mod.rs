@@ -13,8 +13,8 @@ use std::ops::Range;
 
 use burn::module::Param;
 use burn::nn;
-use burn::tensor::{Tensor, TensorData, backend::Backend};
 use burn::tensor::{DType, Int};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
 use burn_int8::{
     Embedding, Int8Format, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear, Rotation,
     Scheme,
@@ -409,7 +409,9 @@ impl<B: Backend> Loader<'_, B> {
         // of it, laid out once. A float layer takes Burn's `[in, out]` as a dense copy.
         Ok(if let Some(formats) = self.int8 {
             // `model.layers.3.mlp.down_proj.weight` is the layer at `layers.3.mlp.down_proj`.
-            let path = name.trim_start_matches("model.").trim_end_matches(".weight");
+            let path = name
+                .trim_start_matches("model.")
+                .trim_end_matches(".weight");
             let format = formats(path);
             if format == AS_STORED
                 && let Some(blocks) = self.source.read_q8_0_rows(name, 0..d_out)?
