@@ -7,6 +7,7 @@
 //! burn-int8 gemma3 logits   --model PATH --tokens 2,236855,9840 --out FILE.safetensors [--int8]
 //! burn-int8 gemma3 save     --model PATH --out DIR [--int8] [--overwrite]
 //! burn-int8 gemma3 export-hf --model PATH --out DIR
+//! burn-int8 gemma3 export-gguf --model PATH --out FILE.gguf [--scheme q8_0] [--overwrite]
 //! ```
 //!
 //! This file parses the command line and dispatches; each command is a module of `commands/`.
@@ -26,7 +27,7 @@ use burn_int8_gemma3::Gemma3Error;
 use clap::{Parser, Subcommand};
 
 use backend::with_backend;
-use commands::{bench, eval, export_hf, generate, logits, save};
+use commands::{bench, eval, export_gguf, export_hf, generate, logits, save};
 use model_args::ModelArgs;
 
 pub type Error = Box<dyn std::error::Error>;
@@ -68,6 +69,9 @@ enum Gemma3Command {
     Bench(bench::BenchArgs),
     /// Export an HF directory (config.json, model.safetensors in f32, tokenizer).
     ExportHf(export_hf::ExportHfArgs),
+    /// Export a GGUF file that llama.cpp loads: unrotated q8_0 layers as the Q8_0 blocks they
+    /// hold, byte for byte; norms, float layers and other int8 formats as F32.
+    ExportGguf(export_gguf::ExportGgufArgs),
 }
 
 impl Gemma3Command {
@@ -79,6 +83,7 @@ impl Gemma3Command {
             Gemma3Command::Save(args) => &args.model,
             Gemma3Command::Bench(args) => &args.model,
             Gemma3Command::ExportHf(args) => &args.model,
+            Gemma3Command::ExportGguf(args) => &args.model,
         }
     }
 
@@ -100,6 +105,7 @@ impl Gemma3Command {
             Gemma3Command::Save(args) => save::run::<B>(args, device),
             Gemma3Command::Bench(args) => bench::run_child::<B>(args, device),
             Gemma3Command::ExportHf(args) => export_hf::run::<B>(args, device),
+            Gemma3Command::ExportGguf(args) => export_gguf::run::<B>(args, device),
         }
     }
 }

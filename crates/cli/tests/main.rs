@@ -12,6 +12,7 @@ mod common {
 #[path = "../../gemma3/tests/gemma3_common/mod.rs"]
 mod gemma3_common;
 
+mod export_gguf;
 mod gemma3_bad_input;
 mod preset_saves;
 mod real_checkpoint;

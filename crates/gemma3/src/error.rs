@@ -32,6 +32,14 @@ pub enum Gemma3Error {
     #[error("tensor `{name}`: {count} non-finite value(s)")]
     NonFinite { name: String, count: usize },
 
+    /// A Q8_0 tensor holding the value -128, which ggml never writes (its values are
+    /// -127..=127) and the int8 kernels cannot negate: it is not loaded as stored.
+    #[error(
+        "tensor `{name}`: {count} Q8_0 value(s) of -128, outside the -127..=127 that ggml writes and the int8 \
+         kernels take; not loaded as stored (the `keras` scheme quantizes it from its dequantized values)"
+    )]
+    Q8_0MinusOneTwentyEight { name: String, count: usize },
+
     /// A GGUF file the reader refused, or a key or tensor it lacks; `path` names the file.
     #[error("{}: {source}", path.display())]
     Gguf {
@@ -75,6 +83,10 @@ pub enum Gemma3Error {
         expected: String,
         found: String,
     },
+
+    /// A model or tokenizer that a GGUF file cannot hold as llama.cpp would read it.
+    #[error("GGUF export: {0}")]
+    GgufExport(String),
 
     #[error("eval: {0}")]
     Eval(String),

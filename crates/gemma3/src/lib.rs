@@ -10,6 +10,7 @@ pub mod config;
 mod error;
 pub mod eval;
 pub mod export;
+pub mod export_gguf;
 pub mod generate;
 mod gguf_tokenizer;
 pub mod load;

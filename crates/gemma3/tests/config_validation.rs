@@ -64,7 +64,7 @@ fn model_of(config: &Gemma3Config) -> Gemma3<Flex> {
     build_model::<Flex>(
         config,
         &mut SeededSource::new(config),
-        false,
+        None,
         &Default::default(),
         |_| {},
     )
@@ -282,7 +282,7 @@ fn configs_built_in_code_are_validated_too() {
             build_model::<Flex>(
                 &config,
                 &mut SeededSource::new(&tiny_config()),
-                false,
+                None,
                 &Default::default(),
                 |_| {},
             )
@@ -656,7 +656,7 @@ fn long_name_lists_are_cut() {
         source.shapes.insert(format!("foreign.{i}.weight"), vec![2]);
     }
     let error =
-        build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap_err();
+        build_model::<Flex>(&config, &mut source, None, &Default::default(), |_| {}).unwrap_err();
     let message = error.to_string();
     assert!(
         matches!(&error, Gemma3Error::UnexpectedTensors(names) if names.len() == 11),

@@ -13,6 +13,7 @@ mod config_validation;
 mod gemma3_bad_input;
 mod gemma3_int8;
 mod gemma3_real;
+mod gguf_q8_0;
 mod light_dependencies;
 mod mutation_corpus;
 mod preset_saves;

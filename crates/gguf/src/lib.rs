@@ -28,6 +28,7 @@ pub mod dequant;
 mod error;
 pub mod q8_0;
 mod reader;
+pub mod requantize;
 mod types;
 mod value;
 mod writer;

@@ -417,6 +417,18 @@ impl GgufFile {
     /// row-major like [`read_f32`](Self::read_f32).
     pub fn read_q8_0(&self, name: &str) -> Result<crate::q8_0::Q8_0Blocks> {
         let t = self.require_tensor(name)?;
+        let n_rows = to_usize(t.n_rows(), name)?;
+        self.read_q8_0_rows(name, 0..n_rows)
+    }
+
+    /// Rows `rows` of a Q8_0 tensor as stored (see [`read_f32_rows`](Self::read_f32_rows) for
+    /// what a row is): a large tensor, such as a token embedding, read a few rows at a time.
+    pub fn read_q8_0_rows(
+        &self,
+        name: &str,
+        rows: Range<usize>,
+    ) -> Result<crate::q8_0::Q8_0Blocks> {
+        let t = self.require_tensor(name)?;
         if t.ggml_type != GgmlType::Q8_0 {
             return Err(GgufError::WrongTensorType {
                 tensor: name.to_owned(),
@@ -424,7 +436,19 @@ impl GgufFile {
                 found: t.ggml_type.name(),
             });
         }
-        crate::q8_0::split(&self.read_raw(name)?)
+        self.check_rows(t, &rows)?;
+        let overflow = || GgufError::Overflow(format!("the byte range of tensor '{name}'"));
+        let len = (rows.len() as u64)
+            .checked_mul(t.row_bytes())
+            .ok_or_else(overflow)?;
+        // In range: validated at open that the whole tensor lies in the file.
+        let start = (rows.start as u64)
+            .checked_mul(t.row_bytes())
+            .and_then(|o| o.checked_add(self.data_offset + t.offset))
+            .ok_or_else(overflow)?;
+        let mut raw = vec![0u8; to_usize(len, name)?];
+        self.read_at(&mut raw, start, name)?;
+        crate::q8_0::split(&raw)
     }
 
     /// The whole tensor dequantized to f32, row-major (see

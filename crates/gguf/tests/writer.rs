@@ -9,7 +9,7 @@ use burn_int8_testkit::checkpoint;
 use std::fs::File;
 use std::io::{self, Read, Write};
 
-use burn_int8_gguf::{GgmlType, GgufError, GgufFile, GgufWriter, Value, q8_0};
+use burn_int8_gguf::{GgmlType, GgufError, GgufFile, GgufWriter, Value, q8_0, requantize};
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -141,6 +141,24 @@ fn q8_0_blocks_as_stored_agree_with_dequantization() {
         };
         q8_0::quantize_row_ref(&dequantized, &mut requantized).unwrap();
         assert!(requantized == blocks, "{name}: requantized blocks differ");
+        // A range of rows is the same slice of the blocks.
+        let info = f.tensor_info(&name).unwrap();
+        let (row_len, n_rows) = (info.row_len() as usize, info.n_rows() as usize);
+        let rows = (n_rows / 3)..(n_rows / 3 + 2);
+        let part = f.read_q8_0_rows(&name, rows.clone()).unwrap();
+        assert_eq!(
+            part.values,
+            blocks.values[rows.start * row_len..rows.end * row_len]
+        );
+        let per_row = row_len / q8_0::BLOCK_VALUES;
+        assert_eq!(
+            part.scales,
+            blocks.scales[rows.start * per_row..rows.end * per_row]
+        );
+        assert!(matches!(
+            f.read_q8_0_rows(&name, 0..n_rows + 1),
+            Err(GgufError::RowsOutOfRange { .. })
+        ));
         let joined = q8_0::join(&blocks.values, &blocks.scales).unwrap();
         assert!(
             joined == f.read_raw(&name).unwrap(),
@@ -260,8 +278,8 @@ fn q8_0_quantization_follows_ggml_reference() {
 }
 
 /// Our Q8_0 quantization is llama.cpp's, byte for byte: requantizing every tensor of the real
-/// checkpoint with `quantize_row_ref` (rows streamed, never a whole f32 copy of the 262144-row
-/// embedding) gives the SHA-256 that `llama-quantize --allow-requantize … Q8_0` wrote, listed in
+/// checkpoint with `requantize::write_tensor_q8_0` (`quantize_row_ref` on rows streamed, never a
+/// whole f32 copy of the 262144-row embedding) gives the SHA-256 that `llama-quantize --allow-requantize … Q8_0` wrote, listed in
 /// `fixtures/llama_quantize_q8_0.txt` (made by `make_llama_quantize_fixture.py`); tensors
 /// llama-quantize keeps in F32 are copied as they are.
 #[test]
@@ -291,28 +309,19 @@ fn requantizing_matches_llama_quantize() {
             .tensor_info(&name)
             .unwrap_or_else(|| panic!("{name} missing"));
         let mut hasher = Sha256::new();
-        match ty.as_str() {
-            "Q8_0" => {
-                let rows = info.n_rows() as usize;
-                for start in (0..rows).step_by(1024) {
-                    let x = f
-                        .read_f32_rows(&name, start..(start + 1024).min(rows))
-                        .unwrap();
-                    let mut blocks = q8_0::Q8_0Blocks {
-                        values: Vec::new(),
-                        scales: Vec::new(),
-                    };
-                    q8_0::quantize_row_ref(&x, &mut blocks).unwrap();
-                    hasher.update(q8_0::join(&blocks.values, &blocks.scales).unwrap());
-                }
-                requantized += 1;
-            }
-            "F32" => {
-                assert_eq!(info.ggml_type, GgmlType::F32, "{name}");
-                hasher.update(f.read_raw(&name).unwrap());
-            }
+        // The shared helper that tests elsewhere (the Gemma3 round trip) make Q8_0 files with.
+        let want = match ty.as_str() {
+            "Q8_0" => GgmlType::Q8_0,
+            "F32" => GgmlType::F32,
             other => panic!("{name}: llama-quantize wrote {other}, the test expects Q8_0 or F32"),
+        };
+        assert_eq!(requantize::q8_0_type(info), want, "{name}: type");
+        if want == GgmlType::Q8_0 {
+            requantized += 1;
+        } else {
+            assert_eq!(info.ggml_type, GgmlType::F32, "{name}");
         }
+        requantize::write_tensor_q8_0(&f, info, &mut HashWriter(&mut hasher)).unwrap();
         let got: String = hasher
             .finalize()
             .iter()
@@ -321,4 +330,18 @@ fn requantizing_matches_llama_quantize() {
         assert_eq!(got, sha256, "{name} ({ty})");
     }
     assert!(requantized > 100, "{requantized} tensors requantized");
+}
+
+/// Feeds everything written to a SHA-256.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

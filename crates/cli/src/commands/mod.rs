@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod export_gguf;
 pub mod export_hf;
 pub mod generate;
 pub mod logits;

@@ -4,7 +4,8 @@
 use std::ops::Range;
 use std::path::Path;
 
-use burn_int8_gguf::GgufFile;
+use burn_int8_gguf::q8_0::Q8_0Blocks;
+use burn_int8_gguf::{GgmlType, GgufFile};
 
 use super::WeightSource;
 use crate::config::{ConfigSource, Gemma3Config};
@@ -208,6 +209,26 @@ impl WeightSource for GgufSource {
         let gguf = self.resolve(name)?;
         self.file
             .read_f32_rows(&gguf, rows)
+            .map_err(in_gguf(&self.file))
+    }
+
+    fn read_q8_0_rows(
+        &mut self,
+        name: &str,
+        rows: Range<usize>,
+    ) -> Result<Option<Q8_0Blocks>, Gemma3Error> {
+        let gguf = self.resolve(name)?;
+        let stored_q8_0 = self
+            .file
+            .tensor_info(&gguf)
+            .is_some_and(|info| info.ggml_type == GgmlType::Q8_0);
+        if !stored_q8_0 || is_norm(name) {
+            return Ok(None);
+        }
+        tracing::debug!(tensor = gguf, rows = ?rows, "Q8_0 as stored");
+        self.file
+            .read_q8_0_rows(&gguf, rows)
+            .map(Some)
             .map_err(in_gguf(&self.file))
     }
 

@@ -13,8 +13,13 @@ use std::ops::Range;
 
 use burn::module::Param;
 use burn::nn;
+use burn::tensor::{DType, Int};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_int8::{Embedding, Int8Format, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear};
+use burn_int8::{
+    Embedding, Int8Format, Int8Weight, Linear, QuantizedEmbedding, QuantizedLinear, Rotation,
+    Scheme,
+};
+use burn_int8_gguf::q8_0::Q8_0Blocks;
 use burn_int8_tokenizer::Tokenizer;
 
 use crate::config::Gemma3Config;
@@ -35,7 +40,26 @@ pub trait WeightSource {
     fn read_rows(&mut self, name: &str, rows: Range<usize>) -> Result<Vec<f32>, Gemma3Error>;
     /// Every tensor name, to reject checkpoints with extra tensors.
     fn names(&self) -> Vec<String>;
+    /// Rows `rows` (outermost dimension) of a tensor stored as Q8_0 (ggml's blocks of 32 int8
+    /// values and one f16 scale, running along the innermost dimension), exactly as stored;
+    /// `None` when the tensor is stored otherwise (the default: the source has no Q8_0). A
+    /// layer asked for unrotated `q8_0` is then built from these values and scales as they
+    /// are, with no dequantize-requantize.
+    fn read_q8_0_rows(
+        &mut self,
+        _name: &str,
+        _rows: Range<usize>,
+    ) -> Result<Option<Q8_0Blocks>, Gemma3Error> {
+        Ok(None)
+    }
 }
+
+/// The format whose values and scales are a Q8_0 tensor's own: a Q8_0 checkpoint loads as
+/// stored in it.
+const AS_STORED: Int8Format = Int8Format {
+    scheme: Scheme::Q8_0,
+    rotation: Rotation::None,
+};
 
 /// The HF name and row-major HF shape of every tensor a Gemma3 checkpoint must hold.
 pub fn expected_tensors(config: &Gemma3Config) -> Vec<(String, Vec<usize>)> {
@@ -320,23 +344,67 @@ impl<B: Backend> Loader<'_, B> {
         Ok(())
     }
 
+    /// A whole tensor as f32, checked to hold the values of its (already checked) shape, all
+    /// finite.
     fn read_finite(&mut self, name: &str) -> Result<Vec<f32>, Gemma3Error> {
         let values = self.source.read(name)?;
+        let shape = self.source.shape(name)?;
+        if values.len() != shape.iter().product::<usize>() {
+            return Err(Gemma3Error::ShapeMismatch {
+                name: name.into(),
+                expected: shape,
+                found: vec![values.len()],
+            });
+        }
         check_finite(name, &values)?;
         Ok(values)
+    }
+
+    /// Q8_0 blocks as stored, as int8 channel rows `[rows, inputs]` and their f32 block scales
+    /// (f16 values, exact in f32), checked: the count, finite scales, and no value of -128.
+    ///
+    /// -128 is refused rather than requantized: ggml never writes it (its quantizer rounds
+    /// into -127..=127), so a file holding one was not made by llama.cpp's tools, and the int8
+    /// kernels negate values (sign tricks of the SIMD dot products), which -128 does not
+    /// survive. Requantizing would silently change a foreign file's weights; an error naming
+    /// the tensor lets its user decide (e.g. load it with `--scheme keras`, which quantizes
+    /// from the dequantized values).
+    fn stored_q8_0(
+        &self,
+        name: &str,
+        blocks: Q8_0Blocks,
+        rows: usize,
+        inputs: usize,
+    ) -> Result<(Tensor<B, 2, Int>, Tensor<B, 1>), Gemma3Error> {
+        let block = burn_int8_gguf::q8_0::BLOCK_VALUES;
+        if blocks.values.len() != rows * inputs || blocks.scales.len() * block != rows * inputs {
+            return Err(Gemma3Error::ShapeMismatch {
+                name: name.into(),
+                expected: vec![rows, inputs],
+                found: vec![blocks.values.len(), blocks.scales.len()],
+            });
+        }
+        let minus_128 = blocks.values.iter().filter(|&&q| q == i8::MIN).count();
+        if minus_128 > 0 {
+            return Err(Gemma3Error::Q8_0MinusOneTwentyEight {
+                name: name.into(),
+                count: minus_128,
+            });
+        }
+        let scales: Vec<f32> = blocks.scales.iter().map(|d| d.to_f32()).collect();
+        check_finite(name, &scales)?;
+        let values = Tensor::from_data(
+            TensorData::new(blocks.values, [rows, inputs]),
+            (self.device, DType::I8),
+        );
+        let count = scales.len();
+        let scale = Tensor::from_data(TensorData::new(scales, [count]), self.device);
+        Ok((values, scale))
     }
 
     /// An HF `[out, in]` projection as a Burn `[in, out]` layer.
     fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear<B>, Gemma3Error> {
         self.check_shape(name, &[d_out, d_in])?;
-        let values = self.read_finite(name)?;
-        if values.len() != d_in * d_out {
-            return Err(Gemma3Error::ShapeMismatch {
-                name: name.into(),
-                expected: vec![d_out, d_in],
-                found: vec![values.len()],
-            });
-        }
         // HF's `[out, in]` is the int8 weight's own channel-major layout: quantized from a view
         // of it, laid out once. A float layer takes Burn's `[in, out]` as a dense copy.
         Ok(if let Some(formats) = self.int8 {
@@ -344,14 +412,20 @@ impl<B: Backend> Loader<'_, B> {
             let path = name
                 .trim_start_matches("model.")
                 .trim_end_matches(".weight");
+            let format = formats(path);
+            if format == AS_STORED
+                && let Some(blocks) = self.source.read_q8_0_rows(name, 0..d_out)?
+            {
+                let (values, scale) = self.stored_q8_0(name, blocks, d_out, d_in)?;
+                let weight = Int8Weight::from_parts_as(values.transpose(), scale, 1, format)?;
+                return Ok(Linear::from(QuantizedLinear { weight, bias: None }));
+            }
+            let values = self.read_finite(name)?;
             let out_in = TensorData::new(values, [d_out, d_in]);
             let weight = Tensor::<B, 2>::from_data(out_in, self.device).transpose();
-            Linear::from(QuantizedLinear::from_weights_as(
-                weight,
-                None,
-                formats(path),
-            )?)
+            Linear::from(QuantizedLinear::from_weights_as(weight, None, format)?)
         } else {
+            let values = self.read_finite(name)?;
             let mut transposed = vec![0.0f32; values.len()];
             for (row, chunk) in values.chunks_exact(d_in).enumerate() {
                 for (col, &value) in chunk.iter().enumerate() {
@@ -378,7 +452,8 @@ impl<B: Backend> Loader<'_, B> {
     }
 
     /// The embedding, read shard by shard; with int8, each shard is quantized in slices of
-    /// [`QUANTIZE_ROWS`] rows so no f32 shard is ever whole in memory.
+    /// [`QUANTIZE_ROWS`] rows so no f32 shard is ever whole in memory (or, stored as Q8_0 and
+    /// asked for unrotated `q8_0`, read in such slices as stored).
     fn embedding(
         &mut self,
         name: &str,
@@ -396,6 +471,17 @@ impl<B: Backend> Loader<'_, B> {
                 let mut scales = Vec::new();
                 for slice in (start..end).step_by(QUANTIZE_ROWS) {
                     let slice = slice..(slice + QUANTIZE_ROWS).min(end);
+                    let count = slice.len();
+                    let stored = match format == AS_STORED {
+                        true => self.source.read_q8_0_rows(name, slice.clone())?,
+                        false => None,
+                    };
+                    if let Some(blocks) = stored {
+                        let (values, scale) = self.stored_q8_0(name, blocks, count, hidden)?;
+                        weights.push(values);
+                        scales.push(scale);
+                        continue;
+                    }
                     let rows = self.rows(name, slice, hidden)?;
                     let part = QuantizedEmbedding::from_weights_as(rows, format)?;
                     weights.push(part.weight.values.val());

@@ -136,7 +136,7 @@ pub fn tiny(seed: usize) -> (Gemma3<Flex>, Tokenizer) {
         seed,
     };
     let model =
-        build_model::<Flex>(&config, &mut source, false, &Default::default(), |_| {}).unwrap();
+        build_model::<Flex>(&config, &mut source, None, &Default::default(), |_| {}).unwrap();
     (
         model,
         Tokenizer::from_vocab(tiny_vocab(config.vocab_size)).unwrap(),
