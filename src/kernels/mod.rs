@@ -51,10 +51,11 @@ impl<B: Backend> ChannelRows<B> {
         let per_channel = self.scales_per_channel(k);
         Self {
             values: self.values.clone().slice([channels.clone(), 0..k]),
-            scale: self
-                .scale
-                .clone()
-                .slice([channels.start * per_channel..channels.end * per_channel]),
+            scale: self.scale.clone().narrow(
+                0,
+                channels.start * per_channel,
+                channels.len() * per_channel,
+            ),
             format: self.format,
         }
     }

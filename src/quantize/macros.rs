@@ -18,8 +18,19 @@ macro_rules! swappable_layer {
                 use crate::Mode;
                 let swapped = match (ctx.mode(), self.float_layer(), self.int8_layer()) {
                     (Mode::Quantize, Some(layer), _) if ctx.allows_quantize() => {
-                        let int8 = $int8::from_float_as(&layer, ctx.format())
-                            .map_err(|e| ctx.locate(e))?;
+                        let format = ctx.format();
+                        let int8 = match $int8::from_float_as(&layer, format) {
+                            // A shape the scheme cannot hold (Q8_0 needs whole blocks of 32
+                            // inputs) keeps Keras's scheme, as llama.cpp falls back per tensor;
+                            // the report says which format the layer got.
+                            Err(crate::Int8Error::UnsupportedFormat { what, reason, .. }) => {
+                                tracing::warn!(path = %ctx.path(), "{what}: {reason}; Keras's scheme instead");
+                                let fallback = crate::Int8Format { scheme: crate::Scheme::Keras, ..format };
+                                $int8::from_float_as(&layer, fallback)
+                            }
+                            other => other,
+                        }
+                        .map_err(|e| ctx.locate(e))?;
                         let error = crate::quantize::measure::weight_error(
                             layer.weight.val(),
                             int8.dequantize().weight.val(),

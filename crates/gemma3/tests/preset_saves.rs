@@ -623,3 +623,30 @@ fn overwrites_leave_nothing_behind_and_refusals_change_nothing() {
     assert_eq!(std::fs::read(&blocker).unwrap(), b"a file");
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// A preset keeps each layer's int8 format (`burn_int8.formats` in config.json) and loads in
+/// it: a rotated model comes back rotated, with the same logits bit for bit.
+#[test]
+fn a_preset_keeps_each_layers_int8_format() {
+    use burn_int8::{Int8Format, QuantizeConfig, Rotation, Scheme};
+    let (mut model, tokenizer) = tiny(5);
+    model
+        .quantize_with(&QuantizeConfig::default().rotate(Rotation::Hadamard))
+        .unwrap();
+    let root = scratch("formats");
+    let dir = root.join("preset");
+    save_to_preset(&model, &tokenizer, &dir, false).unwrap();
+    let formats = &json_of(&dir.join("config.json"))["burn_int8"]["formats"];
+    assert_eq!(formats["layers.0.mlp.down_proj"], "keras+hadamard");
+    assert_eq!(formats["embed_tokens.shards.0"], "keras+hadamard");
+    let (reloaded, _) = from_preset::<Flex>(&dir, &Default::default()).unwrap();
+    let rotated = Int8Format::new(Scheme::Keras, Rotation::Hadamard);
+    assert!(reloaded.int8_formats().values().all(|f| *f == rotated));
+    assert_eq!(reloaded.int8_formats(), model.int8_formats());
+    let ids = [2, 40, 41, 42, 7];
+    assert_eq!(
+        crate::gemma3_common::gemma3_logits_all(&reloaded, &ids),
+        crate::gemma3_common::gemma3_logits_all(&model, &ids)
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
