@@ -67,7 +67,7 @@ fn rotation_keeps_a_float_product_on_every_backend() {
 
 /// The host rotation (CPU backends) gives the tensor-op butterflies' bits.
 fn host_rotation_is_the_tensor_ops_rotation<B: Backend>(device: &B::Device) {
-    for (m, k) in [(1, 640), (5, 2048), (3, 24), (2, 1)] {
+    for (m, k) in [(1, 640), (5, 2048), (3, 24), (2, 48), (2, 8), (2, 1)] {
         let x = activations::<B>(m, k, device);
         let host = f32_of(rotate_rows(x.clone()));
         let ops = f32_of(generic_rotate_rows(x));

@@ -101,9 +101,34 @@ pub(crate) fn try_rotate_rows<B: Backend>(x: &Tensor<B, 2>) -> Option<Tensor<B, 
     let xs = rows.as_slice();
     let out = fill_rows(m, k, |r, out| {
         out.copy_from_slice(&xs[r * k..(r + 1) * k]);
-        crate::rotation::rotate_row(out);
+        rotate_row(out);
     });
     Some(Tensor::from_data(TensorData::new(out, [m, k]), &x.device()))
+}
+
+/// [`crate::rotation::rotate_row`] compiled for the widest vectors this CPU has: additions,
+/// subtractions and products are exactly rounded at every width, so the bits are the same.
+fn rotate_row(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::Isa;
+        #[target_feature(enable = "avx512f")]
+        fn avx512(row: &mut [f32]) {
+            crate::rotation::rotate_row(row)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(row: &mut [f32]) {
+            crate::rotation::rotate_row(row)
+        }
+        match Isa::detect() {
+            // SAFETY: `Isa::detect` reports AVX-512 VNNI only with AVX-512F, and the AVX2
+            // levels only with AVX2.
+            Isa::Avx512Vnni => return unsafe { avx512(row) },
+            Isa::AvxVnni | Isa::Avx2 => return unsafe { avx2(row) },
+            Isa::Portable => {}
+        }
+    }
+    crate::rotation::rotate_row(row)
 }
 
 /// `m` rows of `d` outputs, row `r` written by `fill(r, row)`; spread over threads when big.
