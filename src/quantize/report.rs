@@ -152,8 +152,15 @@ impl fmt::Display for QuantizeReport {
             self.bytes_before,
             self.bytes_after
         )?;
-        for (format, layers, bytes) in self.formats() {
-            write!(f, "\n  {format}: {layers} layer(s), {bytes} weight bytes")?;
+        // Keras-only reports read as they always have; other formats get a line each.
+        let formats = self.formats();
+        if formats
+            .iter()
+            .any(|(format, ..)| *format != crate::Int8Format::KERAS)
+        {
+            for (format, layers, bytes) in formats {
+                write!(f, "\n  {format}: {layers} layer(s), {bytes} weight bytes")?;
+            }
         }
         for error in self.worst(WORST_SHOWN) {
             let path = if error.path.is_empty() {
@@ -161,11 +168,15 @@ impl fmt::Display for QuantizeReport {
             } else {
                 error.path.as_str()
             };
+            let format = if error.format == crate::Int8Format::KERAS {
+                String::new()
+            } else {
+                format!(", {}", error.format)
+            };
             write!(
                 f,
-                "\n  worst: {path} ({}, {}): SQNR {:.1} dB, worst channel {} relative error {:.2}%",
+                "\n  worst: {path} ({}{format}): SQNR {:.1} dB, worst channel {} relative error {:.2}%",
                 error.kind,
-                error.format,
                 error.sqnr_db,
                 error.worst_channel,
                 100.0 * error.worst_channel_relative_error
