@@ -49,7 +49,7 @@ pub trait QuantizeExt<B: Backend>: Quantize<B> + Module<B> {
     ///
     /// All or nothing: on an error (a NaN weight, say) the model is left exactly as it was.
     /// A [`QuantizeConfig::skip`] path that names no layer of the model (a typo, an empty
-    /// string, a glob) is [`Int8Error::UnknownSkip`], listing the closest paths.
+    /// string, a `*` pattern that matches nothing) is [`Int8Error::UnknownSkip`], listing the closest paths.
     /// Layers that are already int8 are skipped and reported, never quantized twice.
     fn quantize_with(&mut self, config: &QuantizeConfig) -> Result<QuantizeReport, Int8Error> {
         run(self, config, Mode::Quantize)

@@ -384,7 +384,8 @@ fn keep_float_naming_no_layer_is_an_error() {
     let (dir, text) = eval_inputs("cli-rel-keep");
     for (name, closest) in [
         ("layers.99.mlp.down_proj", "mlp.down_proj"),
-        ("layers.*.mlp", "layers."),
+        // `*` stands for one segment: a pattern that matches no layer is still an error.
+        ("layers.*.mlp.gate", "layers."),
         ("", "layers"),
     ] {
         let output = eval_command(&dir, &text)
@@ -393,9 +394,14 @@ fn keep_float_naming_no_layer_is_an_error() {
             .unwrap();
         assert_error(&output, &["--keep-float", &format!("`{name}`"), closest]);
     }
-    // A real one works and is listed.
+    // A real one works and is listed; so does a pattern that matches layers.
     let output = eval_command(&dir, &text)
         .args(["--keep-float", "layers.1.mlp.down_proj"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let output = eval_command(&dir, &text)
+        .args(["--keep-float", "layers.*.mlp.down_proj"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));

@@ -28,7 +28,7 @@ pub struct EvalArgs {
     /// Score at most this many windows, at least 1 (default: every whole window of the text).
     #[arg(long, allow_negative_numbers = true, value_parser = crate::limits::positive)]
     pub chunks: Option<usize>,
-    /// Keep this layer (and everything under it) float on the int8 side, e.g.
+    /// Keep this layer (and everything under it; `*` for one path segment) float on the int8 side, e.g.
     /// `layers.5.mlp.down_proj`; repeatable. The quantize report names the worst layers.
     #[arg(long)]
     pub keep_float: Vec<String>,
