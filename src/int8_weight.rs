@@ -3,11 +3,11 @@
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
 
-use crate::kernels::{ChannelRows, rotate_rows};
+use crate::kernels::{ChannelRows, rotated};
 use crate::quantizers::{
     Q8_0_BLOCK, abs_max_quantize_along, ensure_finite, ensure_non_empty, q8_0_quantize_rows,
 };
-use crate::{Int8Error, Int8Format, Rotation, Scheme};
+use crate::{Int8Error, Int8Format, Scheme};
 
 /// An int8 weight: I8 values, their f32 scales, which axis holds the output channels, and the
 /// [`Int8Format`] (scheme and rotation) they were quantized with.
@@ -28,8 +28,8 @@ use crate::{Int8Error, Int8Format, Rotation, Scheme};
 ///   channel's block scales in order, f16 values held as f32, which multiply the other way
 ///   (`w ≈ q · d`, as GGUF stores them). Values and scale are frozen: Keras does not train
 ///   them either.
-/// - With [`Rotation::Hadamard`] the values are those of the weight with its input axis rotated
-///   ([`crate::rotation`]); the products rotate each activation row the same way first.
+/// - With [`crate::Rotation::Hadamard`] the values are those of the weight with its input axis
+///   rotated ([`crate::rotation`]); the products rotate each activation row the same way first.
 /// - The format is the layer's configuration, like its shape: it is not in the record. A record
 ///   loads into a model quantized with the same [`crate::QuantizeConfig`] (a Q8_0 scale has
 ///   another shape than a Keras one, so a mix-up of schemes is a typed shape error).
@@ -80,10 +80,7 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
         // PyTorch store weights), and seen through a view with the weight's own axes.
         let swapped = weight.swap_dims(0, channel_axis);
         let swapped_dims = swapped.dims();
-        let mut rows = swapped.reshape([channels, inputs]);
-        if format.rotation == Rotation::Hadamard {
-            rows = rotate_rows(rows);
-        }
+        let rows = rotated(format.rotation, swapped.reshape([channels, inputs]));
         let (values, scale) = match format.scheme {
             Scheme::Keras => {
                 let (values, scale) = abs_max_quantize_along(rows, 1);
@@ -126,7 +123,7 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
         let channels = dims[channel_axis];
         let inputs = inputs_per_channel(&dims, channel_axis);
         check_format(format, inputs, "int8 weight values")?;
-        let expected = scale_len(format.scheme, channels, inputs);
+        let expected = channels * format.scheme.scales_per_channel(inputs);
         if scale.dims() != [expected] {
             return Err(Int8Error::ShapeMismatch {
                 what: format!("int8 weight scale ({})", format.scheme),
@@ -217,14 +214,6 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
 /// How many inputs each output channel has: every axis but `channel_axis`.
 fn inputs_per_channel(dims: &[usize], channel_axis: usize) -> usize {
     dims.iter().product::<usize>() / dims[channel_axis].max(1)
-}
-
-/// How many scales a weight of `channels × inputs` has in `scheme`.
-fn scale_len(scheme: Scheme, channels: usize, inputs: usize) -> usize {
-    match scheme {
-        Scheme::Keras => channels,
-        Scheme::Q8_0 => channels * (inputs / Q8_0_BLOCK),
-    }
 }
 
 fn check_format(format: Int8Format, inputs: usize, what: &str) -> Result<(), Int8Error> {

@@ -68,6 +68,15 @@ impl Scheme {
             Scheme::Q8_0 => "q8_0",
         }
     }
+
+    /// How many scales an output channel of `inputs` values has: one (Keras), one per block
+    /// of [`Q8_0_BLOCK`] (Q8_0).
+    pub fn scales_per_channel(self, inputs: usize) -> usize {
+        match self {
+            Scheme::Keras => 1,
+            Scheme::Q8_0 => inputs / Q8_0_BLOCK,
+        }
+    }
 }
 
 impl Rotation {

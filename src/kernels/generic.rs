@@ -128,8 +128,23 @@ pub(crate) fn q8_0_matmul<B: Backend>(
     }
 }
 
-/// Q8_0's embedding lookup: `q[id] · d` per block, `values [vocab, d]` (I8) and `scale
-/// [vocab · d / 32]`, `ids [n]`, giving `[n, d]`.
+/// Q8_0's dequantization of channel rows `values [n, k]` (I8) with their block scales
+/// `scale [n · k / 32]`: `q · d` per block, giving `[n, k]`.
+pub(crate) fn q8_0_dequantize<B: Backend>(
+    values: Tensor<B, 2, Int>,
+    scale: Tensor<B, 1>,
+) -> Tensor<B, 2> {
+    let [n, k] = values.dims();
+    let blocks = k / Q8_0_BLOCK;
+    values
+        .cast(FloatDType::F32)
+        .reshape([n, blocks, Q8_0_BLOCK])
+        .mul(scale.reshape([n, blocks, 1]))
+        .reshape([n, k])
+}
+
+/// Q8_0's embedding lookup: the rows `ids [n]` of `values [vocab, d]` (I8) and their block
+/// scales (`scale [vocab · d / 32]`), dequantized, giving `[n, d]`.
 pub(crate) fn q8_0_embedding_lookup<B: Backend>(
     values: Tensor<B, 2, Int>,
     scale: Tensor<B, 1>,
@@ -138,11 +153,9 @@ pub(crate) fn q8_0_embedding_lookup<B: Backend>(
     let [vocab, d] = values.dims();
     let blocks = d / Q8_0_BLOCK;
     let [n] = ids.dims();
-    let rows = values.select(0, ids.clone()).cast(FloatDType::F32);
+    let rows = values.select(0, ids.clone());
     let scale = scale.reshape([vocab, blocks]).select(0, ids);
-    rows.reshape([n, blocks, Q8_0_BLOCK])
-        .mul(scale.reshape([n, blocks, 1]))
-        .reshape([n, d])
+    q8_0_dequantize(rows, scale.reshape([n * blocks]))
 }
 
 /// Rotates each row of `x [M, K]` by the block-diagonal Walsh–Hadamard transform through Burn

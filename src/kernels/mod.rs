@@ -25,9 +25,8 @@ pub mod generic;
 pub mod gpu;
 pub(crate) mod transformer;
 
-use burn::tensor::{DType, FloatDType, Int, Tensor, backend::Backend};
+use burn::tensor::{DType, Int, Tensor, backend::Backend};
 
-use crate::quantizers::Q8_0_BLOCK;
 use crate::{Int8Format, Int8Weight, Rotation, Scheme};
 use backend::KernelBackend;
 pub(crate) use conv::conv2d;
@@ -48,7 +47,7 @@ impl<B: Backend> ChannelRows<B> {
     /// Rows `channels` of this weight: still dense, still channel rows.
     pub(crate) fn channels(&self, channels: std::ops::Range<usize>) -> Self {
         let [_, k] = self.values.dims();
-        let per_channel = self.scales_per_channel(k);
+        let per_channel = self.format.scheme.scales_per_channel(k);
         Self {
             values: self.values.clone().slice([channels.clone(), 0..k]),
             scale: self.scale.clone().narrow(
@@ -65,13 +64,6 @@ impl<B: Backend> ChannelRows<B> {
         self.values.dims()
     }
 
-    fn scales_per_channel(&self, k: usize) -> usize {
-        match self.format.scheme {
-            Scheme::Keras => 1,
-            Scheme::Q8_0 => k / Q8_0_BLOCK,
-        }
-    }
-
     /// The same rows seen as unrotated: for a caller that rotated the activations itself.
     fn unrotated(&self) -> Self {
         let mut rows = self.clone();
@@ -82,26 +74,14 @@ impl<B: Backend> ChannelRows<B> {
     /// The float rows `[N, K]` back: Keras's `q / scale`, or Q8_0's `q · d` per block; rotated
     /// back where the weight was rotated.
     pub(crate) fn dequantize(&self) -> Tensor<B, 2> {
-        let [n, k] = self.dims();
         let rows = match self.format.scheme {
             Scheme::Keras => crate::quantizers::dequantize(
                 self.values.clone(),
                 self.scale.clone().unsqueeze_dim(1),
             ),
-            Scheme::Q8_0 => {
-                let blocks = k / Q8_0_BLOCK;
-                self.values
-                    .clone()
-                    .cast(FloatDType::F32)
-                    .reshape([n, blocks, Q8_0_BLOCK])
-                    .mul(self.scale.clone().reshape([n, blocks, 1]))
-                    .reshape([n, k])
-            }
+            Scheme::Q8_0 => generic::q8_0_dequantize(self.values.clone(), self.scale.clone()),
         };
-        match self.format.rotation {
-            Rotation::None => rows,
-            Rotation::Hadamard => rotate_rows(rows),
-        }
+        rotated(self.format.rotation, rows)
     }
 }
 
@@ -238,6 +218,14 @@ pub fn rotate_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     generic::rotate_rows(x)
 }
 
+/// `x` as `rotation` leaves it: rotated by [`rotate_rows`], or unchanged.
+pub(crate) fn rotated<B: Backend>(rotation: Rotation, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    match rotation {
+        Rotation::None => x,
+        Rotation::Hadamard => rotate_rows(x),
+    }
+}
+
 /// [`rotate_rows`] through Burn tensor ops only: the oracle of the host rotation.
 pub fn generic_rotate_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     generic::rotate_rows(x)
@@ -295,10 +283,7 @@ pub fn embedding_lookup<B: Backend>(
         Scheme::Keras => generic::embedding_lookup(weight.values.val(), weight.scale(), ids),
         Scheme::Q8_0 => generic::q8_0_embedding_lookup(weight.values.val(), weight.scale(), ids),
     };
-    match format.rotation {
-        Rotation::None => rows,
-        Rotation::Hadamard => rotate_rows(rows),
-    }
+    rotated(format.rotation, rows)
 }
 
 /// Writes `value` into `buffer[ranges]` (a KV cache's append): in place where the backend's

@@ -306,7 +306,7 @@ pub fn try_q8_0_matmul<B: Backend>(
     }
     let [m, k] = x.dims();
     let [n, k_weight] = weight.dims();
-    let blocks = k / crate::quantizers::Q8_0_BLOCK;
+    let blocks = crate::Scheme::Q8_0.scales_per_channel(k);
     if m == 0
         || n == 0
         || k != k_weight
