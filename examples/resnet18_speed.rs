@@ -2,7 +2,8 @@
 //! median milliseconds per forward pass, one JSON line per (precision, batch), for
 //! `benches/resnet18_vs_ort.sh`, which alternates this with ONNX Runtime's run of the same graph.
 //!
-//! Run: `cargo run --release --example resnet18_speed -- [BATCHES] [RUNS]` (default `1,8 10`).
+//! Run: `cargo run --release --example resnet18_speed -- [BATCHES] [RUNS] [PRECISIONS]`
+//! (default `1,8 10 f32,int8`; one precision alone is handy under a profiler).
 //! Threads: flex uses rayon's pool (`RAYON_NUM_THREADS`).
 
 #[path = "common/resnet18.rs"]
@@ -37,6 +38,7 @@ fn main() {
         .map(|b| b.parse().expect("batch sizes, comma-separated"))
         .collect();
     let runs: usize = args.next().map_or(10, |r| r.parse().expect("runs"));
+    let precisions = args.next().unwrap_or_else(|| "f32,int8".into());
     let device = Default::default();
     let float = resnet18::ResNet18::<Flex>::new(&device);
     let _ = burn_int8::param_bytes(&float);
@@ -50,6 +52,9 @@ fn main() {
             &device,
         );
         for (precision, model) in [("f32", &float), ("int8", &int8)] {
+            if !precisions.split(',').any(|p| p == precision) {
+                continue;
+            }
             let ms = median_ms(runs, || {
                 model.forward(images.clone()).into_data();
             });
