@@ -66,6 +66,20 @@ const CASES: &[Case] = &[
     case([2, 32, 15, 15], 32, [3, 3], [2, 2], 1, 32),
     case([1, 6, 9, 10], 12, [3, 3], [1, 1], 1, 6),
     case([3, 5, 8, 8], 5, [5, 5], [1, 1], 2, 5),
+    // Depthwise on rows wider than a vector (whole 16-output blocks inside the image, and edge
+    // blocks), stride 1 and 2, batched.
+    case([2, 8, 21, 40], 8, [3, 3], [1, 1], 1, 8),
+    case([1, 6, 20, 70], 6, [3, 3], [2, 2], 1, 6),
+    // Depthwise with dilation, a multiplier, asymmetric padding and a horizontal stride alone.
+    Case {
+        input: [1, 4, 19, 37],
+        c_out: 8,
+        kernel: [3, 3],
+        stride: [1, 2],
+        dilation: [2, 2],
+        padding: ((0, 2), (1, 0)),
+        groups: 4,
+    },
     // Conv1d-shaped: height 1, a kernel of 1 × 5, stride 2.
     case([2, 10, 1, 37], 7, [1, 5], [1, 2], 0, 1),
     case([1, 4, 1, 50], 4, [1, 3], [1, 1], 0, 4),

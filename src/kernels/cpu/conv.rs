@@ -18,8 +18,7 @@
 //!    writes 16 consecutive NCHW outputs of a channel (positions are contiguous in NCHW).
 //!
 //! Depthwise convolutions (one input channel per group) have K = kh·kw: a product that short
-//! does not pay, so they run a kernel of their own, 16 positions per vector, the products
-//! summed in f32 (exact: every partial sum is an integer below 2^24).
+//! does not pay, so they run a kernel of their own on the unpadded input (`depthwise.rs`).
 //!
 //! Every instruction set gives the same bits: the packing and epilogue are the same IEEE
 //! operations at every width, and the i32 sums are exact. Non-finite inputs, where vector
@@ -30,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::depthwise::{Depthwise, depthwise};
 use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
 use super::{Host, HostValues, host_f32, host_int8, host_vector, rows_view};
@@ -43,8 +43,6 @@ pub(super) const LANES: usize = 16;
 pub(super) const TILE_CHANNELS: usize = 8;
 /// Lane groups per register tile.
 pub(super) const TILE_GROUPS: usize = 2;
-/// Lane groups per call of the depthwise kernel: independent chains to hide its latencies.
-const DEPTHWISE_GROUPS: usize = 4;
 /// Packed activations per task, in bytes: they stay in L2 while every channel block reads them.
 const PACKED_BYTES: usize = 128 * 1024;
 
@@ -317,6 +315,18 @@ pub(crate) fn try_conv2d<B: Backend>(
     if !all_finite(x_values) {
         return None;
     }
+    if c_in == groups {
+        return depthwise_conv2d(
+            isa,
+            input,
+            x_values,
+            &shape,
+            [top, left],
+            weight_view.data,
+            &scales,
+            bias.as_ref(),
+        );
+    }
     let unpadded = top + bottom + left + right == 0;
     let mut shape = shape;
     let prepared = if unpadded && phases == 1 {
@@ -348,13 +358,50 @@ pub(crate) fn try_conv2d<B: Backend>(
         scales: scales.as_slice(),
         bias: bias.as_ref().map(Host::as_slice),
     };
-    if shape.c_in_group() == 1 {
-        depthwise(&parts, &mut out);
-    } else {
-        conv_gemm(&parts, &mut out);
-    }
+    conv_gemm(&parts, &mut out);
     Some(Tensor::from_data(
         TensorData::new(out, [batch, c_out, shape.h_out, shape.w_out]),
+        &input.device(),
+    ))
+}
+
+/// The depthwise case of [`try_conv2d`] (`depthwise.rs`), on the unpadded input.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_conv2d<B: Backend>(
+    isa: Isa,
+    input: &Tensor<B, 4>,
+    x: &[f32],
+    shape: &ConvShape,
+    padding: [usize; 2],
+    weight: &[i8],
+    w_scales: &Host<f32>,
+    bias: Option<&Host<f32>>,
+) -> Option<Tensor<B, 4>> {
+    let [_, _, height, width] = input.dims();
+    let call = Depthwise {
+        input: x,
+        batch: shape.batch,
+        channels: shape.c_in,
+        height,
+        width,
+        multiplier: shape.c_out_group(),
+        kernel: [shape.kh, shape.kw],
+        stride: shape.stride,
+        dilation: shape.dilation,
+        padding,
+        out_size: [shape.h_out, shape.w_out],
+        weight,
+        w_scales: w_scales.as_slice(),
+        bias: bias.map(Host::as_slice),
+    };
+    if !call.supported() {
+        return None;
+    }
+    tracing::trace!(?shape, ?isa, "int8 depthwise conv2d");
+    let mut out = vec![0f32; call.output_len()];
+    depthwise(isa, &call, &mut out);
+    Some(Tensor::from_data(
+        TensorData::new(out, [shape.batch, shape.c_out, shape.h_out, shape.w_out]),
         &input.device(),
     ))
 }
@@ -792,145 +839,5 @@ fn store_lanes(
         // SAFETY: each (position, channel) output belongs to one lane of one task.
         let dest = unsafe { epilogue.out.row(run.base + channel, run.end - run.start) };
         dest.copy_from_slice(&y[run.start..run.end]);
-    }
-}
-
-/// Depthwise (and channel-multiplier) convolution: one input channel per group, so each
-/// output position's window of one channel is its own im2col row.
-fn depthwise(parts: &Parts<'_>, out: &mut [f32]) {
-    let shape = parts.shape;
-    let (m, plane) = (shape.image_positions(), shape.plane());
-    let taps = shape.kh * shape.kw;
-    let multiplier = shape.c_out_group();
-    let offsets: Vec<usize> = (0..shape.kh)
-        .flat_map(|i| (0..shape.kw).map(move |j| (i, j)))
-        .map(|(i, j)| shape.tap_offset(0, i, j))
-        .collect();
-    // The weights as f32: products of integers below 2^24 are exact in f32.
-    let weights: Vec<f32> = parts.weight.iter().map(|&w| w as f32).collect();
-    let out_ptr = OutPtr(out.as_mut_ptr());
-    // One task per image and a block of channels.
-    let channels_per_task = shape
-        .groups
-        .div_ceil(4 * rayon::current_num_threads())
-        .clamp(1, 16);
-    let channel_tasks = shape.groups.div_ceil(channels_per_task);
-    // The lane groups of image 0: every image and channel has the same, shifted.
-    let image_lanes: Vec<LaneGroup> = (0..m)
-        .step_by(LANES)
-        .map(|first| shape.lane_group(first, m))
-        .collect();
-    let run_task = |task: usize| {
-        let (b, channel_task) = (task / channel_tasks, task % channel_tasks);
-        let first = channel_task * channels_per_task;
-        for group in first..(first + channels_per_task).min(shape.groups) {
-            let input = &parts.input[(b * shape.c_in + group) * plane..];
-            let channels = group * multiplier..(group + 1) * multiplier;
-            let channel_weights = &weights[channels.start * taps..channels.end * taps];
-            for lanes in image_lanes.chunks(DEPTHWISE_GROUPS) {
-                depthwise_lanes(
-                    parts.isa,
-                    input,
-                    &offsets,
-                    lanes,
-                    channel_weights,
-                    &parts.scales[channels.clone()],
-                    parts.bias.map(|bias| &bias[channels.clone()]),
-                    &out_ptr,
-                    b * shape.c_out * m + channels.start * m,
-                    m,
-                );
-            }
-        }
-    };
-    let tasks = shape.batch * channel_tasks;
-    if tasks == 1 || shape.positions() * shape.c_out * taps < 64 * 1024 {
-        (0..tasks).for_each(run_task);
-    } else {
-        parallel_for(tasks, &run_task);
-    }
-}
-
-/// Lane groups of a depthwise channel (at most [`DEPTHWISE_GROUPS`]), for each of its
-/// `multiplier` output channels (`weights [multiplier, taps]`), written at
-/// `channel_offset + j * m`.
-#[allow(clippy::too_many_arguments)]
-fn depthwise_lanes(
-    isa: Isa,
-    input: &[f32],
-    offsets: &[usize],
-    groups: &[LaneGroup],
-    weights: &[f32],
-    w_scales: &[f32],
-    bias: Option<&[f32]>,
-    out: &OutPtr<f32>,
-    channel_offset: usize,
-    m: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512Vnni {
-        // SAFETY: AVX-512F comes with `Isa::Avx512Vnni`; every valid lane's offsets are inside
-        // `input`; each task owns its channels' outputs.
-        return unsafe {
-            use super::x86_conv::depthwise_avx512 as kernel;
-            macro_rules! run {
-                ($g:literal) => {
-                    kernel::<$g>(
-                        input,
-                        offsets,
-                        groups,
-                        weights,
-                        w_scales,
-                        bias,
-                        out,
-                        channel_offset,
-                        m,
-                    )
-                };
-            }
-            match groups.len() {
-                4 => run!(4),
-                3 => run!(3),
-                2 => run!(2),
-                _ => run!(1),
-            }
-        };
-    }
-    let _ = isa;
-    let taps = offsets.len();
-    let mut values = vec![0f32; taps];
-    for lanes in groups {
-        for run in lanes.input_runs() {
-            for lane in run.start..run.end {
-                let base = run.base + lane - run.start;
-                let mut amax = 0f32;
-                for (value, &offset) in values.iter_mut().zip(offsets) {
-                    *value = input[base + offset];
-                    let a = value.abs();
-                    amax = if a > amax { a } else { amax };
-                }
-                let x_scale = scale_of(amax);
-                // Where this lane's output goes.
-                let run_out = lanes
-                    .output_runs()
-                    .iter()
-                    .find(|out_run| (out_run.start..out_run.end).contains(&lane))
-                    .expect("every valid lane has an output");
-                let position = run_out.base + lane - run_out.start;
-                for (j, row) in weights.chunks_exact(taps).enumerate() {
-                    let acc: i32 = values
-                        .iter()
-                        .zip(row)
-                        .map(|(&v, &w)| quantize(v, x_scale) as i32 * w as i32)
-                        .sum();
-                    let mut y = acc as f32 / (x_scale * w_scales[j]);
-                    if let Some(bias) = bias {
-                        y += bias[j];
-                    }
-                    // SAFETY: this task alone writes this channel's outputs.
-                    unsafe { out.row(position + channel_offset + j * m, 1)[0] = y };
-                }
-            }
-        }
     }
 }

@@ -13,6 +13,7 @@
 
 mod attention;
 mod conv;
+mod depthwise;
 mod gemm;
 mod q8_0;
 mod rows;

@@ -1,5 +1,5 @@
 //! x86-64 kernels of the direct convolution (`conv.rs`): the packing of quantized activations
-//! and the depthwise kernel on AVX-512, and the register tiles on AVX-512 VNNI, AVX-VNNI and
+//! on AVX-512, and the register tiles on AVX-512 VNNI, AVX-VNNI and
 //! AVX2. Each gives the bits of its portable twin in `conv.rs`.
 //!
 //! * Packed activations are `[k4 / 4][16 lanes][4 bytes]`: one 512-bit vector per quad of K,
@@ -15,7 +15,6 @@
 use std::arch::x86_64::*;
 
 use super::conv::{Epilogue, LANES, LaneGroup, PackedGroup, TILE_CHANNELS, TILE_GROUPS};
-use super::gemm::OutPtr;
 
 /// Round to nearest, ties to even, without exceptions (the `imm8` of `vcvtps2dq`/`vrndscaleps`).
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -42,16 +41,6 @@ unsafe fn load_lanes(input: *const f32, lanes: &LaneGroup, offset: usize) -> __m
         }
         v
     }
-}
-
-/// Keras's activation scale `127 / (amax + 1e-7)` of 16 AbsMaxes (the same IEEE operations
-/// as `conv::scale_of`).
-#[target_feature(enable = "avx512f")]
-fn scale_of_vector(amax: __m512) -> __m512 {
-    _mm512_div_ps(
-        _mm512_set1_ps(crate::quantizers::INT8_MAX),
-        _mm512_add_ps(amax, _mm512_set1_ps(crate::quantizers::ABS_MAX_EPSILON)),
-    )
 }
 
 /// `conv::pack_portable` on AVX-512.
@@ -283,74 +272,3 @@ tile_256!(
     vnni = true
 );
 tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
-
-/// `conv::depthwise_lanes` on AVX-512 for `G` lane groups at once (independent dependency
-/// chains: one group alone waits on its max, division and multiply-add latencies): 16
-/// positions per vector; the products of integers are summed in f32, exactly (each partial
-/// sum is an integer below 2^24).
-///
-/// # Safety
-/// AVX-512F; `groups.len() == G`; every valid lane's `base + offset` is inside `input`; this
-/// task alone writes the outputs of these channels.
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-pub(super) unsafe fn depthwise_avx512<const G: usize>(
-    input: &[f32],
-    offsets: &[usize],
-    groups: &[LaneGroup],
-    weights: &[f32],
-    w_scales: &[f32],
-    bias: Option<&[f32]>,
-    out: &OutPtr<f32>,
-    channel_offset: usize,
-    m: usize,
-) {
-    debug_assert_eq!(groups.len(), G);
-    let base = input.as_ptr();
-    let taps = offsets.len();
-    let mut amax = [_mm512_setzero_ps(); G];
-    for &offset in offsets {
-        for (max, lanes) in amax.iter_mut().zip(groups) {
-            // SAFETY: the caller's contract.
-            let v = unsafe { load_lanes(base, lanes, offset) };
-            *max = _mm512_max_ps(*max, _mm512_abs_ps(v));
-        }
-    }
-    let mut x_scale = [_mm512_setzero_ps(); G];
-    for (scale, &max) in x_scale.iter_mut().zip(&amax) {
-        *scale = scale_of_vector(max);
-    }
-    for (j, row) in weights.chunks_exact(taps).enumerate() {
-        let mut acc = [_mm512_setzero_ps(); G];
-        for (&offset, &w) in offsets.iter().zip(row) {
-            let w = _mm512_set1_ps(w);
-            for g in 0..G {
-                // SAFETY: as above.
-                let v = unsafe { load_lanes(base, &groups[g], offset) };
-                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(v, x_scale[g]));
-                acc[g] = _mm512_fmadd_ps(q, w, acc[g]);
-            }
-        }
-        let w_scale = _mm512_set1_ps(w_scales[j]);
-        for g in 0..G {
-            let mut y = _mm512_div_ps(acc[g], _mm512_mul_ps(x_scale[g], w_scale));
-            if let Some(bias) = bias {
-                y = _mm512_add_ps(y, _mm512_set1_ps(bias[j]));
-            }
-            for run in groups[g].output_runs() {
-                let first = out
-                    .0
-                    .wrapping_add(run.base + channel_offset + j * m)
-                    .wrapping_sub(run.start);
-                // SAFETY: the run's lanes are this task's outputs; the others are not written.
-                unsafe {
-                    if run.start == 0 && run.end == LANES {
-                        _mm512_storeu_ps(first, y)
-                    } else {
-                        _mm512_mask_storeu_ps(first, run.mask(), y)
-                    }
-                }
-            }
-        }
-    }
-}

@@ -1,0 +1,476 @@
+//! The direct int8 depthwise convolution (one input channel per group, MobileNet's 3×3 layers,
+//! with or without a channel multiplier) on host memory, under Keras's rule: each output
+//! position's window of one channel is its own im2col row, so it gets its own activation scale.
+//!
+//! The products are short (K = kh·kw), so the cost is the rule itself: per output, the window's
+//! AbsMax, one division for the scale, a rounding per tap, the taps' products, one division in
+//! the epilogue. The kernel does exactly that and nothing else:
+//!
+//! - it reads the NCHW input in place (no padded copy): a tap outside the image reads zero,
+//!   rows through a bounds check per output row, columns per lane only at the image's edges;
+//! - [`LANES`] consecutive outputs of one output row at a time, each tap's values loaded once
+//!   into a small block that stays in L1, then the AbsMax, the scales, the roundings and the
+//!   products as plain loops over the block that the compiler vectorises;
+//! - it is compiled three times (AVX-512F, AVX2 + FMA, baseline) from the same source, and
+//!   every step is the same IEEE operation at every width: the same bits on every level.
+//!
+//! The products are summed in f32: every partial sum is an integer of magnitude below
+//! `127 · 127 · taps < 2^24` (checked), so the sum is exact in any order, as the i32 sum is.
+
+use super::gemm::{Isa, OutPtr};
+use super::spin_pool::parallel_for;
+use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
+
+/// Outputs of one row handled together: one 512-bit vector of f32.
+const LANES: usize = 16;
+/// Most taps whose f32 sum of products stays exact (`127 · 127 · taps < 2^24`).
+const MAX_EXACT_TAPS: usize = (1 << 24) / (127 * 127);
+/// Outputs per parallel task, at least: below this the task overhead shows.
+const TASK_OUTPUTS: usize = 8 * 1024;
+
+/// One depthwise call: the input `[batch, channels, height, width]` (NCHW, dense, unpadded),
+/// the weight `[channels · multiplier, kh · kw]` as channel rows.
+pub(super) struct Depthwise<'a> {
+    pub input: &'a [f32],
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub multiplier: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// `(top, left)` zeros before the image.
+    pub padding: [usize; 2],
+    pub out_size: [usize; 2],
+    pub weight: &'a [i8],
+    pub w_scales: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+}
+
+impl Depthwise<'_> {
+    fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+    fn out_plane(&self) -> usize {
+        self.out_size[0] * self.out_size[1]
+    }
+    /// The output `[batch, channels · multiplier, h_out, w_out]`.
+    pub(super) fn output_len(&self) -> usize {
+        self.batch * self.channels * self.multiplier * self.out_plane()
+    }
+    /// Whether the kernel covers this call (the f32 sums must stay exact).
+    pub(super) fn supported(&self) -> bool {
+        self.taps() <= MAX_EXACT_TAPS
+    }
+}
+
+/// Runs the depthwise convolution into `out` (`output_len` values) on instruction set `isa`.
+pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) {
+    assert!(call.supported() && out.len() == call.output_len());
+    // The weights as f32: products of integers below 2^24 are exact in f32.
+    let weights: Vec<f32> = call.weight.iter().map(|&w| w as f32).collect();
+    let planes = call.batch * call.channels;
+    let per_plane = call.multiplier * call.out_plane();
+    let planes_per_task = TASK_OUTPUTS.div_ceil(per_plane.max(1)).clamp(1, planes);
+    let tasks = planes.div_ceil(planes_per_task);
+    let plan = Plan::new(call);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let run_task = |task: usize| {
+        let first = task * planes_per_task;
+        let mut taps = vec![[0f32; LANES]; call.taps()];
+        for plane in first..(first + planes_per_task).min(planes) {
+            // SAFETY: plane `plane`'s outputs (its `multiplier` channels are consecutive in
+            // NCHW) are this task's alone, inside `out`.
+            let out = unsafe { out_ptr.row(plane * per_plane, per_plane) };
+            plane_on(isa, call, &plan, &weights, plane, &mut taps, out);
+        }
+    };
+    if tasks == 1 {
+        run_task(0);
+    } else {
+        parallel_for(tasks, &run_task);
+    }
+}
+
+/// [`plane`] compiled for `isa`, with the block computation of that level.
+fn plane_on(
+    isa: Isa,
+    call: &Depthwise<'_>,
+    plan: &Plan,
+    weights: &[f32],
+    plane_index: usize,
+    taps: &mut [[f32; LANES]],
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(
+            call: &Depthwise<'_>,
+            plan: &Plan,
+            weights: &[f32],
+            plane_index: usize,
+            taps: &mut [[f32; LANES]],
+            out: &mut [f32],
+        ) {
+            // SAFETY: this function runs only where AVX-512F is (see below).
+            let fill = |taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], sx| unsafe {
+                x86::fill_avx512(taps, pieces, input, sx)
+            };
+            // SAFETY: as above.
+            let compute =
+                |block: &Block<'_>, out: &mut [f32]| unsafe { x86::block_avx512(block, out) };
+            plane(call, plan, weights, plane_index, taps, out, fill, compute)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(
+            call: &Depthwise<'_>,
+            plan: &Plan,
+            weights: &[f32],
+            plane_index: usize,
+            taps: &mut [[f32; LANES]],
+            out: &mut [f32],
+        ) {
+            plane(
+                call,
+                plan,
+                weights,
+                plane_index,
+                taps,
+                out,
+                fill_portable,
+                block_portable,
+            )
+        }
+        match isa {
+            // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F is, the AVX2 levels only
+            // where AVX2 and FMA are (`Isa::available`).
+            Isa::Avx512Vnni => {
+                return unsafe { avx512(call, plan, weights, plane_index, taps, out) };
+            }
+            Isa::AvxVnni | Isa::Avx2 => {
+                return unsafe { avx2(call, plan, weights, plane_index, taps, out) };
+            }
+            Isa::Portable => {}
+        }
+    }
+    let _ = isa;
+    plane(
+        call,
+        plan,
+        weights,
+        plane_index,
+        taps,
+        out,
+        fill_portable,
+        block_portable,
+    )
+}
+
+/// Consecutive lanes of one tap that read the image: lane `lanes.start + k` reads
+/// `input[source + k · sx]` of the plane. Every other lane of the tap reads zero.
+struct Piece {
+    tap: usize,
+    lanes: std::ops::Range<usize>,
+    source: usize,
+}
+
+/// Writes each tap's values for a block: the pieces' values, zero elsewhere.
+#[inline(always)]
+fn fill_portable(taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], sx: usize) {
+    for values in taps.iter_mut() {
+        *values = [0.0; LANES];
+    }
+    for piece in pieces {
+        let values = &mut taps[piece.tap][piece.lanes.clone()];
+        for (k, value) in values.iter_mut().enumerate() {
+            *value = input[piece.source + k * sx];
+        }
+    }
+}
+
+/// Up to [`LANES`] consecutive outputs of one output plane, for each of the plane's output
+/// channels: their taps' values, the channels' weights, where the outputs go.
+struct Block<'a> {
+    /// `[taps][LANES]`: each tap's input value for each output (zero outside the image).
+    taps: &'a [[f32; LANES]],
+    /// `[multiplier, taps]`, as f32.
+    weights: &'a [f32],
+    w_scales: &'a [f32],
+    bias: Option<&'a [f32]>,
+    /// The first output's index in an output channel's plane.
+    first: usize,
+    /// Outputs per output channel.
+    channel_stride: usize,
+    /// Valid outputs (lanes past it are computed and dropped).
+    len: usize,
+}
+
+/// Keras's rule on one block: the window's AbsMax per output (max is exact: the im2col row's
+/// AbsMax bit for bit), the scale `127 / (amax + 1e-7)`, each value rounded half to even with
+/// its output's scale (no clamp needed: every value is at most its window's AbsMax, so
+/// `|v · scale|` stays below 127.5), the products, `acc / (scale · w_scale) + bias`.
+#[inline(always)]
+fn block_portable(block: &Block<'_>, out: &mut [f32]) {
+    let mut amax = [0f32; LANES];
+    for values in block.taps {
+        for (max, &v) in amax.iter_mut().zip(values) {
+            let a = v.abs();
+            *max = if a > *max { a } else { *max };
+        }
+    }
+    let scales: [f32; LANES] = std::array::from_fn(|l| INT8_MAX / (amax[l] + ABS_MAX_EPSILON));
+    let n_taps = block.taps.len();
+    for (c, (row_weights, &w_scale)) in block
+        .weights
+        .chunks_exact(n_taps)
+        .zip(block.w_scales)
+        .enumerate()
+    {
+        let mut acc = [0f32; LANES];
+        for (values, &w) in block.taps.iter().zip(row_weights) {
+            for ((acc, &v), &scale) in acc.iter_mut().zip(values).zip(&scales) {
+                *acc += (v * scale).round_ties_even() * w;
+            }
+        }
+        let out_row = &mut out[c * block.channel_stride + block.first..][..block.len];
+        for ((y, &acc), &scale) in out_row.iter_mut().zip(&acc).zip(&scales) {
+            let value = acc / (scale * w_scale);
+            *y = match block.bias {
+                Some(bias) => value + bias[c],
+                None => value,
+            };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Block, LANES, Piece};
+    use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
+
+    /// Round to nearest, ties to even, without exceptions.
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+    /// [`super::fill_portable`] with masked loads: one per piece when `sx` is 1, two and a
+    /// permutation when it is 2; other strides lane by lane.
+    ///
+    /// # Safety
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fill_avx512(
+        taps: &mut [[f32; LANES]],
+        pieces: &[Piece],
+        input: &[f32],
+        sx: usize,
+    ) {
+        if sx > 2 {
+            return super::fill_portable(taps, pieces, input, sx);
+        }
+        // Even elements of two vectors: lane `k` of the result is element `2k` of `lo:hi`.
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        // Each tap's vector is built in a register and stored whole: a whole load of a tap
+        // then forwards from one store (a masked store over a zeroed vector would not).
+        let mut pieces = pieces.iter().peekable();
+        for (tap, values) in taps.iter_mut().enumerate() {
+            let mut v = _mm512_setzero_ps();
+            while let Some(piece) = pieces.next_if(|piece| piece.tap == tap) {
+                let (from, to) = (piece.lanes.start, piece.lanes.end);
+                let count = to - from;
+                assert!(piece.source + (count - 1) * sx < input.len());
+                let mask = (((1u32 << count) - 1) << from) as u16;
+                // SAFETY: every lane the masks let through reads `input[source ..= source +
+                // (count - 1) · sx]` (asserted above).
+                v = unsafe {
+                    if sx == 1 {
+                        // Lane `from + k` reads `source + k`: the vector starts `from` before.
+                        let base = input.as_ptr().wrapping_add(piece.source).wrapping_sub(from);
+                        _mm512_mask_loadu_ps(v, mask, base)
+                    } else {
+                        // The `count` values at even offsets, then moved to lanes `from..to`.
+                        let base = input.as_ptr().add(piece.source);
+                        let lo_count = count.min(8);
+                        let lo_mask = ((1u32 << (2 * lo_count - 1)) - 1) as u16;
+                        let lo = _mm512_maskz_loadu_ps(lo_mask, base);
+                        let hi_count = count.saturating_sub(8);
+                        let hi = if hi_count == 0 {
+                            _mm512_setzero_ps()
+                        } else {
+                            let hi_mask = ((1u32 << (2 * hi_count - 1)) - 1) as u16;
+                            _mm512_maskz_loadu_ps(hi_mask, base.add(16))
+                        };
+                        let packed = _mm512_permutex2var_ps(lo, evens, hi);
+                        let shift = _mm512_sub_epi32(lanes, _mm512_set1_epi32(from as i32));
+                        _mm512_mask_permutexvar_ps(v, mask, shift, packed)
+                    }
+                };
+            }
+            // SAFETY: 16 floats.
+            unsafe { _mm512_storeu_ps(values.as_mut_ptr(), v) };
+        }
+    }
+
+    /// [`super::block_portable`] on one 512-bit vector per tap: the same IEEE operations.
+    ///
+    /// # Safety
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn block_avx512(block: &Block<'_>, out: &mut [f32]) {
+        let load = |values: &[f32; LANES]| {
+            // SAFETY: 16 floats.
+            unsafe { _mm512_loadu_ps(values.as_ptr()) }
+        };
+        let mut amax = _mm512_setzero_ps();
+        for values in block.taps {
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(load(values)));
+        }
+        let scale = _mm512_div_ps(
+            _mm512_set1_ps(INT8_MAX),
+            _mm512_add_ps(amax, _mm512_set1_ps(ABS_MAX_EPSILON)),
+        );
+        let n_taps = block.taps.len();
+        let mask: u16 = if block.len == LANES {
+            u16::MAX
+        } else {
+            (1u16 << block.len) - 1
+        };
+        for (c, (row_weights, &w_scale)) in block
+            .weights
+            .chunks_exact(n_taps)
+            .zip(block.w_scales)
+            .enumerate()
+        {
+            // Two chains of multiply-adds (the sums are exact in any order).
+            let mut acc = [_mm512_setzero_ps(); 2];
+            for (t, (values, &w)) in block.taps.iter().zip(row_weights).enumerate() {
+                let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(load(values), scale));
+                acc[t % 2] = _mm512_fmadd_ps(q, _mm512_set1_ps(w), acc[t % 2]);
+            }
+            let acc = _mm512_add_ps(acc[0], acc[1]);
+            let mut y = _mm512_div_ps(acc, _mm512_mul_ps(scale, _mm512_set1_ps(w_scale)));
+            if let Some(bias) = block.bias {
+                y = _mm512_add_ps(y, _mm512_set1_ps(bias[c]));
+            }
+            let out_row = &mut out[c * block.channel_stride + block.first..][..block.len];
+            // SAFETY: the mask covers `len` floats, all inside `out_row`.
+            unsafe { _mm512_mask_storeu_ps(out_row.as_mut_ptr(), mask, y) };
+        }
+    }
+}
+
+/// One input channel of one image (`plane_index = image · channels + channel`) into its
+/// `multiplier` output channels `out [multiplier, h_out, w_out]`.
+#[inline(always)]
+fn plane(
+    call: &Depthwise<'_>,
+    plan: &Plan,
+    weights: &[f32],
+    plane_index: usize,
+    taps: &mut [[f32; LANES]],
+    out: &mut [f32],
+    fill: impl Fn(&mut [[f32; LANES]], &[Piece], &[f32], usize),
+    compute: impl Fn(&Block<'_>, &mut [f32]),
+) {
+    let (height, width) = (call.height, call.width);
+    let channel = plane_index % call.channels;
+    let input = &call.input[plane_index * height * width..][..height * width];
+    let n_taps = call.taps();
+    let out_channels = channel * call.multiplier..(channel + 1) * call.multiplier;
+    let channel_weights = &weights[out_channels.start * n_taps..out_channels.end * n_taps];
+    let w_scales = &call.w_scales[out_channels.clone()];
+    let bias = call.bias.map(|bias| &bias[out_channels]);
+
+    for block in &plan.blocks {
+        fill(
+            taps,
+            &plan.pieces[block.pieces.clone()],
+            input,
+            call.stride[1],
+        );
+        let block = Block {
+            taps,
+            weights: channel_weights,
+            w_scales,
+            bias,
+            first: block.first,
+            channel_stride: plan.positions,
+            len: block.len,
+        };
+        compute(&block, out);
+    }
+}
+
+/// Where every block of a plane reads its taps: the same for every plane of a call, so it is
+/// worked out once (integer divisions per tap would otherwise dominate the kernel).
+struct Plan {
+    positions: usize,
+    blocks: Vec<PlannedBlock>,
+    pieces: Vec<Piece>,
+}
+
+struct PlannedBlock {
+    /// The block's first output in the plane, and its number of outputs.
+    first: usize,
+    len: usize,
+    /// Its pieces in [`Plan::pieces`].
+    pieces: std::ops::Range<usize>,
+}
+
+impl Plan {
+    fn new(call: &Depthwise<'_>) -> Plan {
+        let (height, width) = (call.height, call.width);
+        let [kh, kw] = call.kernel;
+        let [sy, sx] = call.stride;
+        let [dy, dx] = call.dilation;
+        let [top, left] = call.padding;
+        let [h_out, w_out] = call.out_size;
+        let positions = h_out * w_out;
+        let mut plan = Plan {
+            positions,
+            blocks: Vec::with_capacity(positions.div_ceil(LANES)),
+            pieces: Vec::new(),
+        };
+        // Blocks of consecutive outputs of the plane (a block may span output rows: small
+        // maps still fill the vector).
+        for first in (0..positions).step_by(LANES) {
+            let len = LANES.min(positions - first);
+            let start = plan.pieces.len();
+            let mut lane = 0;
+            while lane < len {
+                let (oy, ox) = ((first + lane) / w_out, (first + lane) % w_out);
+                let run = (w_out - ox).min(len - lane);
+                for i in 0..kh {
+                    let y = (oy * sy + i * dy).checked_sub(top).filter(|&y| y < height);
+                    let Some(y) = y else { continue };
+                    for j in 0..kw {
+                        // Output `ox + k` reads padded column `x0 + k · sx`, inside the image
+                        // when `left ≤ x0 + k · sx < left + width`.
+                        let x0 = ox * sx + j * dx;
+                        let k_from = left.saturating_sub(x0).div_ceil(sx);
+                        let k_to = (left + width).saturating_sub(x0).div_ceil(sx).min(run);
+                        if k_from < k_to {
+                            plan.pieces.push(Piece {
+                                tap: i * kw + j,
+                                lanes: lane + k_from..lane + k_to,
+                                source: y * width + x0 + k_from * sx - left,
+                            });
+                        }
+                    }
+                }
+                lane += run;
+            }
+            // By tap, so that a tap's vector is built in a register from its pieces.
+            plan.pieces[start..].sort_by_key(|piece| piece.tap);
+            plan.blocks.push(PlannedBlock {
+                first,
+                len,
+                pieces: start..plan.pieces.len(),
+            });
+        }
+        plan
+    }
+}
