@@ -114,7 +114,8 @@ fn plane_on(
             taps: &mut [[f32; LANES]],
             out: &mut [f32],
         ) {
-            // SAFETY: this function runs only where AVX-512F is (see below).
+            // SAFETY: this function runs only where AVX-512F is (see below); the plan's pieces
+            // read inside every plane (`Plan::new`).
             let fill = |taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], sx| unsafe {
                 x86::fill_avx512(taps, pieces, input, sx)
             };
@@ -174,6 +175,8 @@ struct Piece {
     tap: usize,
     lanes: std::ops::Range<usize>,
     source: usize,
+    /// `lanes` as a bit mask, for masked loads.
+    mask: u16,
 }
 
 /// Writes each tap's values for a block: the pieces' values, zero elsewhere.
@@ -259,39 +262,55 @@ mod x86 {
     /// permutation when it is 2; other strides lane by lane.
     ///
     /// # Safety
-    /// AVX-512F.
+    /// AVX-512F; every piece reads inside `input` (`Plan::new` checks it for a plane).
     #[target_feature(enable = "avx512f")]
+    #[inline]
     pub(super) unsafe fn fill_avx512(
         taps: &mut [[f32; LANES]],
         pieces: &[Piece],
         input: &[f32],
         sx: usize,
     ) {
-        if sx > 2 {
-            return super::fill_portable(taps, pieces, input, sx);
+        match sx {
+            // SAFETY: the caller's contract.
+            1 => unsafe { fill_strided::<1>(taps, pieces, input) },
+            2 => unsafe { fill_strided::<2>(taps, pieces, input) },
+            _ => super::fill_portable(taps, pieces, input, sx),
         }
+    }
+
+    /// [`fill_avx512`] for column stride `SX` (1 or 2).
+    ///
+    /// # Safety
+    /// As [`fill_avx512`].
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn fill_strided<const SX: usize>(
+        taps: &mut [[f32; LANES]],
+        pieces: &[Piece],
+        input: &[f32],
+    ) {
         // Even elements of two vectors: lane `k` of the result is element `2k` of `lo:hi`.
         let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         // Each tap's vector is built in a register and stored whole: a whole load of a tap
         // then forwards from one store (a masked store over a zeroed vector would not).
-        let mut pieces = pieces.iter().peekable();
+        let mut next = 0;
         for (tap, values) in taps.iter_mut().enumerate() {
             let mut v = _mm512_setzero_ps();
-            while let Some(piece) = pieces.next_if(|piece| piece.tap == tap) {
-                let (from, to) = (piece.lanes.start, piece.lanes.end);
-                let count = to - from;
-                assert!(piece.source + (count - 1) * sx < input.len());
-                let mask = (((1u32 << count) - 1) << from) as u16;
+            while let Some(piece) = pieces.get(next).filter(|piece| piece.tap == tap) {
+                next += 1;
+                let from = piece.lanes.start;
                 // SAFETY: every lane the masks let through reads `input[source ..= source +
-                // (count - 1) · sx]` (asserted above).
+                // (count - 1) · SX]`, inside `input` (the caller's contract).
                 v = unsafe {
-                    if sx == 1 {
+                    if SX == 1 {
                         // Lane `from + k` reads `source + k`: the vector starts `from` before.
                         let base = input.as_ptr().wrapping_add(piece.source).wrapping_sub(from);
-                        _mm512_mask_loadu_ps(v, mask, base)
+                        _mm512_mask_loadu_ps(v, piece.mask, base)
                     } else {
                         // The `count` values at even offsets, then moved to lanes `from..to`.
+                        let count = piece.lanes.len();
                         let base = input.as_ptr().add(piece.source);
                         let lo_count = count.min(8);
                         let lo_mask = ((1u32 << (2 * lo_count - 1)) - 1) as u16;
@@ -305,7 +324,7 @@ mod x86 {
                         };
                         let packed = _mm512_permutex2var_ps(lo, evens, hi);
                         let shift = _mm512_sub_epi32(lanes, _mm512_set1_epi32(from as i32));
-                        _mm512_mask_permutexvar_ps(v, mask, shift, packed)
+                        _mm512_mask_permutexvar_ps(v, piece.mask, shift, packed)
                     }
                 };
             }
@@ -319,6 +338,7 @@ mod x86 {
     /// # Safety
     /// AVX-512F.
     #[target_feature(enable = "avx512f")]
+    #[inline]
     pub(super) unsafe fn block_avx512(block: &Block<'_>, out: &mut [f32]) {
         let load = |values: &[f32; LANES]| {
             // SAFETY: 16 floats.
@@ -344,13 +364,24 @@ mod x86 {
             .zip(block.w_scales)
             .enumerate()
         {
-            // Two chains of multiply-adds (the sums are exact in any order).
-            let mut acc = [_mm512_setzero_ps(); 2];
-            for (t, (values, &w)) in block.taps.iter().zip(row_weights).enumerate() {
+            // Two chains of multiply-adds (the sums are exact in any order), named so that
+            // they stay in registers.
+            let product = |values: &[f32; LANES], w: f32| {
                 let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(load(values), scale));
-                acc[t % 2] = _mm512_fmadd_ps(q, _mm512_set1_ps(w), acc[t % 2]);
+                (q, _mm512_set1_ps(w))
+            };
+            let (mut even, mut odd) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for (values, w) in block.taps.chunks_exact(2).zip(row_weights.chunks_exact(2)) {
+                let (q0, w0) = product(&values[0], w[0]);
+                let (q1, w1) = product(&values[1], w[1]);
+                even = _mm512_fmadd_ps(q0, w0, even);
+                odd = _mm512_fmadd_ps(q1, w1, odd);
             }
-            let acc = _mm512_add_ps(acc[0], acc[1]);
+            if n_taps % 2 == 1 {
+                let (q, w) = product(&block.taps[n_taps - 1], row_weights[n_taps - 1]);
+                even = _mm512_fmadd_ps(q, w, even);
+            }
+            let acc = _mm512_add_ps(even, odd);
             let mut y = _mm512_div_ps(acc, _mm512_mul_ps(scale, _mm512_set1_ps(w_scale)));
             if let Some(bias) = block.bias {
                 y = _mm512_add_ps(y, _mm512_set1_ps(bias[c]));
@@ -453,10 +484,16 @@ impl Plan {
                         let k_from = left.saturating_sub(x0).div_ceil(sx);
                         let k_to = (left + width).saturating_sub(x0).div_ceil(sx).min(run);
                         if k_from < k_to {
+                            let lanes = lane + k_from..lane + k_to;
+                            let source = y * width + x0 + k_from * sx - left;
+                            // The kernels read without bounds checks: every piece's last
+                            // value is inside the plane (true by construction, checked once).
+                            assert!(source + (lanes.len() - 1) * sx < height * width);
                             plan.pieces.push(Piece {
                                 tap: i * kw + j,
-                                lanes: lane + k_from..lane + k_to,
-                                source: y * width + x0 + k_from * sx - left,
+                                mask: (((1u32 << lanes.len()) - 1) << lanes.start) as u16,
+                                lanes,
+                                source,
                             });
                         }
                     }
