@@ -16,14 +16,14 @@ use crate::common::f32_of;
 /// One case: input `[batch, c_in, h, w]`, `c_out`, kernel, stride, dilation, padding
 /// `((top, bottom), (left, right))`, groups.
 #[derive(Debug, Clone, Copy)]
-struct Case {
-    input: [usize; 4],
-    c_out: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    padding: ((usize, usize), (usize, usize)),
-    groups: usize,
+pub(crate) struct Case {
+    pub(crate) input: [usize; 4],
+    pub(crate) c_out: usize,
+    pub(crate) kernel: [usize; 2],
+    pub(crate) stride: [usize; 2],
+    pub(crate) dilation: [usize; 2],
+    pub(crate) padding: ((usize, usize), (usize, usize)),
+    pub(crate) groups: usize,
 }
 
 const fn case(
@@ -45,7 +45,7 @@ const fn case(
     }
 }
 
-const CASES: &[Case] = &[
+pub(crate) const CASES: &[Case] = &[
     // 1×1 (a plain GEMM, read in place), batch 1 and batched, odd channel counts.
     case([1, 16, 9, 9], 24, [1, 1], [1, 1], 0, 1),
     case([3, 20, 5, 6], 13, [1, 1], [1, 1], 0, 1),
@@ -104,7 +104,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn geometry(case: &Case) -> ConvGeometry {
+pub(crate) fn geometry(case: &Case) -> ConvGeometry {
     ConvGeometry {
         stride: case.stride,
         dilation: case.dilation,
@@ -115,7 +115,11 @@ fn geometry(case: &Case) -> ConvGeometry {
 
 /// Input values where many products land on exact ties: every window holds a 127 (so the
 /// scale is exactly 1) among half-integers.
-fn ties_input<B: Backend>(shape: [usize; 4], rng: &mut StdRng, device: &B::Device) -> Tensor<B, 4> {
+pub(crate) fn ties_input<B: Backend>(
+    shape: [usize; 4],
+    rng: &mut StdRng,
+    device: &B::Device,
+) -> Tensor<B, 4> {
     let [b, c, h, w] = shape;
     let mut values = Vec::with_capacity(b * c * h * w);
     for _ in 0..b * c {

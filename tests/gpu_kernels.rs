@@ -4,12 +4,20 @@
 //! `[K, N]` operand out that way first.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-use burn::tensor::{DType, FloatDType, Int, IntDType, Tensor, TensorData, backend::Backend};
+use burn::tensor::{
+    DType, Distribution, FloatDType, Int, IntDType, Tensor, TensorData, backend::Backend,
+};
 use burn_int8::kernels::generic::int8_matmul as generic_int8_matmul;
 use burn_int8::kernels::gpu::{
     GpuKernel, MAX_STRIDED_ROWS, int8_matmul_with_kernel, kernel_for, try_int8_matmul,
 };
 use burn_int8::kernels::int8_matmul;
+use burn_int8::kernels::{generic_quantized_conv2d, gpu::try_quantized_conv2d};
+use burn_int8::{Int8Weight, QuantizeExt};
+use rand::{SeedableRng, rngs::StdRng};
+
+use crate::common::f32_of;
+use crate::conv_kernels::{CASES, geometry, ties_input};
 
 /// Deterministic int8 values covering the full range, extremes included.
 fn random_i8(len: usize, seed: u64) -> Vec<i8> {
@@ -217,8 +225,156 @@ fn declines_other_dtypes_and_backends() {
     }
 }
 
+/// Outputs of `actual` whose bits differ from `expected`'s.
+fn differing(actual: Vec<f32>, expected: &[f32]) -> usize {
+    assert_eq!(actual.len(), expected.len());
+    actual
+        .iter()
+        .zip(expected)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count()
+}
+
+/// The direct convolution kernels (no im2col tensor) against the generic path (im2col through
+/// Burn ops), bit for bit, on the CPU kernel tests' cases (1×1 to 7×7, stride, dilation,
+/// asymmetric padding, grouped, depthwise with a multiplier, Conv1d shapes, batched, ties).
+fn conv_matches_generic<B: Backend>(device: &B::Device) {
+    let mut rng = StdRng::seed_from_u64(28);
+    for case in CASES {
+        let [_, c_in, _, _] = case.input;
+        let [kh, kw] = case.kernel;
+        let weight = Tensor::<B, 4>::random(
+            [case.c_out, c_in / case.groups, kh, kw],
+            Distribution::Normal(0.0, 0.5),
+            device,
+        );
+        let weight = Int8Weight::quantize(weight, 0, "conv weight").unwrap();
+        let bias = Tensor::<B, 1>::random([case.c_out], Distribution::Normal(0.0, 1.0), device);
+        let inputs = [
+            Tensor::<B, 4>::random(case.input, Distribution::Normal(0.0, 2.0), device),
+            ties_input::<B>(case.input, &mut rng, device),
+        ];
+        for (kind, input) in ["normal", "ties"].iter().zip(inputs) {
+            for bias in [None, Some(bias.clone())] {
+                let expected =
+                    generic_quantized_conv2d(input.clone(), &weight, bias.clone(), geometry(case));
+                let direct = try_quantized_conv2d(&input, &weight, bias.as_ref(), geometry(case))
+                    .unwrap_or_else(|| panic!("declined {case:?}"));
+                assert_eq!(direct.dims(), expected.dims(), "{case:?}");
+                let expected = f32_of(expected);
+                let differ = differing(f32_of(direct), &expected);
+                assert_eq!(
+                    differ,
+                    0,
+                    "{kind} bias {} {case:?}: {differ} of {} outputs differ",
+                    bias.is_some(),
+                    expected.len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn direct_conv_matches_generic() {
+    for_each_gpu_backend!(conv_matches_generic);
+}
+
+/// A non-finite input value gives NaN to exactly the outputs whose window reads it (their
+/// scale is NaN); every other output has the bits of the generic path on the same input with
+/// that value replaced by zero (windows that do not read it cannot tell).
+fn conv_non_finite<B: Backend>(device: &B::Device) {
+    // 3×3, padding 1, stride 1: the value at (y, x) is read by outputs (y ± 1, x ± 1).
+    let case = CASES
+        .iter()
+        .find(|case| case.input == [1, 8, 17, 19] && case.kernel == [3, 3])
+        .expect("the 3x3 case");
+    let [_, c_in, height, width] = case.input;
+    let weight = Tensor::<B, 4>::random(
+        [case.c_out, c_in, 3, 3],
+        Distribution::Normal(0.0, 0.5),
+        device,
+    );
+    let weight = Int8Weight::quantize(weight, 0, "conv weight").unwrap();
+    let clean = f32_of(Tensor::<B, 4>::random(
+        case.input,
+        Distribution::Normal(0.0, 1.0),
+        device,
+    ));
+    let (channel, y, x) = (3, 5, 0);
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut values = clean.clone();
+        values[(channel * height + y) * width + x] = bad;
+        let zeroed = {
+            let mut values = clean.clone();
+            values[(channel * height + y) * width + x] = 0.0;
+            values
+        };
+        let tensor = |values: Vec<f32>| {
+            Tensor::<B, 4>::from_data(TensorData::new(values, case.input), device)
+        };
+        let direct = f32_of(
+            try_quantized_conv2d(&tensor(values), &weight, None, geometry(case)).expect("kernel"),
+        );
+        let expected = f32_of(generic_quantized_conv2d(
+            tensor(zeroed),
+            &weight,
+            None,
+            geometry(case),
+        ));
+        for (index, (&d, &e)) in direct.iter().zip(&expected).enumerate() {
+            let (oy, ox) = ((index / width) % height, index % width);
+            let reads = oy.abs_diff(y) <= 1 && ox.abs_diff(x) <= 1;
+            if reads {
+                assert!(d.is_nan(), "{bad}: output {index} reads it: {d}");
+            } else {
+                assert_eq!(d.to_bits(), e.to_bits(), "{bad}: output {index}");
+            }
+        }
+    }
+}
+
+#[test]
+fn direct_conv_non_finite_windows_are_nan() {
+    for_each_gpu_backend!(conv_non_finite);
+}
+
+/// The layer's forward (the seam's dispatch, `kernels::conv2d`) gives the generic path's bits.
+fn conv_layer<B: Backend>(device: &B::Device) {
+    use burn::nn::PaddingConfig2d;
+    use burn_int8::nn::conv::Conv2dConfig;
+    let mut layer = Conv2dConfig::new([6, 12], [3, 3])
+        .with_stride([2, 1])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init::<B>(device);
+    layer.quantize_int8().expect("quantize");
+    let input = Tensor::<B, 4>::random([2, 6, 11, 9], Distribution::Normal(0.0, 1.0), device);
+    let actual = f32_of(layer.forward(input.clone()));
+    let quantized = layer.int8_layer().expect("quantized");
+    let expected = f32_of(generic_quantized_conv2d(
+        input,
+        &quantized.weight,
+        quantized.bias.as_ref().map(|bias| bias.val()),
+        burn_int8::kernels::ConvGeometry {
+            stride: [2, 1],
+            dilation: [1, 1],
+            groups: 1,
+            padding: ((1, 1), (1, 1)),
+        },
+    ));
+    assert_eq!(differing(actual, &expected), 0);
+}
+
+#[test]
+fn conv_layer_gives_the_generic_bits() {
+    for_each_gpu_backend!(conv_layer);
+}
+
 /// Milliseconds per call of `f`, the device synced by reading the result back.
-fn time_ms<B: Backend, K>(iters: usize, f: &mut dyn FnMut() -> Tensor<B, 2, K>) -> f64
+fn time_ms<B: Backend, const D: usize, K>(
+    iters: usize,
+    f: &mut dyn FnMut() -> Tensor<B, D, K>,
+) -> f64
 where
     K: burn::tensor::TensorKind<B> + burn::tensor::BasicOps<B>,
 {
@@ -271,10 +427,70 @@ fn bench_kernels<B: Backend>(device: &B::Device) {
     }
 }
 
+/// Int8 convolution, direct kernels against the generic path (im2col through `unfold4d`) and
+/// Burn's f32 convolution on the same device, interleaved as in [`bench_kernels`].
+fn bench_convolutions<B: Backend>(device: &B::Device) {
+    use burn::nn::PaddingConfig2d;
+    use burn_int8::nn::conv::Conv2dConfig;
+    // (name, c_in, c_out, kernel, stride, groups, size), batch 1.
+    let cases: [(&str, usize, usize, usize, usize, usize, usize); 4] = [
+        ("resnet18 l1_3x3_64to64@56", 64, 64, 3, 1, 1, 56),
+        ("resnet18 l3_3x3_256to256@14", 256, 256, 3, 1, 1, 14),
+        ("mobilenetv2 dw3x3_144@56", 144, 144, 3, 1, 144, 56),
+        ("mobilenetv2 pw_24to144@56", 24, 144, 1, 1, 1, 56),
+    ];
+    for (name, c_in, c_out, kernel, stride, groups, size) in cases {
+        let pad = kernel / 2;
+        let float = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_groups(groups)
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .init::<B>(device);
+        let mut int8 = float.clone();
+        int8.quantize_int8().expect("quantize");
+        let quantized = int8.int8_layer().expect("quantized");
+        let geometry = burn_int8::kernels::ConvGeometry {
+            stride: [stride, stride],
+            dilation: [1, 1],
+            groups,
+            padding: ((pad, pad), (pad, pad)),
+        };
+        let bias = quantized.bias.as_ref().map(|bias| bias.val());
+        let x = Tensor::<B, 4>::random(
+            [1, c_in, size, size],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        let mut direct = || int8.forward(x.clone());
+        let mut generic =
+            || generic_quantized_conv2d(x.clone(), &quantized.weight, bias.clone(), geometry);
+        let mut f32_conv = || float.forward(x.clone());
+        let mut best = [f64::INFINITY; 3];
+        for round in 0..4 {
+            let iters = if round == 0 { 1 } else { 5 };
+            let times = [
+                time_ms(iters, &mut direct),
+                time_ms(iters, &mut generic),
+                time_ms(iters, &mut f32_conv),
+            ];
+            if round > 0 {
+                for (b, t) in best.iter_mut().zip(times) {
+                    *b = b.min(t);
+                }
+            }
+        }
+        let [direct, generic, f32_conv] = best;
+        println!(
+            "{name:>30}: int8 direct {direct:8.3} ms | int8 im2col {generic:8.3} ms | f32 conv {f32_conv:8.3} ms"
+        );
+    }
+}
+
 /// Timings (each includes a read-back to the host): `cargo test --release --features wgpu
 /// --test integration gpu_kernels::bench -- --ignored --nocapture` (add `cuda` where a GPU is present).
 #[test]
 #[ignore]
 fn bench() {
     for_each_gpu_backend!(bench_kernels);
+    for_each_gpu_backend!(bench_convolutions);
 }

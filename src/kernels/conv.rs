@@ -2,9 +2,9 @@
 //!
 //! The rule is a dense layer's applied to im2col rows: one weight scale per output channel,
 //! one activation scale per output position and group (each im2col row is quantized on its
-//! own). On the CPU backends (flex, ndarray) a direct kernel does it without an im2col tensor
-//! (`cpu/conv.rs`); elsewhere, and under autodiff, im2col (`unfold4d`) feeds the seam's fused
-//! product. Both give the same bits.
+//! own). On the CPU backends (flex, ndarray) and the cubecl ones (wgpu, CUDA) direct kernels do
+//! it without an im2col tensor (`cpu/conv.rs`, `gpu/conv.rs`); elsewhere, and under autodiff,
+//! im2col (`unfold4d`) feeds the seam's fused product. All give the same bits.
 
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::{PadMode, UnfoldOptions};
@@ -44,6 +44,12 @@ pub(crate) fn conv2d<B: Backend>(
             bias.as_ref(),
             geometry,
         )
+    {
+        return output;
+    }
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Some(output) =
+        super::gpu::try_conv2d(&input, weight, kernel_size, bias.as_ref(), geometry)
     {
         return output;
     }

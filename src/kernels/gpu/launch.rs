@@ -111,7 +111,7 @@ unsafe fn word_array<R: CubeRuntime>(tensor: &CubeTensor<R>) -> ArrayArg<R> {
 }
 
 /// Whether the device can hold i8 in storage buffers (for [`strided_kernel`]).
-fn supports_i8_buffers<R: CubeRuntime>(client: &ComputeClient<R>) -> bool {
+pub(super) fn supports_i8_buffers<R: CubeRuntime>(client: &ComputeClient<R>) -> bool {
     let i8_type = StorageType::Scalar(ElemType::Int(IntKind::I8));
     client
         .properties()

@@ -19,6 +19,7 @@
 //! right shifts sign-extend), which every backend has. The kernels only need i32 arithmetic;
 //! the strided one also needs i8 storage buffers, which is checked.
 
+mod conv;
 mod kernels;
 mod launch;
 
@@ -28,6 +29,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::backend::{KernelBackend, same_type};
+use super::{ChannelRows, ConvGeometry};
 
 /// Above this, `u32` indexing (the kernels' address type) could overflow: fall back.
 const MAX_ELEMENTS: usize = i32::MAX as usize;
@@ -189,4 +191,122 @@ fn kernel_of<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> GpuKer
     } else {
         GpuKernel::Strided
     }
+}
+
+/// Keras's int8 convolution of `input [batch, c_in, h, w]` with `weight [c_out, c_in / groups,
+/// kh, kw]` by the direct cubecl kernels (`conv.rs`: no im2col tensor); `None` where the generic
+/// path must run. Public for the kernel tests, which check it against the generic path.
+pub fn try_quantized_conv2d<B: Backend>(
+    input: &Tensor<B, 4>,
+    weight: &crate::Int8Weight<B, 4>,
+    bias: Option<&Tensor<B, 1>>,
+    geometry: ConvGeometry,
+) -> Option<Tensor<B, 4>> {
+    let [_, _, kh, kw] = weight.dims();
+    try_conv2d(input, &weight.channel_rows(), [kh, kw], bias, geometry)
+}
+
+/// [`try_quantized_conv2d`] on channel rows `[c_out, c_in / groups · kh · kw]`.
+pub(crate) fn try_conv2d<B: Backend>(
+    input: &Tensor<B, 4>,
+    weight: &ChannelRows<B>,
+    kernel_size: [usize; 2],
+    bias: Option<&Tensor<B, 1>>,
+    geometry: ConvGeometry,
+) -> Option<Tensor<B, 4>> {
+    let [batch, c_in, _, _] = input.dims();
+    let [c_out, k] = weight.dims();
+    let [kh, kw] = kernel_size;
+    let ConvGeometry {
+        stride,
+        dilation,
+        groups,
+        ..
+    } = geometry;
+    if B::ad_enabled(&input.device())
+        || batch == 0
+        || groups == 0
+        || c_in % groups != 0
+        || c_out % groups != 0
+        || c_out == 0
+        || stride.contains(&0)
+        || dilation.contains(&0)
+        || kh == 0
+        || kw == 0
+        || k != c_in / groups * kh * kw
+        || weight.scale.dims() != [c_out]
+        || bias.is_some_and(|bias| bias.dims() != [c_out])
+    {
+        return None;
+    }
+    match KernelBackend::of::<B>()? {
+        #[cfg(feature = "wgpu")]
+        KernelBackend::Vulkan => {
+            conv_on::<B, cubecl::wgpu::WgpuRuntime>(input, weight, kernel_size, bias, geometry)
+        }
+        #[cfg(feature = "cuda")]
+        KernelBackend::Cuda => {
+            conv_on::<B, cubecl::cuda::CudaRuntime>(input, weight, kernel_size, bias, geometry)
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+fn conv_on<B: Backend, R: CubeRuntime>(
+    input: &Tensor<B, 4>,
+    weight: &ChannelRows<B>,
+    kernel_size: [usize; 2],
+    bias: Option<&Tensor<B, 1>>,
+    geometry: ConvGeometry,
+) -> Option<Tensor<B, 4>> {
+    fn float<B: Backend, R: CubeRuntime, const D: usize>(
+        tensor: &Tensor<B, D>,
+    ) -> Option<CubeTensor<R>> {
+        same_type(tensor.clone().into_primitive().tensor()).ok()
+    }
+    let [c_out, _] = weight.dims();
+    let plan = conv::ConvPlan::new(input.dims(), c_out, kernel_size, geometry)?;
+    let [h_out, w_out] = plan.out_size;
+    let [batch, ..] = input.dims();
+
+    // Int8 im2col rows and the packed product, finished by the generic path's epilogue (the
+    // same Burn ops in the same order as `generic::quantized_matmul` and `im2col_conv2d`).
+    if let Some((rows, x_scale)) = conv::quantized_rows(float::<B, R, 4>(input)?, &plan) {
+        let rows = Tensor::<B, 2, Int>::from_primitive(same_type(rows).ok()?);
+        if let Some(acc) = try_int8_matmul(&rows, &weight.values) {
+            let x_scale = Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(
+                same_type(x_scale).ok()?,
+            ));
+            let scales = x_scale.mul(weight.scale.clone().unsqueeze_dim(0));
+            let output = acc.cast(burn::tensor::FloatDType::F32).div(scales);
+            let output = match bias {
+                Some(bias) => output.add(bias.clone().unsqueeze_dim(0)),
+                None => output,
+            };
+            return Some(
+                output
+                    .reshape([batch, h_out * w_out, c_out])
+                    .swap_dims(1, 2)
+                    .reshape([batch, c_out, h_out, w_out]),
+            );
+        }
+    }
+
+    let values: CubeTensor<R> = same_type(weight.values.clone().into_primitive()).ok()?;
+    let bias = match bias {
+        Some(bias) => Some(float::<B, R, 1>(bias)?),
+        None => None,
+    };
+    let output = conv::direct(
+        float::<B, R, 4>(input)?,
+        values,
+        float::<B, R, 1>(&weight.scale)?,
+        bias,
+        &plan,
+    )?;
+    let primitive: B::FloatTensorPrimitive = same_type(output).ok()?;
+    Some(Tensor::from_primitive(
+        burn::tensor::TensorPrimitive::Float(primitive),
+    ))
 }
