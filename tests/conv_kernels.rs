@@ -70,6 +70,10 @@ pub(crate) const CASES: &[Case] = &[
     // blocks), stride 1 and 2, batched.
     case([2, 8, 21, 40], 8, [3, 3], [1, 1], 1, 8),
     case([1, 6, 20, 70], 6, [3, 3], [2, 2], 1, 6),
+    // Depthwise 3×3 on maps where a 16-output block spans three rows (7 wide, MobileNetV2's
+    // last stage) and more (4 wide: the taps buffer path instead of registers).
+    case([2, 16, 7, 7], 16, [3, 3], [1, 1], 1, 16),
+    case([2, 4, 5, 4], 4, [3, 3], [1, 1], 1, 4),
     // Depthwise with dilation, a multiplier, asymmetric padding and a horizontal stride alone.
     Case {
         input: [1, 4, 19, 37],

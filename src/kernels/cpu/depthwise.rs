@@ -114,6 +114,32 @@ fn plane_on(
             taps: &mut [[f32; LANES]],
             out: &mut [f32],
         ) {
+            if !plan.slots.is_empty() {
+                let parts = PlaneParts::new(call, weights, plane_index);
+                let per_block = REGISTER_TAPS * plan.tap_slots;
+                for (block, slots) in plan.blocks.iter().zip(plan.slots.chunks_exact(per_block)) {
+                    // SAFETY: AVX-512F (see below); the slots read inside every plane.
+                    unsafe {
+                        match plan.tap_slots {
+                            2 => x86::block_registers_avx512::<2>(
+                                &parts,
+                                slots,
+                                block,
+                                plan.positions,
+                                out,
+                            ),
+                            _ => x86::block_registers_avx512::<MAX_TAP_SLOTS>(
+                                &parts,
+                                slots,
+                                block,
+                                plan.positions,
+                                out,
+                            ),
+                        }
+                    };
+                }
+                return;
+            }
             // SAFETY: this function runs only where AVX-512F is (see below); the plan's pieces
             // read inside every plane (`Plan::new`).
             let fill = |taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], sx| unsafe {
@@ -252,7 +278,7 @@ fn block_portable(block: &Block<'_>, out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Block, LANES, Piece};
+    use super::{Block, LANES, Piece, PlaneParts, PlannedBlock, REGISTER_TAPS, Slot};
     use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
 
     /// Round to nearest, ties to even, without exceptions.
@@ -333,6 +359,74 @@ mod x86 {
         }
     }
 
+    /// [`super::block_portable`] for a 3×3 block whose taps are loaded from [`Slot`]s straight
+    /// into registers (no taps buffer): the same IEEE operations.
+    ///
+    /// # Safety
+    /// AVX-512F; every slot's lanes read inside `parts.input` (`Plan::new` checks the pieces
+    /// they come from).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn block_registers_avx512<const TAP_SLOTS: usize>(
+        parts: &PlaneParts<'_>,
+        slots: &[Slot],
+        block: &PlannedBlock,
+        channel_stride: usize,
+        out: &mut [f32],
+    ) {
+        assert_eq!(slots.len(), REGISTER_TAPS * TAP_SLOTS);
+        let input = parts.input.as_ptr();
+        let mut taps = [_mm512_setzero_ps(); REGISTER_TAPS];
+        let mut amax = _mm512_setzero_ps();
+        for (tap, slots) in taps.iter_mut().zip(slots.chunks_exact(TAP_SLOTS)) {
+            let mut v = _mm512_setzero_ps();
+            for slot in slots {
+                // SAFETY: the caller's contract; masked-off lanes are not read.
+                v = unsafe {
+                    _mm512_mask_loadu_ps(v, slot.mask, input.wrapping_offset(slot.offset))
+                };
+            }
+            *tap = v;
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(*tap));
+        }
+        let scale = _mm512_div_ps(
+            _mm512_set1_ps(INT8_MAX),
+            _mm512_add_ps(amax, _mm512_set1_ps(ABS_MAX_EPSILON)),
+        );
+        for tap in &mut taps {
+            *tap = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(*tap, scale));
+        }
+        let mask: u16 = if block.len == LANES {
+            u16::MAX
+        } else {
+            (1u16 << block.len) - 1
+        };
+        for (c, (row_weights, &w_scale)) in parts
+            .weights
+            .chunks_exact(REGISTER_TAPS)
+            .zip(parts.w_scales)
+            .enumerate()
+        {
+            // Two chains of multiply-adds (the sums are exact in any order).
+            let (mut even, mut odd) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for (t, (&q, &w)) in taps.iter().zip(row_weights).enumerate() {
+                if t % 2 == 0 {
+                    even = _mm512_fmadd_ps(q, _mm512_set1_ps(w), even);
+                } else {
+                    odd = _mm512_fmadd_ps(q, _mm512_set1_ps(w), odd);
+                }
+            }
+            let acc = _mm512_add_ps(even, odd);
+            let mut y = _mm512_div_ps(acc, _mm512_mul_ps(scale, _mm512_set1_ps(w_scale)));
+            if let Some(bias) = parts.bias {
+                y = _mm512_add_ps(y, _mm512_set1_ps(bias[c]));
+            }
+            let out_row = &mut out[c * channel_stride + block.first..][..block.len];
+            // SAFETY: the mask covers `len` floats, all inside `out_row`.
+            unsafe { _mm512_mask_storeu_ps(out_row.as_mut_ptr(), mask, y) };
+        }
+    }
+
     /// [`super::block_portable`] on one 512-bit vector per tap: the same IEEE operations.
     ///
     /// # Safety
@@ -406,32 +500,48 @@ fn plane(
     fill: impl Fn(&mut [[f32; LANES]], &[Piece], &[f32], usize),
     compute: impl Fn(&Block<'_>, &mut [f32]),
 ) {
-    let (height, width) = (call.height, call.width);
-    let channel = plane_index % call.channels;
-    let input = &call.input[plane_index * height * width..][..height * width];
-    let n_taps = call.taps();
-    let out_channels = channel * call.multiplier..(channel + 1) * call.multiplier;
-    let channel_weights = &weights[out_channels.start * n_taps..out_channels.end * n_taps];
-    let w_scales = &call.w_scales[out_channels.clone()];
-    let bias = call.bias.map(|bias| &bias[out_channels]);
-
+    let parts = PlaneParts::new(call, weights, plane_index);
     for block in &plan.blocks {
         fill(
             taps,
             &plan.pieces[block.pieces.clone()],
-            input,
+            parts.input,
             call.stride[1],
         );
         let block = Block {
             taps,
-            weights: channel_weights,
-            w_scales,
-            bias,
+            weights: parts.weights,
+            w_scales: parts.w_scales,
+            bias: parts.bias,
             first: block.first,
             channel_stride: plan.positions,
             len: block.len,
         };
         compute(&block, out);
+    }
+}
+
+/// What one plane reads: its input, and its output channels' weights (as f32), scales and bias.
+struct PlaneParts<'a> {
+    input: &'a [f32],
+    /// `[multiplier, taps]`.
+    weights: &'a [f32],
+    w_scales: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+impl<'a> PlaneParts<'a> {
+    fn new(call: &'a Depthwise<'_>, weights: &'a [f32], plane_index: usize) -> Self {
+        let (height, width) = (call.height, call.width);
+        let channel = plane_index % call.channels;
+        let n_taps = call.taps();
+        let out_channels = channel * call.multiplier..(channel + 1) * call.multiplier;
+        PlaneParts {
+            input: &call.input[plane_index * height * width..][..height * width],
+            weights: &weights[out_channels.start * n_taps..out_channels.end * n_taps],
+            w_scales: &call.w_scales[out_channels.clone()],
+            bias: call.bias.map(|bias| &bias[out_channels]),
+        }
     }
 }
 
@@ -441,6 +551,25 @@ struct Plan {
     positions: usize,
     blocks: Vec<PlannedBlock>,
     pieces: Vec<Piece>,
+    /// For 3×3 kernels with column stride 1 where every tap of every block is at most
+    /// [`MAX_TAP_SLOTS`] pieces: per block, per tap, `tap_slots` masked loads, so a block's taps
+    /// are loaded straight into registers. Empty otherwise.
+    slots: Vec<Slot>,
+    tap_slots: usize,
+}
+
+/// Taps of the kernels with a register path (3×3).
+const REGISTER_TAPS: usize = 9;
+/// Most masked loads per tap and block on that path: a block spans up to three output rows
+/// (two on maps 8 wide or more).
+const MAX_TAP_SLOTS: usize = 3;
+
+/// One masked load: lanes `mask` read `plane[offset + lane]`; masked-off lanes read nothing
+/// (`offset` may be negative, or point past the plane, for them).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    offset: isize,
+    mask: u16,
 }
 
 struct PlannedBlock {
@@ -464,6 +593,8 @@ impl Plan {
             positions,
             blocks: Vec::with_capacity(positions.div_ceil(LANES)),
             pieces: Vec::new(),
+            slots: Vec::new(),
+            tap_slots: 0,
         };
         // Blocks of consecutive outputs of the plane (a block may span output rows: small
         // maps still fill the vector).
@@ -508,6 +639,41 @@ impl Plan {
                 pieces: start..plan.pieces.len(),
             });
         }
+        if kh * kw == REGISTER_TAPS && sx == 1 {
+            for tap_slots in 2..=MAX_TAP_SLOTS {
+                if let Some(slots) = plan.register_slots(tap_slots) {
+                    (plan.slots, plan.tap_slots) = (slots, tap_slots);
+                    break;
+                }
+            }
+        }
         plan
+    }
+
+    /// [`Plan::slots`] with `tap_slots` per tap, or `None` when a tap of some block has more
+    /// pieces.
+    fn register_slots(&self, tap_slots: usize) -> Option<Vec<Slot>> {
+        let empty = Slot { offset: 0, mask: 0 };
+        let mut slots = vec![empty; self.blocks.len() * REGISTER_TAPS * tap_slots];
+        for (block, block_slots) in self
+            .blocks
+            .iter()
+            .zip(slots.chunks_exact_mut(REGISTER_TAPS * tap_slots))
+        {
+            let mut used = [0usize; REGISTER_TAPS];
+            for piece in &self.pieces[block.pieces.clone()] {
+                let slot = used[piece.tap];
+                if slot == tap_slots {
+                    return None;
+                }
+                used[piece.tap] += 1;
+                // Lane `start + k` reads `source + k` (column stride 1).
+                block_slots[piece.tap * tap_slots + slot] = Slot {
+                    offset: piece.source as isize - piece.lanes.start as isize,
+                    mask: piece.mask,
+                };
+            }
+        }
+        Some(slots)
     }
 }
