@@ -75,11 +75,16 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) {
     let planes_per_task = TASK_OUTPUTS.div_ceil(per_plane.max(1)).clamp(1, planes);
     let tasks = planes.div_ceil(planes_per_task);
     let plan = Plan::new(call);
+    let plane_len = call.height * call.width;
     let out_ptr = OutPtr(out.as_mut_ptr());
     let run_task = |task: usize| {
         let first = task * planes_per_task;
         let mut taps = vec![[0f32; LANES]; call.taps()];
         for plane in first..(first + planes_per_task).min(planes) {
+            // The next plane (two or more ahead measured no better).
+            if plane + 1 < planes {
+                prefetch(&call.input[(plane + 1) * plane_len..][..plane_len]);
+            }
             // SAFETY: plane `plane`'s outputs (its `multiplier` channels are consecutive in
             // NCHW) are this task's alone, inside `out`.
             let out = unsafe { out_ptr.row(plane * per_plane, per_plane) };
@@ -91,6 +96,24 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) {
     } else {
         parallel_for(tasks, &run_task);
     }
+}
+
+/// Asks for `values` in the L2 cache, one request per cache line. The next plane is requested
+/// while this one is computed: the masked loads of the kernels stream from memory at a third of
+/// the speed of whole loads on Zen 4, so a batch whose input is larger than the caches would
+/// otherwise run at half the speed of a cached one (`dw3x3s2_96@112` batch 8).
+fn prefetch(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values.chunks(16) {
+        // SAFETY: a prefetch is a hint; it never faults, and the address is inside `values`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
 }
 
 /// [`plane`] compiled for `isa`, with the block computation of that level.
