@@ -4,15 +4,19 @@
 //!
 //! The products are short (K = kh·kw), so the cost is the rule itself: per output, the window's
 //! AbsMax, one division for the scale, a rounding per tap, the taps' products, one division in
-//! the epilogue. The kernel does exactly that and nothing else:
+//! the epilogue. The kernel does exactly that and little else:
 //!
-//! - it reads the NCHW input in place (no padded copy): a tap outside the image reads zero,
-//!   rows through a bounds check per output row, columns per lane only at the image's edges;
-//! - [`LANES`] consecutive outputs of one output row at a time, each tap's values loaded once
-//!   into a small block that stays in L1, then the AbsMax, the scales, the roundings and the
-//!   products as plain loops over the block that the compiler vectorises;
-//! - it is compiled three times (AVX-512F, AVX2 + FMA, baseline) from the same source, and
-//!   every step is the same IEEE operation at every width: the same bits on every level.
+//! - it reads the NCHW input in place (no padded copy): [`LANES`] consecutive outputs of a
+//!   plane at a time (a block may span output rows, so small maps still fill the vector), each
+//!   tap's values gathered by masked loads whose lanes and offsets are worked out once per call
+//!   ([`Plan`]); a tap outside the image reads zero;
+//! - on AVX-512, 3×3 kernels with column stride 1 load a block's nine taps straight into
+//!   registers (two or three masked loads each) and round them once for every output channel
+//!   of the plane; other shapes gather into a small taps buffer that stays in L1;
+//! - the next plane's input is requested ahead ([`prefetch`]): masked loads are slow to stream
+//!   from memory on Zen 4;
+//! - it is compiled three times (AVX-512F, AVX2 + FMA, baseline) and every step is the same
+//!   IEEE operation at every width: the same bits on every level.
 //!
 //! The products are summed in f32: every partial sum is an integer of magnitude below
 //! `127 · 127 · taps < 2^24` (checked), so the sum is exact in any order, as the i32 sum is.
