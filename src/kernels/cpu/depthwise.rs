@@ -130,33 +130,33 @@ fn plane_on(
     taps: &mut [[f32; LANES]],
     out: &mut [f32],
 ) {
+    let parts = PlaneParts::new(call, weights, plane_index);
+    let sx = call.stride[1];
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f")]
         fn avx512(
-            call: &Depthwise<'_>,
+            sx: usize,
             plan: &Plan,
-            weights: &[f32],
-            plane_index: usize,
+            parts: &PlaneParts<'_>,
             taps: &mut [[f32; LANES]],
             out: &mut [f32],
         ) {
             if !plan.slots.is_empty() {
-                let parts = PlaneParts::new(call, weights, plane_index);
                 let per_block = REGISTER_TAPS * plan.tap_slots;
                 for (block, slots) in plan.blocks.iter().zip(plan.slots.chunks_exact(per_block)) {
                     // SAFETY: AVX-512F (see below); the slots read inside every plane.
                     unsafe {
                         match plan.tap_slots {
                             2 => x86::block_registers_avx512::<2>(
-                                &parts,
+                                parts,
                                 slots,
                                 block,
                                 plan.positions,
                                 out,
                             ),
                             _ => x86::block_registers_avx512::<MAX_TAP_SLOTS>(
-                                &parts,
+                                parts,
                                 slots,
                                 block,
                                 plan.positions,
@@ -175,51 +175,32 @@ fn plane_on(
             // SAFETY: as above.
             let compute =
                 |block: &Block<'_>, out: &mut [f32]| unsafe { x86::block_avx512(block, out) };
-            plane(call, plan, weights, plane_index, taps, out, fill, compute)
+            plane(sx, plan, parts, taps, out, fill, compute)
         }
         #[target_feature(enable = "avx2,fma")]
         fn avx2(
-            call: &Depthwise<'_>,
+            sx: usize,
             plan: &Plan,
-            weights: &[f32],
-            plane_index: usize,
+            parts: &PlaneParts<'_>,
             taps: &mut [[f32; LANES]],
             out: &mut [f32],
         ) {
-            plane(
-                call,
-                plan,
-                weights,
-                plane_index,
-                taps,
-                out,
-                fill_portable,
-                block_portable,
-            )
+            plane(sx, plan, parts, taps, out, fill_portable, block_portable)
         }
         match isa {
             // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F is, the AVX2 levels only
             // where AVX2 and FMA are (`Isa::available`).
             Isa::Avx512Vnni => {
-                return unsafe { avx512(call, plan, weights, plane_index, taps, out) };
+                return unsafe { avx512(sx, plan, &parts, taps, out) };
             }
             Isa::AvxVnni | Isa::Avx2 => {
-                return unsafe { avx2(call, plan, weights, plane_index, taps, out) };
+                return unsafe { avx2(sx, plan, &parts, taps, out) };
             }
             Isa::Portable => {}
         }
     }
     let _ = isa;
-    plane(
-        call,
-        plan,
-        weights,
-        plane_index,
-        taps,
-        out,
-        fill_portable,
-        block_portable,
-    )
+    plane(sx, plan, &parts, taps, out, fill_portable, block_portable)
 }
 
 /// Consecutive lanes of one tap that read the image: lane `lanes.start + k` reads
@@ -518,23 +499,16 @@ mod x86 {
 /// `multiplier` output channels `out [multiplier, h_out, w_out]`.
 #[inline(always)]
 fn plane(
-    call: &Depthwise<'_>,
+    sx: usize,
     plan: &Plan,
-    weights: &[f32],
-    plane_index: usize,
+    parts: &PlaneParts<'_>,
     taps: &mut [[f32; LANES]],
     out: &mut [f32],
     fill: impl Fn(&mut [[f32; LANES]], &[Piece], &[f32], usize),
     compute: impl Fn(&Block<'_>, &mut [f32]),
 ) {
-    let parts = PlaneParts::new(call, weights, plane_index);
     for block in &plan.blocks {
-        fill(
-            taps,
-            &plan.pieces[block.pieces.clone()],
-            parts.input,
-            call.stride[1],
-        );
+        fill(taps, &plan.pieces[block.pieces.clone()], parts.input, sx);
         let block = Block {
             taps,
             weights: parts.weights,
