@@ -140,24 +140,44 @@ pub(crate) fn ties_input<B: Backend>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
+/// A case's quantized weight, a bias, and two inputs: normal values and [`ties_input`].
+pub(crate) fn case_operands<B: Backend>(
+    case: &Case,
+    rng: &mut StdRng,
+    device: &B::Device,
+) -> (Int8Weight<B, 4>, Tensor<B, 1>, [Tensor<B, 4>; 2]) {
+    let [_, c_in, _, _] = case.input;
+    let [kh, kw] = case.kernel;
+    let weight = Tensor::<B, 4>::random(
+        [case.c_out, c_in / case.groups, kh, kw],
+        Distribution::Normal(0.0, 0.5),
+        device,
+    );
+    let weight = Int8Weight::quantize(weight, 0, "conv weight").unwrap();
+    let bias = Tensor::<B, 1>::random([case.c_out], Distribution::Normal(0.0, 1.0), device);
+    let inputs = [
+        Tensor::<B, 4>::random(case.input, Distribution::Normal(0.0, 2.0), device),
+        ties_input::<B>(case.input, rng, device),
+    ];
+    (weight, bias, inputs)
+}
+
+/// How many of `actual`'s values differ from `expected`'s, bit for bit.
+pub(crate) fn differing(actual: &[f32], expected: &[f32]) -> usize {
+    assert_eq!(actual.len(), expected.len());
+    actual
+        .iter()
+        .zip(expected)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count()
+}
+
 fn matches_generic<B: Backend>(device: &B::Device) {
     let levels = Isa::available();
     assert_eq!(levels.last(), Some(&Isa::Portable));
     let mut rng = StdRng::seed_from_u64(28);
     for case in CASES {
-        let [_, c_in, _, _] = case.input;
-        let [kh, kw] = case.kernel;
-        let weight = Tensor::<B, 4>::random(
-            [case.c_out, c_in / case.groups, kh, kw],
-            Distribution::Normal(0.0, 0.5),
-            device,
-        );
-        let weight = Int8Weight::quantize(weight, 0, "conv weight").unwrap();
-        let bias = Tensor::<B, 1>::random([case.c_out], Distribution::Normal(0.0, 1.0), device);
-        let inputs = [
-            Tensor::<B, 4>::random(case.input, Distribution::Normal(0.0, 2.0), device),
-            ties_input::<B>(case.input, &mut rng, device),
-        ];
+        let (weight, bias, inputs) = case_operands::<B>(case, &mut rng, device);
         for (kind, input) in ["normal", "ties"].iter().zip(inputs) {
             for bias in [None, Some(bias.clone())] {
                 let expected =
@@ -168,11 +188,7 @@ fn matches_generic<B: Backend>(device: &B::Device) {
                             .unwrap_or_else(|| panic!("{isa:?} declined {case:?}"));
                     assert_eq!(direct.dims(), expected.dims(), "{isa:?} {case:?}");
                     let (direct, expected) = (f32_of(direct), f32_of(expected.clone()));
-                    let differ = direct
-                        .iter()
-                        .zip(&expected)
-                        .filter(|(a, b)| a.to_bits() != b.to_bits())
-                        .count();
+                    let differ = differing(&direct, &expected);
                     assert_eq!(
                         differ,
                         0,

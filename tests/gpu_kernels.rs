@@ -17,7 +17,7 @@ use burn_int8::{Int8Weight, QuantizeExt};
 use rand::{SeedableRng, rngs::StdRng};
 
 use crate::common::f32_of;
-use crate::conv_kernels::{CASES, geometry, ties_input};
+use crate::conv_kernels::{CASES, case_operands, differing, geometry};
 
 /// Deterministic int8 values covering the full range, extremes included.
 fn random_i8(len: usize, seed: u64) -> Vec<i8> {
@@ -225,35 +225,13 @@ fn declines_other_dtypes_and_backends() {
     }
 }
 
-/// Outputs of `actual` whose bits differ from `expected`'s.
-fn differing(actual: Vec<f32>, expected: &[f32]) -> usize {
-    assert_eq!(actual.len(), expected.len());
-    actual
-        .iter()
-        .zip(expected)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count()
-}
-
 /// The direct convolution kernels (no im2col tensor) against the generic path (im2col through
 /// Burn ops), bit for bit, on the CPU kernel tests' cases (1×1 to 7×7, stride, dilation,
 /// asymmetric padding, grouped, depthwise with a multiplier, Conv1d shapes, batched, ties).
 fn conv_matches_generic<B: Backend>(device: &B::Device) {
     let mut rng = StdRng::seed_from_u64(28);
     for case in CASES {
-        let [_, c_in, _, _] = case.input;
-        let [kh, kw] = case.kernel;
-        let weight = Tensor::<B, 4>::random(
-            [case.c_out, c_in / case.groups, kh, kw],
-            Distribution::Normal(0.0, 0.5),
-            device,
-        );
-        let weight = Int8Weight::quantize(weight, 0, "conv weight").unwrap();
-        let bias = Tensor::<B, 1>::random([case.c_out], Distribution::Normal(0.0, 1.0), device);
-        let inputs = [
-            Tensor::<B, 4>::random(case.input, Distribution::Normal(0.0, 2.0), device),
-            ties_input::<B>(case.input, &mut rng, device),
-        ];
+        let (weight, bias, inputs) = case_operands::<B>(case, &mut rng, device);
         for (kind, input) in ["normal", "ties"].iter().zip(inputs) {
             for bias in [None, Some(bias.clone())] {
                 let expected =
@@ -262,7 +240,7 @@ fn conv_matches_generic<B: Backend>(device: &B::Device) {
                     .unwrap_or_else(|| panic!("declined {case:?}"));
                 assert_eq!(direct.dims(), expected.dims(), "{case:?}");
                 let expected = f32_of(expected);
-                let differ = differing(f32_of(direct), &expected);
+                let differ = differing(&f32_of(direct), &expected);
                 assert_eq!(
                     differ,
                     0,
@@ -362,7 +340,7 @@ fn conv_layer<B: Backend>(device: &B::Device) {
             padding: ((1, 1), (1, 1)),
         },
     ));
-    assert_eq!(differing(actual, &expected), 0);
+    assert_eq!(differing(&actual, &expected), 0);
 }
 
 #[test]

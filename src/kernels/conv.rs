@@ -23,6 +23,46 @@ pub struct ConvGeometry {
     pub padding: ((usize, usize), (usize, usize)),
 }
 
+impl ConvGeometry {
+    /// `[h_out, w_out]` of `input [batch, c_in, h, w]` with `weight` (channel rows `[c_out,
+    /// K]`) of a `kernel` and `bias`, when the direct kernels can take them: sizes that agree
+    /// (one scale and one bias per output channel, `K = c_in / groups · kh · kw`), nothing
+    /// empty or zero, and the dilated kernel inside the padded input.
+    pub(crate) fn direct_out_size<B: Backend>(
+        &self,
+        input: &Tensor<B, 4>,
+        weight: &ChannelRows<B>,
+        kernel: [usize; 2],
+        bias: Option<&Tensor<B, 1>>,
+    ) -> Option<[usize; 2]> {
+        let [batch, c_in, height, width] = input.dims();
+        let [c_out, k] = weight.dims();
+        let [kh, kw] = kernel;
+        let ((top, bottom), (left, right)) = self.padding;
+        let groups = self.groups;
+        if batch == 0
+            || c_in == 0
+            || c_out == 0
+            || groups == 0
+            || c_in % groups != 0
+            || c_out % groups != 0
+            || self.stride.contains(&0)
+            || self.dilation.contains(&0)
+            || k != c_in / groups * kh * kw
+            || weight.scale.dims() != [c_out]
+            || bias.is_some_and(|bias| bias.dims() != [c_out])
+        {
+            return None;
+        }
+        let reach_y = self.dilation[0] * kh.checked_sub(1)? + 1;
+        let reach_x = self.dilation[1] * kw.checked_sub(1)? + 1;
+        Some([
+            (height + top + bottom).checked_sub(reach_y)? / self.stride[0] + 1,
+            (width + left + right).checked_sub(reach_x)? / self.stride[1] + 1,
+        ])
+    }
+}
+
 /// `input [batch, c_in, h, w]` with a `[c_out, c_in / groups, kh, kw]` weight as channel rows
 /// `[c_out, c_in / groups · kh · kw]` (how the im2col rows are ordered), giving
 /// `[batch, c_out, h_out, w_out]`.

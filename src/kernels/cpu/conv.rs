@@ -252,6 +252,7 @@ pub(crate) fn try_conv2d<B: Backend>(
     let [batch, c_in, height, width] = input.dims();
     let [c_out, k] = weight.dims();
     let [kh, kw] = kernel_size;
+    let [h_out, w_out] = geometry.direct_out_size(input, weight, kernel_size, bias)?;
     let ConvGeometry {
         stride,
         dilation,
@@ -259,26 +260,6 @@ pub(crate) fn try_conv2d<B: Backend>(
         padding: ((top, bottom), (left, right)),
     } = geometry;
     let (hp, wp) = (height + top + bottom, width + left + right);
-    let reach = [
-        dilation[0] * kh.checked_sub(1)? + 1,
-        dilation[1] * kw.checked_sub(1)? + 1,
-    ];
-    if batch == 0
-        || c_in == 0
-        || groups == 0
-        || c_in % groups != 0
-        || c_out % groups != 0
-        || c_out == 0
-        || stride.contains(&0)
-        || dilation.contains(&0)
-        || k != c_in / groups * kh * kw
-        || hp < reach[0]
-        || wp < reach[1]
-        || weight.scale.dims() != [c_out]
-        || bias.is_some_and(|bias| bias.dims() != [c_out])
-    {
-        return None;
-    }
     let phases = stride[1];
     let shape = ConvShape {
         batch,
@@ -289,8 +270,8 @@ pub(crate) fn try_conv2d<B: Backend>(
         kw,
         stride,
         dilation,
-        h_out: (hp - reach[0]) / stride[0] + 1,
-        w_out: (wp - reach[1]) / stride[1] + 1,
+        h_out,
+        w_out,
         hp,
         wq: wp.div_ceil(phases),
         phases,

@@ -204,25 +204,18 @@ pub(super) struct ConvPlan {
 }
 
 impl ConvPlan {
-    /// The plan of `input [batch, c_in, h, w]` with `c_out` channel rows of a `kernel`; `None`
-    /// when the output is empty or an index would pass 32 bits (some backends' address type).
+    /// The plan of `input [batch, c_in, h, w]` with `c_out` channel rows of a `kernel` giving
+    /// `out_size` (checked by `ConvGeometry::direct_out_size`); `None` when an index would pass
+    /// 32 bits (some backends' address type).
     pub(super) fn new(
         input: [usize; 4],
         c_out: usize,
         kernel: [usize; 2],
+        out_size: [usize; 2],
         geometry: ConvGeometry,
     ) -> Option<ConvPlan> {
         let [batch, c_in, height, width] = input;
-        let ConvGeometry {
-            stride,
-            dilation,
-            groups,
-            padding: ((top, bottom), (left, right)),
-        } = geometry;
-        let span_y = dilation[0] * kernel[0].checked_sub(1)? + 1;
-        let span_x = dilation[1] * kernel[1].checked_sub(1)? + 1;
-        let h_out = (height + top + bottom).checked_sub(span_y)? / stride[0] + 1;
-        let w_out = (width + left + right).checked_sub(span_x)? / stride[1] + 1;
+        let groups = geometry.groups;
         let plan = ConvPlan {
             batch,
             c_in,
@@ -231,7 +224,7 @@ impl ConvPlan {
             c_out,
             kernel,
             geometry,
-            out_size: [h_out, w_out],
+            out_size,
         };
         let k = c_in / groups * kernel[0] * kernel[1];
         let largest = [
@@ -240,7 +233,7 @@ impl ConvPlan {
             c_out * k,
             plan.rows() * k,
         ];
-        if largest.iter().any(|&len| len > i32::MAX as usize) || plan.outputs() == 0 {
+        if largest.iter().any(|&len| len > i32::MAX as usize) {
             return None;
         }
         Some(plan)

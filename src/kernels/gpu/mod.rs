@@ -214,40 +214,24 @@ pub(crate) fn try_conv2d<B: Backend>(
     bias: Option<&Tensor<B, 1>>,
     geometry: ConvGeometry,
 ) -> Option<Tensor<B, 4>> {
-    let [batch, c_in, _, _] = input.dims();
-    let [c_out, k] = weight.dims();
-    let [kh, kw] = kernel_size;
-    let ConvGeometry {
-        stride,
-        dilation,
-        groups,
-        ..
-    } = geometry;
-    if B::ad_enabled(&input.device())
-        || batch == 0
-        || groups == 0
-        || c_in % groups != 0
-        || c_out % groups != 0
-        || c_out == 0
-        || stride.contains(&0)
-        || dilation.contains(&0)
-        || kh == 0
-        || kw == 0
-        || k != c_in / groups * kh * kw
-        || weight.scale.dims() != [c_out]
-        || bias.is_some_and(|bias| bias.dims() != [c_out])
-    {
+    let out_size = geometry.direct_out_size(input, weight, kernel_size, bias)?;
+    if B::ad_enabled(&input.device()) {
         return None;
     }
+    let plan = conv::ConvPlan::new(
+        input.dims(),
+        weight.dims()[0],
+        kernel_size,
+        out_size,
+        geometry,
+    )?;
     match KernelBackend::of::<B>()? {
         #[cfg(feature = "wgpu")]
         KernelBackend::Vulkan => {
-            conv_on::<B, cubecl::wgpu::WgpuRuntime>(input, weight, kernel_size, bias, geometry)
+            conv_on::<B, cubecl::wgpu::WgpuRuntime>(input, weight, bias, &plan)
         }
         #[cfg(feature = "cuda")]
-        KernelBackend::Cuda => {
-            conv_on::<B, cubecl::cuda::CudaRuntime>(input, weight, kernel_size, bias, geometry)
-        }
+        KernelBackend::Cuda => conv_on::<B, cubecl::cuda::CudaRuntime>(input, weight, bias, &plan),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -256,9 +240,8 @@ pub(crate) fn try_conv2d<B: Backend>(
 fn conv_on<B: Backend, R: CubeRuntime>(
     input: &Tensor<B, 4>,
     weight: &ChannelRows<B>,
-    kernel_size: [usize; 2],
     bias: Option<&Tensor<B, 1>>,
-    geometry: ConvGeometry,
+    plan: &conv::ConvPlan,
 ) -> Option<Tensor<B, 4>> {
     fn float<B: Backend, R: CubeRuntime, const D: usize>(
         tensor: &Tensor<B, D>,
@@ -266,13 +249,12 @@ fn conv_on<B: Backend, R: CubeRuntime>(
         same_type(tensor.clone().into_primitive().tensor()).ok()
     }
     let [c_out, _] = weight.dims();
-    let plan = conv::ConvPlan::new(input.dims(), c_out, kernel_size, geometry)?;
     let [h_out, w_out] = plan.out_size;
     let [batch, ..] = input.dims();
 
     // Int8 im2col rows and the packed product, finished by the generic path's epilogue (the
     // same Burn ops in the same order as `generic::quantized_matmul` and `im2col_conv2d`).
-    if let Some((rows, x_scale)) = conv::quantized_rows(float::<B, R, 4>(input)?, &plan) {
+    if let Some((rows, x_scale)) = conv::quantized_rows(float::<B, R, 4>(input)?, plan) {
         let rows = Tensor::<B, 2, Int>::from_primitive(same_type(rows).ok()?);
         if let Some(acc) = try_int8_matmul(&rows, &weight.values) {
             let x_scale = Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(
@@ -303,7 +285,7 @@ fn conv_on<B: Backend, R: CubeRuntime>(
         values,
         float::<B, R, 1>(&weight.scale)?,
         bias,
-        &plan,
+        plan,
     )?;
     let primitive: B::FloatTensorPrimitive = same_type(output).ok()?;
     Some(Tensor::from_primitive(
