@@ -50,6 +50,7 @@ impl KernelBackend {
     }
 
     /// Whether `B`'s tensors live in host memory, where the `cpu/` kernels read them.
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
     pub(crate) fn is_cpu<B: Backend>() -> bool {
         match Self::of::<B>() {
             #[cfg(feature = "flex")]
@@ -78,6 +79,7 @@ pub(crate) fn is_type<A: 'static, T: 'static>() -> bool {
     TypeId::of::<A>() == TypeId::of::<T>()
 }
 
+#[cfg(feature = "flex")]
 /// [`same_type`] on a borrowed value.
 pub(crate) fn same_type_mut<A: 'static, T: 'static>(value: &mut A) -> Option<&mut T> {
     if TypeId::of::<A>() == TypeId::of::<T>() {

@@ -11,6 +11,7 @@ use std::ops::Range;
 use burn::tensor::{Tensor, TensorPrimitive, backend::Backend};
 
 use super::host_f32;
+#[cfg(feature = "flex")]
 use crate::kernels::backend::same_type_mut;
 
 /// Writes `value` into `buffer[ranges]` in place, or hands `buffer` back untouched (`Err`) when
@@ -82,6 +83,7 @@ fn write_flex<B: Backend>(
 
 /// Copies `source` (the block's elements at `source_strides`, from its first element) into the
 /// row-major `destination` of shape `dims` at `ranges`, one innermost run at a time.
+#[cfg(feature = "flex")]
 fn copy_block(
     destination: &mut [f32],
     dims: &[usize],
