@@ -147,15 +147,29 @@ fn plane_on(
                 for (block, slots) in plan.blocks.iter().zip(plan.slots.chunks_exact(per_block)) {
                     // SAFETY: AVX-512F (see below); the slots read inside every plane.
                     unsafe {
-                        match plan.tap_slots {
-                            2 => x86::block_registers_avx512::<2>(
+                        match (plan.tap_slots, sx) {
+                            (2, 1) => x86::block_registers_avx512::<2, 1>(
                                 parts,
                                 slots,
                                 block,
                                 plan.positions,
                                 out,
                             ),
-                            _ => x86::block_registers_avx512::<MAX_TAP_SLOTS>(
+                            (2, _) => x86::block_registers_avx512::<2, 2>(
+                                parts,
+                                slots,
+                                block,
+                                plan.positions,
+                                out,
+                            ),
+                            (_, 1) => x86::block_registers_avx512::<MAX_TAP_SLOTS, 1>(
+                                parts,
+                                slots,
+                                block,
+                                plan.positions,
+                                out,
+                            ),
+                            _ => x86::block_registers_avx512::<MAX_TAP_SLOTS, 2>(
                                 parts,
                                 slots,
                                 block,
@@ -375,7 +389,7 @@ mod x86 {
     /// they come from).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn block_registers_avx512<const TAP_SLOTS: usize>(
+    pub(super) unsafe fn block_registers_avx512<const TAP_SLOTS: usize, const SX: usize>(
         parts: &PlaneParts<'_>,
         slots: &[Slot],
         block: &PlannedBlock,
@@ -386,12 +400,21 @@ mod x86 {
         let input = parts.input.as_ptr();
         let mut taps = [_mm512_setzero_ps(); REGISTER_TAPS];
         let mut amax = _mm512_setzero_ps();
+        // Even elements of two vectors: lane `k` of the result is element `2k` of `lo:hi`.
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         for (tap, slots) in taps.iter_mut().zip(slots.chunks_exact(TAP_SLOTS)) {
             let mut v = _mm512_setzero_ps();
             for slot in slots {
-                // SAFETY: the caller's contract; masked-off lanes are not read.
+                let from = input.wrapping_offset(slot.offset);
+                // SAFETY: the caller's contract; masked-off elements are not read.
                 v = unsafe {
-                    _mm512_mask_loadu_ps(v, slot.mask, input.wrapping_offset(slot.offset))
+                    if SX == 1 {
+                        _mm512_mask_loadu_ps(v, slot.mask, from)
+                    } else {
+                        let lo = _mm512_maskz_loadu_ps(slot.lo, from);
+                        let hi = _mm512_maskz_loadu_ps(slot.hi, from.wrapping_add(LANES));
+                        _mm512_mask_mov_ps(v, slot.mask, _mm512_permutex2var_ps(lo, evens, hi))
+                    }
                 };
             }
             *tap = v;
@@ -552,7 +575,7 @@ struct Plan {
     positions: usize,
     blocks: Vec<PlannedBlock>,
     pieces: Vec<Piece>,
-    /// For 3×3 kernels with column stride 1 where every tap of every block is at most
+    /// For 3×3 kernels with column stride 1 or 2 where every tap of every block is at most
     /// [`MAX_TAP_SLOTS`] pieces: per block, per tap, `tap_slots` masked loads, so a block's taps
     /// are loaded straight into registers. Empty otherwise.
     slots: Vec<Slot>,
@@ -565,12 +588,15 @@ const REGISTER_TAPS: usize = 9;
 /// (two on maps 8 wide or more).
 const MAX_TAP_SLOTS: usize = 3;
 
-/// One masked load: lanes `mask` read `plane[offset + lane]`; masked-off lanes read nothing
-/// (`offset` may be negative, or point past the plane, for them).
+/// One masked load: lanes `mask` read `plane[offset + lane · sx]`; masked-off lanes read
+/// nothing (`offset` may be negative, or point past the plane, for them). For column stride 2
+/// the values come from two loads of 16 consecutive floats, `lo` and `hi` their element masks.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     offset: isize,
     mask: u16,
+    lo: u16,
+    hi: u16,
 }
 
 struct PlannedBlock {
@@ -640,9 +666,9 @@ impl Plan {
                 pieces: start..plan.pieces.len(),
             });
         }
-        if kh * kw == REGISTER_TAPS && sx == 1 {
+        if kh * kw == REGISTER_TAPS && (sx == 1 || sx == 2) {
             for tap_slots in 2..=MAX_TAP_SLOTS {
-                if let Some(slots) = plan.register_slots(tap_slots) {
+                if let Some(slots) = plan.register_slots(tap_slots, sx) {
                     (plan.slots, plan.tap_slots) = (slots, tap_slots);
                     break;
                 }
@@ -653,8 +679,13 @@ impl Plan {
 
     /// [`Plan::slots`] with `tap_slots` per tap, or `None` when a tap of some block has more
     /// pieces.
-    fn register_slots(&self, tap_slots: usize) -> Option<Vec<Slot>> {
-        let empty = Slot { offset: 0, mask: 0 };
+    fn register_slots(&self, tap_slots: usize, sx: usize) -> Option<Vec<Slot>> {
+        let empty = Slot {
+            offset: 0,
+            mask: 0,
+            lo: 0,
+            hi: 0,
+        };
         let mut slots = vec![empty; self.blocks.len() * REGISTER_TAPS * tap_slots];
         for (block, block_slots) in self
             .blocks
@@ -668,10 +699,24 @@ impl Plan {
                     return None;
                 }
                 used[piece.tap] += 1;
-                // Lane `start + k` reads `source + k` (column stride 1).
+                // Lane `start + k` reads `source + k · sx`; with stride 2, lane `l` is element
+                // `2l` of the 32 floats from `offset`: of the first 16 below lane 8, else of
+                // the next 16.
+                let (mut lo, mut hi) = (0u16, 0u16);
+                if sx == 2 {
+                    for lane in piece.lanes.clone() {
+                        if lane < 8 {
+                            lo |= 1 << (2 * lane);
+                        } else {
+                            hi |= 1 << (2 * (lane - 8));
+                        }
+                    }
+                }
                 block_slots[piece.tap * tap_slots + slot] = Slot {
-                    offset: piece.source as isize - piece.lanes.start as isize,
+                    offset: piece.source as isize - (piece.lanes.start * sx) as isize,
                     mask: piece.mask,
+                    lo,
+                    hi,
                 };
             }
         }
