@@ -306,6 +306,36 @@ mod x86 {
     /// Round to nearest, ties to even, without exceptions.
     const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+    /// Keras's activation scale `127 / (amax + 1e-7)` of 16 window AbsMaxes.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn window_scale(amax: __m512) -> __m512 {
+        _mm512_div_ps(
+            _mm512_set1_ps(INT8_MAX),
+            _mm512_add_ps(amax, _mm512_set1_ps(ABS_MAX_EPSILON)),
+        )
+    }
+
+    /// Writes `acc / (scale · w_scale) + bias` into `out_row` (at most 16 outputs).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn store_rescaled(
+        acc: __m512,
+        scale: __m512,
+        w_scale: f32,
+        bias: Option<f32>,
+        out_row: &mut [f32],
+    ) {
+        let mut y = _mm512_div_ps(acc, _mm512_mul_ps(scale, _mm512_set1_ps(w_scale)));
+        if let Some(bias) = bias {
+            y = _mm512_add_ps(y, _mm512_set1_ps(bias));
+        }
+        let len = out_row.len().min(LANES);
+        let mask = ((1u32 << len) - 1) as u16;
+        // SAFETY: the mask covers `len` floats, all inside `out_row`.
+        unsafe { _mm512_mask_storeu_ps(out_row.as_mut_ptr(), mask, y) };
+    }
+
     /// [`super::fill_portable`] with masked loads: one per piece when `sx` is 1, two and a
     /// permutation when it is 2; other strides lane by lane.
     ///
@@ -420,18 +450,10 @@ mod x86 {
             *tap = v;
             amax = _mm512_max_ps(amax, _mm512_abs_ps(*tap));
         }
-        let scale = _mm512_div_ps(
-            _mm512_set1_ps(INT8_MAX),
-            _mm512_add_ps(amax, _mm512_set1_ps(ABS_MAX_EPSILON)),
-        );
+        let scale = window_scale(amax);
         for tap in &mut taps {
             *tap = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(*tap, scale));
         }
-        let mask: u16 = if block.len == LANES {
-            u16::MAX
-        } else {
-            (1u16 << block.len) - 1
-        };
         for (c, (row_weights, &w_scale)) in parts
             .weights
             .chunks_exact(REGISTER_TAPS)
@@ -448,13 +470,8 @@ mod x86 {
                 }
             }
             let acc = _mm512_add_ps(even, odd);
-            let mut y = _mm512_div_ps(acc, _mm512_mul_ps(scale, _mm512_set1_ps(w_scale)));
-            if let Some(bias) = parts.bias {
-                y = _mm512_add_ps(y, _mm512_set1_ps(bias[c]));
-            }
             let out_row = &mut out[c * channel_stride + block.first..][..block.len];
-            // SAFETY: the mask covers `len` floats, all inside `out_row`.
-            unsafe { _mm512_mask_storeu_ps(out_row.as_mut_ptr(), mask, y) };
+            store_rescaled(acc, scale, w_scale, parts.bias.map(|bias| bias[c]), out_row);
         }
     }
 
@@ -473,16 +490,8 @@ mod x86 {
         for values in block.taps {
             amax = _mm512_max_ps(amax, _mm512_abs_ps(load(values)));
         }
-        let scale = _mm512_div_ps(
-            _mm512_set1_ps(INT8_MAX),
-            _mm512_add_ps(amax, _mm512_set1_ps(ABS_MAX_EPSILON)),
-        );
+        let scale = window_scale(amax);
         let n_taps = block.taps.len();
-        let mask: u16 = if block.len == LANES {
-            u16::MAX
-        } else {
-            (1u16 << block.len) - 1
-        };
         for (c, (row_weights, &w_scale)) in block
             .weights
             .chunks_exact(n_taps)
@@ -507,13 +516,8 @@ mod x86 {
                 even = _mm512_fmadd_ps(q, w, even);
             }
             let acc = _mm512_add_ps(even, odd);
-            let mut y = _mm512_div_ps(acc, _mm512_mul_ps(scale, _mm512_set1_ps(w_scale)));
-            if let Some(bias) = block.bias {
-                y = _mm512_add_ps(y, _mm512_set1_ps(bias[c]));
-            }
             let out_row = &mut out[c * block.channel_stride + block.first..][..block.len];
-            // SAFETY: the mask covers `len` floats, all inside `out_row`.
-            unsafe { _mm512_mask_storeu_ps(out_row.as_mut_ptr(), mask, y) };
+            store_rescaled(acc, scale, w_scale, block.bias.map(|bias| bias[c]), out_row);
         }
     }
 }
