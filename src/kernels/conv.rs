@@ -169,8 +169,18 @@ fn im2col_conv2d<B: Backend>(
         })
         .collect::<Vec<_>>();
     let output = Tensor::cat(per_group, 1); // [batch * positions, c_out]
-    output
-        .reshape([batch, positions, c_out])
+    rows_to_nchw(output, batch, [h_out, w_out])
+}
+
+/// `[batch · positions, c_out]` (one row per image and output position) as NCHW `[batch,
+/// c_out, h_out, w_out]`.
+pub(crate) fn rows_to_nchw<B: Backend>(
+    rows: Tensor<B, 2>,
+    batch: usize,
+    [h_out, w_out]: [usize; 2],
+) -> Tensor<B, 4> {
+    let [_, c_out] = rows.dims();
+    rows.reshape([batch, h_out * w_out, c_out])
         .swap_dims(1, 2)
         .reshape([batch, c_out, h_out, w_out])
 }

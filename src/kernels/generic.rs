@@ -74,6 +74,17 @@ pub(crate) fn quantized_matmul<B: Backend>(
 ) -> Tensor<B, 2> {
     let (x_q, x_scale) = abs_max_quantize_along(x, 1);
     let acc = super::int8_product(x_q, &weight.values);
+    rescale(acc, x_scale, weight, bias)
+}
+
+/// Keras's epilogue of a quantized product: `acc [M, N] / (x_scale [M, 1] · weight_scale) +
+/// bias`. Also the GPU convolution's, whose int8 rows come from a kernel.
+pub(crate) fn rescale<B: Backend>(
+    acc: Tensor<B, 2, Int>,
+    x_scale: Tensor<B, 2>,
+    weight: &ChannelRows<B>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
     // The two scales are multiplied first and divided once, as Keras does: dividing twice
     // differs by up to 1.3e-5 relative.
     let scales = x_scale.mul(weight.scale.clone().unsqueeze_dim(0));

@@ -143,42 +143,15 @@ fn plane_on(
             out: &mut [f32],
         ) {
             if !plan.slots.is_empty() {
-                let per_block = REGISTER_TAPS * plan.tap_slots;
-                for (block, slots) in plan.blocks.iter().zip(plan.slots.chunks_exact(per_block)) {
-                    // SAFETY: AVX-512F (see below); the slots read inside every plane.
-                    unsafe {
-                        match (plan.tap_slots, sx) {
-                            (2, 1) => x86::block_registers_avx512::<2, 1>(
-                                parts,
-                                slots,
-                                block,
-                                plan.positions,
-                                out,
-                            ),
-                            (2, _) => x86::block_registers_avx512::<2, 2>(
-                                parts,
-                                slots,
-                                block,
-                                plan.positions,
-                                out,
-                            ),
-                            (_, 1) => x86::block_registers_avx512::<MAX_TAP_SLOTS, 1>(
-                                parts,
-                                slots,
-                                block,
-                                plan.positions,
-                                out,
-                            ),
-                            _ => x86::block_registers_avx512::<MAX_TAP_SLOTS, 2>(
-                                parts,
-                                slots,
-                                block,
-                                plan.positions,
-                                out,
-                            ),
-                        }
-                    };
-                }
+                // SAFETY: AVX-512F (see below); the slots read inside every plane.
+                unsafe {
+                    match (plan.tap_slots, sx) {
+                        (2, 1) => x86::plane_registers_avx512::<2, 1>(plan, parts, out),
+                        (2, _) => x86::plane_registers_avx512::<2, 2>(plan, parts, out),
+                        (_, 1) => x86::plane_registers_avx512::<MAX_TAP_SLOTS, 1>(plan, parts, out),
+                        _ => x86::plane_registers_avx512::<MAX_TAP_SLOTS, 2>(plan, parts, out),
+                    }
+                };
                 return;
             }
             // SAFETY: this function runs only where AVX-512F is (see below); the plan's pieces
@@ -300,7 +273,7 @@ fn block_portable(block: &Block<'_>, out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Block, LANES, Piece, PlaneParts, PlannedBlock, REGISTER_TAPS, Slot};
+    use super::{Block, LANES, Piece, Plan, PlaneParts, PlannedBlock, REGISTER_TAPS, Slot};
     use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
 
     /// Round to nearest, ties to even, without exceptions.
@@ -411,6 +384,26 @@ mod x86 {
         }
     }
 
+    /// Every block of a plane through [`block_registers_avx512`], `TAP_SLOTS` of the plan's
+    /// slots per tap, column stride `SX`.
+    ///
+    /// # Safety
+    /// As [`block_registers_avx512`], for the plan's slots.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn plane_registers_avx512<const TAP_SLOTS: usize, const SX: usize>(
+        plan: &Plan,
+        parts: &PlaneParts<'_>,
+        out: &mut [f32],
+    ) {
+        let per_block = REGISTER_TAPS * TAP_SLOTS;
+        for (block, slots) in plan.blocks.iter().zip(plan.slots.chunks_exact(per_block)) {
+            // SAFETY: the caller's contract.
+            unsafe {
+                block_registers_avx512::<TAP_SLOTS, SX>(parts, slots, block, plan.positions, out)
+            };
+        }
+    }
+
     /// [`super::block_portable`] for a 3×3 block whose taps are loaded from [`Slot`]s straight
     /// into registers (no taps buffer): the same IEEE operations.
     ///
@@ -419,7 +412,7 @@ mod x86 {
     /// they come from).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn block_registers_avx512<const TAP_SLOTS: usize, const SX: usize>(
+    unsafe fn block_registers_avx512<const TAP_SLOTS: usize, const SX: usize>(
         parts: &PlaneParts<'_>,
         slots: &[Slot],
         block: &PlannedBlock,

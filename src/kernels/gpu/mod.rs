@@ -248,30 +248,18 @@ fn conv_on<B: Backend, R: CubeRuntime>(
     ) -> Option<CubeTensor<R>> {
         same_type(tensor.clone().into_primitive().tensor()).ok()
     }
-    let [c_out, _] = weight.dims();
-    let [h_out, w_out] = plan.out_size;
     let [batch, ..] = input.dims();
 
-    // Int8 im2col rows and the packed product, finished by the generic path's epilogue (the
-    // same Burn ops in the same order as `generic::quantized_matmul` and `im2col_conv2d`).
+    // Int8 im2col rows onto the packed product, finished by the generic path's epilogue and
+    // layout (the same Burn ops in the same order as the im2col path).
     if let Some((rows, x_scale)) = conv::quantized_rows(float::<B, R, 4>(input)?, plan) {
         let rows = Tensor::<B, 2, Int>::from_primitive(same_type(rows).ok()?);
         if let Some(acc) = try_int8_matmul(&rows, &weight.values) {
             let x_scale = Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(
                 same_type(x_scale).ok()?,
             ));
-            let scales = x_scale.mul(weight.scale.clone().unsqueeze_dim(0));
-            let output = acc.cast(burn::tensor::FloatDType::F32).div(scales);
-            let output = match bias {
-                Some(bias) => output.add(bias.clone().unsqueeze_dim(0)),
-                None => output,
-            };
-            return Some(
-                output
-                    .reshape([batch, h_out * w_out, c_out])
-                    .swap_dims(1, 2)
-                    .reshape([batch, c_out, h_out, w_out]),
-            );
+            let output = super::generic::rescale(acc, x_scale, weight, bias.cloned());
+            return Some(super::conv::rows_to_nchw(output, batch, plan.out_size));
         }
     }
 
