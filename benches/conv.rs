@@ -174,12 +174,34 @@ fn benches(c: &mut Criterion) {
             &device,
         );
         let mut group = group(c, format!("resnet18_model/b{batch}"));
+        // The float model as a Burn user writes it (Burn's max pool), and with ours.
         group.bench_function("f32", |b| {
+            b.iter(|| float.forward_burn_pool(images.clone()).into_data())
+        });
+        group.bench_function("f32_int8_pool", |b| {
             b.iter(|| float.forward(images.clone()).into_data())
         });
         group.bench_function("int8", |b| {
             b.iter(|| int8.forward(images.clone()).into_data())
         });
+        group.finish();
+    }
+
+    // ResNet-18's max pool (3×3, stride 2, padding 1 on 64×112×112): Burn's and ours.
+    for batch in batches() {
+        let x = Tensor::<Flex, 4>::random(
+            [batch, 64, 112, 112],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let config = burn_int8::nn::pool::MaxPool2dConfig::new([3, 3])
+            .with_strides([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+        let ours = config.init();
+        let burn = burn::nn::pool::MaxPool2dConfig::from(config).init();
+        let mut group = group(c, format!("max_pool_3x3s2_64@112/b{batch}"));
+        group.bench_function("burn", |b| b.iter(|| burn.forward(x.clone()).into_data()));
+        group.bench_function("ours", |b| b.iter(|| ours.forward(x.clone()).into_data()));
         group.finish();
     }
 

@@ -3,7 +3,9 @@
 //! `benches/resnet18_vs_ort.sh`, which alternates this with ONNX Runtime's run of the same graph.
 //!
 //! Run: `cargo run --release --example resnet18_speed -- [BATCHES] [RUNS] [PRECISIONS]`
-//! (default `1,8 10 f32,int8`; one precision alone is handy under a profiler).
+//! (default `1,8 10 f32,f32-int8-pool,int8`; one precision alone is handy under a profiler).
+//! `f32` is the model as a Burn user writes it (Burn's max pool); `f32-int8-pool` the float
+//! model with `burn_int8::nn`'s max pool; `int8` the quantized model (with that pool).
 //! Threads: flex uses rayon's pool (`RAYON_NUM_THREADS`).
 
 #[path = "common/resnet18.rs"]
@@ -38,7 +40,9 @@ fn main() {
         .map(|b| b.parse().expect("batch sizes, comma-separated"))
         .collect();
     let runs: usize = args.next().map_or(10, |r| r.parse().expect("runs"));
-    let precisions = args.next().unwrap_or_else(|| "f32,int8".into());
+    let precisions = args
+        .next()
+        .unwrap_or_else(|| "f32,f32-int8-pool,int8".into());
     let device = Default::default();
     let float = resnet18::ResNet18::<Flex>::new(&device);
     let _ = burn_int8::param_bytes(&float);
@@ -51,12 +55,21 @@ fn main() {
             Distribution::Normal(0.0, 1.0),
             &device,
         );
-        for (precision, model) in [("f32", &float), ("int8", &int8)] {
+        for (precision, model, burn_pool) in [
+            ("f32", &float, true),
+            ("f32-int8-pool", &float, false),
+            ("int8", &int8, false),
+        ] {
             if !precisions.split(',').any(|p| p == precision) {
                 continue;
             }
             let ms = median_ms(runs, || {
-                model.forward(images.clone()).into_data();
+                let logits = if burn_pool {
+                    model.forward_burn_pool(images.clone())
+                } else {
+                    model.forward(images.clone())
+                };
+                logits.into_data();
             });
             println!(
                 "{{\"engine\": \"burn-flex\", \"precision\": \"{precision}\", \"batch\": {batch}, \"threads\": {threads}, \"median_ms\": {ms:.3}}}"

@@ -25,6 +25,7 @@ mod layers;
 mod light_dependencies;
 mod nn_rnn;
 mod nn_transformer;
+mod pool_kernels;
 mod quantize_report;
 mod real_models;
 mod roundtrip;

@@ -2,15 +2,17 @@
 //! as the ONNX Runtime side of `benches/ort_resnet18.py` builds it): conv 7×7/2, max pool,
 //! four stages of two basic blocks (64, 128, 256, 512 channels; a 1×1/2 shortcut where the
 //! shape changes), global average pool, a 1000-way linear head. Random weights: for speed only.
+//! Written with `burn_int8::nn` (its `MaxPool2d` has a direct kernel on flex);
+//! [`ResNet18::forward_burn_pool`] runs the same model with Burn's own max pool.
 
 use burn::module::Module;
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{PaddingConfig2d, Relu};
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn_int8::Quantize;
 use burn_int8::nn::conv::{Conv2d, Conv2dConfig};
+use burn_int8::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn_int8::nn::{Linear, LinearConfig};
 
 fn conv<B: Backend>(
@@ -92,10 +94,29 @@ impl<B: Backend> ResNet18<B> {
 
     /// `[batch, 3, 224, 224]` to logits `[batch, 1000]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward_pooled(images, |x| self.pool.forward(x))
+    }
+
+    /// [`Self::forward`] with Burn's own `MaxPool2d` (the same configuration and bits): the
+    /// model as a plain Burn user writes it.
+    pub fn forward_burn_pool(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let pool = burn::nn::pool::MaxPool2d {
+            stride: self.pool.stride,
+            kernel_size: self.pool.kernel_size,
+            padding: self.pool.padding.clone(),
+            dilation: self.pool.dilation,
+            ceil_mode: self.pool.ceil_mode,
+        };
+        self.forward_pooled(images, |x| pool.forward(x))
+    }
+
+    fn forward_pooled(
+        &self,
+        images: Tensor<B, 4>,
+        pool: impl Fn(Tensor<B, 4>) -> Tensor<B, 4>,
+    ) -> Tensor<B, 2> {
         let [batch, _, _, _] = images.dims();
-        let mut x = self
-            .pool
-            .forward(self.relu.forward(self.stem.forward(images)));
+        let mut x = pool(self.relu.forward(self.stem.forward(images)));
         for block in &self.blocks {
             x = block.forward(x);
         }

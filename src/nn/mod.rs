@@ -1,5 +1,6 @@
 //! `burn_int8::nn`: `burn::nn`, with the modules that hold a `Linear`, `Embedding` or
-//! convolution replaced by int8-capable ones under the same paths and names, and everything
+//! convolution replaced by int8-capable ones under the same paths and names (and
+//! `pool::MaxPool2d` by one with a direct kernel on flex, the same bits), and everything
 //! else re-exported from Burn. Switching a model is one `use` line plus `#[derive(Quantize)]`
 //! on every struct that holds layers:
 //!
@@ -24,13 +25,14 @@
 //!   Burn's modules; the replacements are at the root (`nn::Lstm`, `nn::Gru`).
 
 // Everything of `burn::nn` that is not replaced below, under Burn's paths (`Dropout`,
-// `LayerNorm`, `BatchNorm`, `RmsNorm`, activations, `pool::MaxPool2d`, `loss::CrossEntropyLoss`,
+// `LayerNorm`, `BatchNorm`, `RmsNorm`, activations, `pool::AvgPool2d`, `loss::CrossEntropyLoss`,
 // `Initializer`, padding configs, ...): `use burn_int8::nn;` replaces `use burn::nn;` (or the
 // prelude's `nn`). A glob is shadowed by the names this module spells out, which is why the
 // replacements below are named one by one, never re-exported by glob.
 pub use burn::nn::*;
 
 pub mod attention;
+pub mod pool;
 pub mod transformer;
 
 mod rnn;

@@ -497,8 +497,12 @@ fn configs_convert_both_ways() {
         &burn,
         &int8::attention::MultiHeadAttentionConfig::from(burn.clone()),
     );
+    let burn = nn::pool::MaxPool2dConfig::new([2, 2])
+        .with_strides([1, 2])
+        .with_ceil_mode(true);
+    same(&burn, &int8::pool::MaxPool2dConfig::from(burn.clone()));
     // Burn's modules that are not replaced are Burn's own, under Burn's paths.
-    let _: int8::pool::MaxPool2d = nn::pool::MaxPool2dConfig::new([2, 2]).init();
+    let _: int8::pool::AvgPool2d = nn::pool::AvgPool2dConfig::new([2, 2]).init();
     let _: int8::loss::CrossEntropyLoss<B> =
         int8::loss::CrossEntropyLossConfig::new().init(&Default::default());
     let _: int8::Dropout = nn::DropoutConfig::new(0.1).init();

@@ -15,6 +15,8 @@ mod attention;
 mod conv;
 mod depthwise;
 mod gemm;
+#[cfg(feature = "flex")]
+mod pool;
 mod q8_0;
 mod rows;
 mod spin_pool;
@@ -35,6 +37,8 @@ pub use attention::try_attend_one_query;
 pub(crate) use conv::try_conv2d;
 pub use gemm::Isa;
 use gemm::{Activations, WeightView, gemm, gemm_shared, rescale_row};
+#[cfg(feature = "flex")]
+pub use pool::try_max_pool2d;
 pub(crate) use rows::try_rotate_rows;
 pub use rows::{try_add_rms_norm, try_gelu_tanh_mul, try_rms_norm, try_rope_rotate_half};
 pub use write::try_write_in_place;

@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::nn::{self, PaddingConfig2d};
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::same_padding;
+use super::padding_pairs_2d;
 use crate::kernels::{ConvGeometry, conv2d};
 use crate::{Int8Error, Int8Weight};
 
@@ -76,16 +76,7 @@ impl<B: Backend> QuantizedConv2d<B> {
             self.dilation[0] * (kh - 1) + 1,
             self.dilation[1] * (kw - 1) + 1,
         ];
-        let padding = match &self.padding {
-            PaddingConfig2d::Valid => ((0, 0), (0, 0)),
-            PaddingConfig2d::Same => (
-                same_padding(kh, self.stride[0], height),
-                same_padding(kw, self.stride[1], width),
-            ),
-            PaddingConfig2d::Explicit(top, left, bottom, right) => {
-                ((*top, *bottom), (*left, *right))
-            }
-        };
+        let padding = padding_pairs_2d(&self.padding, [height, width], [kh, kw], self.stride);
         let ((top, bottom), (left, right)) = padding;
         if channels_in != expected
             || height + top + bottom < effective[0]

@@ -114,6 +114,24 @@ pub(crate) fn same_padding(kernel_size: usize, stride: usize, size_in: usize) ->
     (total / 2, total - total / 2)
 }
 
+/// A 2-D padding as `((top, bottom), (left, right))` for an input of `size`, Burn's rule (its
+/// own `calculate_padding_2d_pairs` is private to burn-nn).
+pub(crate) fn padding_pairs_2d(
+    padding: &PaddingConfig2d,
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> ((usize, usize), (usize, usize)) {
+    match padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => (
+            same_padding(kernel[0], stride[0], size[0]),
+            same_padding(kernel[1], stride[1], size[1]),
+        ),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((*top, *bottom), (*left, *right)),
+    }
+}
+
 crate::layers::config_conversions::config_conversions!(
     Conv1dConfig,
     nn::conv::Conv1dConfig,
