@@ -17,6 +17,8 @@ use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
 use super::{KernelBackend, host_f32, rows::is_dense};
 
+/// Outputs of a row pooled together: one 512-bit vector of f32.
+const LANES: usize = 16;
 /// Outputs per parallel task, at least: below this the task overhead shows.
 const TASK_OUTPUTS: usize = 16 * 1024;
 
@@ -60,7 +62,7 @@ pub fn try_max_pool2d<B: Backend>(
             ceil_mode,
         ),
     ];
-    if batch * channels * out_size[0] * out_size[1] == 0 {
+    if batch * channels * height * width * out_size[0] * out_size[1] == 0 {
         return None;
     }
     let host = host_f32(input).filter(|host| is_dense(&host.strides, &input.dims()))?;
@@ -170,7 +172,7 @@ pub(super) fn max_pool(isa: Isa, call: &MaxPool<'_>, out: &mut [f32]) {
     let out_ptr = OutPtr(out.as_mut_ptr());
     let run_task = |task: usize| {
         let first = task * planes_per_task;
-        // One input row split by column phase of the stride (empty for stride 1).
+        // The plane's rows split by column phase of the stride (unused for stride 1).
         let mut phases = Vec::new();
         for plane in first..(first + planes_per_task).min(call.planes) {
             let input = &call.input[plane * plane_len..][..plane_len];
@@ -229,8 +231,9 @@ fn plane_on(
     plane(call, input, columns, phases, out)
 }
 
-/// One plane: each output row's interior columns a slice at a time, its border columns one
-/// output at a time, both in flex's tap order.
+/// One plane: each output row's interior columns [`LANES`] at a time (the running values stay
+/// in registers across the window's taps), its border columns one output at a time, both in
+/// flex's tap order.
 #[inline(always)]
 fn plane(
     call: &MaxPool<'_>,
@@ -244,6 +247,12 @@ fn plane(
     let [_, width] = call.size;
     let (sx, dx, left) = (call.stride[1], call.dilation[1], call.padding[1][0]);
     let phase_len = width.div_ceil(sx);
+    if sx > 1 && !columns.is_empty() {
+        split_phases(input, width, sx, phase_len, phases);
+    }
+    let source: &[f32] = if sx == 1 { input } else { phases };
+    // Where each tap of the row's first interior output reads in `source`, in flex's order.
+    let mut taps = Vec::with_capacity(kh * kw);
     for (oy, out_row) in out.chunks_exact_mut(w_out).enumerate().take(h_out) {
         for ox in (0..columns.start).chain(columns.end..w_out) {
             out_row[ox] = border_output(call, input, oy, ox);
@@ -251,56 +260,88 @@ fn plane(
         if columns.is_empty() {
             continue;
         }
-        let running = &mut out_row[columns.clone()];
-        let mut started = false;
+        taps.clear();
+        // A `-inf` padding row first starts every output at `-inf`; after that it changes
+        // nothing (`-inf > x` is never true).
+        let mut starts_at_neg_inf = false;
         for ky in 0..kh {
-            let row = match call.tap(0, oy, ky) {
-                Tap::Image(iy) => &input[iy * width..][..width],
-                Tap::NegInf => {
-                    // A `-inf` row changes nothing once started (`-inf > x` is never true).
-                    if !started {
-                        running.fill(f32::NEG_INFINITY);
-                        started = true;
+            match call.tap(0, oy, ky) {
+                Tap::Image(iy) => taps.extend((0..kw).map(|kx| {
+                    let column = columns.start * sx + kx * dx - left;
+                    if sx == 1 {
+                        iy * width + column
+                    } else {
+                        (iy * sx + column % sx) * phase_len + column / sx
                     }
-                    continue;
-                }
-                Tap::Skipped => continue,
-            };
-            if sx > 1 {
-                split_phases(row, sx, phase_len, phases);
-            }
-            for kx in 0..kw {
-                // The first interior output's input column for this tap (all are inside).
-                let column = columns.start * sx + kx * dx - left;
-                let taps = if sx == 1 {
-                    &row[column..][..running.len()]
-                } else {
-                    &phases[(column % sx) * phase_len + column / sx..][..running.len()]
-                };
-                if started {
-                    for (value, &tap) in running.iter_mut().zip(taps) {
-                        *value = if tap > *value { tap } else { *value };
-                    }
-                } else {
-                    running.copy_from_slice(taps);
-                    started = true;
-                }
+                })),
+                Tap::NegInf => starts_at_neg_inf |= taps.is_empty(),
+                Tap::Skipped => {}
             }
         }
-        if !started {
-            running.fill(f32::NEG_INFINITY);
+        let (first, rest) = match taps.split_first() {
+            Some((&first, rest)) if !starts_at_neg_inf => (Some(first), rest),
+            _ => (None, &taps[..]),
+        };
+        pool_row(source, first, rest, &mut out_row[columns.clone()]);
+    }
+}
+
+/// `out[i]`: the tap at `first + i` (or `-inf` without one), then each tap at `rest[t] + i`
+/// replacing it when greater.
+#[inline(always)]
+fn pool_row(source: &[f32], first: Option<usize>, rest: &[usize], out: &mut [f32]) {
+    let start = out.len() / LANES * LANES;
+    let mut chunks = out.chunks_exact_mut(LANES);
+    for (index, chunk) in chunks.by_ref().enumerate() {
+        let start = index * LANES;
+        let mut running = [f32::NEG_INFINITY; LANES];
+        if let Some(first) = first {
+            running.copy_from_slice(&source[first + start..][..LANES]);
+        }
+        for &tap in rest {
+            let values: &[f32; LANES] = source[tap + start..][..LANES].try_into().unwrap();
+            for (running, &value) in running.iter_mut().zip(values) {
+                *running = if value > *running { value } else { *running };
+            }
+        }
+        chunk.copy_from_slice(&running);
+    }
+    for (i, running) in chunks.into_remainder().iter_mut().enumerate() {
+        *running = first.map_or(f32::NEG_INFINITY, |first| source[first + start + i]);
+        for &tap in rest {
+            let value = source[tap + start + i];
+            *running = if value > *running { value } else { *running };
         }
     }
 }
 
-/// Column `c` of `row` at `phases[(c % sx) · phase_len + c / sx]`, so a strided tap's values
-/// are consecutive.
+/// Each row of `plane` split by column phase: column `c` of row `y` at
+/// `phases[(y · sx + c % sx) · phase_len + c / sx]`, so a strided tap's values are consecutive.
 #[inline(always)]
-fn split_phases(row: &[f32], sx: usize, phase_len: usize, phases: &mut Vec<f32>) {
-    phases.resize(sx * phase_len, 0.0);
-    for (j, chunk) in row.chunks(sx).enumerate() {
-        for (phase, &value) in chunk.iter().enumerate() {
-            phases[phase * phase_len + j] = value;
+fn split_phases(plane: &[f32], width: usize, sx: usize, phase_len: usize, phases: &mut Vec<f32>) {
+    let row_len = sx * phase_len;
+    phases.resize(plane.len() / width * row_len, 0.0);
+    for (row, split) in plane
+        .chunks_exact(width)
+        .zip(phases.chunks_exact_mut(row_len))
+    {
+        if sx == 2 {
+            // Stride 2 alone (ResNet's pool), written so the compiler vectorises the split.
+            let (even, odd) = split.split_at_mut(phase_len);
+            let pairs = row.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                even[width / 2] = *last;
+            }
+            for ((even, odd), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                *even = pair[0];
+                *odd = pair[1];
+            }
+        } else {
+            for (j, chunk) in row.chunks(sx).enumerate() {
+                for (phase, &value) in chunk.iter().enumerate() {
+                    split[phase * phase_len + j] = value;
+                }
+            }
         }
     }
 }
