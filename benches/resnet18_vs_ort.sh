@@ -22,7 +22,7 @@ trap 'rm -rf "$WORK"' EXIT
 DATE=$(date -u +%Y-%m-%dT%H:%MZ)
 # The model name alone ("AMD EPYC") does not tell Zen 3, 4 and 5 apart: family, model and the
 # int8 instruction sets too.
-CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | xargs), $(grep -m1 -o -w -E 'amx_int8|avx512_vnni|avx_vnni|avx2' /proc/cpuinfo | head -1)
+CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | xargs), $(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'amx_int8|avx512_vnni|avx_vnni|avx2' | xargs)"
 tag() { sed "s/}\$/, \"round\": $1, \"date\": \"$DATE\", \"cpu\": \"$CPU\"}/"; }
 for round in $(seq 1 "$ROUNDS"); do
   "$BIN" "$BATCHES" "$RUNS" | tag "$round" | tee -a "$OUT" "$WORK/rows.jsonl"
