@@ -72,8 +72,6 @@ impl Depthwise<'_> {
 /// Runs the depthwise convolution into `out` (`output_len` values) on instruction set `isa`.
 pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) {
     assert!(call.supported() && out.len() == call.output_len());
-    // The weights as f32: products of integers below 2^24 are exact in f32.
-    let weights: Vec<f32> = call.weight.iter().map(|&w| w as f32).collect();
     let planes = call.batch * call.channels;
     let per_plane = call.multiplier * call.out_plane();
     let planes_per_task = TASK_OUTPUTS.div_ceil(per_plane.max(1)).clamp(1, planes);
@@ -84,6 +82,9 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) {
     let run_task = |task: usize| {
         let first = task * planes_per_task;
         let mut taps = vec![[0f32; LANES]; call.taps()];
+        // One plane's weights as f32 (`multiplier · taps` values, converted per plane: no
+        // f32 copy of the whole weight); products of integers below 2^24 are exact in f32.
+        let mut weights = vec![0f32; call.multiplier * call.taps()];
         for plane in first..(first + planes_per_task).min(planes) {
             // The next plane (two or more ahead measured no better).
             if plane + 1 < planes {
@@ -92,7 +93,7 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) {
             // SAFETY: plane `plane`'s outputs (its `multiplier` channels are consecutive in
             // NCHW) are this task's alone, inside `out`.
             let out = unsafe { out_ptr.row(plane * per_plane, per_plane) };
-            plane_on(isa, call, &plan, &weights, plane, &mut taps, out);
+            plane_on(isa, call, &plan, &mut weights, plane, &mut taps, out);
         }
     };
     if tasks == 1 {
@@ -125,7 +126,7 @@ fn plane_on(
     isa: Isa,
     call: &Depthwise<'_>,
     plan: &Plan,
-    weights: &[f32],
+    weights: &mut [f32],
     plane_index: usize,
     taps: &mut [[f32; LANES]],
     out: &mut [f32],
@@ -552,14 +553,19 @@ struct PlaneParts<'a> {
 }
 
 impl<'a> PlaneParts<'a> {
-    fn new(call: &'a Depthwise<'_>, weights: &'a [f32], plane_index: usize) -> Self {
+    /// `weights` (`multiplier · taps` values) receives the plane's weights as f32.
+    fn new(call: &'a Depthwise<'_>, weights: &'a mut [f32], plane_index: usize) -> Self {
         let (height, width) = (call.height, call.width);
         let channel = plane_index % call.channels;
         let n_taps = call.taps();
         let out_channels = channel * call.multiplier..(channel + 1) * call.multiplier;
+        let int8 = &call.weight[out_channels.start * n_taps..out_channels.end * n_taps];
+        for (weight, &value) in weights.iter_mut().zip(int8) {
+            *weight = f32::from(value);
+        }
         PlaneParts {
             input: &call.input[plane_index * height * width..][..height * width],
-            weights: &weights[out_channels.start * n_taps..out_channels.end * n_taps],
+            weights,
             w_scales: &call.w_scales[out_channels.clone()],
             bias: call.bias.map(|bias| &bias[out_channels]),
         }
