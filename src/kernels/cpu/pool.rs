@@ -364,8 +364,9 @@ fn border_output(call: &MaxPool<'_>, input: &[f32], oy: usize, ox: usize) -> f32
                 _ => f32::NEG_INFINITY,
             };
             running = Some(match running {
-                Some(value) if !(tap > value) => value,
-                _ => tap,
+                Some(value) if tap > value => tap,
+                Some(value) => value,
+                None => tap,
             });
         }
     }
