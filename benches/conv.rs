@@ -205,6 +205,21 @@ fn benches(c: &mut Criterion) {
         group.finish();
     }
 
+    // A 1-D max pool (3, stride 2, padding 1) on 64 channels of 4096 steps: Burn's and ours.
+    for batch in batches() {
+        let x =
+            Tensor::<Flex, 3>::random([batch, 64, 4096], Distribution::Normal(0.0, 1.0), &device);
+        let config = burn_int8::nn::pool::MaxPool1dConfig::new(3)
+            .with_stride(2)
+            .with_padding(burn::nn::PaddingConfig1d::Explicit(1, 1));
+        let ours = config.init();
+        let burn = burn::nn::pool::MaxPool1dConfig::from(config).init();
+        let mut group = group(c, format!("max_pool1d_3s2_64@4096/b{batch}"));
+        group.bench_function("burn", |b| b.iter(|| burn.forward(x.clone()).into_data()));
+        group.bench_function("ours", |b| b.iter(|| ours.forward(x.clone()).into_data()));
+        group.finish();
+    }
+
     // The digits CNN, trained briefly (its weights' values do not change the cost).
     let report = quantize_cnn::run(20).expect("train the CNN");
     let int8 = report.model;

@@ -1,15 +1,15 @@
-//! `burn_int8::nn::pool::MaxPool2d` against Burn's own `burn::nn::pool::MaxPool2d`, bit for
-//! bit: flex's direct kernel on every instruction set this CPU runs, and the layer on flex,
+//! `burn_int8::nn::pool::{MaxPool1d, MaxPool2d}` against Burn's own modules, bit for bit:
+//! flex's direct kernel on every instruction set this CPU runs, and the layers on flex,
 //! ndarray and wgpu (lavapipe). Cases: ResNet's 3×3/2 with padding 1, 2×2/2, stride 1,
 //! dilation, `Same` with an even kernel (asymmetric `-inf` padding), ceil mode (windows past
 //! the image), maps narrower than the window, batches; inputs with NaN, ±0 and ±inf placed
 //! where the first tap of a window, a later tap and ties decide the result.
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::pool as burn_pool;
+use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
 use burn_int8::kernels::cpu::{Isa, try_max_pool2d};
-use burn_int8::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn_int8::nn::pool::{MaxPool1dConfig, MaxPool2d, MaxPool2dConfig};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::common::f32_of;
@@ -75,6 +75,23 @@ fn cases() -> Vec<Case> {
         ),
         ([1, 5, 1, 1], [2, 2], [1, 1], Same, [1, 1], false),
         ([1, 1, 7, 70], [5, 5], [4, 4], Valid, [1, 1], true),
+        // A 1-D pool as `MaxPool1d` runs it: one row, a `[1, k]` window.
+        (
+            [2, 3, 1, 50],
+            [1, 3],
+            [1, 2],
+            Explicit(0, 1, 0, 1),
+            [1, 1],
+            false,
+        ),
+        (
+            [1, 2, 1, 17],
+            [1, 3],
+            [1, 2],
+            Explicit(0, 2, 0, 0),
+            [1, 2],
+            true,
+        ),
     ]
 }
 
@@ -121,9 +138,43 @@ fn pools(case: &Case) -> (burn_pool::MaxPool2d, MaxPool2d) {
     )
 }
 
-/// The layer on backend `B` gives Burn's module's bits on `B`.
+/// `(input [batch, channels, length], kernel, stride, padding, dilation, ceil_mode)`.
+type Case1d = ([usize; 3], usize, usize, PaddingConfig1d, usize, bool);
+
+fn cases_1d() -> Vec<Case1d> {
+    use PaddingConfig1d::{Explicit, Same, Valid};
+    vec![
+        ([2, 3, 50], 3, 2, Explicit(1, 1), 1, false),
+        ([1, 4, 33], 2, 2, Valid, 1, true),
+        ([1, 2, 40], 4, 1, Same, 1, false),
+        ([3, 2, 17], 3, 2, Explicit(2, 0), 2, true),
+        // Burn's ndarray and wgpu pools panic on a window longer than the padded input (flex
+        // gives one output, `-inf` where no tap is inside): this one only reaches past it.
+        ([1, 1, 4], 3, 3, Explicit(1, 1), 1, true),
+    ]
+}
+
+/// The layers on backend `B` give Burn's modules' bits on `B`.
 fn layer_matches_burn<B: Backend>(device: &B::Device) {
     let mut rng = StdRng::seed_from_u64(35);
+    for case in cases_1d() {
+        let (dims, kernel, stride, padding, dilation, ceil) = case.clone();
+        let config = MaxPool1dConfig::new(kernel)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_dilation(dilation)
+            .with_ceil_mode(ceil);
+        let burn = burn_pool::MaxPool1dConfig::from(&config).init();
+        let ours = config.init();
+        let [batch, channels, length] = dims;
+        let input =
+            special_input::<B>([batch, channels, 1, length], &mut rng, device).reshape(dims);
+        let expected = burn.forward(input.clone());
+        let actual = ours.forward(input);
+        assert_eq!(actual.dims(), expected.dims(), "{case:?}");
+        let (actual, expected) = (f32_of(actual), f32_of(expected));
+        assert_eq!(differing(&actual, &expected), 0, "{case:?}");
+    }
     for case in cases() {
         let (burn, ours) = pools(&case);
         let normal = Tensor::<B, 4>::random(case.0, Distribution::Normal(0.0, 1.0), device);
@@ -160,7 +211,26 @@ fn direct_max_pool_matches_flex_on_every_isa() {
     let device = Default::default();
     let levels = Isa::available();
     let mut rng = StdRng::seed_from_u64(36);
-    for case in cases() {
+    // Windows longer than the padded input (ceil mode): flex alone pools them.
+    let longer_than_input = [
+        (
+            [1, 2, 2, 2],
+            [3, 3],
+            [2, 2],
+            PaddingConfig2d::Valid,
+            [1, 1],
+            true,
+        ),
+        (
+            [1, 1, 1, 2],
+            [1, 5],
+            [1, 3],
+            PaddingConfig2d::Explicit(0, 1, 0, 1),
+            [1, 1],
+            true,
+        ),
+    ];
+    for case in cases().into_iter().chain(longer_than_input) {
         let (burn, _) = pools(&case);
         let (dims, kernel, stride, padding, dilation, ceil) = case.clone();
         let [_, _, height, width] = dims;

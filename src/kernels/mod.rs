@@ -32,7 +32,7 @@ use crate::{Int8Format, Int8Weight, Rotation, Scheme};
 use backend::KernelBackend;
 pub(crate) use conv::conv2d;
 pub use conv::{ConvGeometry, generic_quantized_conv2d};
-pub(crate) use pool::max_pool2d;
+pub(crate) use pool::{max_pool1d, max_pool2d};
 
 /// An int8 weight as every kernel reads it: `values [N, K]` (I8), row-major and dense, one
 /// output channel per row, its scales (`[N]` for Keras, `[N · K / 32]` for Q8_0) and its

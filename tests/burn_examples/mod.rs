@@ -501,6 +501,8 @@ fn configs_convert_both_ways() {
         .with_strides([1, 2])
         .with_ceil_mode(true);
     same(&burn, &int8::pool::MaxPool2dConfig::from(burn.clone()));
+    let burn = nn::pool::MaxPool1dConfig::new(3).with_stride(2);
+    same(&burn, &int8::pool::MaxPool1dConfig::from(burn.clone()));
     // Burn's modules that are not replaced are Burn's own, under Burn's paths.
     let _: int8::pool::AvgPool2d = nn::pool::AvgPool2dConfig::new([2, 2]).init();
     let _: int8::loss::CrossEntropyLoss<B> =

@@ -6,7 +6,7 @@ use burn::module::{Module, Param};
 use burn::nn::{self, PaddingConfig1d};
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::same_padding;
+use super::padding_pair_1d;
 use crate::kernels::{ConvGeometry, conv2d};
 use crate::{Int8Error, Int8Weight};
 
@@ -74,11 +74,7 @@ impl<B: Backend> QuantizedConv1d<B> {
         let [channels_out, channels_in_group, kernel] = self.weight.dims();
         let expected = channels_in_group * self.groups;
         let effective = self.dilation * (kernel - 1) + 1;
-        let (left, right) = match &self.padding {
-            PaddingConfig1d::Valid => (0, 0),
-            PaddingConfig1d::Same => same_padding(kernel, self.stride, length),
-            PaddingConfig1d::Explicit(left, right) => (*left, *right),
-        };
+        let (left, right) = padding_pair_1d(&self.padding, length, kernel, self.stride);
         if channels_in != expected || length + left + right < effective {
             return Err(Int8Error::ShapeMismatch {
                 what: "QuantizedConv1d input".into(),

@@ -114,6 +114,21 @@ pub(crate) fn same_padding(kernel_size: usize, stride: usize, size_in: usize) ->
     (total / 2, total - total / 2)
 }
 
+/// A 1-D padding as `(left, right)` for an input of `length`, Burn's rule (its own
+/// `calculate_padding_1d_pair` is private to burn-nn).
+pub(crate) fn padding_pair_1d(
+    padding: &PaddingConfig1d,
+    length: usize,
+    kernel: usize,
+    stride: usize,
+) -> (usize, usize) {
+    match padding {
+        PaddingConfig1d::Valid => (0, 0),
+        PaddingConfig1d::Same => same_padding(kernel, stride, length),
+        PaddingConfig1d::Explicit(left, right) => (*left, *right),
+    }
+}
+
 /// A 2-D padding as `((top, bottom), (left, right))` for an input of `size`, Burn's rule (its
 /// own `calculate_padding_2d_pairs` is private to burn-nn).
 pub(crate) fn padding_pairs_2d(
