@@ -286,3 +286,35 @@ fn padding_pairs(
         PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
     }
 }
+
+/// Under `Autodiff<Flex>` the layer is Burn's op (the kernel has no backward): the same output
+/// and the same input gradient as Burn's module.
+#[test]
+fn max_pool_layer_gives_burns_gradients_under_autodiff() {
+    type B = burn::backend::Autodiff<burn::backend::Flex>;
+    let device = Default::default();
+    let mut rng = StdRng::seed_from_u64(37);
+    for case in cases() {
+        let (burn, ours) = pools(&case);
+        let values = special_input::<burn::backend::Flex>(case.0, &mut rng, &device)
+            .into_data()
+            .convert::<f32>();
+        // Gradients through NaN/inf are NaN either way; finite values keep the test readable.
+        let finite: Vec<f32> = values
+            .iter::<f32>()
+            .map(|v| if v.is_finite() { v } else { 0.5 })
+            .collect();
+        let run = |pool: &dyn Fn(Tensor<B, 4>) -> Tensor<B, 4>| {
+            let input = Tensor::<B, 4>::from_data(TensorData::new(finite.clone(), case.0), &device)
+                .require_grad();
+            let output = pool(input.clone());
+            let grads = (output.clone() * output.clone()).sum().backward();
+            let grad = input.grad(&grads).expect("input gradient");
+            (f32_of(output.inner()), f32_of(grad))
+        };
+        let (expected, expected_grad) = run(&|x| burn.forward(x));
+        let (actual, actual_grad) = run(&|x| ours.forward(x));
+        assert_eq!(differing(&actual, &expected), 0, "{case:?}");
+        assert_eq!(differing(&actual_grad, &expected_grad), 0, "{case:?}");
+    }
+}
