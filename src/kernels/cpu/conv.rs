@@ -293,9 +293,7 @@ pub(crate) fn try_conv2d<B: Backend>(
         Ok(host) => host.as_slice(),
         Err(values) => values,
     };
-    if !all_finite(x_values) {
-        return None;
-    }
+    // The depthwise kernel finds non-finite inputs itself, from its outputs.
     if c_in == groups {
         return depthwise_conv2d(
             isa,
@@ -307,6 +305,9 @@ pub(crate) fn try_conv2d<B: Backend>(
             &scales,
             bias.as_ref(),
         );
+    }
+    if !all_finite(x_values) {
+        return None;
     }
     let unpadded = top + bottom + left + right == 0;
     let mut shape = shape;
@@ -380,7 +381,9 @@ fn depthwise_conv2d<B: Backend>(
     }
     tracing::trace!(?shape, ?isa, "int8 depthwise conv2d");
     let mut out = vec![0f32; call.output_len()];
-    depthwise(isa, &call, &mut out);
+    if !depthwise(isa, &call, &mut out) {
+        return None;
+    }
     Some(Tensor::from_data(
         TensorData::new(out, [shape.batch, shape.c_out, shape.h_out, shape.w_out]),
         &input.device(),
