@@ -2,9 +2,12 @@
 //!
 //! An int8 CNN's convolutions got fast enough that Burn flex's `max_pool2d` became a third of
 //! an int8 ResNet-18 (`benches/README.md`): flex computes the pooling through its 3-D pool with
-//! an index per output, one bounds-checked tap at a time. Here each output row is pooled a
-//! vector at a time over the columns whose taps are all inside the image, in flex's order and
-//! with flex's comparison, so the result is the same bits, NaN and signed zeros included:
+//! an index per output, one bounds-checked tap at a time (its 1-D pool too, which runs here as
+//! a height of 1). Here each output row is pooled 16 outputs at a time over the columns whose
+//! taps are all inside the image, the running values kept in registers across the window's
+//! taps (stored after each tap, they were forwarded slowly to the next tap's loads: 4× slower)
+//! and a strided tap read from the plane split once by column phase. The order and the
+//! comparison are flex's, so the result is the same bits, NaN and signed zeros included:
 //! the first tap of the window in row-major order starts the running value, and a later tap
 //! replaces it only when `tap > running` (so a NaN first tap stays, a later one is ignored, and
 //! of equal values the first wins). `running = if tap > running { tap } else { running }` is
