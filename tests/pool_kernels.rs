@@ -235,15 +235,11 @@ fn direct_max_pool_matches_flex_on_every_isa() {
         let (dims, kernel, stride, padding, dilation, ceil) = case.clone();
         let [_, _, height, width] = dims;
         let pairs = padding_pairs(&padding, [height, width], kernel, stride);
-        let ((top, bottom), (left, right)) = pairs;
-        let asymmetric = top != bottom || left != right;
         let input = special_input::<B>(dims, &mut rng, &device);
         let expected = f32_of(burn.forward(input.clone()));
         for &isa in &levels {
-            let direct = try_max_pool2d(
-                isa, &input, kernel, stride, pairs, dilation, ceil, asymmetric,
-            )
-            .unwrap_or_else(|| panic!("{isa:?} declined {case:?}"));
+            let direct = try_max_pool2d(isa, &input, kernel, stride, pairs, dilation, ceil)
+                .unwrap_or_else(|| panic!("{isa:?} declined {case:?}"));
             let differ = differing(&f32_of(direct), &expected);
             assert_eq!(differ, 0, "{isa:?} {case:?}: {differ} outputs differ");
         }
@@ -259,7 +255,6 @@ fn direct_max_pool_matches_flex_on_every_isa() {
             [2, 2],
             pairs,
             [1, 1],
-            false,
             false
         )
         .is_none()

@@ -28,7 +28,6 @@ pub(crate) fn max_pool2d<B: Backend>(
             padding,
             dilation,
             ceil_mode,
-            !symmetric,
         )
     {
         return output;
@@ -66,7 +65,6 @@ pub(crate) fn max_pool1d<B: Backend>(
             ((0, 0), padding),
             [1, dilation],
             ceil_mode,
-            left != right,
         )
     {
         return output.squeeze_dim(2);

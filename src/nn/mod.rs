@@ -1,6 +1,6 @@
 //! `burn_int8::nn`: `burn::nn`, with the modules that hold a `Linear`, `Embedding` or
 //! convolution replaced by int8-capable ones under the same paths and names (and
-//! `pool::MaxPool2d` by one with a direct kernel on flex, the same bits), and everything
+//! `pool::{MaxPool1d, MaxPool2d}` by ones with a direct kernel on flex, the same bits), and everything
 //! else re-exported from Burn. Switching a model is one `use` line plus `#[derive(Quantize)]`
 //! on every struct that holds layers:
 //!

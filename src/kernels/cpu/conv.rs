@@ -205,11 +205,15 @@ pub(super) struct Epilogue<'a> {
     pub m: usize,
 }
 
-/// Whether every value is finite: chunks in a form the compiler vectorises, spread over the
-/// threads when the input is large (a batch of images is tens of megabytes).
+/// Whether every value is finite, in a form the compiler vectorises (no early exit).
+pub(super) fn finite(values: &[f32]) -> bool {
+    values.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX))
+}
+
+/// [`finite`], spread over the threads when the input is large (a batch of images is tens of
+/// megabytes).
 fn all_finite(values: &[f32]) -> bool {
     const CHUNK: usize = 64 * 1024;
-    let finite = |chunk: &[f32]| chunk.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX));
     if values.len() <= CHUNK {
         return finite(values);
     }

@@ -30,6 +30,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::conv::finite;
 use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
 use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
@@ -107,7 +108,7 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) -> bool
             let out = unsafe { out_ptr.row(plane * per_plane, per_plane) };
             plane_on(isa, call, &plan, &mut weights, plane, &mut taps, out);
             // Checked while the plane's outputs are in cache.
-            if !out.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX)) {
+            if !finite(out) {
                 non_finite.store(true, Ordering::Relaxed);
             }
         }

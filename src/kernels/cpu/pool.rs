@@ -27,10 +27,9 @@ const TASK_OUTPUTS: usize = 16 * 1024;
 
 /// `input [batch, channels, h, w]` max-pooled as `burn::nn::pool::MaxPool2d` does on flex, or
 /// `None` where this kernel does not apply (another backend or dtype, an empty output).
-/// `padding` is `((top, bottom), (left, right))`; `padding_is_value` says whether padded taps
-/// are `-inf` values (Burn's module pads an asymmetric padding with `-inf` before pooling) or
-/// left out (the pooling op's own symmetric padding).
-#[allow(clippy::too_many_arguments)]
+/// `padding` is `((top, bottom), (left, right))`. As in Burn's module, a symmetric padding is
+/// the pooling op's own (padded taps left out) and an asymmetric one counts as `-inf` values
+/// (the module pads the input with `-inf` first).
 pub fn try_max_pool2d<B: Backend>(
     isa: Isa,
     input: &Tensor<B, 4>,
@@ -39,7 +38,6 @@ pub fn try_max_pool2d<B: Backend>(
     padding: ((usize, usize), (usize, usize)),
     dilation: [usize; 2],
     ceil_mode: bool,
-    padding_is_value: bool,
 ) -> Option<Tensor<B, 4>> {
     let Some(KernelBackend::Flex) = KernelBackend::of::<B>() else {
         return None;
@@ -65,7 +63,8 @@ pub fn try_max_pool2d<B: Backend>(
             ceil_mode,
         ),
     ];
-    if batch * channels * height * width * out_size[0] * out_size[1] == 0 {
+    // A product of the sizes could wrap; any zero means nothing to pool.
+    if [batch, channels, height, width, out_size[0], out_size[1]].contains(&0) {
         return None;
     }
     let host = host_f32(input).filter(|host| is_dense(&host.strides, &input.dims()))?;
@@ -77,7 +76,7 @@ pub fn try_max_pool2d<B: Backend>(
         stride,
         dilation,
         padding: [[top, bottom], [left, right]],
-        padding_is_value,
+        padding_is_value: top != bottom || left != right,
         out_size,
     };
     tracing::trace!(?kernel, ?stride, ?out_size, ?isa, "max pool 2d");
