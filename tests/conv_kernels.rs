@@ -70,6 +70,28 @@ pub(crate) const CASES: &[Case] = &[
     // blocks), stride 1 and 2, batched.
     case([2, 8, 21, 40], 8, [3, 3], [1, 1], 1, 8),
     case([1, 6, 20, 70], 6, [3, 3], [2, 2], 1, 6),
+    // Depthwise 3×3 stride 1 on maps at least 16 wide (the padded-rows path on AVX-512): no
+    // padding and exactly one block a row, asymmetric padding with a one-output tail block,
+    // padding wider than the kernel reaches (windows of zeros only).
+    case([1, 3, 6, 18], 3, [3, 3], [1, 1], 0, 3),
+    Case {
+        input: [2, 5, 9, 33],
+        c_out: 5,
+        kernel: [3, 3],
+        stride: [1, 1],
+        dilation: [1, 1],
+        padding: ((2, 0), (0, 2)),
+        groups: 5,
+    },
+    Case {
+        input: [1, 2, 4, 20],
+        c_out: 2,
+        kernel: [3, 3],
+        stride: [1, 1],
+        dilation: [1, 1],
+        padding: ((0, 3), (3, 1)),
+        groups: 2,
+    },
     // Depthwise 3×3 on maps where a 16-output block spans three rows (7 wide, MobileNetV2's
     // last stage) and more (4 wide: the taps buffer path instead of registers).
     case([2, 16, 7, 7], 16, [3, 3], [1, 1], 1, 16),
@@ -313,6 +335,63 @@ fn depthwise_declines_exactly_when_a_window_reads_a_non_finite_value() {
                 0,
                 "{isa:?} {value}"
             );
+        }
+    }
+}
+
+/// The same on the depthwise path for stride-1 3×3 layers on maps 16 or more wide (padded rows
+/// on AVX-512): a NaN or an infinity in the first or last column, at a corner or inside, in
+/// either channel, declines on every level.
+#[test]
+fn wide_stride_1_depthwise_declines_when_a_window_reads_a_non_finite_value() {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let weight = Int8Weight::quantize(
+        Tensor::<B, 4>::random([2, 1, 3, 3], Distribution::Normal(0.0, 1.0), &device),
+        0,
+        "w",
+    )
+    .unwrap();
+    let geometry = ConvGeometry {
+        stride: [1, 1],
+        dilation: [1, 1],
+        groups: 2,
+        padding: ((1, 1), (1, 1)),
+    };
+    let (height, width) = (5, 37);
+    let at = |c: usize, y: usize, x: usize| (c * height + y) * width + x;
+    let mut rng = StdRng::seed_from_u64(37);
+    let base: Vec<f32> = (0..2 * height * width)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let clean = Tensor::<B, 4>::from_data(
+        TensorData::new(base.clone(), [1, 2, height, width]),
+        &device,
+    );
+    for &isa in &Isa::available() {
+        let direct = try_quantized_conv2d(isa, &clean, &weight, None, geometry)
+            .unwrap_or_else(|| panic!("{isa:?}: finite input"));
+        let expected = generic_quantized_conv2d(clean.clone(), &weight, None, geometry);
+        assert_eq!(differing(&f32_of(direct), &f32_of(expected)), 0, "{isa:?}");
+        for value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for index in [
+                at(0, 0, 0),
+                at(1, 4, 36),
+                at(0, 2, 17),
+                at(1, 0, 36),
+                at(0, 4, 0),
+            ] {
+                let mut values = base.clone();
+                values[index] = value;
+                let x = Tensor::<B, 4>::from_data(
+                    TensorData::new(values, [1, 2, height, width]),
+                    &device,
+                );
+                assert!(
+                    try_quantized_conv2d(isa, &x, &weight, None, geometry).is_none(),
+                    "{isa:?}: {value} at {index} is read by a window"
+                );
+            }
         }
     }
 }

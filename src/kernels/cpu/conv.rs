@@ -384,10 +384,7 @@ fn depthwise_conv2d<B: Backend>(
         return None;
     }
     tracing::trace!(?shape, ?isa, "int8 depthwise conv2d");
-    let mut out = vec![0f32; call.output_len()];
-    if !depthwise(isa, &call, &mut out) {
-        return None;
-    }
+    let out = depthwise(isa, &call)?;
     Some(Tensor::from_data(
         TensorData::new(out, [shape.batch, shape.c_out, shape.h_out, shape.w_out]),
         &input.device(),

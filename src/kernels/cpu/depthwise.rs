@@ -79,16 +79,30 @@ impl Depthwise<'_> {
     }
 }
 
-/// Runs the depthwise convolution into `out` (`output_len` values) on instruction set `isa`.
-/// Returns whether every output is finite: `false` exactly when a window read a NaN or an
-/// infinity (module docs), and the caller then declines to the generic path.
-pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) -> bool {
-    assert!(call.supported() && out.len() == call.output_len());
+/// Runs the depthwise convolution on instruction set `isa`: its `output_len` values, or `None`
+/// exactly when a window read a NaN or an infinity (module docs), and the caller then declines
+/// to the generic path.
+pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>) -> Option<Vec<f32>> {
+    assert!(call.supported());
+    let len = call.output_len();
     let planes = call.batch * call.channels;
     let per_plane = call.multiplier * call.out_plane();
     let planes_per_task = TASK_OUTPUTS.div_ceil(per_plane.max(1)).clamp(1, planes);
     let tasks = planes.div_ceil(planes_per_task);
-    let plan = Plan::new(call);
+    // MobileNet's stride-1 layers on wide maps take the padded-rows path on AVX-512
+    // (`depthwise_rows.rs`); everything else follows a plan of masked loads.
+    #[cfg(target_arch = "x86_64")]
+    let padded_rows = isa == Isa::Avx512Vnni && super::depthwise_rows::applies(call);
+    #[cfg(not(target_arch = "x86_64"))]
+    let padded_rows = false;
+    let plan = (!padded_rows).then(|| Plan::new(call));
+    // The padded-rows path writes every output through raw pointers, so its buffer is not
+    // zeroed first (a serial memset of the whole output was 10% of a batch-8 layer).
+    let mut out: Vec<f32> = if padded_rows {
+        Vec::with_capacity(len)
+    } else {
+        vec![0.0; len]
+    };
     let plane_len = call.height * call.width;
     let out_ptr = OutPtr(out.as_mut_ptr());
     let non_finite = AtomicBool::new(false);
@@ -103,12 +117,33 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) -> bool
             if plane + 1 < planes {
                 prefetch(&call.input[(plane + 1) * plane_len..][..plane_len]);
             }
-            // SAFETY: plane `plane`'s outputs (its `multiplier` channels are consecutive in
-            // NCHW) are this task's alone, inside `out`.
-            let out = unsafe { out_ptr.row(plane * per_plane, per_plane) };
-            plane_on(isa, call, &plan, &mut weights, plane, &mut taps, out);
-            // Checked while the plane's outputs are in cache.
-            if !finite(out) {
+            // Plane `plane`'s outputs (its `multiplier` channels are consecutive in NCHW) are
+            // this task's alone, inside `out`.
+            let plane_finite = match &plan {
+                Some(plan) => {
+                    // SAFETY: as above; this buffer was zeroed.
+                    let out = unsafe { out_ptr.row(plane * per_plane, per_plane) };
+                    plane_on(isa, call, plan, &mut weights, plane, &mut taps, out);
+                    // Checked while the plane's outputs are in cache.
+                    finite(out)
+                }
+                #[cfg(target_arch = "x86_64")]
+                None => {
+                    let parts = PlaneParts::new(call, &mut weights, plane);
+                    // SAFETY: `padded_rows` is set only on the AVX-512 level; the plane's
+                    // `per_plane` outputs are inside the buffer's capacity and this task's.
+                    unsafe {
+                        super::depthwise_rows::plane_avx512(
+                            call,
+                            &parts,
+                            out_ptr.0.add(plane * per_plane),
+                        )
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                None => unreachable!("the padded-rows path is x86-64 only"),
+            };
+            if !plane_finite {
                 non_finite.store(true, Ordering::Relaxed);
             }
         }
@@ -118,7 +153,11 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>, out: &mut [f32]) -> bool
     } else {
         parallel_for(tasks, &run_task);
     }
-    !non_finite.load(Ordering::Relaxed)
+    if padded_rows {
+        // SAFETY: every plane's outputs were written (`plane_avx512` writes all of them).
+        unsafe { out.set_len(len) };
+    }
+    (!non_finite.load(Ordering::Relaxed)).then_some(out)
 }
 
 /// Asks for `values` in the L2 cache, one request per cache line. The next plane is requested
@@ -562,12 +601,12 @@ fn plane(
 }
 
 /// What one plane reads: its input, and its output channels' weights (as f32), scales and bias.
-struct PlaneParts<'a> {
-    input: &'a [f32],
+pub(super) struct PlaneParts<'a> {
+    pub input: &'a [f32],
     /// `[multiplier, taps]`.
-    weights: &'a [f32],
-    w_scales: &'a [f32],
-    bias: Option<&'a [f32]>,
+    pub weights: &'a [f32],
+    pub w_scales: &'a [f32],
+    pub bias: Option<&'a [f32]>,
 }
 
 impl<'a> PlaneParts<'a> {

@@ -1,0 +1,216 @@
+//! The depthwise kernel's path for MobileNet's stride-1 layers on wide maps: 3×3, stride 1, no
+//! dilation, one output channel per input channel, at least [`MIN_WIDTH`] outputs a row, on
+//! AVX-512. The general kernel (`depthwise.rs`) builds each tap of a block from masked loads
+//! whose offsets and masks it reads from a plan; on a 112-wide map that bookkeeping, not the
+//! arithmetic, was most of its time (0.91× Burn's float convolution at batch 8).
+//!
+//! Here each plane is first copied into a zero-padded buffer (the image at its padding offset,
+//! zeros around it, rows a whole number of vectors wide plus a margin), so that every tap of
+//! every block of 16 outputs is one whole load, and the last block of a row is the only one
+//! whose store is masked. A window's AbsMax is the maximum over its three rows of each row's
+//! maximum of three neighbours (`row_max`, computed once per padded row and shared by the three
+//! output rows that read it): max is exact, so it is the im2col row's AbsMax bit for bit. The
+//! rest is the same IEEE operations as the general kernel: the scale `127 / (amax + 1e-7)`,
+//! each value rounded half to even with its window's scale, the products summed exactly in f32,
+//! `acc / (scale · w_scale) + bias`. The same bits, then.
+//!
+//! Lanes past the end of a row compute on padding and are not stored; a NaN or an infinity in
+//! a window gives a non-finite output as in the general kernel (the caller checks each plane's
+//! outputs).
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+use super::depthwise::{Depthwise, PlaneParts};
+use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
+
+/// Outputs a row, at least, for this path: narrower maps fill a vector better with the general
+/// kernel's blocks that span rows.
+pub(super) const MIN_WIDTH: usize = 16;
+const LANES: usize = 16;
+const TAPS: usize = 9;
+
+thread_local! {
+    /// Each thread's padded plane and its per-row maxima, reused across planes and calls.
+    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Whether a call takes this path (on AVX-512).
+pub(super) fn applies(call: &Depthwise<'_>) -> bool {
+    call.kernel == [3, 3]
+        && call.stride == [1, 1]
+        && call.dilation == [1, 1]
+        && call.multiplier == 1
+        && call.out_size[1] >= MIN_WIDTH
+}
+
+/// The padded buffer's sizes for a call: rows, blocks of 16 outputs a row, floats a row.
+struct Layout {
+    rows: usize,
+    blocks: usize,
+    pitch: usize,
+}
+
+impl Layout {
+    fn new(call: &Depthwise<'_>) -> Layout {
+        let [h_out, w_out] = call.out_size;
+        let blocks = w_out.div_ceil(LANES);
+        // A block's taps read 16 floats from its first column plus 0, 1 or 2.
+        Layout {
+            rows: h_out + 2,
+            blocks,
+            pitch: blocks * LANES + LANES,
+        }
+    }
+}
+
+/// One plane (`parts`, of a call that [`applies`]) into `out`: writes all its `h_out · w_out`
+/// values (through the pointer, so the memory may be uninitialized) and returns whether they
+/// are all finite.
+///
+/// # Safety
+/// AVX-512F; `out` is valid for writes of `h_out · w_out` floats that no one else accesses.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn plane_avx512(
+    call: &Depthwise<'_>,
+    parts: &PlaneParts<'_>,
+    out: *mut f32,
+) -> bool {
+    debug_assert!(applies(call));
+    let layout = Layout::new(call);
+    BUFFERS.with_borrow_mut(|(padded, row_max)| {
+        padded.resize(layout.rows * layout.pitch, 0.0);
+        row_max.resize(layout.rows * layout.blocks * LANES, 0.0);
+        // SAFETY: AVX-512F and `out` (the caller's contract); the buffers have `layout`'s sizes.
+        unsafe {
+            fill_padded(call, &layout, parts.input, padded, row_max);
+            rows(call, &layout, parts, padded, row_max, out)
+        }
+    })
+}
+
+/// Copies the image into `padded` at its padding offset, zeros around it, and each padded
+/// row's maxima of three neighbouring absolute values into `row_max`.
+#[target_feature(enable = "avx512f")]
+fn fill_padded(
+    call: &Depthwise<'_>,
+    layout: &Layout,
+    input: &[f32],
+    padded: &mut [f32],
+    row_max: &mut [f32],
+) {
+    let (height, width) = (call.height, call.width);
+    let [top, left] = call.padding;
+    let pitch = layout.pitch;
+    // Image columns `0..copied` land in padded columns `left..left + copied`.
+    let left = left.min(pitch);
+    let copied = width.min(pitch - left);
+    for (r, (row, maxima)) in padded
+        .chunks_exact_mut(pitch)
+        .zip(row_max.chunks_exact_mut(layout.blocks * LANES))
+        .enumerate()
+    {
+        match r.checked_sub(top).filter(|&y| y < height) {
+            Some(y) => {
+                row[..left].fill(0.0);
+                row[left..left + copied].copy_from_slice(&input[y * width..][..copied]);
+                row[left + copied..].fill(0.0);
+            }
+            None => row.fill(0.0),
+        }
+        for (block, maxima) in maxima.chunks_exact_mut(LANES).enumerate() {
+            // SAFETY: columns `16·block .. 16·block + 18` are inside the row (`Layout`).
+            unsafe {
+                let at = row.as_ptr().add(block * LANES);
+                let max = _mm512_max_ps(
+                    _mm512_max_ps(
+                        _mm512_abs_ps(_mm512_loadu_ps(at)),
+                        _mm512_abs_ps(_mm512_loadu_ps(at.add(1))),
+                    ),
+                    _mm512_abs_ps(_mm512_loadu_ps(at.add(2))),
+                );
+                _mm512_storeu_ps(maxima.as_mut_ptr(), max);
+            }
+        }
+    }
+}
+
+/// Keras's rule on every block of every output row, from the padded plane; whether every
+/// output is finite (checked in registers: no second pass over the outputs).
+///
+/// # Safety
+/// AVX-512F; `out` as [`plane_avx512`]'s.
+#[target_feature(enable = "avx512f")]
+unsafe fn rows(
+    call: &Depthwise<'_>,
+    layout: &Layout,
+    parts: &PlaneParts<'_>,
+    padded: &[f32],
+    row_max: &[f32],
+    out: *mut f32,
+) -> bool {
+    let [h_out, w_out] = call.out_size;
+    let (pitch, max_pitch) = (layout.pitch, layout.blocks * LANES);
+    assert!(padded.len() >= layout.rows * pitch && row_max.len() >= layout.rows * max_pitch);
+    assert!(parts.weights.len() == TAPS);
+    // Lanes whose output is NaN or ±inf: `|y| ≤ f32::MAX` is false for exactly those.
+    let largest = _mm512_set1_ps(f32::MAX);
+    let mut non_finite: u16 = 0;
+    let mut weights = [_mm512_setzero_ps(); TAPS];
+    for (w, &value) in weights.iter_mut().zip(parts.weights) {
+        *w = _mm512_set1_ps(value);
+    }
+    let w_scale = _mm512_set1_ps(parts.w_scales[0]);
+    let bias = parts.bias.map(|bias| _mm512_set1_ps(bias[0]));
+    let (int8_max, epsilon) = (_mm512_set1_ps(INT8_MAX), _mm512_set1_ps(ABS_MAX_EPSILON));
+    let tail = w_out - (layout.blocks - 1) * LANES;
+    let tail_mask = ((1u32 << tail) - 1) as u16;
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    for oy in 0..h_out {
+        let top_row = padded[oy * pitch..].as_ptr();
+        let maxima = row_max[oy * max_pitch..].as_ptr();
+        let out_row = out.wrapping_add(oy * w_out);
+        for block in 0..layout.blocks {
+            let c = block * LANES;
+            // SAFETY: rows `oy..oy + 3` of both buffers exist (`layout.rows = h_out + 2`);
+            // columns `c .. c + 18` of a padded row and `c .. c + 16` of a maxima row are
+            // inside them; the store covers outputs `c..` of row `oy` that exist (the mask
+            // keeps the last block's to `w_out`).
+            unsafe {
+                let amax = _mm512_max_ps(
+                    _mm512_max_ps(
+                        _mm512_loadu_ps(maxima.add(c)),
+                        _mm512_loadu_ps(maxima.add(max_pitch + c)),
+                    ),
+                    _mm512_loadu_ps(maxima.add(2 * max_pitch + c)),
+                );
+                let scale = _mm512_div_ps(int8_max, _mm512_add_ps(amax, epsilon));
+                // Two chains of multiply-adds (the sums are exact in any order).
+                let (mut even, mut odd) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                for (t, &w) in weights.iter().enumerate() {
+                    let value = _mm512_loadu_ps(top_row.add((t / 3) * pitch + c + t % 3));
+                    let q = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(value, scale));
+                    if t % 2 == 0 {
+                        even = _mm512_fmadd_ps(q, w, even);
+                    } else {
+                        odd = _mm512_fmadd_ps(q, w, odd);
+                    }
+                }
+                let acc = _mm512_add_ps(even, odd);
+                let mut y = _mm512_div_ps(acc, _mm512_mul_ps(scale, w_scale));
+                if let Some(bias) = bias {
+                    y = _mm512_add_ps(y, bias);
+                }
+                let mask = if block + 1 < layout.blocks {
+                    u16::MAX
+                } else {
+                    tail_mask
+                };
+                non_finite |=
+                    _mm512_mask_cmp_ps_mask::<_CMP_NLE_UQ>(mask, _mm512_abs_ps(y), largest);
+                _mm512_mask_storeu_ps(out_row.add(c), mask, y);
+            }
+        }
+    }
+    non_finite == 0
+}
