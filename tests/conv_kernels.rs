@@ -55,6 +55,8 @@ pub(crate) const CASES: &[Case] = &[
     case([1, 8, 17, 19], 16, [3, 3], [1, 1], 1, 1),
     case([2, 12, 15, 16], 10, [3, 3], [2, 2], 1, 1),
     case([1, 3, 32, 32], 16, [7, 7], [2, 2], 3, 1),
+    // A weight over 256 KiB (512 × 576 bytes): its VNNI offsets are summed by several threads.
+    case([1, 64, 6, 6], 512, [3, 3], [1, 1], 1, 1),
     // Maps narrower than 16 (lane groups spanning rows and images), batched.
     case([5, 32, 7, 7], 40, [3, 3], [1, 1], 1, 1),
     case([4, 9, 3, 2], 5, [3, 3], [1, 1], 1, 1),
