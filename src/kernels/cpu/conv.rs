@@ -210,23 +210,6 @@ pub(super) fn finite(values: &[f32]) -> bool {
     values.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX))
 }
 
-/// [`finite`], spread over the threads when the input is large (a batch of images is tens of
-/// megabytes).
-fn all_finite(values: &[f32]) -> bool {
-    const CHUNK: usize = 64 * 1024;
-    if values.len() <= CHUNK {
-        return finite(values);
-    }
-    let bad = AtomicBool::new(false);
-    parallel_for(values.len().div_ceil(CHUNK), &|i| {
-        let end = ((i + 1) * CHUNK).min(values.len());
-        if !finite(&values[i * CHUNK..end]) {
-            bad.store(true, Ordering::Relaxed);
-        }
-    });
-    !bad.load(Ordering::Relaxed)
-}
-
 /// Keras's activation scale of an AbsMax.
 fn scale_of(amax: f32) -> f32 {
     INT8_MAX / (amax + ABS_MAX_EPSILON)
@@ -310,9 +293,6 @@ pub(crate) fn try_conv2d<B: Backend>(
             bias.as_ref(),
         );
     }
-    if !all_finite(x_values) {
-        return None;
-    }
     let unpadded = top + bottom + left + right == 0;
     let mut shape = shape;
     let prepared = if unpadded && phases == 1 {
@@ -347,7 +327,11 @@ pub(crate) fn try_conv2d<B: Backend>(
         scales: scales.as_slice(),
         bias: bias.as_ref().map(Host::as_slice),
     };
-    conv_gemm(&parts, OutPtr(out.as_mut_ptr()));
+    // A window that reads a NaN or an infinity declines to the generic path (found while the
+    // scales are computed: no separate pass over the input).
+    if !conv_gemm(&parts, OutPtr(out.as_mut_ptr())) {
+        return None;
+    }
     // SAFETY: `conv_gemm` wrote all `len` outputs: its tasks cover every (group, lane group,
     // channel) and each tile's epilogue stores every valid lane of its groups.
     unsafe { out.set_len(len) };
@@ -507,7 +491,8 @@ fn channel_range(shape: &ConvShape, group: usize, first: usize, count: usize) ->
 
 /// The grouped (or dense) convolution as one implicit GEMM per group, written through
 /// `out_ptr` (`positions · c_out` floats, which may be uninitialized: nothing reads them).
-fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) {
+/// Returns `false`, having written nothing, when a window reads a NaN or an infinity.
+fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
     let shape = parts.shape;
     let (k, positions, groups) = (shape.k(), shape.positions(), shape.groups);
     let k4 = k.div_ceil(4) * 4;
@@ -532,7 +517,9 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) {
     } else {
         vec![0; shape.c_out]
     };
-    let x_scales = position_scales(parts);
+    let Some(x_scales) = position_scales(parts) else {
+        return false;
+    };
     let offsets: Vec<Vec<usize>> = (0..groups).map(|g| shape.row_offsets(g)).collect();
 
     // Tasks: (group, lane groups, channels). Channels are split only when positions alone
@@ -636,6 +623,7 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) {
     } else {
         parallel_for(tasks, &run_task);
     }
+    true
 }
 
 /// Each channel row's `128 · Σw` (the offset of activations packed as `q + 128`). The weight
@@ -663,8 +651,11 @@ fn unsigned_corrections(weight: &[i8], k4: usize) -> Vec<i32> {
     corrections
 }
 
-/// Every output position's activation scale, per group: `[groups, positions]`.
-fn position_scales(parts: &Parts<'_>) -> Vec<f32> {
+/// Every output position's activation scale, per group: `[groups, positions]`; `None` when a
+/// window reads a NaN or an infinity. Every value a window reads is in the rows this pass reads
+/// (all their columns), so that is checked here, on values already loaded: the VNNI rounding
+/// would saturate a NaN to an integer, so the outputs could not tell.
+fn position_scales(parts: &Parts<'_>) -> Option<Vec<f32>> {
     let shape = parts.shape;
     let (plane, m, positions) = (shape.plane(), shape.image_positions(), shape.positions());
     let (phases, hp, wq, w_out) = (shape.phases, shape.hp, shape.wq, shape.w_out);
@@ -680,6 +671,7 @@ fn position_scales(parts: &Parts<'_>) -> Vec<f32> {
     let rows_per_band = shape.h_out.div_ceil(bands);
     let bands = shape.h_out.div_ceil(rows_per_band);
     let reach = (shape.kh - 1) * shape.dilation[0] + 1;
+    let non_finite = AtomicBool::new(false);
     let band = |task: usize| {
         let (image, band) = (task / bands, task % bands);
         let (b, group) = (image / shape.groups, image % shape.groups);
@@ -693,15 +685,21 @@ fn position_scales(parts: &Parts<'_>) -> Vec<f32> {
         let rows = y1 - y0;
         let mut pixel_max = vec![0f32; phases * rows * wq];
         let first = (b * shape.c_in + group * c_in_group) * plane;
+        let mut finite = true;
         for channel in parts.input[first..first + c_in_group * plane].chunks_exact(plane) {
             for phase in 0..phases {
                 let source = &channel[phase * hp * wq + y0 * wq..][..rows * wq];
                 let maxes = &mut pixel_max[phase * rows * wq..][..rows * wq];
                 for (max, &v) in maxes.iter_mut().zip(source) {
                     let a = v.abs();
+                    finite &= a <= f32::MAX;
                     *max = if a > *max { a } else { *max };
                 }
             }
+        }
+        if !finite {
+            non_finite.store(true, Ordering::Relaxed);
+            return;
         }
         let mut amax = vec![0f32; w_out];
         for oy in oy0..oy1 {
@@ -729,7 +727,7 @@ fn position_scales(parts: &Parts<'_>) -> Vec<f32> {
     } else {
         parallel_for(tasks, &band);
     }
-    scales
+    (!non_finite.load(Ordering::Relaxed)).then_some(scales)
 }
 
 /// Quantizes one lane group's im2col rows into quads `[k4 / 4][lane][4]` (`+128`, as unsigned

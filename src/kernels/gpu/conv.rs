@@ -189,6 +189,82 @@ fn direct_conv_kernel(
     }
 }
 
+/// Most taps of [`depthwise_conv_kernel`]'s window (held in a local array): 7×7.
+const MAX_WINDOW_TAPS: usize = 49;
+
+/// Invocation `pos` is output `pos` of `[batch, c_out, h_out, w_out]` for a convolution with one
+/// input channel per group (depthwise, with any channel multiplier): the window is read once
+/// into a local array, then its scale, the products and the rescale, all in one invocation.
+/// [`direct_conv_kernel`] after `window_scales_kernel` reads every window twice and its scale
+/// through memory; on lavapipe, where each load is the cost, that made the depthwise layer
+/// slower than the float one. The same IEEE operations in the same order: the same bits.
+#[cube(launch_unchecked)]
+fn depthwise_conv_kernel(
+    input: &Array<f32>,
+    weight: &Array<i8>,
+    w_scales: &Array<f32>,
+    bias: &Array<f32>,
+    out: &mut Array<f32>,
+    shape: &ConvShape,
+    #[comptime] kh: usize,
+    #[comptime] kw: usize,
+    #[comptime] has_bias: bool,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= out.len() {
+        terminate!();
+    }
+    let position = pos % shape.positions;
+    let image_channel = pos / shape.positions;
+    let channel = image_channel % shape.c_out;
+    let image = image_channel / shape.c_out;
+    let group = channel / shape.c_out_group;
+    let (oy, ox) = (position / shape.w_out, position % shape.w_out);
+    let plane = (image * shape.c_in + group) * shape.height;
+
+    let mut window = Array::<f32>::new(kh * kw);
+    let mut amax = 0.0f32;
+    let mut finite = true;
+    #[unroll]
+    for i in 0..kh {
+        let y = oy * shape.stride_y + i * shape.dilation_y;
+        let row_inside = y >= shape.top && y < shape.top + shape.height;
+        #[unroll]
+        for j in 0..kw {
+            let x = ox * shape.stride_x + j * shape.dilation_x;
+            let mut v = 0.0f32;
+            if row_inside && x >= shape.left && x < shape.left + shape.width {
+                v = input[((plane + y - shape.top) * shape.width) + x - shape.left];
+                if f32::is_nan(v) || f32::is_inf(v) {
+                    finite = false;
+                }
+                amax = max(amax, f32::abs(v));
+            }
+            window[i * kw + j] = v;
+        }
+    }
+    // `127 / (amax + eps)` as one division, as `window_scales_kernel`.
+    let scale = if finite {
+        127.0f32 / (amax + 1e-7f32)
+    } else {
+        f32::new(f32::NAN)
+    };
+    let first = channel * (kh * kw);
+    let mut acc = 0i32;
+    #[unroll]
+    for t in 0..kh * kw {
+        // A padding tap holds 0, which rounds to 0 and adds nothing, as a skipped tap does.
+        let q = i32::cast_from(f32::clamp(f32::round(window[t] * scale), -127.0, 127.0));
+        acc += q * i32::cast_from(weight[first + t]);
+    }
+    let value = f32::cast_from(acc) / (scale * w_scales[channel]);
+    if has_bias {
+        out[pos] = value + bias[channel];
+    } else {
+        out[pos] = value;
+    }
+}
+
 /// One convolution's sizes, checked: what the kernels need, as host numbers.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ConvPlan {
@@ -370,7 +446,10 @@ pub(super) fn direct<R: CubeRuntime>(
     let input = into_contiguous(input);
     let w_scales = into_contiguous(w_scales);
     let bias = bias.map(into_contiguous);
-    let scales = plan.window_scales(&input);
+    let [kh, kw] = plan.kernel;
+    let depthwise = plan.c_in == plan.geometry.groups && kh * kw <= MAX_WINDOW_TAPS;
+    // The depthwise kernel finds each window's scale itself.
+    let scales = (!depthwise).then(|| plan.window_scales(&input));
     let [h_out, w_out] = plan.out_size;
     let output = empty_device_contiguous_dtype(
         input.client.clone(),
@@ -382,13 +461,35 @@ pub(super) fn direct<R: CubeRuntime>(
     let cube_dim = CubeDim::new_1d(CUBE_SIZE);
     let has_bias = bias.is_some();
     let bias = bias.unwrap_or_else(|| w_scales.clone());
+    let cube_count = calculate_cube_count_elemwise(&client, plan.outputs(), cube_dim);
+    let Some(scales) = scales else {
+        // SAFETY: as below; the weight's channel rows are `kh · kw` bytes (one input channel
+        // per group).
+        unsafe {
+            depthwise_conv_kernel::launch_unchecked::<R>(
+                &client,
+                cube_count,
+                cube_dim,
+                input.into_array_arg(),
+                weight.into_array_arg(),
+                w_scales.into_array_arg(),
+                bias.into_array_arg(),
+                output.clone().into_array_arg(),
+                plan.shape(),
+                kh,
+                kw,
+                has_bias,
+            );
+        }
+        return Some(output);
+    };
     // SAFETY: every array is its tensor's own buffer and length (the weight dense, so its
     // `c_out · K` bytes are the channel rows); the kernel returns past the last output, and
     // every input index it forms is checked against the image (padding is never read).
     unsafe {
         direct_conv_kernel::launch_unchecked::<R>(
             &client,
-            calculate_cube_count_elemwise(&client, plan.outputs(), cube_dim),
+            cube_count,
             cube_dim,
             input.into_array_arg(),
             weight.into_array_arg(),
