@@ -2,14 +2,18 @@
 //! rule (one activation scale per output position and group: each im2col row quantized on its
 //! own). `window_scales_kernel` reads each window in place and writes its scale
 //! `127 / (amax + 1e-7)` (NaN where the window holds a non-finite value, so every output that
-//! reads it is NaN). Then one of two paths:
+//! reads it is NaN). Then one of three paths:
 //!
 //! - **Ungrouped, K a multiple of 4** (ResNet's convolutions, pointwise layers):
 //!   `quantized_rows_kernel` writes the int8 im2col rows directly, four bytes per word,
 //!   quantized while they are gathered, and the seam's packed int8 product and the generic
 //!   epilogue (`mod.rs`) finish: the f32 `unfold4d` (a convolution with one-hot kernels) and
 //!   its f32 rows are gone.
-//! - **Anything else** (depthwise, grouped, odd K): `direct_conv_kernel`, one invocation per
+//! - **Depthwise** (one input channel per group, windows up to 7×7): `depthwise_conv_kernel`,
+//!   one invocation per output, reads its window once into a local array and finds its scale
+//!   itself (no scales pass): 2.4× Burn's f32 convolution on lavapipe, where the two-pass
+//!   version below was 0.9×.
+//! - **Anything else** (grouped, odd K): `direct_conv_kernel`, one invocation per
 //!   output, rounds each tap's `v · scale` half to even, clamps to ±127, multiplies by the int8
 //!   weight read in place and sums in i32, then `acc / (scale · w_scale) + bias`. It rounds a
 //!   window again for every output channel of its group, which costs little where groups are
