@@ -587,3 +587,24 @@ fn slice_assign_in_place_on_flex() {
 fn slice_assign_falls_back_on_ndarray() {
     slice_assign_matches::<burn::backend::NdArray>(&Default::default(), false);
 }
+
+/// `BURN_INT8_MAX_ISA` caps the level as oneDNN's `ONEDNN_MAX_CPU_ISA` does: the best level at or
+/// below the named one among those the CPU runs; a name that is not a level, or no name, leaves
+/// the best; case and spaces do not matter.
+#[test]
+fn the_isa_cap_picks_the_best_level_at_or_below_it() {
+    let all = [Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx2, Isa::Portable];
+    let zen3 = [Isa::Avx2, Isa::Portable];
+    let cascade_lake = [Isa::Avx512Vnni, Isa::Avx2, Isa::Portable];
+    assert_eq!(Isa::best_within(&all, None), Isa::Avx512Vnni);
+    assert_eq!(Isa::best_within(&all, Some("avxvnni")), Isa::AvxVnni);
+    assert_eq!(Isa::best_within(&all, Some(" AVX2 ")), Isa::Avx2);
+    assert_eq!(Isa::best_within(&all, Some("portable")), Isa::Portable);
+    assert_eq!(Isa::best_within(&cascade_lake, Some("avxvnni")), Isa::Avx2);
+    assert_eq!(Isa::best_within(&zen3, Some("avx512vnni")), Isa::Avx2);
+    assert_eq!(Isa::best_within(&zen3, Some("sse9")), Isa::Avx2);
+    for (isa, name) in all.iter().zip(Isa::NAMES) {
+        assert_eq!(isa.name(), name);
+        assert_eq!(Isa::best_within(&all, Some(name)), *isa);
+    }
+}

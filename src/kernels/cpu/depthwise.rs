@@ -89,12 +89,9 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>) -> Option<Vec<f32>> {
     let per_plane = call.multiplier * call.out_plane();
     let planes_per_task = TASK_OUTPUTS.div_ceil(per_plane.max(1)).clamp(1, planes);
     let tasks = planes.div_ceil(planes_per_task);
-    // MobileNet's stride-1 layers on wide maps take the padded-rows path on AVX-512
-    // (`depthwise_rows.rs`); everything else follows a plan of masked loads.
-    #[cfg(target_arch = "x86_64")]
-    let padded_rows = isa == Isa::Avx512Vnni && super::depthwise_rows::applies(call);
-    #[cfg(not(target_arch = "x86_64"))]
-    let padded_rows = false;
+    // MobileNet's stride-1 layers on wide maps take the padded-rows path (`depthwise_rows.rs`);
+    // everything else follows a plan of masked loads.
+    let padded_rows = super::depthwise_rows::applies(call);
     let plan = (!padded_rows).then(|| Plan::new(call));
     // The padded-rows path writes every output through raw pointers, so its buffer is not
     // zeroed first (a serial memset of the whole output was 10% of a batch-8 layer).
@@ -127,21 +124,14 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>) -> Option<Vec<f32>> {
                     // Checked while the plane's outputs are in cache.
                     finite(out)
                 }
-                #[cfg(target_arch = "x86_64")]
                 None => {
                     let parts = PlaneParts::new(call, &mut weights, plane);
-                    // SAFETY: `padded_rows` is set only on the AVX-512 level; the plane's
-                    // `per_plane` outputs are inside the buffer's capacity and this task's.
-                    unsafe {
-                        super::depthwise_rows::plane_avx512(
-                            call,
-                            &parts,
-                            out_ptr.0.add(plane * per_plane),
-                        )
-                    }
+                    // SAFETY: the plane's `per_plane` outputs are inside the buffer's capacity
+                    // and this task's.
+                    let out = unsafe { out_ptr.0.add(plane * per_plane) };
+                    // SAFETY: as above.
+                    unsafe { padded_rows_on(isa, call, &parts, out) }
                 }
-                #[cfg(not(target_arch = "x86_64"))]
-                None => unreachable!("the padded-rows path is x86-64 only"),
             };
             if !plane_finite {
                 non_finite.store(true, Ordering::Relaxed);
@@ -158,6 +148,38 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>) -> Option<Vec<f32>> {
         unsafe { out.set_len(len) };
     }
     (!non_finite.load(Ordering::Relaxed)).then_some(out)
+}
+
+/// `depthwise_rows.rs`'s plane on instruction set `isa`: intrinsics on AVX-512, plain Rust
+/// compiled for AVX2 + FMA or baseline elsewhere.
+///
+/// # Safety
+/// `out` is valid for writes of the plane's outputs, which no one else accesses.
+unsafe fn padded_rows_on(
+    isa: Isa,
+    call: &Depthwise<'_>,
+    parts: &PlaneParts<'_>,
+    out: *mut f32,
+) -> bool {
+    use super::depthwise_rows as rows;
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2(call: &Depthwise<'_>, parts: &PlaneParts<'_>, out: *mut f32) -> bool {
+            // SAFETY: the caller's contract.
+            unsafe { rows::plane_portable(call, parts, out) }
+        }
+        match isa {
+            // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F is, the AVX2 levels only
+            // where AVX2 and FMA are (`Isa::available`); `out` is the caller's contract.
+            Isa::Avx512Vnni => return unsafe { rows::plane_avx512(call, parts, out) },
+            Isa::AvxVnni | Isa::Avx2 => return unsafe { avx2(call, parts, out) },
+            Isa::Portable => {}
+        }
+    }
+    let _ = isa;
+    // SAFETY: the caller's contract.
+    unsafe { rows::plane_portable(call, parts, out) }
 }
 
 /// Asks for `values` in the L2 cache, one request per cache line. The next plane is requested
@@ -230,7 +252,15 @@ fn plane_on(
             taps: &mut [[f32; LANES]],
             out: &mut [f32],
         ) {
-            plane(sx, plan, parts, taps, out, fill_portable, block_portable)
+            // Closures, not the function items: closures take this function's instruction
+            // sets, while function items passed on run through `Fn::call` shims compiled for
+            // baseline x86-64, where rounding is a `rintf` call per value (27× slower than
+            // Burn's float convolution, measured).
+            let fill = |taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], sx| {
+                fill_portable(taps, pieces, input, sx)
+            };
+            let compute = |block: &Block<'_>, out: &mut [f32]| block_portable(block, out);
+            plane(sx, plan, parts, taps, out, fill, compute)
         }
         match isa {
             // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F is, the AVX2 levels only

@@ -1,6 +1,7 @@
 //! The depthwise kernel's path for MobileNet's stride-1 layers on wide maps: 3×3, stride 1, no
 //! dilation, one output channel per input channel, at least [`MIN_WIDTH`] outputs a row, on
-//! AVX-512. The general kernel (`depthwise.rs`) builds each tap of a block from masked loads
+//! every level (AVX-512 intrinsics; plain Rust the compiler vectorises, compiled for AVX2 + FMA
+//! and baseline). The general kernel (`depthwise.rs`) builds each tap of a block from masked loads
 //! whose offsets and masks it reads from a plan; on a 112-wide map that bookkeeping, not the
 //! arithmetic, was most of its time (0.91× Burn's float convolution at batch 8).
 //!
@@ -18,6 +19,7 @@
 //! a window gives a non-finite output as in the general kernel (the caller checks each plane's
 //! outputs).
 
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
@@ -35,7 +37,7 @@ thread_local! {
     static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Whether a call takes this path (on AVX-512).
+/// Whether a call takes this path.
 pub(super) fn applies(call: &Depthwise<'_>) -> bool {
     call.kernel == [3, 3]
         && call.stride == [1, 1]
@@ -64,6 +66,7 @@ impl Layout {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// One plane (`parts`, of a call that [`applies`]) into `out`: writes all its `h_out · w_out`
 /// values (through the pointer, so the memory may be uninitialized) and returns whether they
 /// are all finite.
@@ -91,6 +94,7 @@ pub(super) unsafe fn plane_avx512(
 
 /// Copies the image into `padded` at its padding offset, zeros around it, and each padded
 /// row's maxima of three neighbouring absolute values into `row_max`.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn fill_padded(
     call: &Depthwise<'_>,
@@ -140,6 +144,7 @@ fn fill_padded(
 ///
 /// # Safety
 /// AVX-512F; `out` as [`plane_avx512`]'s.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows(
     call: &Depthwise<'_>,
@@ -213,4 +218,127 @@ unsafe fn rows(
         }
     }
     non_finite == 0
+}
+
+/// [`plane_avx512`] in plain Rust: the same IEEE operations on arrays of 16 lanes, which the
+/// compiler vectorises for the level the caller is compiled for.
+///
+/// # Safety
+/// `out` as [`plane_avx512`]'s.
+#[inline(always)]
+pub(super) unsafe fn plane_portable(
+    call: &Depthwise<'_>,
+    parts: &PlaneParts<'_>,
+    out: *mut f32,
+) -> bool {
+    debug_assert!(applies(call));
+    let layout = Layout::new(call);
+    // The buffers are taken out of the thread-local and put back, rather than used inside a
+    // closure: a closure would be compiled apart from the caller's instruction set (AVX2).
+    let (mut padded, mut row_max) = BUFFERS.with_borrow_mut(std::mem::take);
+    padded.resize(layout.rows * layout.pitch, 0.0);
+    row_max.resize(layout.rows * layout.blocks * LANES, 0.0);
+    fill_padded_portable(call, &layout, parts.input, &mut padded, &mut row_max);
+    // SAFETY: the caller's contract.
+    let finite = unsafe { rows_portable(call, &layout, parts, &padded, &row_max, out) };
+    BUFFERS.set((padded, row_max));
+    finite
+}
+
+/// The larger of two values (exact; the kernels' `a > b` rule).
+#[inline(always)]
+fn max(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
+/// `fill_padded` in plain Rust.
+#[inline(always)]
+fn fill_padded_portable(
+    call: &Depthwise<'_>,
+    layout: &Layout,
+    input: &[f32],
+    padded: &mut [f32],
+    row_max: &mut [f32],
+) {
+    let (height, width) = (call.height, call.width);
+    let [top, left] = call.padding;
+    let pitch = layout.pitch;
+    let left = left.min(pitch);
+    let copied = width.min(pitch - left);
+    for (r, (row, maxima)) in padded
+        .chunks_exact_mut(pitch)
+        .zip(row_max.chunks_exact_mut(layout.blocks * LANES))
+        .enumerate()
+    {
+        match r.checked_sub(top).filter(|&y| y < height) {
+            Some(y) => {
+                row[..left].fill(0.0);
+                row[left..left + copied].copy_from_slice(&input[y * width..][..copied]);
+                row[left + copied..].fill(0.0);
+            }
+            None => row.fill(0.0),
+        }
+        for (c, maximum) in maxima.iter_mut().enumerate() {
+            *maximum = max(max(row[c].abs(), row[c + 1].abs()), row[c + 2].abs());
+        }
+    }
+}
+
+/// `rows` in plain Rust.
+///
+/// # Safety
+/// `out` as [`plane_avx512`]'s.
+#[inline(always)]
+unsafe fn rows_portable(
+    call: &Depthwise<'_>,
+    layout: &Layout,
+    parts: &PlaneParts<'_>,
+    padded: &[f32],
+    row_max: &[f32],
+    out: *mut f32,
+) -> bool {
+    let [h_out, w_out] = call.out_size;
+    let (pitch, max_pitch) = (layout.pitch, layout.blocks * LANES);
+    assert!(padded.len() >= layout.rows * pitch && row_max.len() >= layout.rows * max_pitch);
+    let weights: &[f32; TAPS] = parts.weights.try_into().expect("3×3 weights");
+    let (w_scale, bias) = (parts.w_scales[0], parts.bias.map(|bias| bias[0]));
+    let mut finite = true;
+    for oy in 0..h_out {
+        for c in (0..w_out).step_by(LANES) {
+            // Plain loops, no closures: those would be compiled apart from the caller's
+            // instruction set.
+            let first = oy * max_pitch + c;
+            let m0 = &row_max[first..][..LANES];
+            let m1 = &row_max[first + max_pitch..][..LANES];
+            let m2 = &row_max[first + 2 * max_pitch..][..LANES];
+            let mut scale = [0f32; LANES];
+            for l in 0..LANES {
+                scale[l] = INT8_MAX / (max(max(m0[l], m1[l]), m2[l]) + ABS_MAX_EPSILON);
+            }
+            let mut acc = [0f32; LANES];
+            for (t, &w) in weights.iter().enumerate() {
+                let values = &padded[(oy + t / 3) * pitch + c + t % 3..][..LANES];
+                for ((acc, &v), &scale) in acc.iter_mut().zip(values).zip(&scale) {
+                    *acc += (v * scale).round_ties_even() * w;
+                }
+            }
+            let mut y = [0f32; LANES];
+            for l in 0..LANES {
+                y[l] = acc[l] / (scale[l] * w_scale);
+            }
+            if let Some(bias) = bias {
+                for y in &mut y {
+                    *y += bias;
+                }
+            }
+            let len = LANES.min(w_out - c);
+            for v in &y[..len] {
+                finite &= v.abs() <= f32::MAX;
+            }
+            // SAFETY: outputs `c..c + len` of row `oy` are inside the plane's `h_out · w_out`
+            // (the caller's contract); written through the pointer.
+            unsafe { std::ptr::copy_nonoverlapping(y.as_ptr(), out.add(oy * w_out + c), len) };
+        }
+    }
+    finite
 }

@@ -50,11 +50,59 @@ pub enum Isa {
     Portable,
 }
 
+/// The environment variable that caps the level the kernels use, as oneDNN's
+/// `ONEDNN_MAX_CPU_ISA` does: `avx512vnni`, `avxvnni`, `avx2` or `portable`. It lets a
+/// benchmark measure a lower level on a better CPU; a name that is not a level is ignored
+/// (with a warning), and a cap above what the CPU runs changes nothing.
+pub const MAX_ISA_VAR: &str = "BURN_INT8_MAX_ISA";
+
 impl Isa {
-    /// The best level this CPU runs, detected once.
+    /// The names [`MAX_ISA_VAR`] takes, best first.
+    pub const NAMES: [&'static str; 4] = ["avx512vnni", "avxvnni", "avx2", "portable"];
+
+    pub fn name(self) -> &'static str {
+        Isa::NAMES[self.rank()]
+    }
+
+    /// 0 for the best level, 3 for `Portable`.
+    fn rank(self) -> usize {
+        match self {
+            Isa::Avx512Vnni => 0,
+            Isa::AvxVnni => 1,
+            Isa::Avx2 => 2,
+            Isa::Portable => 3,
+        }
+    }
+
+    /// The best level this CPU runs, detected once, capped by [`MAX_ISA_VAR`] when it is set.
     pub fn detect() -> Isa {
         static DETECTED: OnceLock<Isa> = OnceLock::new();
-        *DETECTED.get_or_init(|| Isa::available()[0])
+        *DETECTED.get_or_init(|| {
+            let cap = std::env::var(MAX_ISA_VAR).ok();
+            Isa::best_within(&Isa::available(), cap.as_deref())
+        })
+    }
+
+    /// The best of `levels` (best first, ending with `Portable`) at or below the level named
+    /// `cap`; the best of all when `cap` is `None` or not a level's name.
+    pub fn best_within(levels: &[Isa], cap: Option<&str>) -> Isa {
+        let cap_rank = cap.and_then(|name| {
+            let found = Isa::NAMES
+                .iter()
+                .position(|&n| n == name.trim().to_ascii_lowercase());
+            if found.is_none() {
+                tracing::warn!(
+                    "{MAX_ISA_VAR}={name:?} is not one of {:?}: ignored",
+                    Isa::NAMES
+                );
+            }
+            found
+        });
+        levels
+            .iter()
+            .copied()
+            .find(|level| cap_rank.is_none_or(|cap| level.rank() >= cap))
+            .unwrap_or(Isa::Portable)
     }
 
     /// Whether this CPU runs `self` (the detected level is checked first: listing every level

@@ -14,7 +14,6 @@
 mod attention;
 mod conv;
 mod depthwise;
-#[cfg(target_arch = "x86_64")]
 mod depthwise_rows;
 mod gemm;
 #[cfg(feature = "flex")]
