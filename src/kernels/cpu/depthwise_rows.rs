@@ -92,6 +92,25 @@ pub(super) unsafe fn plane_avx512(
     })
 }
 
+/// Padded row `r` of a plane: the image row it holds at its padding offset (clipped to the
+/// row), zeros around it; all zeros above and below the image.
+#[inline(always)]
+fn pad_row(call: &Depthwise<'_>, input: &[f32], r: usize, row: &mut [f32]) {
+    let (height, width) = (call.height, call.width);
+    let [top, left] = call.padding;
+    // Image columns `0..copied` land in padded columns `left..left + copied`.
+    let left = left.min(row.len());
+    let copied = width.min(row.len() - left);
+    match r.checked_sub(top).filter(|&y| y < height) {
+        Some(y) => {
+            row[..left].fill(0.0);
+            row[left..left + copied].copy_from_slice(&input[y * width..][..copied]);
+            row[left + copied..].fill(0.0);
+        }
+        None => row.fill(0.0),
+    }
+}
+
 /// Copies the image into `padded` at its padding offset, zeros around it, and each padded
 /// row's maxima of three neighbouring absolute values into `row_max`.
 #[cfg(target_arch = "x86_64")]
@@ -103,25 +122,12 @@ fn fill_padded(
     padded: &mut [f32],
     row_max: &mut [f32],
 ) {
-    let (height, width) = (call.height, call.width);
-    let [top, left] = call.padding;
-    let pitch = layout.pitch;
-    // Image columns `0..copied` land in padded columns `left..left + copied`.
-    let left = left.min(pitch);
-    let copied = width.min(pitch - left);
     for (r, (row, maxima)) in padded
-        .chunks_exact_mut(pitch)
+        .chunks_exact_mut(layout.pitch)
         .zip(row_max.chunks_exact_mut(layout.blocks * LANES))
         .enumerate()
     {
-        match r.checked_sub(top).filter(|&y| y < height) {
-            Some(y) => {
-                row[..left].fill(0.0);
-                row[left..left + copied].copy_from_slice(&input[y * width..][..copied]);
-                row[left + copied..].fill(0.0);
-            }
-            None => row.fill(0.0),
-        }
+        pad_row(call, input, r, row);
         for (block, maxima) in maxima.chunks_exact_mut(LANES).enumerate() {
             // SAFETY: columns `16·block .. 16·block + 18` are inside the row (`Layout`).
             unsafe {
@@ -260,24 +266,12 @@ fn fill_padded_portable(
     padded: &mut [f32],
     row_max: &mut [f32],
 ) {
-    let (height, width) = (call.height, call.width);
-    let [top, left] = call.padding;
-    let pitch = layout.pitch;
-    let left = left.min(pitch);
-    let copied = width.min(pitch - left);
     for (r, (row, maxima)) in padded
-        .chunks_exact_mut(pitch)
+        .chunks_exact_mut(layout.pitch)
         .zip(row_max.chunks_exact_mut(layout.blocks * LANES))
         .enumerate()
     {
-        match r.checked_sub(top).filter(|&y| y < height) {
-            Some(y) => {
-                row[..left].fill(0.0);
-                row[left..left + copied].copy_from_slice(&input[y * width..][..copied]);
-                row[left + copied..].fill(0.0);
-            }
-            None => row.fill(0.0),
-        }
+        pad_row(call, input, r, row);
         for (c, maximum) in maxima.iter_mut().enumerate() {
             *maximum = max(max(row[c].abs(), row[c + 1].abs()), row[c + 2].abs());
         }
