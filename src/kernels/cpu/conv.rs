@@ -205,11 +205,6 @@ pub(super) struct Epilogue<'a> {
     pub m: usize,
 }
 
-/// Whether every value is finite, in a form the compiler vectorises (no early exit).
-pub(super) fn finite(values: &[f32]) -> bool {
-    values.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX))
-}
-
 /// Keras's activation scale of an AbsMax.
 fn scale_of(amax: f32) -> f32 {
     INT8_MAX / (amax + ABS_MAX_EPSILON)

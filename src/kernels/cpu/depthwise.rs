@@ -30,7 +30,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::conv::finite;
 use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
 use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
@@ -130,7 +129,7 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>) -> Option<Vec<f32>> {
                     // and this task's.
                     let out = unsafe { out_ptr.0.add(plane * per_plane) };
                     // SAFETY: as above.
-                    unsafe { padded_rows_on(isa, call, &parts, out) }
+                    unsafe { super::depthwise_rows::plane(isa, call, &parts, out) }
                 }
             };
             if !plane_finite {
@@ -144,42 +143,16 @@ pub(super) fn depthwise(isa: Isa, call: &Depthwise<'_>) -> Option<Vec<f32>> {
         parallel_for(tasks, &run_task);
     }
     if padded_rows {
-        // SAFETY: every plane's outputs were written (`plane_avx512` writes all of them).
+        // SAFETY: every plane's outputs were written (`depthwise_rows::plane` writes all of
+        // them).
         unsafe { out.set_len(len) };
     }
     (!non_finite.load(Ordering::Relaxed)).then_some(out)
 }
 
-/// `depthwise_rows.rs`'s plane on instruction set `isa`: intrinsics on AVX-512, plain Rust
-/// compiled for AVX2 + FMA or baseline elsewhere.
-///
-/// # Safety
-/// `out` is valid for writes of the plane's outputs, which no one else accesses.
-unsafe fn padded_rows_on(
-    isa: Isa,
-    call: &Depthwise<'_>,
-    parts: &PlaneParts<'_>,
-    out: *mut f32,
-) -> bool {
-    use super::depthwise_rows as rows;
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(call: &Depthwise<'_>, parts: &PlaneParts<'_>, out: *mut f32) -> bool {
-            // SAFETY: the caller's contract.
-            unsafe { rows::plane_portable(call, parts, out) }
-        }
-        match isa {
-            // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F is, the AVX2 levels only
-            // where AVX2 and FMA are (`Isa::available`); `out` is the caller's contract.
-            Isa::Avx512Vnni => return unsafe { rows::plane_avx512(call, parts, out) },
-            Isa::AvxVnni | Isa::Avx2 => return unsafe { avx2(call, parts, out) },
-            Isa::Portable => {}
-        }
-    }
-    let _ = isa;
-    // SAFETY: the caller's contract.
-    unsafe { rows::plane_portable(call, parts, out) }
+/// Whether every value is finite, in a form the compiler vectorises (no early exit).
+fn finite(values: &[f32]) -> bool {
+    values.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX))
 }
 
 /// Asks for `values` in the L2 cache, one request per cache line. The next plane is requested

@@ -16,14 +16,15 @@
 //! `acc / (scale · w_scale) + bias`. The same bits, then.
 //!
 //! Lanes past the end of a row compute on padding and are not stored; a NaN or an infinity in
-//! a window gives a non-finite output as in the general kernel (the caller checks each plane's
-//! outputs).
+//! a window gives a non-finite output as in the general kernel, and each block's outputs are
+//! checked while they are in registers (no pass over the plane).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 use super::depthwise::{Depthwise, PlaneParts};
+use super::gemm::Isa;
 use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
 
 /// Outputs a row, at least, for this path: narrower maps fill a vector better with the general
@@ -66,30 +67,90 @@ impl Layout {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-/// One plane (`parts`, of a call that [`applies`]) into `out`: writes all its `h_out · w_out`
-/// values (through the pointer, so the memory may be uninitialized) and returns whether they
-/// are all finite.
+/// One plane (`parts`, of a call that [`applies`]) into `out` on instruction set `isa`: writes
+/// all its `h_out · w_out` values (through the pointer, so the memory may be uninitialized) and
+/// returns whether they are all finite.
 ///
 /// # Safety
-/// AVX-512F; `out` is valid for writes of `h_out · w_out` floats that no one else accesses.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn plane_avx512(
+/// `out` is valid for writes of `h_out · w_out` floats that no one else accesses.
+pub(super) unsafe fn plane(
+    isa: Isa,
     call: &Depthwise<'_>,
     parts: &PlaneParts<'_>,
     out: *mut f32,
 ) -> bool {
     debug_assert!(applies(call));
     let layout = Layout::new(call);
-    BUFFERS.with_borrow_mut(|(padded, row_max)| {
-        padded.resize(layout.rows * layout.pitch, 0.0);
-        row_max.resize(layout.rows * layout.blocks * LANES, 0.0);
-        // SAFETY: AVX-512F and `out` (the caller's contract); the buffers have `layout`'s sizes.
-        unsafe {
-            fill_padded(call, &layout, parts.input, padded, row_max);
-            rows(call, &layout, parts, padded, row_max, out)
+    // The buffers are taken out of the thread-local and put back, rather than used inside a
+    // `with` closure, so that the levels' code below is compiled with their instruction sets.
+    let (mut padded, mut row_max) = BUFFERS.with_borrow_mut(std::mem::take);
+    padded.resize(layout.rows * layout.pitch, 0.0);
+    row_max.resize(layout.rows * layout.blocks * LANES, 0.0);
+    let buffers = Buffers {
+        layout: &layout,
+        padded: &mut padded,
+        row_max: &mut row_max,
+    };
+    // SAFETY: `out` is the caller's contract.
+    let finite = unsafe { plane_on(isa, call, parts, buffers, out) };
+    BUFFERS.set((padded, row_max));
+    finite
+}
+
+/// A plane's padded copy and its per-row maxima, with their sizes.
+struct Buffers<'a> {
+    layout: &'a Layout,
+    padded: &'a mut [f32],
+    row_max: &'a mut [f32],
+}
+
+/// [`plane`] on `isa`: the AVX-512 intrinsics, or the plain Rust compiled for AVX2 + FMA or
+/// baseline.
+///
+/// # Safety
+/// As [`plane`].
+unsafe fn plane_on(
+    isa: Isa,
+    call: &Depthwise<'_>,
+    parts: &PlaneParts<'_>,
+    b: Buffers<'_>,
+    out: *mut f32,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512(
+            call: &Depthwise<'_>,
+            parts: &PlaneParts<'_>,
+            b: Buffers<'_>,
+            out: *mut f32,
+        ) -> bool {
+            fill_padded(call, b.layout, parts.input, b.padded, b.row_max);
+            // SAFETY: AVX-512F (this function's); the buffers have `layout`'s sizes; `out` is
+            // the caller's contract.
+            unsafe { rows(call, b.layout, parts, b.padded, b.row_max, out) }
         }
-    })
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2(
+            call: &Depthwise<'_>,
+            parts: &PlaneParts<'_>,
+            b: Buffers<'_>,
+            out: *mut f32,
+        ) -> bool {
+            // SAFETY: the caller's contract.
+            unsafe { plane_portable(call, parts, b, out) }
+        }
+        match isa {
+            // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F is, the AVX2 levels only
+            // where AVX2 and FMA are (`Isa::available`); `out` is the caller's contract.
+            Isa::Avx512Vnni => return unsafe { avx512(call, parts, b, out) },
+            Isa::AvxVnni | Isa::Avx2 => return unsafe { avx2(call, parts, b, out) },
+            Isa::Portable => {}
+        }
+    }
+    let _ = isa;
+    // SAFETY: the caller's contract.
+    unsafe { plane_portable(call, parts, b, out) }
 }
 
 /// Padded row `r` of a plane: the image row it holds at its padding offset (clipped to the
@@ -149,7 +210,7 @@ fn fill_padded(
 /// output is finite (checked in registers: no second pass over the outputs).
 ///
 /// # Safety
-/// AVX-512F; `out` as [`plane_avx512`]'s.
+/// AVX-512F; `out` as [`plane`]'s.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows(
@@ -226,29 +287,22 @@ unsafe fn rows(
     non_finite == 0
 }
 
-/// [`plane_avx512`] in plain Rust: the same IEEE operations on arrays of 16 lanes, which the
-/// compiler vectorises for the level the caller is compiled for.
+/// The AVX-512 steps in plain Rust: the same IEEE operations on arrays of 16 lanes, which the
+/// compiler vectorises for the level it is inlined into (no closures, which would be compiled
+/// apart from it).
 ///
 /// # Safety
-/// `out` as [`plane_avx512`]'s.
+/// As [`plane`].
 #[inline(always)]
-pub(super) unsafe fn plane_portable(
+unsafe fn plane_portable(
     call: &Depthwise<'_>,
     parts: &PlaneParts<'_>,
+    b: Buffers<'_>,
     out: *mut f32,
 ) -> bool {
-    debug_assert!(applies(call));
-    let layout = Layout::new(call);
-    // The buffers are taken out of the thread-local and put back, rather than used inside a
-    // closure: a closure would be compiled apart from the caller's instruction set (AVX2).
-    let (mut padded, mut row_max) = BUFFERS.with_borrow_mut(std::mem::take);
-    padded.resize(layout.rows * layout.pitch, 0.0);
-    row_max.resize(layout.rows * layout.blocks * LANES, 0.0);
-    fill_padded_portable(call, &layout, parts.input, &mut padded, &mut row_max);
+    fill_padded_portable(call, b.layout, parts.input, b.padded, b.row_max);
     // SAFETY: the caller's contract.
-    let finite = unsafe { rows_portable(call, &layout, parts, &padded, &row_max, out) };
-    BUFFERS.set((padded, row_max));
-    finite
+    unsafe { rows_portable(call, b.layout, parts, b.padded, b.row_max, out) }
 }
 
 /// The larger of two values (exact; the kernels' `a > b` rule).
@@ -281,7 +335,7 @@ fn fill_padded_portable(
 /// `rows` in plain Rust.
 ///
 /// # Safety
-/// `out` as [`plane_avx512`]'s.
+/// `out` as [`plane`]'s.
 #[inline(always)]
 unsafe fn rows_portable(
     call: &Depthwise<'_>,
