@@ -23,7 +23,7 @@ use crate::{Int8Error, Int8Format, Scheme};
 ///   across machines and backends; on load the values parameter's load mapper (burn-store
 ///   calls it) lays them out channel-major again, once per load, never per call, with no
 ///   matching on module names.
-/// - `scale` depends on the scheme ([`crate::scheme`]). Keras: `[channels]`, Keras's
+/// - `scale` depends on the scheme ([`crate::scheme`]). Keras (and Sample): `[channels]`, Keras's
 ///   `kernel_scale`, a multiplier (`q = w · scale`). Q8_0: `[channels · inputs / 32]`, each
 ///   channel's block scales in order, f16 values held as f32, which multiply the other way
 ///   (`w ≈ q · d`, as GGUF stores them). Values and scale are frozen: Keras does not train
@@ -82,7 +82,8 @@ impl<B: Backend, const D: usize> Int8Weight<B, D> {
         let swapped_dims = swapped.dims();
         let rows = rotated(format.rotation, swapped.reshape([channels, inputs]));
         let (values, scale) = match format.scheme {
-            Scheme::Keras => {
+            // Sample differs from Keras in its activations only.
+            Scheme::Keras | Scheme::Sample => {
                 let (values, scale) = abs_max_quantize_along(rows, 1);
                 (values, scale.reshape([channels]))
             }

@@ -7,12 +7,21 @@
 //!   32 at run time, int8 products summed in i32 within a block and the blocks combined in
 //!   f32 with both scales (ggml's `vec_dot_q8_0_q8_0`). It needs the input size to be a
 //!   multiple of 32, as ggml does.
+//! - [`Scheme::Sample`], for convolutions: the weight as Keras's (one scale per output
+//!   channel), the activations with **one AbsMax scale per sample** (each image of the batch)
+//!   instead of one per output position. Keras's rule quantizes every window on its own, so a
+//!   3×3 convolution quantizes each input value 9 times; a per-sample scale quantizes it once,
+//!   as ONNX Runtime's per-tensor activations do (its static scale is calibrated, this one is
+//!   measured on each sample at run time, so no calibration data is needed and one sample's
+//!   result does not depend on the others in its batch). Dense layers and embeddings keep
+//!   Keras's per-row scale (a row of a dense layer already is its sample), depthwise
+//!   convolutions too (their kernel finds each window's scale as it reads it).
 //! - [`Rotation::Hadamard`] with either: the layer's input dimension rotated by the
 //!   Walsh–Hadamard transform of [`crate::rotation`] (the weight once, when quantized; each
 //!   activation row at run time), which spreads outlier features before they are quantized.
 //!
-//! Convolutions are Keras-only: a convolution asked for another format gets
-//! [`Int8Format::KERAS`], and the report says so.
+//! A convolution asked for Q8_0 (or a rotation) gets Keras's scheme, a dense layer or an
+//! embedding asked for [`Scheme::Sample`] too; the report says which format each layer got.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +37,8 @@ pub enum Scheme {
     Keras,
     /// llama.cpp's Q8_0: per block of 32 inputs, f16 scales.
     Q8_0,
+    /// Convolutions: per output channel (weights) and per sample (activations).
+    Sample,
 }
 
 /// An orthogonal transform of a layer's input dimension applied before quantizing.
@@ -60,20 +71,21 @@ impl Int8Format {
 
 impl Scheme {
     /// The names the command line and reports use.
-    pub const NAMES: [&'static str; 2] = ["keras", "q8_0"];
+    pub const NAMES: [&'static str; 3] = ["keras", "q8_0", "sample"];
 
     pub fn name(self) -> &'static str {
         match self {
             Scheme::Keras => "keras",
             Scheme::Q8_0 => "q8_0",
+            Scheme::Sample => "sample",
         }
     }
 
-    /// How many scales an output channel of `inputs` values has: one (Keras), one per block
-    /// of [`Q8_0_BLOCK`] (Q8_0).
+    /// How many scales an output channel of `inputs` values has: one (Keras, Sample), one per
+    /// block of [`Q8_0_BLOCK`] (Q8_0).
     pub fn scales_per_channel(self, inputs: usize) -> usize {
         match self {
-            Scheme::Keras => 1,
+            Scheme::Keras | Scheme::Sample => 1,
             Scheme::Q8_0 => inputs / Q8_0_BLOCK,
         }
     }
@@ -105,6 +117,7 @@ impl FromStr for Scheme {
         match s {
             "keras" => Ok(Scheme::Keras),
             "q8_0" => Ok(Scheme::Q8_0),
+            "sample" => Ok(Scheme::Sample),
             _ => Err(UnknownName {
                 what: "scheme",
                 found: s.to_string(),
@@ -175,7 +188,7 @@ mod tests {
         let error = "q4_0".parse::<Scheme>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown scheme `q4_0`; expected one of: keras, q8_0"
+            "unknown scheme `q4_0`; expected one of: keras, q8_0, sample"
         );
         assert_eq!(Int8Format::default(), Int8Format::KERAS);
         assert_eq!(
@@ -183,7 +196,7 @@ mod tests {
             "q8_0+hadamard"
         );
         assert_eq!(Int8Format::KERAS.to_string(), "keras");
-        for scheme in [Scheme::Keras, Scheme::Q8_0] {
+        for scheme in [Scheme::Keras, Scheme::Q8_0, Scheme::Sample] {
             for rotation in [Rotation::None, Rotation::Hadamard] {
                 let format = Int8Format::new(scheme, rotation);
                 assert_eq!(format.to_string().parse::<Int8Format>(), Ok(format));

@@ -1,14 +1,15 @@
 //! The direct int8 convolution of the CPU kernels against the generic path (im2col through
-//! Burn tensor ops, Keras's rule), bit for bit, on every instruction set this CPU runs:
+//! Burn tensor ops), bit for bit, in both schemes (Keras's per-position activation scales and
+//! the per-sample ones of `Scheme::Sample`), on every instruction set this CPU runs:
 //! 1×1, 3×3 and 7×7 kernels, stride, dilation, asymmetric padding, grouped and depthwise
 //! (with and without a channel multiplier), Conv1d-shaped, batch 1 and batched, maps narrower
 //! than a vector (lane groups that span rows and images), K not a multiple of 4, and inputs
 //! built to round exactly on ties.
 
 use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
-use burn_int8::Int8Weight;
 use burn_int8::kernels::cpu::{Isa, try_quantized_conv2d};
 use burn_int8::kernels::{ConvGeometry, generic_quantized_conv2d};
+use burn_int8::{Int8Format, Int8Weight, Rotation, Scheme};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::common::f32_of;
@@ -164,9 +165,20 @@ pub(crate) fn ties_input<B: Backend>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// A case's quantized weight, a bias, and two inputs: normal values and [`ties_input`].
+/// A case's quantized weight (Keras's scheme), a bias, and two inputs: normal values and
+/// [`ties_input`].
 pub(crate) fn case_operands<B: Backend>(
     case: &Case,
+    rng: &mut StdRng,
+    device: &B::Device,
+) -> (Int8Weight<B, 4>, Tensor<B, 1>, [Tensor<B, 4>; 2]) {
+    case_operands_as(case, Scheme::Keras, rng, device)
+}
+
+/// [`case_operands`] with the weight in `scheme`.
+pub(crate) fn case_operands_as<B: Backend>(
+    case: &Case,
+    scheme: Scheme,
     rng: &mut StdRng,
     device: &B::Device,
 ) -> (Int8Weight<B, 4>, Tensor<B, 1>, [Tensor<B, 4>; 2]) {
@@ -177,7 +189,8 @@ pub(crate) fn case_operands<B: Backend>(
         Distribution::Normal(0.0, 0.5),
         device,
     );
-    let weight = Int8Weight::quantize(weight, 0, "conv weight").unwrap();
+    let format = Int8Format::new(scheme, Rotation::None);
+    let weight = Int8Weight::quantize_as(weight, 0, "conv weight", format).unwrap();
     let bias = Tensor::<B, 1>::random([case.c_out], Distribution::Normal(0.0, 1.0), device);
     let inputs = [
         Tensor::<B, 4>::random(case.input, Distribution::Normal(0.0, 2.0), device),
@@ -200,8 +213,11 @@ fn matches_generic<B: Backend>(device: &B::Device) {
     let levels = Isa::available();
     assert_eq!(levels.last(), Some(&Isa::Portable));
     let mut rng = StdRng::seed_from_u64(28);
-    for case in CASES {
-        let (weight, bias, inputs) = case_operands::<B>(case, &mut rng, device);
+    for (case, scheme) in CASES
+        .iter()
+        .flat_map(|case| [(case, Scheme::Keras), (case, Scheme::Sample)])
+    {
+        let (weight, bias, inputs) = case_operands_as::<B>(case, scheme, &mut rng, device);
         for (kind, input) in ["normal", "ties"].iter().zip(inputs) {
             for bias in [None, Some(bias.clone())] {
                 let expected =
@@ -209,14 +225,14 @@ fn matches_generic<B: Backend>(device: &B::Device) {
                 for &isa in &levels {
                     let direct =
                         try_quantized_conv2d(isa, &input, &weight, bias.as_ref(), geometry(case))
-                            .unwrap_or_else(|| panic!("{isa:?} declined {case:?}"));
+                            .unwrap_or_else(|| panic!("{isa:?} {scheme} declined {case:?}"));
                     assert_eq!(direct.dims(), expected.dims(), "{isa:?} {case:?}");
                     let (direct, expected) = (f32_of(direct), f32_of(expected.clone()));
                     let differ = differing(&direct, &expected);
                     assert_eq!(
                         differ,
                         0,
-                        "{isa:?} {kind} bias {} {case:?}: {differ} of {} outputs differ",
+                        "{isa:?} {scheme} {kind} bias {} {case:?}: {differ} of {} outputs differ",
                         bias.is_some(),
                         expected.len()
                     );
@@ -403,6 +419,156 @@ fn wide_stride_1_depthwise_declines_when_a_window_reads_a_non_finite_value() {
                 assert!(
                     try_quantized_conv2d(isa, &x, &weight, None, geometry).is_none(),
                     "{isa:?}: {value} at {index} is read by a window"
+                );
+            }
+        }
+    }
+}
+
+/// `Scheme::Sample`'s rule written out in plain Rust, independently of the crate: each image
+/// quantized with `127 / (amax + 1e-7)` over all its values (round half to even, clip to
+/// ±127), an i64 sum over every tap inside the padded input, then `acc / (x_scale · w_scale) +
+/// bias` in f32. The generic path (the kernels' oracle) gives these bits on every case.
+#[test]
+fn per_sample_generic_path_matches_a_plain_reference() {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let mut rng = StdRng::seed_from_u64(41);
+    for case in CASES {
+        let (weight, bias, inputs) = case_operands_as::<B>(case, Scheme::Sample, &mut rng, &device);
+        let [batch, c_in, height, width] = case.input;
+        let [kh, kw] = case.kernel;
+        let (c_out, groups) = (case.c_out, case.groups);
+        let (cig, cog) = (c_in / groups, c_out / groups);
+        let ((top, bottom), (left, right)) = case.padding;
+        let [sy, sx] = case.stride;
+        let [dy, dx] = case.dilation;
+        let h_out = (height + top + bottom - dy * (kh - 1) - 1) / sy + 1;
+        let w_out = (width + left + right - dx * (kw - 1) - 1) / sx + 1;
+        let q_w = burn_int8_testkit::i8_of(weight.values.val());
+        let w_scale = f32_of(weight.scale.val());
+        let bias_values = f32_of(bias.clone());
+        for input in inputs {
+            let x = f32_of(input.clone());
+            let image = c_in * height * width;
+            let mut expected = vec![0f32; batch * c_out * h_out * w_out];
+            for b in 0..batch {
+                let values = &x[b * image..(b + 1) * image];
+                let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let scale = 127.0 / (amax + 1e-7);
+                let q: Vec<i64> = values
+                    .iter()
+                    .map(|v| (v * scale).round_ties_even().clamp(-127.0, 127.0) as i64)
+                    .collect();
+                for o in 0..c_out {
+                    let g = o / cog;
+                    for oy in 0..h_out {
+                        for ox in 0..w_out {
+                            let mut acc = 0i64;
+                            for c in 0..cig {
+                                for i in 0..kh {
+                                    for j in 0..kw {
+                                        let y = (oy * sy + i * dy) as isize - top as isize;
+                                        let xx = (ox * sx + j * dx) as isize - left as isize;
+                                        if y < 0
+                                            || xx < 0
+                                            || y >= height as isize
+                                            || xx >= width as isize
+                                        {
+                                            continue;
+                                        }
+                                        let input_at = ((g * cig + c) * height + y as usize)
+                                            * width
+                                            + xx as usize;
+                                        let w_at = ((o * cig + c) * kh + i) * kw + j;
+                                        acc += q[input_at] * q_w[w_at] as i64;
+                                    }
+                                }
+                            }
+                            expected[((b * c_out + o) * h_out + oy) * w_out + ox] =
+                                acc as f32 / (scale * w_scale[o]) + bias_values[o];
+                        }
+                    }
+                }
+            }
+            let generic =
+                generic_quantized_conv2d(input, &weight, Some(bias.clone()), geometry(case));
+            let differ = differing(&f32_of(generic), &expected);
+            assert_eq!(
+                differ,
+                0,
+                "{case:?}: {differ} of {} outputs differ",
+                expected.len()
+            );
+        }
+    }
+}
+
+/// `Scheme::Sample` goes where it is asked and to no layer that cannot hold it: a convolution
+/// gets it, a depthwise one and a dense layer keep Keras's scheme (the report says which each
+/// got), and the quantized convolution gives the generic path's bits through the seam.
+#[test]
+fn per_sample_scheme_goes_to_convolutions_only() {
+    use burn::nn::PaddingConfig2d;
+    use burn_int8::nn::LinearConfig;
+    use burn_int8::nn::conv::Conv2dConfig;
+    use burn_int8::{QuantizeConfig, QuantizeExt};
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let config = QuantizeConfig::default().scheme(Scheme::Sample);
+    let sample = Int8Format::new(Scheme::Sample, Rotation::None);
+
+    let mut conv = Conv2dConfig::new([8, 16], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init::<B>(&device);
+    let report = conv.quantize_with(&config).unwrap();
+    assert_eq!(report.errors[0].format, sample);
+    let int8 = conv.int8_layer().expect("quantized");
+    assert_eq!(int8.weight.format(), sample);
+    let x = Tensor::<B, 4>::random([3, 8, 11, 12], Distribution::Normal(0.0, 1.0), &device);
+    let expected = generic_quantized_conv2d(
+        x.clone(),
+        &int8.weight,
+        int8.bias.as_ref().map(|bias| bias.val()),
+        ConvGeometry {
+            stride: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+            padding: ((1, 1), (1, 1)),
+        },
+    );
+    assert_eq!(differing(&f32_of(conv.forward(x)), &f32_of(expected)), 0);
+
+    let mut depthwise = Conv2dConfig::new([8, 8], [3, 3])
+        .with_groups(8)
+        .init::<B>(&device);
+    let report = depthwise.quantize_with(&config).unwrap();
+    assert_eq!(report.errors[0].format, Int8Format::KERAS);
+    let mut linear = LinearConfig::new(16, 4).init::<B>(&device);
+    let report = linear.quantize_with(&config).unwrap();
+    assert_eq!(report.errors[0].format, Int8Format::KERAS);
+}
+
+/// A NaN or an infinity anywhere in a sample declines `Scheme::Sample`'s direct kernel on every
+/// level (the sample's scale would be NaN): the generic path runs.
+#[test]
+fn per_sample_kernel_declines_a_non_finite_sample() {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let mut rng = StdRng::seed_from_u64(43);
+    let case = &CASES[3];
+    let (weight, _, [input, _]) = case_operands_as::<B>(case, Scheme::Sample, &mut rng, &device);
+    let values = f32_of(input);
+    let last = values.len() - 1;
+    for value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for index in [0, last / 2, last] {
+            let mut values = values.clone();
+            values[index] = value;
+            let x = Tensor::<B, 4>::from_data(TensorData::new(values, case.input), &device);
+            for &isa in &Isa::available() {
+                assert!(
+                    try_quantized_conv2d(isa, &x, &weight, None, geometry(case)).is_none(),
+                    "{isa:?}: {value} at {index}"
                 );
             }
         }

@@ -160,7 +160,7 @@ fn every_format_matches_its_oracle<B: Backend>(device: &B::Device) {
         let got = f32_of(quantized_matmul(x.clone(), &weight, None));
         let oracle = f32_of(generic_quantized_matmul(x.clone(), &weight, None));
         match format.scheme {
-            Scheme::Keras => assert_eq!(
+            Scheme::Keras | Scheme::Sample => assert_eq!(
                 got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 oracle.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 "{format}: seam vs generic"

@@ -1,17 +1,22 @@
 //! The int8 convolution of `QuantizedConv1d` and `QuantizedConv2d` (Keras has none).
 //!
-//! The rule is a dense layer's applied to im2col rows: one weight scale per output channel,
+//! Keras's rule is a dense layer's applied to im2col rows: one weight scale per output channel,
 //! one activation scale per output position and group (each im2col row is quantized on its
 //! own). On the CPU backends (flex, ndarray) and the cubecl ones (wgpu, CUDA) direct kernels do
 //! it without an im2col tensor (`cpu/conv.rs`, `gpu/conv.rs`); elsewhere, and under autodiff,
 //! im2col (`unfold4d`) feeds the seam's fused product. All give the same bits.
+//!
+//! [`Scheme::Sample`] scales each sample's whole input once (one AbsMax per image of the
+//! batch): the CPU kernel quantizes each input value once; elsewhere the generic path
+//! quantizes the input with its sample's scale, then im2col and the int8 product. Same bits.
 
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::{PadMode, UnfoldOptions};
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::{ChannelRows, fused_product};
-use crate::Int8Weight;
+use super::{ChannelRows, fused_product, generic, int8_product};
+use crate::quantizers::abs_max_quantize_along;
+use crate::{Int8Weight, Scheme};
 
 /// Geometry of a 2-D convolution (a 1-D one has height 1).
 #[derive(Debug, Clone, Copy)]
@@ -93,11 +98,81 @@ pub(crate) fn conv2d<B: Backend>(
     {
         return output;
     }
-    im2col_conv2d(input, weight, kernel_size, bias, geometry, fused_product)
+    if weight.format.scheme == Scheme::Sample {
+        if B::ad_enabled(&input.device()) {
+            return straight_through_per_sample(input, weight, kernel_size, bias, geometry);
+        }
+        return per_sample_conv2d(input, weight, kernel_size, bias, geometry);
+    }
+    im2col_conv2d(input, weight, kernel_size, bias, geometry, &fused_product)
 }
 
-/// Keras's int8 convolution through Burn tensor ops: im2col, then the generic quantized
-/// product (no direct kernel). The oracle the direct CPU kernel is tested against.
+/// [`Scheme::Sample`] under autodiff: the per-sample result, with the gradients of Keras's
+/// rule (the straight-through estimator of `autodiff.rs`, which does not depend on how the
+/// activations were scaled): `y = sample(x) + (keras(x) - detach(keras(x)))`, an exact zero
+/// added. Twice the work, while training only.
+fn straight_through_per_sample<B: Backend>(
+    input: Tensor<B, 4>,
+    weight: &ChannelRows<B>,
+    kernel_size: [usize; 2],
+    bias: Option<Tensor<B, 1>>,
+    geometry: ConvGeometry,
+) -> Tensor<B, 4> {
+    let keras_rows = ChannelRows {
+        format: crate::Int8Format::KERAS,
+        ..weight.clone()
+    };
+    let tracked = im2col_conv2d(
+        input.clone(),
+        &keras_rows,
+        kernel_size,
+        bias.clone(),
+        geometry,
+        &fused_product,
+    );
+    let value = per_sample_conv2d(input.detach(), weight, kernel_size, bias, geometry);
+    value.detach().add(tracked.clone().sub(tracked.detach()))
+}
+
+/// [`Scheme::Sample`] through Burn tensor ops: each sample's input quantized with its own
+/// AbsMax scale (Keras's `abs_max_quantize` over the whole sample), im2col of those integers,
+/// the int8 product per group (the seam's, so GPU kernels serve it) and Keras's epilogue with
+/// the sample's scale.
+fn per_sample_conv2d<B: Backend>(
+    input: Tensor<B, 4>,
+    weight: &ChannelRows<B>,
+    kernel_size: [usize; 2],
+    bias: Option<Tensor<B, 1>>,
+    geometry: ConvGeometry,
+) -> Tensor<B, 4> {
+    let [batch, c_in, height, width] = input.dims();
+    let (q, scale) = abs_max_quantize_along(input.reshape([batch, c_in * height * width]), 1);
+    // Integers up to 127 and zeros: im2col (a convolution with one-hot kernels) and the padding
+    // keep them exact in f32.
+    let q = q
+        .cast(burn::tensor::FloatDType::F32)
+        .reshape([batch, c_in, height, width]);
+    let row_scales = std::cell::OnceCell::new();
+    let product = |rows: Tensor<B, 2>, weight: &ChannelRows<B>, bias: Option<Tensor<B, 1>>| {
+        let [m, _] = rows.dims();
+        // Rows are ordered image by image: each image's positions repeat its scale.
+        let x_scale: &Tensor<B, 2> = row_scales.get_or_init(|| {
+            scale
+                .clone()
+                .reshape([batch, 1, 1])
+                .expand([batch, m / batch, 1])
+                .reshape([m, 1])
+        });
+        let rows = rows.int().cast(burn::tensor::IntDType::I8);
+        let acc = int8_product(rows, &weight.values);
+        generic::rescale(acc, x_scale.clone(), weight, bias)
+    };
+    im2col_conv2d(q, weight, kernel_size, bias, geometry, &product)
+}
+
+/// The int8 convolution through Burn tensor ops (no direct kernel): Keras's rule as im2col,
+/// then the generic quantized product; [`Scheme::Sample`] as the input quantized per sample,
+/// then im2col and the int8 product. The oracle the direct kernels are tested against.
 pub fn generic_quantized_conv2d<B: Backend>(
     input: Tensor<B, 4>,
     weight: &Int8Weight<B, 4>,
@@ -105,18 +180,19 @@ pub fn generic_quantized_conv2d<B: Backend>(
     geometry: ConvGeometry,
 ) -> Tensor<B, 4> {
     let [_, _, kh, kw] = weight.dims();
+    let rows = weight.channel_rows();
+    if rows.format.scheme == Scheme::Sample {
+        return per_sample_conv2d(input, &rows, [kh, kw], bias, geometry);
+    }
     im2col_conv2d(
         input,
-        &weight.channel_rows(),
+        &rows,
         [kh, kw],
         bias,
         geometry,
-        super::generic::quantized_matmul,
+        &generic::quantized_matmul,
     )
 }
-
-/// A quantized dense product `(rows, channel rows, bias)`: the fused one or the generic one.
-type Product<B> = fn(Tensor<B, 2>, &ChannelRows<B>, Option<Tensor<B, 1>>) -> Tensor<B, 2>;
 
 /// The convolution as im2col rows and `product(rows, channel rows, bias)` per group.
 fn im2col_conv2d<B: Backend>(
@@ -125,7 +201,7 @@ fn im2col_conv2d<B: Backend>(
     kernel_size: [usize; 2],
     bias: Option<Tensor<B, 1>>,
     geometry: ConvGeometry,
-    product: Product<B>,
+    product: &dyn Fn(Tensor<B, 2>, &ChannelRows<B>, Option<Tensor<B, 1>>) -> Tensor<B, 2>,
 ) -> Tensor<B, 4> {
     let [batch, _, height, width] = input.dims();
     let [c_out, k_group] = weight.dims();

@@ -77,7 +77,7 @@ impl<B: Backend> ChannelRows<B> {
     /// back where the weight was rotated.
     pub(crate) fn dequantize(&self) -> Tensor<B, 2> {
         let rows = match self.format.scheme {
-            Scheme::Keras => crate::quantizers::dequantize(
+            Scheme::Keras | Scheme::Sample => crate::quantizers::dequantize(
                 self.values.clone(),
                 self.scale.clone().unsqueeze_dim(1),
             ),
@@ -116,7 +116,8 @@ pub fn generic_quantized_matmul<B: Backend>(
         Rotation::Hadamard => generic::rotate_rows(x),
     };
     match rows.format.scheme {
-        Scheme::Keras => generic::quantized_matmul(x, &rows.unrotated(), bias),
+        // A dense product's rows are its samples: Sample is Keras's rule here.
+        Scheme::Keras | Scheme::Sample => generic::quantized_matmul(x, &rows.unrotated(), bias),
         Scheme::Q8_0 => generic::q8_0_matmul(x, &rows.unrotated(), bias),
     }
 }
@@ -282,7 +283,9 @@ pub fn embedding_lookup<B: Backend>(
 ) -> Tensor<B, 2> {
     let format = weight.format();
     let rows = match format.scheme {
-        Scheme::Keras => generic::embedding_lookup(weight.values.val(), weight.scale(), ids),
+        Scheme::Keras | Scheme::Sample => {
+            generic::embedding_lookup(weight.values.val(), weight.scale(), ids)
+        }
         Scheme::Q8_0 => generic::q8_0_embedding_lookup(weight.values.val(), weight.scale(), ids),
     };
     rotated(format.rotation, rows)

@@ -31,6 +31,7 @@ impl<B: Backend> QuantizedEmbedding<B> {
     /// [`Self::from_weights`] in the given format ([`crate::scheme`]): Q8_0 blocks run along
     /// `d_model`, and a rotated table is rotated back at each lookup.
     pub fn from_weights_as(weight: Tensor<B, 2>, format: Int8Format) -> Result<Self, Int8Error> {
+        crate::layers::refuse_per_sample(format, "embedding table")?;
         Ok(Self {
             weight: Int8Weight::quantize_as(weight, 0, "embedding table", format)?,
         })

@@ -37,6 +37,7 @@ impl<B: Backend> QuantizedLinear<B> {
         bias: Option<Tensor<B, 1>>,
         format: Int8Format,
     ) -> Result<Self, Int8Error> {
+        crate::layers::refuse_per_sample(format, "linear weight")?;
         let [_, d_output] = weight.dims();
         if let Some(bias) = &bias
             && bias.dims() != [d_output]

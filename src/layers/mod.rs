@@ -12,3 +12,22 @@ pub(crate) mod swappable;
 pub use conv::{Conv1dRecord, Conv2dRecord};
 pub use embedding::{Embedding, EmbeddingConfig, EmbeddingRecord, QuantizedEmbedding};
 pub use linear::{Linear, LinearConfig, LinearRecord, QuantizedLinear};
+
+/// Dense layers and embeddings have no per-sample scheme: a dense layer quantizes each row of
+/// its input, which already is its sample (Keras's rule). [`crate::Int8Error::UnsupportedFormat`]
+/// makes `quantize_int8` give them Keras's scheme and say so.
+pub(crate) fn refuse_per_sample(
+    format: crate::Int8Format,
+    what: &str,
+) -> Result<(), crate::Int8Error> {
+    if format.scheme == crate::Scheme::Sample {
+        return Err(crate::Int8Error::UnsupportedFormat {
+            what: what.to_string(),
+            format,
+            reason: "one activation scale per sample is a convolution scheme (a dense layer \
+                     already quantizes each row of its input on its own)"
+                .into(),
+        });
+    }
+    Ok(())
+}

@@ -33,6 +33,7 @@ use super::depthwise::{Depthwise, depthwise};
 use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
 use super::{Host, HostValues, host_f32, host_int8, host_vector, rows_view};
+use crate::Scheme;
 use crate::kernels::ChannelRows;
 use crate::kernels::conv::ConvGeometry;
 use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX};
@@ -228,6 +229,11 @@ pub(crate) fn try_conv2d<B: Backend>(
     bias: Option<&Tensor<B, 1>>,
     geometry: ConvGeometry,
 ) -> Option<Tensor<B, 4>> {
+    let per_sample = match weight.format.scheme {
+        Scheme::Keras => false,
+        Scheme::Sample => true,
+        Scheme::Q8_0 => return None,
+    };
     if !isa.runs_here() {
         return None;
     }
@@ -275,8 +281,8 @@ pub(crate) fn try_conv2d<B: Backend>(
         Ok(host) => host.as_slice(),
         Err(values) => values,
     };
-    // The depthwise kernel finds non-finite inputs itself, from its outputs.
-    if c_in == groups {
+    // The depthwise kernel (Keras's rule) finds non-finite inputs itself, from its outputs.
+    if c_in == groups && !per_sample {
         return depthwise_conv2d(
             isa,
             input,
@@ -288,6 +294,11 @@ pub(crate) fn try_conv2d<B: Backend>(
             bias.as_ref(),
         );
     }
+    let x_scales = if per_sample {
+        ActivationScales::PerSample(sample_scales(x_values, batch)?)
+    } else {
+        ActivationScales::PerPosition
+    };
     let unpadded = top + bottom + left + right == 0;
     let mut shape = shape;
     let prepared = if unpadded && phases == 1 {
@@ -317,6 +328,7 @@ pub(crate) fn try_conv2d<B: Backend>(
     let parts = Parts {
         isa,
         shape,
+        x_scales,
         input: prepared.as_slice(),
         weight: weight_view.data,
         scales: scales.as_slice(),
@@ -380,6 +392,7 @@ fn depthwise_conv2d<B: Backend>(
 struct Parts<'a> {
     isa: Isa,
     shape: ConvShape,
+    x_scales: ActivationScales,
     /// The prepared input.
     input: &'a [f32],
     /// Channel rows `[c_out, k]`.
@@ -512,9 +525,18 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
     } else {
         vec![0; shape.c_out]
     };
-    let Some(x_scales) = position_scales(parts) else {
-        return false;
+    let x_scales = match &parts.x_scales {
+        ActivationScales::PerSample(scales) => scales.clone(),
+        ActivationScales::PerPosition => match position_scales(parts) {
+            Some(scales) => scales,
+            None => return false,
+        },
     };
+    // Per position: `[groups, positions]`; per sample: `[batch]`, shared by the groups.
+    let (per_sample, m) = (
+        matches!(parts.x_scales, ActivationScales::PerSample(_)),
+        shape.image_positions(),
+    );
     let offsets: Vec<Vec<usize>> = (0..groups).map(|g| shape.row_offsets(g)).collect();
 
     // Tasks: (group, lane groups, channels). Channels are split only when positions alone
@@ -532,7 +554,6 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
     let channels_per_task = channel_blocks.div_ceil(channel_tasks) * TILE_CHANNELS;
     let channel_tasks = shape.c_out_group().div_ceil(channels_per_task);
     let tasks = groups * position_tasks * channel_tasks;
-    let m = shape.image_positions();
 
     let run_task = |task: usize| {
         let group = task / (position_tasks * channel_tasks);
@@ -546,7 +567,11 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
             channel_task * channels_per_task,
             channels_per_task,
         );
-        let scales = &x_scales[group * positions..(group + 1) * positions];
+        let scales = if per_sample {
+            &x_scales[..]
+        } else {
+            &x_scales[group * positions..(group + 1) * positions]
+        };
         PACKED.with_borrow_mut(|packed| {
             if packed.len() < group_count * group_bytes {
                 packed.resize(group_count * group_bytes, 0);
@@ -560,7 +585,13 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
                 let first = (first_group + i) * LANES;
                 let lanes = shape.lane_group(first, positions);
                 let mut lane_scales = [1f32; LANES];
-                lane_scales[..lanes.len].copy_from_slice(&scales[first..first + lanes.len]);
+                if per_sample {
+                    for (lane, scale) in lane_scales.iter_mut().take(lanes.len).enumerate() {
+                        *scale = scales[(first + lane) / m];
+                    }
+                } else {
+                    lane_scales[..lanes.len].copy_from_slice(&scales[first..first + lanes.len]);
+                }
                 pack(
                     isa,
                     parts.input,
@@ -644,6 +675,84 @@ fn unsigned_corrections(weight: &[i8], k4: usize) -> Vec<i32> {
         }
     });
     corrections
+}
+
+/// How the activations are scaled: Keras's rule (found from the windows by [`position_scales`])
+/// or one scale per sample ([`sample_scales`]).
+enum ActivationScales {
+    PerPosition,
+    PerSample(Vec<f32>),
+}
+
+/// [`crate::Scheme::Sample`]'s scales: each image's `127 / (amax + 1e-7)` over all its values
+/// (`x`, NCHW); `None` when an image holds a NaN or an infinity (the generic path then runs).
+fn sample_scales(x: &[f32], batch: usize) -> Option<Vec<f32>> {
+    let image = x.len() / batch;
+    // Chunks of an image, maxima merged afterwards (max is exact, so in any order).
+    let chunk = (64 * 1024).min(image).max(1);
+    let chunks = image.div_ceil(chunk);
+    let mut maxima = vec![0f32; batch * chunks];
+    let maxima_ptr = OutPtr(maxima.as_mut_ptr());
+    let non_finite = AtomicBool::new(false);
+    let task = |task: usize| {
+        let (b, c) = (task / chunks, task % chunks);
+        let values = &x[b * image + c * chunk..b * image + ((c + 1) * chunk).min(image)];
+        let (amax, finite) = abs_max_finite(values);
+        if !finite {
+            non_finite.store(true, Ordering::Relaxed);
+        }
+        // SAFETY: entry `task` is this task's alone, inside `maxima`.
+        unsafe { maxima_ptr.row(task, 1)[0] = amax };
+    };
+    if x.len() < 64 * 1024 {
+        (0..batch * chunks).for_each(task);
+    } else {
+        parallel_for(batch * chunks, &task);
+    }
+    if non_finite.load(Ordering::Relaxed) {
+        return None;
+    }
+    Some(
+        maxima
+            .chunks_exact(chunks)
+            .map(|chunk| scale_of(chunk.iter().fold(0f32, |m, &a| if a > m { a } else { m })))
+            .collect(),
+    )
+}
+
+/// The AbsMax of `values`, and whether they are all finite.
+fn abs_max_finite(values: &[f32]) -> (f32, bool) {
+    #[inline(always)]
+    fn portable(values: &[f32]) -> (f32, bool) {
+        let (mut amax, mut finite) = ([0f32; LANES], true);
+        let mut blocks = values.chunks_exact(LANES);
+        for block in &mut blocks {
+            for (max, &v) in amax.iter_mut().zip(block) {
+                let a = v.abs();
+                finite &= a <= f32::MAX;
+                *max = if a > *max { a } else { *max };
+            }
+        }
+        for &v in blocks.remainder() {
+            let a = v.abs();
+            finite &= a <= f32::MAX;
+            amax[0] = if a > amax[0] { a } else { amax[0] };
+        }
+        (
+            amax.iter().fold(0f32, |m, &a| if a > m { a } else { m }),
+            finite,
+        )
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(values: &[f32]) -> (f32, bool) {
+            portable(values)
+        }
+        // SAFETY: AVX2 was just detected.
+        return unsafe { avx2(values) };
+    }
+    portable(values)
 }
 
 /// Every output position's activation scale, per group: `[groups, positions]`; `None` when a

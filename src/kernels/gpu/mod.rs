@@ -215,7 +215,9 @@ pub(crate) fn try_conv2d<B: Backend>(
     geometry: ConvGeometry,
 ) -> Option<Tensor<B, 4>> {
     let out_size = geometry.direct_out_size(input, weight, kernel_size, bias)?;
-    if B::ad_enabled(&input.device()) {
+    // Keras's rule only: a per-sample weight takes the generic path (its int8 product on these
+    // kernels).
+    if B::ad_enabled(&input.device()) || weight.format.scheme != crate::Scheme::Keras {
         return None;
     }
     let plan = conv::ConvPlan::new(

@@ -11,7 +11,7 @@ use crate::kernels::{ConvGeometry, conv2d};
 use crate::{Int8Error, Int8Weight};
 
 /// A 1-D convolution with int8 weights: one scale per output channel, one activation scale
-/// per output position (and group). Stride, padding, dilation and groups as in `nn::Conv1d`.
+/// per output position (and group), or per sample under [`crate::Scheme::Sample`]. Stride, padding, dilation and groups as in `nn::Conv1d`.
 #[derive(Module, Debug)]
 pub struct QuantizedConv1d<B: Backend> {
     /// `[channels_out, channels_in / groups, kernel_size]`, one scale per output channel.
@@ -25,17 +25,30 @@ pub struct QuantizedConv1d<B: Backend> {
 }
 
 impl<B: Backend> QuantizedConv1d<B> {
-    /// Convolutions are Keras-only: any format asked gets [`crate::Int8Format::KERAS`].
+    /// [`Self::from_float`] in the given format: [`crate::Scheme::Sample`] (one activation
+    /// scale per sample) where asked, Keras's scheme for anything else (no Q8_0 or rotated
+    /// convolutions). A depthwise convolution (one input channel per group) refuses Sample
+    /// ([`Int8Error::UnsupportedFormat`], so `quantize_int8` gives it Keras's scheme and says so):
+    /// its direct kernel finds each window's scale as it reads the window.
     pub fn from_float_as(
         conv: &nn::conv::Conv1d<B>,
-        _format: crate::Int8Format,
+        format: crate::Int8Format,
     ) -> Result<Self, Int8Error> {
-        Self::from_float(conv)
+        let format = super::conv_format(format, conv.weight.dims()[1], "conv1d weight")?;
+        Self::quantized_as(conv, format)
     }
 
+    /// Keras's scheme: one scale per output channel, one per output position at run time.
     pub fn from_float(conv: &nn::conv::Conv1d<B>) -> Result<Self, Int8Error> {
+        Self::quantized_as(conv, crate::Int8Format::KERAS)
+    }
+
+    fn quantized_as(
+        conv: &nn::conv::Conv1d<B>,
+        format: crate::Int8Format,
+    ) -> Result<Self, Int8Error> {
         Ok(Self {
-            weight: Int8Weight::quantize(conv.weight.val(), 0, "conv1d weight")?,
+            weight: Int8Weight::quantize_as(conv.weight.val(), 0, "conv1d weight", format)?,
             bias: conv.bias.clone(),
             stride: conv.stride,
             kernel_size: conv.kernel_size,

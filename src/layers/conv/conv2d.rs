@@ -9,7 +9,7 @@ use crate::kernels::{ConvGeometry, conv2d};
 use crate::{Int8Error, Int8Weight};
 
 /// A 2-D convolution with int8 weights: one scale per output channel, one activation scale
-/// per output position (and group), computed at run time. Stride, padding, dilation and groups
+/// per output position (and group), or per sample under [`crate::Scheme::Sample`], computed at run time. Stride, padding, dilation and groups
 /// behave as in `nn::Conv2d`.
 #[derive(Module, Debug)]
 pub struct QuantizedConv2d<B: Backend> {
@@ -24,17 +24,30 @@ pub struct QuantizedConv2d<B: Backend> {
 }
 
 impl<B: Backend> QuantizedConv2d<B> {
-    /// Convolutions are Keras-only: any format asked gets [`crate::Int8Format::KERAS`].
+    /// [`Self::from_float`] in the given format: [`crate::Scheme::Sample`] (one activation
+    /// scale per sample) where asked, Keras's scheme for anything else (no Q8_0 or rotated
+    /// convolutions). A depthwise convolution (one input channel per group) refuses Sample
+    /// ([`Int8Error::UnsupportedFormat`], so `quantize_int8` gives it Keras's scheme and says so):
+    /// its direct kernel finds each window's scale as it reads the window.
     pub fn from_float_as(
         conv: &nn::conv::Conv2d<B>,
-        _format: crate::Int8Format,
+        format: crate::Int8Format,
     ) -> Result<Self, Int8Error> {
-        Self::from_float(conv)
+        let format = super::conv_format(format, conv.weight.dims()[1], "conv2d weight")?;
+        Self::quantized_as(conv, format)
     }
 
+    /// Keras's scheme: one scale per output channel, one per output position at run time.
     pub fn from_float(conv: &nn::conv::Conv2d<B>) -> Result<Self, Int8Error> {
+        Self::quantized_as(conv, crate::Int8Format::KERAS)
+    }
+
+    fn quantized_as(
+        conv: &nn::conv::Conv2d<B>,
+        format: crate::Int8Format,
+    ) -> Result<Self, Int8Error> {
         Ok(Self {
-            weight: Int8Weight::quantize(conv.weight.val(), 0, "conv2d weight")?,
+            weight: Int8Weight::quantize_as(conv.weight.val(), 0, "conv2d weight", format)?,
             bias: conv.bias.clone(),
             stride: conv.stride,
             kernel_size: conv.kernel_size,

@@ -103,6 +103,32 @@ impl Conv2dConfig {
     }
 }
 
+/// The format a convolution gets when `asked` is: Sample where asked (refused for a depthwise
+/// weight, `channels_in_group == 1`), Keras's scheme otherwise (no Q8_0, no rotation).
+pub(crate) fn conv_format(
+    asked: crate::Int8Format,
+    channels_in_group: usize,
+    what: &str,
+) -> Result<crate::Int8Format, crate::Int8Error> {
+    match asked.scheme {
+        crate::Scheme::Sample if channels_in_group == 1 => {
+            Err(crate::Int8Error::UnsupportedFormat {
+                what: what.to_string(),
+                format: asked,
+                reason:
+                    "a depthwise convolution keeps Keras's per-window scales (its kernel finds \
+                     each window's scale as it reads the window)"
+                        .into(),
+            })
+        }
+        crate::Scheme::Sample => Ok(crate::Int8Format::new(
+            crate::Scheme::Sample,
+            crate::Rotation::None,
+        )),
+        _ => Ok(crate::Int8Format::KERAS),
+    }
+}
+
 /// Burn's "same" padding rule (`burn_nn::padding`), mirrored so int8 and float shapes agree.
 pub(crate) fn same_padding(kernel_size: usize, stride: usize, size_in: usize) -> (usize, usize) {
     let size_out = size_in.div_ceil(stride);
