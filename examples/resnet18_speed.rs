@@ -3,9 +3,11 @@
 //! `benches/resnet18_vs_ort.sh`, which alternates this with ONNX Runtime's run of the same graph.
 //!
 //! Run: `cargo run --release --example resnet18_speed -- [BATCHES] [RUNS] [PRECISIONS]`
-//! (default `1,8 10 f32,f32-int8-pool,int8`; one precision alone is handy under a profiler).
-//! `f32` is the model as a Burn user writes it (Burn's max pool); `f32-int8-pool` the float
-//! model with `burn_int8::nn`'s max pool; `int8` the quantized model (with that pool).
+//! (default `1,8 10 f32,f32-int8-pool,int8,int8-sample`; one precision alone is handy under a
+//! profiler). `f32` is the model as a Burn user writes it (Burn's max pool); `f32-int8-pool`
+//! the float model with `burn_int8::nn`'s max pool; `int8` the quantized model (Keras's
+//! scheme, with that pool); `int8-sample` the model quantized with `Scheme::Sample` (one
+//! activation scale per image, as ONNX Runtime's per-tensor activations).
 //! Threads: flex uses rayon's pool (`RAYON_NUM_THREADS`).
 
 #[path = "common/resnet18.rs"]
@@ -16,7 +18,7 @@ use std::time::Instant;
 
 use burn::backend::Flex;
 use burn::tensor::{Distribution, Tensor};
-use burn_int8::QuantizeExt;
+use burn_int8::{QuantizeConfig, QuantizeExt, Scheme};
 
 fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm up: first-call allocations, thread start.
@@ -42,12 +44,16 @@ fn main() {
     let runs: usize = args.next().map_or(10, |r| r.parse().expect("runs"));
     let precisions = args
         .next()
-        .unwrap_or_else(|| "f32,f32-int8-pool,int8".into());
+        .unwrap_or_else(|| "f32,f32-int8-pool,int8,int8-sample".into());
     let device = Default::default();
     let float = resnet18::ResNet18::<Flex>::new(&device);
     let _ = burn_int8::param_bytes(&float);
     let mut int8 = float.clone();
     int8.quantize_int8().expect("quantize");
+    let mut int8_sample = float.clone();
+    int8_sample
+        .quantize_with(&QuantizeConfig::default().scheme(Scheme::Sample))
+        .expect("quantize per sample");
     let threads = rayon::current_num_threads();
     for batch in batches {
         let images = Tensor::<Flex, 4>::random(
@@ -59,6 +65,7 @@ fn main() {
             ("f32", &float, true),
             ("f32-int8-pool", &float, false),
             ("int8", &int8, false),
+            ("int8-sample", &int8_sample, false),
         ] {
             if !precisions.split(',').any(|p| p == precision) {
                 continue;

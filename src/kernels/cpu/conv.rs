@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::conv_sample;
 use super::depthwise::{Depthwise, depthwise};
 use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
@@ -207,7 +208,7 @@ pub(super) struct Epilogue<'a> {
 }
 
 /// Keras's activation scale of an AbsMax.
-fn scale_of(amax: f32) -> f32 {
+pub(super) fn scale_of(amax: f32) -> f32 {
     INT8_MAX / (amax + ABS_MAX_EPSILON)
 }
 
@@ -294,50 +295,67 @@ pub(crate) fn try_conv2d<B: Backend>(
             bias.as_ref(),
         );
     }
-    let x_scales = if per_sample {
-        ActivationScales::PerSample(sample_scales(x_values, batch)?)
-    } else {
-        ActivationScales::PerPosition
-    };
-    let unpadded = top + bottom + left + right == 0;
-    let mut shape = shape;
-    let prepared = if unpadded && phases == 1 {
-        match x {
-            Ok(host) => HostValues::InPlace(host),
-            Err(values) => HostValues::Copied(values),
-        }
-    } else if unpadded && kh == 1 && kw == 1 {
-        let values = subsample(x_values, &shape, height, width);
-        shape = ConvShape {
-            stride: [1, 1],
-            hp: shape.h_out,
-            wq: shape.w_out,
-            phases: 1,
-            ..shape
-        };
-        HostValues::Copied(values)
-    } else {
-        HostValues::Copied(prepare(x_values, &shape, height, width, top, left))
-    };
-    tracing::trace!(?shape, ?isa, "int8 conv2d");
-
     let len = shape.positions() * c_out;
     // Every output is written once, through raw pointers (`conv_gemm`), so the buffer is not
     // zeroed first (a serial memset of the whole output: 4% of a batch-8 ResNet-18).
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    let parts = Parts {
+    let operands = |shape, activations| Parts {
         isa,
         shape,
-        x_scales,
-        input: prepared.as_slice(),
+        activations,
         weight: weight_view.data,
         scales: scales.as_slice(),
         bias: bias.as_ref().map(Host::as_slice),
     };
-    // A window that reads a NaN or an infinity declines to the generic path (found while the
-    // scales are computed: no separate pass over the input).
-    if !conv_gemm(&parts, OutPtr(out.as_mut_ptr())) {
-        return None;
+    if per_sample {
+        // `Scheme::Sample`: each value quantized once, into a buffer kept for the next call.
+        let sample_scales = conv_sample::sample_scales(isa, x_values, batch)?;
+        let mut bytes = conv_sample::take_buffer();
+        conv_sample::prepare(
+            isa,
+            x_values,
+            &shape,
+            [height, width],
+            [top, left],
+            &sample_scales,
+            unsigned(isa),
+            &mut bytes,
+        );
+        tracing::trace!(?shape, ?isa, "int8 conv2d, per sample");
+        let activations = Activations::PerSample {
+            bytes: &bytes,
+            scales: &sample_scales,
+        };
+        conv_gemm(&operands(shape, activations), OutPtr(out.as_mut_ptr()));
+        conv_sample::put_buffer(bytes);
+    } else {
+        let unpadded = top + bottom + left + right == 0;
+        let mut shape = shape;
+        let prepared = if unpadded && phases == 1 {
+            match x {
+                Ok(host) => HostValues::InPlace(host),
+                Err(values) => HostValues::Copied(values),
+            }
+        } else if unpadded && kh == 1 && kw == 1 {
+            let values = subsample(x_values, &shape, height, width);
+            shape = ConvShape {
+                stride: [1, 1],
+                hp: shape.h_out,
+                wq: shape.w_out,
+                phases: 1,
+                ..shape
+            };
+            HostValues::Copied(values)
+        } else {
+            HostValues::Copied(prepare(x_values, &shape, height, width, top, left))
+        };
+        tracing::trace!(?shape, ?isa, "int8 conv2d");
+        let activations = Activations::PerPosition(prepared.as_slice());
+        // A window that reads a NaN or an infinity declines to the generic path (found while
+        // the scales are computed: no separate pass over the input).
+        if !conv_gemm(&operands(shape, activations), OutPtr(out.as_mut_ptr())) {
+            return None;
+        }
     }
     // SAFETY: `conv_gemm` wrote all `len` outputs: its tasks cover every (group, lane group,
     // channel) and each tile's epilogue stores every valid lane of its groups.
@@ -392,9 +410,7 @@ fn depthwise_conv2d<B: Backend>(
 struct Parts<'a> {
     isa: Isa,
     shape: ConvShape,
-    x_scales: ActivationScales,
-    /// The prepared input.
-    input: &'a [f32],
+    activations: Activations<'a>,
     /// Channel rows `[c_out, k]`.
     weight: &'a [i8],
     scales: &'a [f32],
@@ -519,24 +535,21 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
     });
     let weight = padded_weight.as_deref().unwrap_or(parts.weight);
     // VNNI multiplies unsigned activations (`q + 128`): each channel's `128 · Σw` comes off.
-    let flip = matches!(isa, Isa::Avx512Vnni | Isa::AvxVnni);
+    let flip = unsigned(isa);
     let corrections: Vec<i32> = if flip {
         unsigned_corrections(weight, k4)
     } else {
         vec![0; shape.c_out]
     };
-    let x_scales = match &parts.x_scales {
-        ActivationScales::PerSample(scales) => scales.clone(),
-        ActivationScales::PerPosition => match position_scales(parts) {
+    // Keras's rule: each position's scale, `[groups, positions]` (none per sample).
+    let position_scales = match parts.activations {
+        Activations::PerPosition(input) => match position_scales(parts, input) {
             Some(scales) => scales,
             None => return false,
         },
+        Activations::PerSample { .. } => Vec::new(),
     };
-    // Per position: `[groups, positions]`; per sample: `[batch]`, shared by the groups.
-    let (per_sample, m) = (
-        matches!(parts.x_scales, ActivationScales::PerSample(_)),
-        shape.image_positions(),
-    );
+    let m = shape.image_positions();
     let offsets: Vec<Vec<usize>> = (0..groups).map(|g| shape.row_offsets(g)).collect();
 
     // Tasks: (group, lane groups, channels). Channels are split only when positions alone
@@ -567,11 +580,6 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
             channel_task * channels_per_task,
             channels_per_task,
         );
-        let scales = if per_sample {
-            &x_scales[..]
-        } else {
-            &x_scales[group * positions..(group + 1) * positions]
-        };
         PACKED.with_borrow_mut(|packed| {
             if packed.len() < group_count * group_bytes {
                 packed.resize(group_count * group_bytes, 0);
@@ -585,22 +593,27 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
                 let first = (first_group + i) * LANES;
                 let lanes = shape.lane_group(first, positions);
                 let mut lane_scales = [1f32; LANES];
-                if per_sample {
-                    for (lane, scale) in lane_scales.iter_mut().take(lanes.len).enumerate() {
-                        *scale = scales[(first + lane) / m];
+                match parts.activations {
+                    Activations::PerPosition(input) => {
+                        let scales = &position_scales[group * positions + first..];
+                        lane_scales[..lanes.len].copy_from_slice(&scales[..lanes.len]);
+                        pack(
+                            isa,
+                            input,
+                            &offsets[group],
+                            &lanes,
+                            &lane_scales,
+                            flip,
+                            slot,
+                        );
                     }
-                } else {
-                    lane_scales[..lanes.len].copy_from_slice(&scales[first..first + lanes.len]);
+                    Activations::PerSample { bytes, scales } => {
+                        for (lane, scale) in lane_scales.iter_mut().take(lanes.len).enumerate() {
+                            *scale = scales[(first + lane) / m];
+                        }
+                        conv_sample::pack(isa, bytes, &offsets[group], &lanes, flip, slot);
+                    }
                 }
-                pack(
-                    isa,
-                    parts.input,
-                    &offsets[group],
-                    &lanes,
-                    &lane_scales,
-                    flip,
-                    slot,
-                );
                 packed_groups.push(PackedGroup {
                     lanes,
                     scales: lane_scales,
@@ -677,89 +690,26 @@ fn unsigned_corrections(weight: &[i8], k4: usize) -> Vec<i32> {
     corrections
 }
 
-/// How the activations are scaled: Keras's rule (found from the windows by [`position_scales`])
-/// or one scale per sample ([`sample_scales`]).
-enum ActivationScales {
-    PerPosition,
-    PerSample(Vec<f32>),
+/// The prepared input (`[batch, c_in, phases, hp, wq]`) and how it is scaled.
+#[derive(Clone, Copy)]
+enum Activations<'a> {
+    /// Keras's rule: f32 values; each window's scale is found from them ([`position_scales`]).
+    PerPosition(&'a [f32]),
+    /// `Scheme::Sample`: the values quantized once with their image's scale (`conv_sample.rs`:
+    /// `q + 128` where [`unsigned`]), and those scales, `[batch]`.
+    PerSample { bytes: &'a [u8], scales: &'a [f32] },
 }
 
-/// [`crate::Scheme::Sample`]'s scales: each image's `127 / (amax + 1e-7)` over all its values
-/// (`x`, NCHW); `None` when an image holds a NaN or an infinity (the generic path then runs).
-fn sample_scales(x: &[f32], batch: usize) -> Option<Vec<f32>> {
-    let image = x.len() / batch;
-    // Chunks of an image, maxima merged afterwards (max is exact, so in any order).
-    let chunk = (64 * 1024).min(image).max(1);
-    let chunks = image.div_ceil(chunk);
-    let mut maxima = vec![0f32; batch * chunks];
-    let maxima_ptr = OutPtr(maxima.as_mut_ptr());
-    let non_finite = AtomicBool::new(false);
-    let task = |task: usize| {
-        let (b, c) = (task / chunks, task % chunks);
-        let values = &x[b * image + c * chunk..b * image + ((c + 1) * chunk).min(image)];
-        let (amax, finite) = abs_max_finite(values);
-        if !finite {
-            non_finite.store(true, Ordering::Relaxed);
-        }
-        // SAFETY: entry `task` is this task's alone, inside `maxima`.
-        unsafe { maxima_ptr.row(task, 1)[0] = amax };
-    };
-    if x.len() < 64 * 1024 {
-        (0..batch * chunks).for_each(task);
-    } else {
-        parallel_for(batch * chunks, &task);
-    }
-    if non_finite.load(Ordering::Relaxed) {
-        return None;
-    }
-    Some(
-        maxima
-            .chunks_exact(chunks)
-            .map(|chunk| scale_of(chunk.iter().fold(0f32, |m, &a| if a > m { a } else { m })))
-            .collect(),
-    )
-}
-
-/// The AbsMax of `values`, and whether they are all finite.
-fn abs_max_finite(values: &[f32]) -> (f32, bool) {
-    #[inline(always)]
-    fn portable(values: &[f32]) -> (f32, bool) {
-        let (mut amax, mut finite) = ([0f32; LANES], true);
-        let mut blocks = values.chunks_exact(LANES);
-        for block in &mut blocks {
-            for (max, &v) in amax.iter_mut().zip(block) {
-                let a = v.abs();
-                finite &= a <= f32::MAX;
-                *max = if a > *max { a } else { *max };
-            }
-        }
-        for &v in blocks.remainder() {
-            let a = v.abs();
-            finite &= a <= f32::MAX;
-            amax[0] = if a > amax[0] { a } else { amax[0] };
-        }
-        (
-            amax.iter().fold(0f32, |m, &a| if a > m { a } else { m }),
-            finite,
-        )
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        fn avx2(values: &[f32]) -> (f32, bool) {
-            portable(values)
-        }
-        // SAFETY: AVX2 was just detected.
-        return unsafe { avx2(values) };
-    }
-    portable(values)
+/// Whether the level's product takes unsigned activations (`q + 128`, VNNI's `vpdpbusd`).
+pub(super) fn unsigned(isa: Isa) -> bool {
+    matches!(isa, Isa::Avx512Vnni | Isa::AvxVnni)
 }
 
 /// Every output position's activation scale, per group: `[groups, positions]`; `None` when a
 /// window reads a NaN or an infinity. Every value a window reads is in the rows this pass reads
 /// (all their columns), so that is checked here, on values already loaded: the VNNI rounding
 /// would saturate a NaN to an integer, so the outputs could not tell.
-fn position_scales(parts: &Parts<'_>) -> Option<Vec<f32>> {
+fn position_scales(parts: &Parts<'_>, input: &[f32]) -> Option<Vec<f32>> {
     let shape = parts.shape;
     let (plane, m, positions) = (shape.plane(), shape.image_positions(), shape.positions());
     let (phases, hp, wq, w_out) = (shape.phases, shape.hp, shape.wq, shape.w_out);
@@ -790,7 +740,7 @@ fn position_scales(parts: &Parts<'_>) -> Option<Vec<f32>> {
         let mut pixel_max = vec![0f32; phases * rows * wq];
         let first = (b * shape.c_in + group * c_in_group) * plane;
         let mut finite = true;
-        for channel in parts.input[first..first + c_in_group * plane].chunks_exact(plane) {
+        for channel in input[first..first + c_in_group * plane].chunks_exact(plane) {
             for phase in 0..phases {
                 let source = &channel[phase * hp * wq + y0 * wq..][..rows * wq];
                 let maxes = &mut pixel_max[phase * rows * wq..][..rows * wq];

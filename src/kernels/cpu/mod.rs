@@ -13,6 +13,7 @@
 
 mod attention;
 mod conv;
+mod conv_sample;
 mod depthwise;
 mod depthwise_rows;
 mod gemm;

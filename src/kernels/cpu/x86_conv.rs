@@ -272,3 +272,57 @@ tile_256!(
     vnni = true
 );
 tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
+
+/// `conv_sample::pack_portable` on AVX-512: each quad's four `k` are 16 bytes each (one per
+/// lane) in the four 128-bit lanes of a register, transposed to `[lane][4]` by a dword
+/// permutation (dword `j` of each `k` side by side) and a byte shuffle within 128-bit lanes.
+/// A lane group whose lanes read several input runs (it crosses output rows) takes one pass
+/// per run, each masked to its lanes, ORed together: the transposition moves each lane's
+/// bytes alone, so it commutes with the OR. Lanes past the group's end and `k` past K are left
+/// as they fall (their outputs are not stored; their weights are zero).
+///
+/// # Safety
+/// AVX-512F and BW; every valid lane's `base + offset` is inside `input`; `out` holds
+/// `k4 * 16` bytes where `k4 = offsets.len()` rounded up to 4.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_bytes_avx512(
+    input: &[u8],
+    offsets: &[usize],
+    lanes: &LaneGroup,
+    out: &mut [u8],
+) {
+    let k = offsets.len();
+    let quads = k.div_ceil(4);
+    debug_assert!(out.len() >= quads * 4 * LANES);
+    let dwords = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let transpose = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+    ));
+    for (pass, run) in lanes.input_runs().iter().enumerate() {
+        // Register byte `16 kk + lane` comes from lane `lane`'s input at `offsets[4q + kk]`.
+        let masks: [u64; 4] = std::array::from_fn(|kk| (run.mask() as u64) << (16 * kk));
+        let first = input
+            .as_ptr()
+            .wrapping_add(run.base)
+            .wrapping_sub(run.start);
+        for q in 0..quads {
+            let mut v = _mm512_setzero_si512();
+            for kk in 0..(k - 4 * q).min(4) {
+                let at = first
+                    .wrapping_add(offsets[4 * q + kk])
+                    .wrapping_sub(16 * kk);
+                // SAFETY: the caller's contract; masked-off bytes are not read.
+                v = unsafe { _mm512_mask_loadu_epi8(v, masks[kk], at.cast()) };
+            }
+            let mut bytes = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, v), transpose);
+            let dest = out.as_mut_ptr().wrapping_add(q * 64);
+            // SAFETY: 64 bytes at `q * 64`, inside `out`.
+            unsafe {
+                if pass > 0 {
+                    bytes = _mm512_or_si512(bytes, _mm512_loadu_si512(dest.cast()));
+                }
+                _mm512_storeu_si512(dest.cast(), bytes);
+            }
+        }
+    }
+}
