@@ -7,7 +7,9 @@
 //!   `examples/quantize_cnn.rs`,
 //!
 //! at batch 1 and 8 (the digits CNN at 1 and its 359-image test split). The f32 side is Burn's
-//! own convolution (`burn::nn::conv::Conv2d` through `burn_int8::nn`'s float variant).
+//! own convolution (`burn::nn::conv::Conv2d` through `burn_int8::nn`'s float variant);
+//! `int8` is Keras's scheme, `int8_sample` `Scheme::Sample` (not for depthwise layers, which
+//! keep Keras's).
 //!
 //! Run: `cargo bench --bench conv` (or a filter: `cargo bench --bench conv -- resnet18/`).
 //! `BENCH_BATCHES=1` limits the batches. Compare the ratio of each pair, not times across runs.
@@ -28,8 +30,8 @@ use std::time::Duration;
 use burn::backend::Flex;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Distribution, Tensor};
-use burn_int8::QuantizeExt;
 use burn_int8::nn::conv::Conv2dConfig;
+use burn_int8::{QuantizeConfig, QuantizeExt, Scheme};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// MobileNetV2 at 224×224: its depthwise 3×3 layers `(channels, stride, input size)`.
@@ -85,6 +87,11 @@ fn batches() -> Vec<usize> {
         .unwrap_or_else(|| vec![1, 8])
 }
 
+/// The config of `Scheme::Sample`.
+fn per_sample() -> QuantizeConfig {
+    QuantizeConfig::default().scheme(Scheme::Sample)
+}
+
 /// One convolution, f32 and int8 on the same input.
 #[allow(clippy::too_many_arguments)]
 fn conv_pair(
@@ -116,6 +123,14 @@ fn conv_pair(
     let mut group = group(c, name);
     group.bench_function("f32", |b| b.iter(|| float.forward(x.clone()).into_data()));
     group.bench_function("int8", |b| b.iter(|| int8.forward(x.clone()).into_data()));
+    // `Scheme::Sample` (one activation scale per image); depthwise layers keep Keras's scheme.
+    if groups == 1 {
+        let mut sample = float.clone();
+        sample.quantize_with(&per_sample()).expect("quantize");
+        group.bench_function("int8_sample", |b| {
+            b.iter(|| sample.forward(x.clone()).into_data())
+        });
+    }
     group.finish();
 }
 
@@ -167,6 +182,8 @@ fn benches(c: &mut Criterion) {
     let _ = burn_int8::param_bytes(&float);
     let mut int8 = float.clone();
     int8.quantize_int8().expect("quantize");
+    let mut sample = float.clone();
+    sample.quantize_with(&per_sample()).expect("quantize");
     for batch in batches() {
         let images = Tensor::<Flex, 4>::random(
             [batch, 3, 224, 224],
@@ -183,6 +200,9 @@ fn benches(c: &mut Criterion) {
         });
         group.bench_function("int8", |b| {
             b.iter(|| int8.forward(images.clone()).into_data())
+        });
+        group.bench_function("int8_sample", |b| {
+            b.iter(|| sample.forward(images.clone()).into_data())
         });
         group.finish();
     }

@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn_int8::nn::conv::{Conv2d, Conv2dConfig};
 use burn_int8::nn::{Linear, LinearConfig};
-use burn_int8::{Quantize, QuantizeExt, QuantizeReport};
+use burn_int8::{Quantize, QuantizeConfig, QuantizeExt, QuantizeReport, Scheme};
 
 /// `[batch, 1, 8, 8]` → conv 3×3 (8 channels) → conv 3×3 stride 2 (16) → linear(256 → 10).
 #[derive(Module, Debug, Quantize)]
@@ -55,6 +55,8 @@ impl<B: Backend> Cnn<B> {
 pub struct Report {
     pub fp32_accuracy: f32,
     pub int8_accuracy: f32,
+    /// The same model quantized with `Scheme::Sample` (one activation scale per image).
+    pub sample_accuracy: f32,
     pub quantize: QuantizeReport,
     pub model: Cnn<Flex>,
 }
@@ -79,12 +81,19 @@ pub fn run(steps: usize) -> Result<Report, Box<dyn std::error::Error>> {
     );
     let fp32_accuracy = digits::accuracy(model.forward(images.clone()), labels.clone());
 
+    // Per image rather than per window (as ONNX Runtime's per-tensor activations): the
+    // convolutions quantize each input value once.
+    let mut per_sample = model.clone();
+    per_sample.quantize_with(&QuantizeConfig::default().scheme(Scheme::Sample))?;
+    let sample_accuracy = digits::accuracy(per_sample.forward(images.clone()), labels.clone());
+
     let mut int8 = model.clone();
     let quantize = int8.quantize_int8()?;
     let int8_accuracy = digits::accuracy(int8.forward(images), labels);
     Ok(Report {
         fp32_accuracy,
         int8_accuracy,
+        sample_accuracy,
         quantize,
         model: int8,
     })
@@ -96,5 +105,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("{}", report.quantize);
     println!("fp32 accuracy: {:.4}", report.fp32_accuracy);
     println!("int8 accuracy: {:.4}", report.int8_accuracy);
+    println!(
+        "int8 accuracy, per-sample scheme: {:.4}",
+        report.sample_accuracy
+    );
     Ok(())
 }

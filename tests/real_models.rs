@@ -54,6 +54,11 @@ fn cnn_on_digits_int8_within_one_point_of_fp32() {
         report.quantize
     );
     assert_within_one_point("cnn", report.fp32_accuracy, report.int8_accuracy);
+    assert_within_one_point(
+        "cnn, per sample",
+        report.fp32_accuracy,
+        report.sample_accuracy,
+    );
 }
 
 #[test]

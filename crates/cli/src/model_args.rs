@@ -30,7 +30,7 @@ pub struct ModelArgs {
     pub no_verify: bool,
     /// The int8 scale scheme: `keras` (Keras-exact, per channel and per row; the default) or
     /// `q8_0` (llama.cpp's blocks of 32 with f16 scales). Implies `--int8`.
-    #[arg(long, value_parser = |s: &str| s.parse::<Scheme>())]
+    #[arg(long, value_parser = parse_scheme)]
     pub scheme: Option<Scheme>,
     /// Rotate each int8 layer's inputs first: `none` (the default) or `hadamard` (the
     /// Walsh–Hadamard transform, which spreads outlier features). Implies `--int8`.
@@ -42,12 +42,24 @@ pub struct ModelArgs {
     pub scheme_for: Vec<(String, Scheme)>,
 }
 
+/// A scheme Gemma3's layers can hold: `sample` (one activation scale per sample) is a
+/// convolution scheme, and the model has no convolution.
+fn parse_scheme(value: &str) -> Result<Scheme, String> {
+    match value.parse::<Scheme>().map_err(|e| e.to_string())? {
+        Scheme::Sample => Err(
+            "`sample` is a convolution scheme (one activation scale per image); Gemma3's layers \
+             are dense: use `keras` or `q8_0`"
+                .into(),
+        ),
+        scheme => Ok(scheme),
+    }
+}
+
 fn parse_scheme_for(value: &str) -> Result<(String, Scheme), String> {
     let (path, scheme) = value
         .rsplit_once('=')
         .ok_or_else(|| format!("`{value}`: expected PATH=SCHEME, e.g. layers.5.mlp=keras"))?;
-    let scheme = scheme.parse::<Scheme>().map_err(|e| e.to_string())?;
-    Ok((path.to_string(), scheme))
+    Ok((path.to_string(), parse_scheme(scheme)?))
 }
 
 impl ModelArgs {

@@ -307,9 +307,16 @@ pub(crate) fn try_conv2d<B: Backend>(
         scales: scales.as_slice(),
         bias: bias.as_ref().map(Host::as_slice),
     };
-    if per_sample {
-        // `Scheme::Sample`: each value quantized once, into a buffer kept for the next call.
-        let sample_scales = conv_sample::sample_scales(isa, x_values, batch)?;
+    // `Scheme::Sample`'s scales, one per image (a NaN or an infinity declines here).
+    let sample_scales = match per_sample {
+        true => Some(conv_sample::sample_scales(isa, x_values, batch)?),
+        false => None,
+    };
+    if let Some(sample_scales) = &sample_scales
+        && kh * kw > 1
+    {
+        // Each value quantized once (not once per window that reads it), into a buffer kept
+        // for the next call.
         let mut bytes = conv_sample::take_buffer();
         conv_sample::prepare(
             isa,
@@ -317,14 +324,14 @@ pub(crate) fn try_conv2d<B: Backend>(
             &shape,
             [height, width],
             [top, left],
-            &sample_scales,
+            sample_scales,
             unsigned(isa),
             &mut bytes,
         );
         tracing::trace!(?shape, ?isa, "int8 conv2d, per sample");
-        let activations = Activations::PerSample {
+        let activations = Activations::SampleBytes {
             bytes: &bytes,
-            scales: &sample_scales,
+            scales: sample_scales,
         };
         conv_gemm(&operands(shape, activations), OutPtr(out.as_mut_ptr()));
         conv_sample::put_buffer(bytes);
@@ -349,8 +356,16 @@ pub(crate) fn try_conv2d<B: Backend>(
         } else {
             HostValues::Copied(prepare(x_values, &shape, height, width, top, left))
         };
-        tracing::trace!(?shape, ?isa, "int8 conv2d");
-        let activations = Activations::PerPosition(prepared.as_slice());
+        tracing::trace!(?shape, ?isa, per_sample, "int8 conv2d");
+        // A 1×1 kernel reads each value once: per sample, the values are quantized as they
+        // are packed (no byte copy of the input first).
+        let activations = match &sample_scales {
+            Some(scales) => Activations::SampleFloats {
+                input: prepared.as_slice(),
+                scales,
+            },
+            None => Activations::PerPosition(prepared.as_slice()),
+        };
         // A window that reads a NaN or an infinity declines to the generic path (found while
         // the scales are computed: no separate pass over the input).
         if !conv_gemm(&operands(shape, activations), OutPtr(out.as_mut_ptr())) {
@@ -547,7 +562,7 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
             Some(scales) => scales,
             None => return false,
         },
-        Activations::PerSample { .. } => Vec::new(),
+        Activations::SampleBytes { .. } | Activations::SampleFloats { .. } => Vec::new(),
     };
     let m = shape.image_positions();
     let offsets: Vec<Vec<usize>> = (0..groups).map(|g| shape.row_offsets(g)).collect();
@@ -594,24 +609,24 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
                 let lanes = shape.lane_group(first, positions);
                 let mut lane_scales = [1f32; LANES];
                 match parts.activations {
-                    Activations::PerPosition(input) => {
+                    Activations::PerPosition(_) => {
                         let scales = &position_scales[group * positions + first..];
                         lane_scales[..lanes.len].copy_from_slice(&scales[..lanes.len]);
-                        pack(
-                            isa,
-                            input,
-                            &offsets[group],
-                            &lanes,
-                            &lane_scales,
-                            flip,
-                            slot,
-                        );
                     }
-                    Activations::PerSample { bytes, scales } => {
+                    Activations::SampleBytes { scales, .. }
+                    | Activations::SampleFloats { scales, .. } => {
                         for (lane, scale) in lane_scales.iter_mut().take(lanes.len).enumerate() {
                             *scale = scales[(first + lane) / m];
                         }
-                        conv_sample::pack(isa, bytes, &offsets[group], &lanes, flip, slot);
+                    }
+                }
+                let offsets = &offsets[group];
+                match parts.activations {
+                    Activations::PerPosition(input) | Activations::SampleFloats { input, .. } => {
+                        pack(isa, input, offsets, &lanes, &lane_scales, flip, slot)
+                    }
+                    Activations::SampleBytes { bytes, .. } => {
+                        conv_sample::pack(isa, bytes, offsets, &lanes, flip, slot)
                     }
                 }
                 packed_groups.push(PackedGroup {
@@ -697,7 +712,9 @@ enum Activations<'a> {
     PerPosition(&'a [f32]),
     /// `Scheme::Sample`: the values quantized once with their image's scale (`conv_sample.rs`:
     /// `q + 128` where [`unsigned`]), and those scales, `[batch]`.
-    PerSample { bytes: &'a [u8], scales: &'a [f32] },
+    SampleBytes { bytes: &'a [u8], scales: &'a [f32] },
+    /// `Scheme::Sample` for a 1×1 kernel: f32 values, quantized as they are packed.
+    SampleFloats { input: &'a [f32], scales: &'a [f32] },
 }
 
 /// Whether the level's product takes unsigned activations (`q + 128`, VNNI's `vpdpbusd`).
