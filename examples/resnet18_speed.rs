@@ -45,15 +45,24 @@ fn main() {
     let precisions = args
         .next()
         .unwrap_or_else(|| "f32,f32-int8-pool,int8,int8-sample".into());
+    let wanted = |precision: &str| precisions.split(',').any(|p| p == precision);
     let device = Default::default();
     let float = resnet18::ResNet18::<Flex>::new(&device);
     let _ = burn_int8::param_bytes(&float);
-    let mut int8 = float.clone();
-    int8.quantize_int8().expect("quantize");
-    let mut int8_sample = float.clone();
-    int8_sample
-        .quantize_with(&QuantizeConfig::default().scheme(Scheme::Sample))
-        .expect("quantize per sample");
+    // Only the models asked for: the process's memory (and how the allocator reuses it)
+    // should not depend on models that do not run.
+    let quantized = |config: Option<QuantizeConfig>| {
+        let mut model = float.clone();
+        match config {
+            None => model.quantize_int8().map(|_| ()),
+            Some(config) => model.quantize_with(&config).map(|_| ()),
+        }
+        .expect("quantize");
+        model
+    };
+    let int8 = wanted("int8").then(|| quantized(None));
+    let int8_sample = wanted("int8-sample")
+        .then(|| quantized(Some(QuantizeConfig::default().scheme(Scheme::Sample))));
     let threads = rayon::current_num_threads();
     for batch in batches {
         let images = Tensor::<Flex, 4>::random(
@@ -62,14 +71,14 @@ fn main() {
             &device,
         );
         for (precision, model, burn_pool) in [
-            ("f32", &float, true),
-            ("f32-int8-pool", &float, false),
-            ("int8", &int8, false),
-            ("int8-sample", &int8_sample, false),
+            ("f32", Some(&float), true),
+            ("f32-int8-pool", Some(&float), false),
+            ("int8", int8.as_ref(), false),
+            ("int8-sample", int8_sample.as_ref(), false),
         ] {
-            if !precisions.split(',').any(|p| p == precision) {
+            let Some(model) = model.filter(|_| wanted(precision)) else {
                 continue;
-            }
+            };
             let ms = median_ms(runs, || {
                 let logits = if burn_pool {
                     model.forward_burn_pool(images.clone())
