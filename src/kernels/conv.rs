@@ -194,6 +194,11 @@ pub fn generic_quantized_conv2d<B: Backend>(
     )
 }
 
+/// A quantized dense product `(rows, channel rows, bias)`: the fused one, the generic one, or
+/// the per-sample one.
+type Product<'a, B> =
+    dyn Fn(Tensor<B, 2>, &ChannelRows<B>, Option<Tensor<B, 1>>) -> Tensor<B, 2> + 'a;
+
 /// The convolution as im2col rows and `product(rows, channel rows, bias)` per group.
 fn im2col_conv2d<B: Backend>(
     input: Tensor<B, 4>,
@@ -201,7 +206,7 @@ fn im2col_conv2d<B: Backend>(
     kernel_size: [usize; 2],
     bias: Option<Tensor<B, 1>>,
     geometry: ConvGeometry,
-    product: &dyn Fn(Tensor<B, 2>, &ChannelRows<B>, Option<Tensor<B, 1>>) -> Tensor<B, 2>,
+    product: &Product<'_, B>,
 ) -> Tensor<B, 4> {
     let [batch, _, height, width] = input.dims();
     let [c_out, k_group] = weight.dims();
