@@ -165,17 +165,8 @@ pub(crate) fn ties_input<B: Backend>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// A case's quantized weight (Keras's scheme), a bias, and two inputs: normal values and
+/// A case's weight quantized in `scheme`, a bias, and two inputs: normal values and
 /// [`ties_input`].
-pub(crate) fn case_operands<B: Backend>(
-    case: &Case,
-    rng: &mut StdRng,
-    device: &B::Device,
-) -> (Int8Weight<B, 4>, Tensor<B, 1>, [Tensor<B, 4>; 2]) {
-    case_operands_as(case, Scheme::Keras, rng, device)
-}
-
-/// [`case_operands`] with the weight in `scheme`.
 pub(crate) fn case_operands_as<B: Backend>(
     case: &Case,
     scheme: Scheme,

@@ -13,11 +13,11 @@ use burn_int8::kernels::gpu::{
 };
 use burn_int8::kernels::int8_matmul;
 use burn_int8::kernels::{generic_quantized_conv2d, gpu::try_quantized_conv2d};
-use burn_int8::{Int8Weight, QuantizeExt};
+use burn_int8::{Int8Weight, QuantizeExt, Scheme};
 use rand::{SeedableRng, rngs::StdRng};
 
 use crate::common::f32_of;
-use crate::conv_kernels::{CASES, case_operands, differing, geometry};
+use crate::conv_kernels::{CASES, case_operands_as, differing, geometry};
 
 /// Deterministic int8 values covering the full range, extremes included.
 fn random_i8(len: usize, seed: u64) -> Vec<i8> {
@@ -226,25 +226,29 @@ fn declines_other_dtypes_and_backends() {
 }
 
 /// The direct convolution kernels (no im2col tensor) against the generic path (im2col through
-/// Burn ops), bit for bit, on the CPU kernel tests' cases (1×1 to 7×7, stride, dilation,
+/// Burn ops), bit for bit, in both schemes (Keras's window scales, `Scheme::Sample`'s image
+/// scales), on the CPU kernel tests' cases (1×1 to 7×7, stride, dilation,
 /// asymmetric padding, grouped, depthwise with a multiplier, Conv1d shapes, batched, ties).
 fn conv_matches_generic<B: Backend>(device: &B::Device) {
     let mut rng = StdRng::seed_from_u64(28);
-    for case in CASES {
-        let (weight, bias, inputs) = case_operands::<B>(case, &mut rng, device);
+    for (case, scheme) in CASES
+        .iter()
+        .flat_map(|case| [(case, Scheme::Keras), (case, Scheme::Sample)])
+    {
+        let (weight, bias, inputs) = case_operands_as::<B>(case, scheme, &mut rng, device);
         for (kind, input) in ["normal", "ties"].iter().zip(inputs) {
             for bias in [None, Some(bias.clone())] {
                 let expected =
                     generic_quantized_conv2d(input.clone(), &weight, bias.clone(), geometry(case));
                 let direct = try_quantized_conv2d(&input, &weight, bias.as_ref(), geometry(case))
-                    .unwrap_or_else(|| panic!("declined {case:?}"));
+                    .unwrap_or_else(|| panic!("{scheme} declined {case:?}"));
                 assert_eq!(direct.dims(), expected.dims(), "{case:?}");
                 let expected = f32_of(expected);
                 let differ = differing(&f32_of(direct), &expected);
                 assert_eq!(
                     differ,
                     0,
-                    "{kind} bias {} {case:?}: {differ} of {} outputs differ",
+                    "{scheme} {kind} bias {} {case:?}: {differ} of {} outputs differ",
                     bias.is_some(),
                     expected.len()
                 );
@@ -439,15 +443,22 @@ fn bench_convolutions<B: Backend>(device: &B::Device) {
             Distribution::Normal(0.0, 1.0),
             device,
         );
+        // `Scheme::Sample` (depthwise layers keep Keras's scheme: the same kernel as `direct`).
+        let mut sample = float.clone();
+        sample
+            .quantize_with(&burn_int8::QuantizeConfig::default().scheme(Scheme::Sample))
+            .expect("quantize per sample");
         let mut direct = || int8.forward(x.clone());
+        let mut per_sample = || sample.forward(x.clone());
         let mut generic =
             || generic_quantized_conv2d(x.clone(), &quantized.weight, bias.clone(), geometry);
         let mut f32_conv = || float.forward(x.clone());
-        let mut best = [f64::INFINITY; 3];
+        let mut best = [f64::INFINITY; 4];
         for round in 0..4 {
             let iters = if round == 0 { 1 } else { 5 };
             let times = [
                 time_ms(iters, &mut direct),
+                time_ms(iters, &mut per_sample),
                 time_ms(iters, &mut generic),
                 time_ms(iters, &mut f32_conv),
             ];
@@ -457,9 +468,9 @@ fn bench_convolutions<B: Backend>(device: &B::Device) {
                 }
             }
         }
-        let [direct, generic, f32_conv] = best;
+        let [direct, per_sample, generic, f32_conv] = best;
         println!(
-            "{name:>30}: int8 direct {direct:8.3} ms | int8 im2col {generic:8.3} ms | f32 conv {f32_conv:8.3} ms"
+            "{name:>30}: int8 direct {direct:8.3} ms | per sample {per_sample:8.3} ms | int8 im2col {generic:8.3} ms | f32 conv {f32_conv:8.3} ms"
         );
     }
 }

@@ -15,7 +15,7 @@ use burn::tensor::ops::{PadMode, UnfoldOptions};
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::{ChannelRows, fused_product, generic, int8_product};
-use crate::quantizers::abs_max_quantize_along;
+use crate::quantizers::{ABS_MAX_EPSILON, INT8_MAX, quantize_with_scale};
 use crate::{Int8Weight, Scheme};
 
 /// Geometry of a 2-D convolution (a 1-D one has height 1).
@@ -134,6 +134,19 @@ fn straight_through_per_sample<B: Backend>(
     value.detach().add(tracked.clone().sub(tracked.detach()))
 }
 
+/// [`Scheme::Sample`]'s scales `[batch, 1]`: each image's `127 / (amax + 1e-7)`, the ops of
+/// Keras's `abs_max_quantize` over the whole image. The GPU kernels take them from here too.
+pub(crate) fn sample_scales<B: Backend>(input: &Tensor<B, 4>) -> Tensor<B, 2> {
+    let [batch, c_in, height, width] = input.dims();
+    let amax = input
+        .clone()
+        .reshape([batch, c_in * height * width])
+        .abs()
+        .max_dim(1);
+    let numerator = Tensor::full(amax.shape(), INT8_MAX, &amax.device());
+    numerator.div(amax.add_scalar(ABS_MAX_EPSILON))
+}
+
 /// [`Scheme::Sample`] through Burn tensor ops: each sample's input quantized with its own
 /// AbsMax scale (Keras's `abs_max_quantize` over the whole sample), im2col of those integers,
 /// the int8 product per group (the seam's, so GPU kernels serve it) and Keras's epilogue with
@@ -146,7 +159,8 @@ fn per_sample_conv2d<B: Backend>(
     geometry: ConvGeometry,
 ) -> Tensor<B, 4> {
     let [batch, c_in, height, width] = input.dims();
-    let (q, scale) = abs_max_quantize_along(input.reshape([batch, c_in * height * width]), 1);
+    let scale = sample_scales(&input);
+    let q = quantize_with_scale(input.reshape([batch, c_in * height * width]), scale.clone());
     // Integers up to 127 and zeros: im2col (a convolution with one-hot kernels) and the padding
     // keep them exact in f32.
     let q = q

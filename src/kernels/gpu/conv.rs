@@ -322,6 +322,10 @@ impl ConvPlan {
     fn positions(&self) -> usize {
         self.out_size[0] * self.out_size[1]
     }
+    /// Windows per image: one per output position and group.
+    pub(super) fn windows_per_image(&self) -> usize {
+        self.positions() * self.geometry.groups
+    }
     /// im2col rows: one per image and output position.
     pub(super) fn rows(&self) -> usize {
         self.batch * self.positions()
@@ -389,17 +393,21 @@ const CUBE_SIZE: u32 = 256;
 
 /// The int8 im2col rows `[rows, K]` (I8) of an ungrouped convolution with K a multiple of 4,
 /// and their scales `[rows, 1]`, for the int8 product; `None` for other convolutions or
-/// inputs.
+/// inputs. `scales` are given (`Scheme::Sample`'s, each image's repeated over its windows) or
+/// found from each window (Keras's rule).
 pub(super) fn quantized_rows<R: CubeRuntime>(
     input: CubeTensor<R>,
     plan: &ConvPlan,
+    scales: Option<CubeTensor<R>>,
 ) -> Option<(CubeTensor<R>, CubeTensor<R>)> {
     let k = plan.c_in * plan.kernel[0] * plan.kernel[1];
     if input.dtype != DType::F32 || plan.geometry.groups != 1 || !k.is_multiple_of(4) {
         return None;
     }
     let input = into_contiguous(input);
-    let scales = plan.window_scales(&input);
+    let scales = scales
+        .map(into_contiguous)
+        .unwrap_or_else(|| plan.window_scales(&input));
     let rows = empty_device_contiguous_dtype(
         input.client.clone(),
         input.device.clone(),
@@ -430,12 +438,14 @@ pub(super) fn quantized_rows<R: CubeRuntime>(
 /// The whole convolution by the direct kernel: `input [batch, c_in, h, w]` (F32), `weight`
 /// (I8 channel rows `[c_out, c_in / groups · kh · kw]`), `w_scales [c_out]` and `bias
 /// [c_out]` (F32), giving `[batch, c_out, h_out, w_out]`; `None` for operands it does not take.
+/// `scales` (`[rows, groups]`) as in [`quantized_rows`].
 pub(super) fn direct<R: CubeRuntime>(
     input: CubeTensor<R>,
     weight: CubeTensor<R>,
     w_scales: CubeTensor<R>,
     bias: Option<CubeTensor<R>>,
     plan: &ConvPlan,
+    scales: Option<CubeTensor<R>>,
 ) -> Option<CubeTensor<R>> {
     let floats = [Some(&input), Some(&w_scales), bias.as_ref()];
     if floats.into_iter().flatten().any(|t| t.dtype != DType::F32) || weight.dtype != DType::I8 {
@@ -452,8 +462,11 @@ pub(super) fn direct<R: CubeRuntime>(
     let bias = bias.map(into_contiguous);
     let [kh, kw] = plan.kernel;
     let depthwise = plan.c_in == plan.geometry.groups && kh * kw <= MAX_WINDOW_TAPS;
-    // The depthwise kernel finds each window's scale itself.
-    let scales = (!depthwise).then(|| plan.window_scales(&input));
+    // The depthwise kernel finds each window's scale itself (Keras's rule only).
+    let scales = match scales {
+        Some(scales) => Some(into_contiguous(scales)),
+        None => (!depthwise).then(|| plan.window_scales(&input)),
+    };
     let [h_out, w_out] = plan.out_size;
     let output = empty_device_contiguous_dtype(
         input.client.clone(),

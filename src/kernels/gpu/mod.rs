@@ -215,9 +215,12 @@ pub(crate) fn try_conv2d<B: Backend>(
     geometry: ConvGeometry,
 ) -> Option<Tensor<B, 4>> {
     let out_size = geometry.direct_out_size(input, weight, kernel_size, bias)?;
-    // Keras's rule only: a per-sample weight takes the generic path (its int8 product on these
-    // kernels).
-    if B::ad_enabled(&input.device()) || weight.format.scheme != crate::Scheme::Keras {
+    if B::ad_enabled(&input.device())
+        || !matches!(
+            weight.format.scheme,
+            crate::Scheme::Keras | crate::Scheme::Sample
+        )
+    {
         return None;
     }
     let plan = conv::ConvPlan::new(
@@ -251,10 +254,21 @@ fn conv_on<B: Backend, R: CubeRuntime>(
         same_type(tensor.clone().into_primitive().tensor()).ok()
     }
     let [batch, ..] = input.dims();
+    // `Scheme::Sample`: each image's scale (the generic path's ops) for each of its windows.
+    let given = || -> Option<Option<CubeTensor<R>>> {
+        if weight.format.scheme != crate::Scheme::Sample {
+            return Some(None);
+        }
+        let windows = plan.windows_per_image();
+        let scales = super::conv::sample_scales(input)
+            .expand([batch, windows])
+            .reshape([batch * windows, 1]);
+        Some(Some(float::<B, R, 2>(&scales)?))
+    };
 
     // Int8 im2col rows onto the packed product, finished by the generic path's epilogue and
     // layout (the same Burn ops in the same order as the im2col path).
-    if let Some((rows, x_scale)) = conv::quantized_rows(float::<B, R, 4>(input)?, plan) {
+    if let Some((rows, x_scale)) = conv::quantized_rows(float::<B, R, 4>(input)?, plan, given()?) {
         let rows = Tensor::<B, 2, Int>::from_primitive(same_type(rows).ok()?);
         if let Some(acc) = try_int8_matmul(&rows, &weight.values) {
             let x_scale = Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(
@@ -276,6 +290,7 @@ fn conv_on<B: Backend, R: CubeRuntime>(
         float::<B, R, 1>(&weight.scale)?,
         bias,
         plan,
+        given()?,
     )?;
     let primitive: B::FloatTensorPrimitive = same_type(output).ok()?;
     Some(Tensor::from_primitive(
