@@ -91,12 +91,12 @@ fn abs_max_finite(isa: Isa, values: &[f32]) -> (f32, bool) {
                 *max = if a > *max { a } else { *max };
             }
         }
-        let tail = blocks.remainder();
-        finite &= tail.iter().all(|v| v.abs() <= f32::MAX);
-        (
-            max_of(&amax).max(max_of(&tail.iter().map(|v| v.abs()).collect::<Vec<_>>())),
-            finite,
-        )
+        for &v in blocks.remainder() {
+            let a = v.abs();
+            finite &= a <= f32::MAX;
+            amax[0] = if a > amax[0] { a } else { amax[0] };
+        }
+        (max_of(&amax), finite)
     }
     #[cfg(target_arch = "x86_64")]
     {
