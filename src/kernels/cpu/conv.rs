@@ -308,9 +308,10 @@ pub(crate) fn try_conv2d<B: Backend>(
         bias: bias.as_ref().map(Host::as_slice),
     };
     // `Scheme::Sample`'s scales, one per image (a NaN or an infinity declines here).
-    let sample_scales = match per_sample {
-        true => Some(conv_sample::sample_scales(isa, x_values, batch)?),
-        false => None,
+    let sample_scales = if per_sample {
+        Some(conv_sample::sample_scales(isa, x_values, batch)?)
+    } else {
+        None
     };
     if let Some(sample_scales) = &sample_scales
         && kh * kw > 1
@@ -333,8 +334,11 @@ pub(crate) fn try_conv2d<B: Backend>(
             bytes: &bytes,
             scales: sample_scales,
         };
-        conv_gemm(&operands(shape, activations), OutPtr(out.as_mut_ptr()));
+        let written = conv_gemm(&operands(shape, activations), OutPtr(out.as_mut_ptr()));
         conv_sample::put_buffer(bytes);
+        if !written {
+            return None;
+        }
     } else {
         let unpadded = top + bottom + left + right == 0;
         let mut shape = shape;

@@ -254,21 +254,24 @@ fn conv_on<B: Backend, R: CubeRuntime>(
         same_type(tensor.clone().into_primitive().tensor()).ok()
     }
     let [batch, ..] = input.dims();
-    // `Scheme::Sample`: each image's scale (the generic path's ops) for each of its windows.
-    let given = || -> Option<Option<CubeTensor<R>>> {
-        if weight.format.scheme != crate::Scheme::Sample {
-            return Some(None);
+    // `Scheme::Sample`: each image's scale (the generic path's ops) for each of its windows,
+    // computed once for whichever kernel takes the call.
+    let sample_scales: Option<CubeTensor<R>> = match weight.format.scheme {
+        crate::Scheme::Sample => {
+            let windows = plan.windows_per_image();
+            let scales = super::conv::sample_scales(input)
+                .expand([batch, windows])
+                .reshape([batch * windows, 1]);
+            Some(float::<B, R, 2>(&scales)?)
         }
-        let windows = plan.windows_per_image();
-        let scales = super::conv::sample_scales(input)
-            .expand([batch, windows])
-            .reshape([batch * windows, 1]);
-        Some(Some(float::<B, R, 2>(&scales)?))
+        _ => None,
     };
 
     // Int8 im2col rows onto the packed product, finished by the generic path's epilogue and
     // layout (the same Burn ops in the same order as the im2col path).
-    if let Some((rows, x_scale)) = conv::quantized_rows(float::<B, R, 4>(input)?, plan, given()?) {
+    if let Some((rows, x_scale)) =
+        conv::quantized_rows(float::<B, R, 4>(input)?, plan, sample_scales.clone())
+    {
         let rows = Tensor::<B, 2, Int>::from_primitive(same_type(rows).ok()?);
         if let Some(acc) = try_int8_matmul(&rows, &weight.values) {
             let x_scale = Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(
@@ -290,7 +293,7 @@ fn conv_on<B: Backend, R: CubeRuntime>(
         float::<B, R, 1>(&weight.scale)?,
         bias,
         plan,
-        given()?,
+        sample_scales,
     )?;
     let primitive: B::FloatTensorPrimitive = same_type(output).ok()?;
     Some(Tensor::from_primitive(
