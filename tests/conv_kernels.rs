@@ -565,3 +565,64 @@ fn per_sample_kernel_declines_a_non_finite_sample() {
         }
     }
 }
+
+/// `Scheme::Sample` under `Autodiff<Flex>`: the forward values are the per-sample result's bits
+/// (the generic path on the inner backend), and the input and bias get Keras's straight-through
+/// gradients, which do not depend on how the activations were scaled: those of the same int8
+/// weight under Keras's scheme.
+#[test]
+fn per_sample_conv_under_autodiff_has_the_per_sample_values_and_keras_gradients() {
+    use burn::nn::PaddingConfig2d;
+    use burn_int8::QuantizedConv2d;
+    type A = burn::backend::Autodiff<burn::backend::Flex>;
+    let device = Default::default();
+    let mut rng = StdRng::seed_from_u64(47);
+    let case = &CASES[3];
+    let (weight, bias, [input, _]) = case_operands_as::<A>(case, Scheme::Sample, &mut rng, &device);
+    let layer = |weight: Int8Weight<A, 4>| QuantizedConv2d {
+        weight,
+        bias: Some(burn::module::Param::from_tensor(bias.clone())),
+        stride: case.stride,
+        kernel_size: case.kernel,
+        dilation: case.dilation,
+        groups: case.groups,
+        padding: PaddingConfig2d::Explicit(1, 1, 1, 1),
+    };
+    let keras_weight = Int8Weight::from_parts_as(
+        weight.values.val(),
+        weight.scale.val(),
+        0,
+        Int8Format::KERAS,
+    )
+    .unwrap();
+    let expected = generic_quantized_conv2d(
+        input.clone().inner(),
+        &Int8Weight::from_parts_as(
+            weight.values.val().inner(),
+            weight.scale.val().inner(),
+            0,
+            weight.format(),
+        )
+        .unwrap(),
+        Some(bias.clone().inner()),
+        geometry(case),
+    );
+    let gradients = |layer: QuantizedConv2d<A>| {
+        let x = input.clone().require_grad();
+        let y = layer.forward(x.clone());
+        let values = f32_of(y.clone().inner());
+        let grads = y.sum().backward();
+        let bias = layer.bias.as_ref().expect("bias").val();
+        (
+            values,
+            f32_of(x.grad(&grads).expect("input gradient")),
+            f32_of(bias.grad(&grads).expect("bias gradient")),
+        )
+    };
+    let (values, x_grad, bias_grad) = gradients(layer(weight));
+    assert_eq!(differing(&values, &f32_of(expected)), 0, "forward values");
+    let (_, keras_x_grad, keras_bias_grad) = gradients(layer(keras_weight));
+    assert!(x_grad.iter().any(|&g| g != 0.0), "no input gradient");
+    assert_eq!(differing(&x_grad, &keras_x_grad), 0, "input gradient");
+    assert_eq!(differing(&bias_grad, &keras_bias_grad), 0, "bias gradient");
+}
