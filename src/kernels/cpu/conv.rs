@@ -824,21 +824,9 @@ fn pack(
     }
     #[cfg(target_arch = "x86_64")]
     if matches!(isa, Isa::AvxVnni | Isa::Avx2) {
-        // The portable packing compiled for AVX2: on baseline x86-64 each rounding is a `rintf`
-        // call (the int8 convolution ran 2.5–5× slower than Burn's float one on this level).
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2(
-            input: &[f32],
-            offsets: &[usize],
-            lanes: &LaneGroup,
-            scales: &[f32; LANES],
-            flip: bool,
-            out: &mut [u8],
-        ) {
-            pack_portable(input, offsets, lanes, scales, flip, out)
-        }
-        // SAFETY: the AVX2 levels are listed only where AVX2 and FMA are (`Isa::available`).
-        return unsafe { avx2(input, offsets, lanes, scales, flip, out) };
+        // SAFETY: the AVX2 levels are listed only where AVX2 and FMA are (`Isa::available`);
+        // the offsets of every valid lane are inside `input`.
+        return unsafe { super::x86_conv::pack_avx2(input, offsets, lanes, scales, flip, out) };
     }
     let _ = isa;
     pack_portable(input, offsets, lanes, scales, flip, out)

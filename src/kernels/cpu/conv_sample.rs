@@ -21,6 +21,10 @@ use super::conv::{ConvShape, LANES, LaneGroup, quantize, scale_of};
 use super::gemm::{Isa, OutPtr};
 use super::spin_pool::parallel_for;
 
+/// Bytes kept after the prepared layout: AVX2's packing loads 16 bytes from the first value of
+/// each run of a lane group, which may be the layout's last.
+pub(super) const LOAD_SLACK: usize = 16;
+
 /// Inputs at least this many values are split over the threads.
 const PARALLEL_VALUES: usize = 64 * 1024;
 
@@ -136,8 +140,8 @@ pub(super) fn prepare(
     let (phases, hp, wq) = (shape.phases, shape.hp, shape.wq);
     let plane = phases * hp * wq;
     let planes = shape.batch * shape.c_in;
-    if out.len() < planes * plane {
-        out.resize(planes * plane, 0);
+    if out.len() < planes * plane + LOAD_SLACK {
+        out.resize(planes * plane + LOAD_SLACK, 0);
     }
     let zero = if unsigned { 0x80u8 } else { 0 };
     let out_ptr = OutPtr(out.as_mut_ptr());
@@ -203,12 +207,8 @@ fn quantize_plane(
     }
     #[cfg(target_arch = "x86_64")]
     if matches!(isa, Isa::AvxVnni | Isa::Avx2) {
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2(layout: &PaddedPlane, source: &[f32], scale: f32, zero: u8, dest: &mut [u8]) {
-            quantize_plane_portable(layout, source, scale, zero, dest)
-        }
-        // SAFETY: the AVX2 levels are listed only where AVX2 and FMA are.
-        return unsafe { avx2(layout, source, scale, zero, dest) };
+        // SAFETY: the AVX2 levels are listed only where AVX2 is.
+        return unsafe { quantize_plane_avx2(layout, source, scale, zero, dest) };
     }
     let _ = isa;
     quantize_plane_portable(layout, source, scale, zero, dest)
@@ -323,6 +323,99 @@ unsafe fn quantize_plane_avx512(
     }
 }
 
+/// [`quantize_plane_portable`] on AVX2, 16 columns at a time as two halves of 8: masked loads
+/// (`vmaskmovps`, which reads no masked-off lane) where the columns are inside the source row,
+/// every other value of two halves for stride 2, a gather for other strides; the rounding
+/// written out (`vroundps` to nearest-even, not the MXCSR mode). No clamp, as on AVX-512.
+///
+/// # Safety
+/// AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_plane_avx2(
+    layout: &PaddedPlane,
+    source: &[f32],
+    scale: f32,
+    zero: u8,
+    dest: &mut [u8],
+) {
+    use std::arch::x86_64::*;
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    let (width, wq, phases) = (layout.width as i32, layout.wq, layout.phases);
+    let scale = _mm256_set1_ps(scale);
+    let flip = _mm_set1_epi8(zero as i8);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let steps = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(phases as i32));
+    // The lanes of the 8 columns `first + step` (`step` = `lanes` · phases) inside `0..width`.
+    let inside = |columns: __m256i| {
+        let negative = _mm256_cmpgt_epi32(_mm256_setzero_si256(), columns);
+        _mm256_andnot_si256(
+            negative,
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(width), columns),
+        )
+    };
+    let span = |first: i32| inside(_mm256_add_epi32(_mm256_set1_epi32(first), lanes));
+    // 8 columns from source column `first`, quantized to 8 integers.
+    let eight = |row: *const f32, first: i32| -> __m256i {
+        // SAFETY: only columns inside the row are read (masked-off lanes are not).
+        let v = unsafe {
+            match phases {
+                1 => _mm256_maskload_ps(row.wrapping_offset(first as isize), span(first)),
+                2 => {
+                    let lo = _mm256_maskload_ps(row.wrapping_offset(first as isize), span(first));
+                    let hi = _mm256_maskload_ps(
+                        row.wrapping_offset(first as isize + 8),
+                        span(first + 8),
+                    );
+                    // Evens of each 128-bit lane, `[lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6]`, put
+                    // in order by 64-bit pairs.
+                    let evens = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        evens,
+                    )))
+                }
+                _ => {
+                    let columns = _mm256_add_epi32(_mm256_set1_epi32(first), steps);
+                    _mm256_mask_i32gather_ps::<4>(
+                        _mm256_setzero_ps(),
+                        row,
+                        columns,
+                        _mm256_castsi256_ps(inside(columns)),
+                    )
+                }
+            }
+        };
+        _mm256_cvtps_epi32(_mm256_round_ps::<NEAREST>(_mm256_mul_ps(v, scale)))
+    };
+    for (row_index, dest_row) in dest.chunks_exact_mut(wq).enumerate() {
+        let (phase, y) = (row_index / layout.hp, row_index % layout.hp);
+        let Some(source_y) = layout.source_row(y) else {
+            dest_row.fill(zero);
+            continue;
+        };
+        let row = source[source_y * layout.width..][..layout.width].as_ptr();
+        for q0 in (0..wq).step_by(LANES) {
+            let count = (wq - q0).min(LANES);
+            let first = layout.source_column(phase, q0) as i32;
+            let (low, high) = (eight(row, first), eight(row, first + 8 * phases as i32));
+            // Words `[low 0–3, high 0–3 | low 4–7, high 4–7]`, reordered to `[low | high]`,
+            // then bytes (the first 8 of each 128-bit lane), gathered into 16.
+            let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(low, high));
+            let bytes = _mm256_permute4x64_epi64::<0b00_00_10_00>(_mm256_packs_epi16(words, words));
+            let bytes = _mm_xor_si128(_mm256_castsi256_si128(bytes), flip);
+            if count == LANES {
+                // SAFETY: 16 bytes at `q0`, inside the row.
+                unsafe { _mm_storeu_si128(dest_row.as_mut_ptr().add(q0).cast(), bytes) };
+            } else {
+                let mut tail = [0u8; LANES];
+                // SAFETY: 16 bytes.
+                unsafe { _mm_storeu_si128(tail.as_mut_ptr().cast(), bytes) };
+                dest_row[q0..].copy_from_slice(&tail[..count]);
+            }
+        }
+    }
+}
+
 /// One lane group's quads `[k4 / 4][lane][4]` copied from the quantized input: lanes past the
 /// group's end and `k` past K hold the code of 0 (their weights are zero, their outputs unused).
 pub(super) fn pack(
@@ -339,6 +432,12 @@ pub(super) fn pack(
         // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F and BW are; the offsets of
         // every valid lane are inside `input` (they come from the shape it was prepared for).
         return unsafe { super::x86_conv::pack_bytes_avx512(input, offsets, lanes, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::AvxVnni | Isa::Avx2) {
+        // SAFETY: the AVX2 levels are listed only where AVX2 is; `prepare` leaves
+        // `LOAD_SLACK` bytes after the layout for the 16-byte loads from each run's start.
+        return unsafe { super::x86_conv::pack_bytes_avx2(input, offsets, lanes, out) };
     }
     let _ = isa;
     pack_portable(input, offsets, lanes, zero, out)

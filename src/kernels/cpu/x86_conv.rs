@@ -342,3 +342,203 @@ pub(super) unsafe fn pack_bytes_avx512(
         }
     }
 }
+
+/// Where one run of a lane group reads, as two 8-lane masks for AVX's `vmaskmovps` (a lane is
+/// read where its mask's sign bit is set; masked-off lanes are not read, so they cannot fault).
+#[derive(Clone, Copy)]
+struct RunMasks {
+    /// The run's lane 0 position: `input + first + offset + lane` is lane `lane`'s value.
+    first: isize,
+    halves: [__m256i; 2],
+}
+
+/// The masks of each run of `lanes` (at most [`LANES`] runs).
+#[target_feature(enable = "avx2")]
+fn run_masks(lanes: &LaneGroup) -> ([RunMasks; LANES], usize) {
+    let index = [
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15),
+    ];
+    let mut masks = [RunMasks {
+        first: 0,
+        halves: [_mm256_setzero_si256(); 2],
+    }; LANES];
+    for (mask, run) in masks.iter_mut().zip(lanes.input_runs()) {
+        let (start, end) = (
+            _mm256_set1_epi32(run.start as i32 - 1),
+            _mm256_set1_epi32(run.end as i32),
+        );
+        // `start <= lane < end`.
+        let inside = |lane| {
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(lane, start),
+                _mm256_cmpgt_epi32(end, lane),
+            )
+        };
+        *mask = RunMasks {
+            first: run.base as isize - run.start as isize,
+            halves: [inside(index[0]), inside(index[1])],
+        };
+    }
+    (masks, lanes.input_runs().len())
+}
+
+/// `conv::pack_portable` on AVX2 (and AVX-VNNI, which packs `+128`): 16 lanes as two halves
+/// of 8 floats, quantized with the rounding written out (`vroundps` to nearest-even, not the
+/// MXCSR mode), packed to bytes and put in quad order by a byte shuffle per 128-bit lane.
+///
+/// # Safety
+/// AVX2; every valid lane's `base + offset` is inside `input`; `out` holds `k4 * 16` bytes
+/// where `k4 = offsets.len()` rounded up to 4.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_avx2(
+    input: &[f32],
+    offsets: &[usize],
+    lanes: &LaneGroup,
+    scales: &[f32; LANES],
+    flip: bool,
+    out: &mut [u8],
+) {
+    let k = offsets.len();
+    let quads = k.div_ceil(4);
+    debug_assert!(out.len() >= quads * 4 * LANES);
+    // SAFETY: 16 floats.
+    let scale = unsafe {
+        [
+            _mm256_loadu_ps(scales.as_ptr()),
+            _mm256_loadu_ps(scales.as_ptr().add(8)),
+        ]
+    };
+    let flip = _mm256_set1_epi32(if flip { 0x8080_8080u32 as i32 } else { 0 });
+    // After the two saturating packs, 128-bit lane `j` holds `v_kk[4j + t]` at byte
+    // `4kk + t`; the quads want it at `4t + kk`.
+    let transpose = _mm256_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
+        14, 3, 7, 11, 15,
+    );
+    let (masks, runs) = run_masks(lanes);
+    let masks = &masks[..runs];
+    let whole = runs == 1 && lanes.input_runs()[0].start == 0 && lanes.input_runs()[0].end == LANES;
+    let base = input.as_ptr();
+    let load = |offset: usize, h: usize| -> __m256 {
+        // SAFETY: the caller's contract: each valid lane's value is inside `input`; masked-off
+        // lanes are not read.
+        unsafe {
+            if whole {
+                return _mm256_loadu_ps(base.add(masks[0].first as usize + offset + 8 * h));
+            }
+            let mut v = _mm256_setzero_ps();
+            for mask in masks {
+                let at = base.wrapping_offset(mask.first + (offset + 8 * h) as isize);
+                v = _mm256_or_ps(v, _mm256_maskload_ps(at, mask.halves[h]));
+            }
+            v
+        }
+    };
+    for q in 0..quads {
+        for h in 0..2 {
+            let mut integers = [_mm256_setzero_si256(); 4];
+            for (kk, integer) in integers.iter_mut().enumerate().take(k - 4 * q) {
+                let v = _mm256_mul_ps(load(offsets[4 * q + kk], h), scale[h]);
+                *integer = _mm256_cvtps_epi32(_mm256_round_ps::<NEAREST>(v));
+            }
+            // Values are within ±127: the packs never saturate.
+            let words_01 = _mm256_packs_epi32(integers[0], integers[1]);
+            let words_23 = _mm256_packs_epi32(integers[2], integers[3]);
+            let bytes = _mm256_shuffle_epi8(_mm256_packs_epi16(words_01, words_23), transpose);
+            // SAFETY: 32 bytes at `q * 64 + 32 h`, inside `out`.
+            unsafe {
+                _mm256_storeu_si256(
+                    out.as_mut_ptr().add(q * 64 + 32 * h).cast(),
+                    _mm256_xor_si256(bytes, flip),
+                )
+            };
+        }
+    }
+}
+
+/// `conv_sample::pack_portable` on AVX2: the four `k` of a quad (16 bytes each, one per lane)
+/// transposed to `[lane][4]` by byte and word interleaves. A lane group whose lanes read
+/// several runs loads 16 bytes from each run's first value and moves them to the run's lanes
+/// with a byte shuffle (zeros elsewhere), ORed together. Lanes past the group's end and `k`
+/// past K are left as they fall (their outputs are not stored; their weights are zero).
+///
+/// # Safety
+/// AVX2; 16 bytes from every valid lane's `base + offset` are inside `input` (the prepared
+/// input ends with `conv_sample::LOAD_SLACK` bytes for this); `out` holds `k4 * 16` bytes
+/// where `k4 = offsets.len()` rounded up to 4.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn pack_bytes_avx2(
+    input: &[u8],
+    offsets: &[usize],
+    lanes: &LaneGroup,
+    out: &mut [u8],
+) {
+    let k = offsets.len();
+    let quads = k.div_ceil(4);
+    debug_assert!(out.len() >= quads * 4 * LANES);
+    let runs = lanes.input_runs();
+    // Per run: where its first lane reads, and the shuffle moving byte `i` to lane
+    // `start + i` (`0x80` zeroes the lanes of other runs).
+    let mut moves = [(0usize, _mm_setzero_si128()); LANES];
+    for (slot, run) in moves.iter_mut().zip(runs) {
+        let mut control = [0x80u8; LANES];
+        for (lane, byte) in control.iter_mut().enumerate().take(run.end).skip(run.start) {
+            *byte = (lane - run.start) as u8;
+        }
+        // SAFETY: 16 bytes.
+        *slot = (run.base, unsafe {
+            _mm_loadu_si128(control.as_ptr().cast())
+        });
+    }
+    let moves = &moves[..runs.len()];
+    let whole = runs.len() == 1 && runs[0].start == 0 && runs[0].end == LANES;
+    let base = input.as_ptr();
+    let load = |offset: usize| -> __m128i {
+        // SAFETY: the caller's contract (16 bytes from each run's first value).
+        unsafe {
+            if whole {
+                return _mm_loadu_si128(base.add(moves[0].0 + offset).cast());
+            }
+            let mut v = _mm_setzero_si128();
+            for &(first, control) in moves {
+                let bytes = _mm_loadu_si128(base.add(first + offset).cast());
+                v = _mm_or_si128(v, _mm_shuffle_epi8(bytes, control));
+            }
+            v
+        }
+    };
+    for q in 0..quads {
+        let present = (k - 4 * q).min(4);
+        let mut rows = [_mm_setzero_si128(); 4];
+        for (kk, row) in rows.iter_mut().enumerate().take(present) {
+            *row = load(offsets[4 * q + kk]);
+        }
+        // `[k0 | k2]` and `[k1 | k3]`: the byte interleave pairs k0 with k1 (low 128 bits)
+        // and k2 with k3 (high), lanes 0–7 (`lo`) and 8–15 (`hi`).
+        let even = _mm256_set_m128i(rows[2], rows[0]);
+        let odd = _mm256_set_m128i(rows[3], rows[1]);
+        let (lo, hi) = (
+            _mm256_unpacklo_epi8(even, odd),
+            _mm256_unpackhi_epi8(even, odd),
+        );
+        // `[k0k1 of lanes 0–7 | k0k1 of lanes 8–15]` and the same of k2k3; their word
+        // interleave gives each lane's four bytes: lanes 0–3 | 8–11, and 4–7 | 12–15.
+        let pairs_01 = _mm256_permute2x128_si256::<0x20>(lo, hi);
+        let pairs_23 = _mm256_permute2x128_si256::<0x31>(lo, hi);
+        let quads_a = _mm256_unpacklo_epi16(pairs_01, pairs_23);
+        let quads_b = _mm256_unpackhi_epi16(pairs_01, pairs_23);
+        let dest = out.as_mut_ptr().wrapping_add(q * 64);
+        // SAFETY: 64 bytes at `q * 64`, inside `out`.
+        unsafe {
+            _mm256_storeu_si256(
+                dest.cast(),
+                _mm256_permute2x128_si256::<0x20>(quads_a, quads_b),
+            );
+            _mm256_storeu_si256(
+                dest.add(32).cast(),
+                _mm256_permute2x128_si256::<0x31>(quads_a, quads_b),
+            );
+        }
+    }
+}
