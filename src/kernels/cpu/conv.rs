@@ -655,16 +655,30 @@ fn conv_gemm(parts: &Parts<'_>, out_ptr: OutPtr<f32>) -> bool {
                     let mr = TILE_GROUPS.min(group_count - g0);
                     let x = &packed[g0 * group_bytes..(g0 + mr) * group_bytes];
                     let groups = &packed_groups[g0..g0 + mr];
+                    // The x86 tiles rescale and store from registers.
                     #[cfg(target_arch = "x86_64")]
-                    if isa == Isa::Avx512Vnni {
-                        // SAFETY: the level is this CPU's; sizes as `tile` checks them; each
-                        // task writes only its own (position, channel) outputs.
+                    {
+                        use super::x86_conv as x86;
+                        // SAFETY: the level is this CPU's (`Isa::available`); sizes as
+                        // `tile_portable` checks them; each task writes only its own
+                        // (position, channel) outputs.
                         unsafe {
-                            super::x86_conv::tile_avx512vnni(x, groups, k4, rows, nr, &epilogue)
-                        };
-                        continue;
+                            match isa {
+                                Isa::Avx512Vnni => {
+                                    x86::tile_avx512vnni(x, groups, k4, rows, nr, &epilogue)
+                                }
+                                Isa::AvxVnni => {
+                                    x86::tile_avxvnni(x, groups, k4, rows, nr, &epilogue)
+                                }
+                                Isa::Avx2 => x86::tile_avx2(x, groups, k4, rows, nr, &epilogue),
+                                Isa::Portable => {}
+                            }
+                        }
+                        if isa != Isa::Portable {
+                            continue;
+                        }
                     }
-                    tile(isa, x, mr, k4, rows, nr, &mut acc);
+                    tile_portable(x, mr, k4, rows, nr, &mut acc);
                     for (i, group) in groups.iter().enumerate() {
                         for (j, channel_acc) in acc.iter().take(nr).enumerate() {
                             let mut lane_acc = [0i32; LANES];
@@ -857,33 +871,6 @@ fn pack_portable(
 /// `acc[j][i * 16 + lane] = Σ_k x[i][k][lane] · w[j][k]` for `mr` lane groups and `nr` channel
 /// rows (each `k4` long, zero past K): the raw sums, `+128 · Σw` included when the activations
 /// were packed unsigned.
-fn tile(
-    isa: Isa,
-    x: &[u8],
-    mr: usize,
-    k4: usize,
-    rows: &[i8],
-    nr: usize,
-    acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
-) {
-    debug_assert!(x.len() >= mr * k4 * LANES && rows.len() >= nr * k4);
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::x86_conv as x86;
-        // SAFETY: `Isa::available` lists only levels this CPU has; the sizes are checked above.
-        unsafe {
-            match isa {
-                // AVX-512 VNNI runs its own tile with a fused epilogue (`conv_gemm`).
-                Isa::Avx512Vnni | Isa::Portable => {}
-                Isa::AvxVnni => return x86::tile_avxvnni(x, mr, k4, rows, nr, acc),
-                Isa::Avx2 => return x86::tile_avx2(x, mr, k4, rows, nr, acc),
-            }
-        }
-    }
-    let _ = isa;
-    tile_portable(x, mr, k4, rows, nr, acc)
-}
-
 fn tile_portable(
     x: &[u8],
     mr: usize,
@@ -892,6 +879,7 @@ fn tile_portable(
     nr: usize,
     acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
 ) {
+    debug_assert!(x.len() >= mr * k4 * LANES && rows.len() >= nr * k4);
     for (j, channel_acc) in acc.iter_mut().take(nr).enumerate() {
         let row = &rows[j * k4..(j + 1) * k4];
         for i in 0..mr {

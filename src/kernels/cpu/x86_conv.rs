@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::conv::{Epilogue, LANES, LaneGroup, PackedGroup, TILE_CHANNELS, TILE_GROUPS};
+use super::conv::{Epilogue, LANES, LaneGroup, PackedGroup, Run};
 
 /// Round to nearest, ties to even, without exceptions (the `imm8` of `vcvtps2dq`/`vrndscaleps`).
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -177,7 +177,9 @@ unsafe fn tile_512<const MR: usize, const NR: usize>(
 }
 
 /// The 256-bit tiles: each 16-lane group is two halves of 8 lanes; 2 halves × 4 channels of
-/// accumulators per pass (AVX2 has 16 registers).
+/// accumulators per pass (AVX2 has 16 registers), rescaled and stored from registers as the
+/// AVX-512 tile does (the portable epilogue's operations, masked stores where a half crosses
+/// an image's end).
 macro_rules! tile_256 {
     ($name:ident, $inner:ident, $features:literal, vnni = $vnni:literal) => {
         /// # Safety
@@ -185,24 +187,27 @@ macro_rules! tile_256 {
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $name(
             x: &[u8],
-            mr: usize,
+            groups: &[PackedGroup],
             k4: usize,
             rows: &[i8],
             nr: usize,
-            acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
+            epilogue: &Epilogue<'_>,
         ) {
-            for i in 0..mr {
-                let group = &x[i * k4 * LANES..(i + 1) * k4 * LANES];
+            debug_assert!(x.len() >= groups.len() * k4 * LANES && rows.len() >= nr * k4);
+            for (i, group) in groups.iter().enumerate() {
+                let packed = &x[i * k4 * LANES..(i + 1) * k4 * LANES];
+                let stores = OutputStores::of(group);
                 let mut j = 0;
                 while j < nr {
                     let count = (nr - j).min(4);
+                    let rows = &rows[j * k4..];
                     // SAFETY: the caller's contract, for channels `j..j + count`.
                     unsafe {
                         match count {
-                            4 => $inner::<4>(group, k4, &rows[j * k4..], i, j, acc),
-                            3 => $inner::<3>(group, k4, &rows[j * k4..], i, j, acc),
-                            2 => $inner::<2>(group, k4, &rows[j * k4..], i, j, acc),
-                            _ => $inner::<1>(group, k4, &rows[j * k4..], i, j, acc),
+                            4 => $inner::<4>(packed, k4, rows, group, &stores, j, epilogue),
+                            3 => $inner::<3>(packed, k4, rows, group, &stores, j, epilogue),
+                            2 => $inner::<2>(packed, k4, rows, group, &stores, j, epilogue),
+                            _ => $inner::<1>(packed, k4, rows, group, &stores, j, epilogue),
                         }
                     }
                     j += count;
@@ -213,15 +218,16 @@ macro_rules! tile_256 {
         #[target_feature(enable = $features)]
         #[allow(clippy::needless_range_loop)]
         unsafe fn $inner<const NR: usize>(
-            group: &[u8],
+            packed: &[u8],
             k4: usize,
             rows: &[i8],
-            i: usize,
+            group: &PackedGroup,
+            stores: &OutputStores,
             j0: usize,
-            acc: &mut [[i32; TILE_GROUPS * LANES]; TILE_CHANNELS],
+            epilogue: &Epilogue<'_>,
         ) {
             let mut sums = [[_mm256_setzero_si256(); NR]; 2];
-            let (xp, wp) = (group.as_ptr(), rows.as_ptr());
+            let (xp, wp) = (packed.as_ptr(), rows.as_ptr());
             for q in 0..k4 / 4 {
                 // SAFETY: quad `q` of the group and of each row is in bounds.
                 unsafe {
@@ -251,12 +257,26 @@ macro_rules! tile_256 {
                 }
             }
             for (h, half) in sums.iter().enumerate() {
+                // SAFETY: 8 floats.
+                let x_scales = unsafe { _mm256_loadu_ps(group.scales.as_ptr().add(8 * h)) };
                 for (j, &sum) in half.iter().enumerate() {
-                    // SAFETY: 8 i32 of channel `j0 + j`, group `i`, half `h`.
+                    let channel = j0 + j;
+                    let exact =
+                        _mm256_sub_epi32(sum, _mm256_set1_epi32(epilogue.corrections[channel]));
+                    let scales =
+                        _mm256_mul_ps(x_scales, _mm256_set1_ps(epilogue.w_scales[channel]));
+                    let mut y = _mm256_div_ps(_mm256_cvtepi32_ps(exact), scales);
+                    if let Some(bias) = epilogue.bias {
+                        y = _mm256_add_ps(y, _mm256_set1_ps(bias[channel]));
+                    }
+                    // SAFETY: the runs' lanes are this task's outputs; the others are not
+                    // written.
                     unsafe {
-                        _mm256_storeu_si256(
-                            acc[j0 + j][i * LANES + 8 * h..].as_mut_ptr().cast(),
-                            sum,
+                        stores.store(
+                            h,
+                            epilogue.channel_offset + channel * epilogue.m,
+                            epilogue,
+                            y,
                         )
                     };
                 }
@@ -272,6 +292,60 @@ tile_256!(
     vnni = true
 );
 tile_256!(tile_avx2, tile_avx2_channels, "avx2", vnni = false);
+
+/// Where a lane group's outputs go: one run of all 16 lanes takes plain stores, others one
+/// masked store (`vmaskmovps` writes no masked-off lane) per run and half of 8 lanes.
+struct OutputStores<'a> {
+    runs: &'a [Run],
+    whole: bool,
+}
+
+impl<'a> OutputStores<'a> {
+    fn of(group: &'a PackedGroup) -> OutputStores<'a> {
+        let runs = group.lanes.output_runs();
+        OutputStores {
+            runs,
+            whole: runs.len() == 1 && runs[0].start == 0 && runs[0].end == LANES,
+        }
+    }
+
+    /// Stores half `h` of a channel's 16 outputs (`channel` = its offset in an image).
+    ///
+    /// # Safety
+    /// AVX2; the runs' outputs of this channel are inside `epilogue.out` and this task's.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn store(&self, h: usize, channel: usize, epilogue: &Epilogue<'_>, y: __m256) {
+        let out = epilogue.out.0;
+        // SAFETY: the caller's contract; masked-off lanes are not written.
+        unsafe {
+            if self.whole {
+                let first = out.add(self.runs[0].base + channel + 8 * h);
+                return _mm256_storeu_ps(first, y);
+            }
+            for run in self.runs {
+                let (start, end) = (run.start.max(8 * h), run.end.min(8 * h + 8));
+                if start >= end {
+                    continue;
+                }
+                let first = (run.base + channel) as isize - run.start as isize;
+                let at = out.wrapping_offset(first + 8 * h as isize);
+                _mm256_maskstore_ps(at, half_mask(start - 8 * h, end - 8 * h), y);
+            }
+        }
+    }
+}
+
+/// The lanes `start..end` of 8 as an AVX mask (sign bits).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn half_mask(start: usize, end: usize) -> __m256i {
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_and_si256(
+        _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(start as i32 - 1)),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(end as i32), lane),
+    )
+}
 
 /// `conv_sample::pack_portable` on AVX-512: each quad's four `k` are 16 bytes each (one per
 /// lane) in the four 128-bit lanes of a register, transposed to `[lane][4]` by a dword
@@ -343,46 +417,6 @@ pub(super) unsafe fn pack_bytes_avx512(
     }
 }
 
-/// Where one run of a lane group reads, as two 8-lane masks for AVX's `vmaskmovps` (a lane is
-/// read where its mask's sign bit is set; masked-off lanes are not read, so they cannot fault).
-#[derive(Clone, Copy)]
-struct RunMasks {
-    /// The run's lane 0 position: `input + first + offset + lane` is lane `lane`'s value.
-    first: isize,
-    halves: [__m256i; 2],
-}
-
-/// The masks of each run of `lanes` (at most [`LANES`] runs).
-#[target_feature(enable = "avx2")]
-fn run_masks(lanes: &LaneGroup) -> ([RunMasks; LANES], usize) {
-    let index = [
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15),
-    ];
-    let mut masks = [RunMasks {
-        first: 0,
-        halves: [_mm256_setzero_si256(); 2],
-    }; LANES];
-    for (mask, run) in masks.iter_mut().zip(lanes.input_runs()) {
-        let (start, end) = (
-            _mm256_set1_epi32(run.start as i32 - 1),
-            _mm256_set1_epi32(run.end as i32),
-        );
-        // `start <= lane < end`.
-        let inside = |lane| {
-            _mm256_and_si256(
-                _mm256_cmpgt_epi32(lane, start),
-                _mm256_cmpgt_epi32(end, lane),
-            )
-        };
-        *mask = RunMasks {
-            first: run.base as isize - run.start as isize,
-            halves: [inside(index[0]), inside(index[1])],
-        };
-    }
-    (masks, lanes.input_runs().len())
-}
-
 /// `conv::pack_portable` on AVX2 (and AVX-VNNI, which packs `+128`): 16 lanes as two halves
 /// of 8 floats, quantized with the rounding written out (`vroundps` to nearest-even, not the
 /// MXCSR mode), packed to bytes and put in quad order by a byte shuffle per 128-bit lane.
@@ -416,21 +450,36 @@ pub(super) unsafe fn pack_avx2(
         0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
         14, 3, 7, 11, 15,
     );
-    let (masks, runs) = run_masks(lanes);
-    let masks = &masks[..runs];
-    let whole = runs == 1 && lanes.input_runs()[0].start == 0 && lanes.input_runs()[0].end == LANES;
+    let runs = lanes.input_runs();
+    let whole = runs.len() == 1 && runs[0].start == 0 && runs[0].end == LANES;
+    // Per run: its lane 0's element (`base - start`) and its lanes of each half as masks.
+    let mut masks = [(0isize, [_mm256_setzero_si256(); 2]); LANES];
+    if !whole {
+        for (mask, run) in masks.iter_mut().zip(runs) {
+            let half = |h: usize| {
+                let (start, end) = (run.start.max(8 * h), run.end.min(8 * h + 8));
+                if start < end {
+                    half_mask(start - 8 * h, end - 8 * h)
+                } else {
+                    _mm256_setzero_si256()
+                }
+            };
+            *mask = (run.base as isize - run.start as isize, [half(0), half(1)]);
+        }
+    }
+    let masks = &masks[..runs.len()];
     let base = input.as_ptr();
     let load = |offset: usize, h: usize| -> __m256 {
         // SAFETY: the caller's contract: each valid lane's value is inside `input`; masked-off
         // lanes are not read.
         unsafe {
             if whole {
-                return _mm256_loadu_ps(base.add(masks[0].first as usize + offset + 8 * h));
+                return _mm256_loadu_ps(base.add(runs[0].base + offset + 8 * h));
             }
             let mut v = _mm256_setzero_ps();
-            for mask in masks {
-                let at = base.wrapping_offset(mask.first + (offset + 8 * h) as isize);
-                v = _mm256_or_ps(v, _mm256_maskload_ps(at, mask.halves[h]));
+            for (first, halves) in masks {
+                let at = base.wrapping_offset(first + (offset + 8 * h) as isize);
+                v = _mm256_or_ps(v, _mm256_maskload_ps(at, halves[h]));
             }
             v
         }
