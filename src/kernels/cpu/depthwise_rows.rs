@@ -137,8 +137,10 @@ unsafe fn plane_on(
             b: Buffers<'_>,
             out: *mut f32,
         ) -> bool {
-            // SAFETY: the caller's contract.
-            unsafe { plane_portable(call, parts, b, out) }
+            fill_padded_avx2(call, b.layout, parts.input, b.padded, b.row_max);
+            // SAFETY: AVX2 and FMA (this function's); the buffers have `layout`'s sizes; `out`
+            // is the caller's contract.
+            unsafe { rows_avx2(call, b.layout, parts, b.padded, b.row_max, out) }
         }
         match isa {
             // SAFETY: `Isa::Avx512Vnni` is listed only where AVX-512F is, the AVX2 levels only
@@ -285,6 +287,120 @@ unsafe fn rows(
         }
     }
     non_finite == 0
+}
+
+/// [`fill_padded`] on AVX2, 8 lanes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fill_padded_avx2(
+    call: &Depthwise<'_>,
+    layout: &Layout,
+    input: &[f32],
+    padded: &mut [f32],
+    row_max: &mut [f32],
+) {
+    // `|v|`: the sign bit cleared.
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    for (r, (row, maxima)) in padded
+        .chunks_exact_mut(layout.pitch)
+        .zip(row_max.chunks_exact_mut(layout.blocks * LANES))
+        .enumerate()
+    {
+        pad_row(call, input, r, row);
+        for (eighth, maxima) in maxima.chunks_exact_mut(8).enumerate() {
+            // SAFETY: columns `8·eighth .. 8·eighth + 10` are inside the row (`Layout`).
+            unsafe {
+                let at = row.as_ptr().add(eighth * 8);
+                let abs = |v| _mm256_and_ps(magnitude, v);
+                // `vmaxps a, b` is `a > b ? a : b`, the portable rule, in its order.
+                let max = _mm256_max_ps(
+                    _mm256_max_ps(abs(_mm256_loadu_ps(at)), abs(_mm256_loadu_ps(at.add(1)))),
+                    abs(_mm256_loadu_ps(at.add(2))),
+                );
+                _mm256_storeu_ps(maxima.as_mut_ptr(), max);
+            }
+        }
+    }
+}
+
+/// [`rows`] on AVX2 and FMA, each block of 16 outputs as two halves of 8.
+///
+/// # Safety
+/// AVX2 and FMA; `out` as [`plane`]'s.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_avx2(
+    call: &Depthwise<'_>,
+    layout: &Layout,
+    parts: &PlaneParts<'_>,
+    padded: &[f32],
+    row_max: &[f32],
+    out: *mut f32,
+) -> bool {
+    let [h_out, w_out] = call.out_size;
+    let (pitch, max_pitch) = (layout.pitch, layout.blocks * LANES);
+    assert!(padded.len() >= layout.rows * pitch && row_max.len() >= layout.rows * max_pitch);
+    assert!(parts.weights.len() == TAPS);
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let largest = _mm256_set1_ps(f32::MAX);
+    // Lanes whose output is NaN or ±inf: `|y| ≤ f32::MAX` is false for exactly those.
+    let mut non_finite = _mm256_setzero_ps();
+    let mut weights = [_mm256_setzero_ps(); TAPS];
+    for (w, &value) in weights.iter_mut().zip(parts.weights) {
+        *w = _mm256_set1_ps(value);
+    }
+    let w_scale = _mm256_set1_ps(parts.w_scales[0]);
+    let bias = parts.bias.map(|bias| _mm256_set1_ps(bias[0]));
+    let (int8_max, epsilon) = (_mm256_set1_ps(INT8_MAX), _mm256_set1_ps(ABS_MAX_EPSILON));
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    for oy in 0..h_out {
+        let top_row = padded[oy * pitch..].as_ptr();
+        let maxima = row_max[oy * max_pitch..].as_ptr();
+        let out_row = out.wrapping_add(oy * w_out);
+        for c in (0..w_out).step_by(8) {
+            // SAFETY: rows `oy..oy + 3` of both buffers exist (`layout.rows = h_out + 2`);
+            // columns `c .. c + 10` of a padded row and `c .. c + 8` of a maxima row are inside
+            // them (`c < w_out ≤ 16 · blocks`); the store covers outputs `c..` of row `oy` that
+            // exist (the mask keeps the last eight's to `w_out`).
+            unsafe {
+                let amax = _mm256_max_ps(
+                    _mm256_max_ps(
+                        _mm256_loadu_ps(maxima.add(c)),
+                        _mm256_loadu_ps(maxima.add(max_pitch + c)),
+                    ),
+                    _mm256_loadu_ps(maxima.add(2 * max_pitch + c)),
+                );
+                let scale = _mm256_div_ps(int8_max, _mm256_add_ps(amax, epsilon));
+                // Two chains of multiply-adds (the sums are exact in any order).
+                let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                for (t, &w) in weights.iter().enumerate() {
+                    let value = _mm256_loadu_ps(top_row.add((t / 3) * pitch + c + t % 3));
+                    let q = _mm256_round_ps::<NEAREST>(_mm256_mul_ps(value, scale));
+                    if t % 2 == 0 {
+                        even = _mm256_fmadd_ps(q, w, even);
+                    } else {
+                        odd = _mm256_fmadd_ps(q, w, odd);
+                    }
+                }
+                let acc = _mm256_add_ps(even, odd);
+                let mut y = _mm256_div_ps(acc, _mm256_mul_ps(scale, w_scale));
+                if let Some(bias) = bias {
+                    y = _mm256_add_ps(y, bias);
+                }
+                let valid = _mm256_cmpgt_epi32(_mm256_set1_epi32((w_out - c) as i32), lane);
+                let bad = _mm256_cmp_ps::<_CMP_NLE_UQ>(_mm256_and_ps(magnitude, y), largest);
+                non_finite =
+                    _mm256_or_ps(non_finite, _mm256_and_ps(bad, _mm256_castsi256_ps(valid)));
+                if c + 8 <= w_out {
+                    _mm256_storeu_ps(out_row.add(c), y);
+                } else {
+                    _mm256_maskstore_ps(out_row.add(c), valid, y);
+                }
+            }
+        }
+    }
+    _mm256_movemask_ps(non_finite) == 0
 }
 
 /// The AVX-512 steps in plain Rust: the same IEEE operations on arrays of 16 lanes, which the
