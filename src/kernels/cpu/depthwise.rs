@@ -229,12 +229,21 @@ fn plane_on(
             // sets, while function items passed on run through `Fn::call` shims compiled for
             // baseline x86-64, where rounding is a `rintf` call per value (27× slower than
             // Burn's float convolution, measured).
-            // SAFETY: this function runs only where AVX2 is (see below); the plan's pieces
-            // read inside every plane (`Plan::new`).
-            let fill = |taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], sx| unsafe {
-                x86::fill_avx2(taps, pieces, input, sx)
-            };
             let compute = |block: &Block<'_>, out: &mut [f32]| block_portable(block, out);
+            if sx == 1 {
+                // SAFETY: this function runs only where AVX2 is (see below); the plan's pieces
+                // read inside every plane (`Plan::new`).
+                let fill = |taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], _| unsafe {
+                    x86::fill_avx2(taps, pieces, input)
+                };
+                return plane(sx, plan, parts, taps, out, fill, compute);
+            }
+            // Other strides keep the scalar fill (a masked gather was 1.2–1.7× slower on Zen 3:
+            // `dw3x3s2_576@14` 136 → 233 µs); each fill is its own instance of `plane`, so the
+            // scalar one stays as tight as before.
+            let fill = |taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32], sx| {
+                fill_portable(taps, pieces, input, sx)
+            };
             plane(sx, plan, parts, taps, out, fill, compute)
         }
         match isa {
@@ -447,23 +456,14 @@ mod x86 {
         }
     }
 
-    /// [`super::fill_portable`] on AVX2: per half of 8 lanes, a masked load (`vmaskmovps`,
-    /// which reads no masked-off lane) when the column stride is 1; other strides lane by lane
-    /// (a masked gather was 1.2–1.7× slower on Zen 3: `dw3x3s2_576@14` 136 → 233 µs).
+    /// [`super::fill_portable`] on AVX2 for column stride 1: per half of 8 lanes, a masked load
+    /// (`vmaskmovps`, which reads no masked-off lane).
     ///
     /// # Safety
     /// AVX2; every piece reads inside `input` (`Plan::new` checks it for a plane).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(super) unsafe fn fill_avx2(
-        taps: &mut [[f32; LANES]],
-        pieces: &[Piece],
-        input: &[f32],
-        sx: usize,
-    ) {
-        if sx != 1 {
-            return super::fill_portable(taps, pieces, input, sx);
-        }
+    pub(super) unsafe fn fill_avx2(taps: &mut [[f32; LANES]], pieces: &[Piece], input: &[f32]) {
         let lanes = [
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
             _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15),
