@@ -485,10 +485,10 @@ pub(super) unsafe fn pack_avx2(
         }
     };
     for q in 0..quads {
-        for h in 0..2 {
+        for (h, &half_scale) in scale.iter().enumerate() {
             let mut integers = [_mm256_setzero_si256(); 4];
             for (kk, integer) in integers.iter_mut().enumerate().take(k - 4 * q) {
-                let v = _mm256_mul_ps(load(offsets[4 * q + kk], h), scale[h]);
+                let v = _mm256_mul_ps(load(offsets[4 * q + kk], h), half_scale);
                 *integer = _mm256_cvtps_epi32(_mm256_round_ps::<NEAREST>(v));
             }
             // Values are within ±127: the packs never saturate.
