@@ -324,27 +324,31 @@ impl<'a> OutputStores<'a> {
                 return _mm256_storeu_ps(first, y);
             }
             for run in self.runs {
-                let (start, end) = (run.start.max(8 * h), run.end.min(8 * h + 8));
-                if start >= end {
+                let Some(mask) = run_half_mask(run, h) else {
                     continue;
-                }
+                };
                 let first = (run.base + channel) as isize - run.start as isize;
                 let at = out.wrapping_offset(first + 8 * h as isize);
-                _mm256_maskstore_ps(at, half_mask(start - 8 * h, end - 8 * h), y);
+                _mm256_maskstore_ps(at, mask, y);
             }
         }
     }
 }
 
-/// The lanes `start..end` of 8 as an AVX mask (sign bits).
+/// The lanes of `run` in half `h` (lanes `8h..8h + 8`) as an AVX mask (sign bits), `None`
+/// when the run has none there.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn half_mask(start: usize, end: usize) -> __m256i {
+fn run_half_mask(run: &Run, h: usize) -> Option<__m256i> {
+    let (start, end) = (run.start.max(8 * h), run.end.min(8 * h + 8));
+    if start >= end {
+        return None;
+    }
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    _mm256_and_si256(
-        _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(start as i32 - 1)),
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(end as i32), lane),
-    )
+    Some(_mm256_and_si256(
+        _mm256_cmpgt_epi32(lane, _mm256_set1_epi32((start - 8 * h) as i32 - 1)),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((end - 8 * h) as i32), lane),
+    ))
 }
 
 /// `conv_sample::pack_portable` on AVX-512: each quad's four `k` are 16 bytes each (one per
@@ -456,14 +460,7 @@ pub(super) unsafe fn pack_avx2(
     let mut masks = [(0isize, [_mm256_setzero_si256(); 2]); LANES];
     if !whole {
         for (mask, run) in masks.iter_mut().zip(runs) {
-            let half = |h: usize| {
-                let (start, end) = (run.start.max(8 * h), run.end.min(8 * h + 8));
-                if start < end {
-                    half_mask(start - 8 * h, end - 8 * h)
-                } else {
-                    _mm256_setzero_si256()
-                }
-            };
+            let half = |h: usize| run_half_mask(run, h).unwrap_or(_mm256_setzero_si256());
             *mask = (run.base as isize - run.start as isize, [half(0), half(1)]);
         }
     }
